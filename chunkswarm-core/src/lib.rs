@@ -1,0 +1,23 @@
+//! The transport-agnostic core of chunkswarm.
+//!
+//! chunkswarm fetches a large media file in pieces from other peers over WebRTC
+//! data channels, falls back to HTTP range requests against a web seed, and
+//! verifies every piece by hash. This crate holds everything that does not touch
+//! the network, so the browser and native adapters share it unchanged:
+//!
+//! - [`metainfo`]: BitTorrent v1 `.torrent` files, parsed and created, with
+//!   the infohash computed over the info dictionary exactly as received.
+//! - [`layout`]: piece and 16 KiB block geometry, with indices that are in range
+//!   by construction.
+//! - [`piece_map`]: the compact bitfield in BEP 3 bit order and per-piece
+//!   availability counts that the piece picker reads.
+//! - [`wire`]: the BitTorrent peer wire protocol (BEP 3, the BEP 6 fast
+//!   extension, BEP 10 extended messages passed through) as a streaming codec
+//!   that takes bytes split anywhere and bounds every length before it allocates.
+//!
+//! Every parser here returns a typed error on bad input and never panics.
+
+pub mod layout;
+pub mod metainfo;
+pub mod piece_map;
+pub mod wire;
