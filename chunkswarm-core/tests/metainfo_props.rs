@@ -1,5 +1,6 @@
 //! The metainfo parser on hostile input: garbage and mutated torrents give a
 //! value or a typed error, never a panic; created torrents round-trip.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chunkswarm_core::metainfo::{Metainfo, TorrentBuilder};
 use proptest::prelude::*;

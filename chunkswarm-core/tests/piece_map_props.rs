@@ -1,5 +1,6 @@
 //! Bitfield algebra laws and availability bookkeeping, checked against a
 //! `BTreeSet` model.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
 

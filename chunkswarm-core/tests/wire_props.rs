@@ -1,6 +1,7 @@
 //! Property tests of the peer wire codec: round trips under any split,
 //! garbage never panics or overgrows the buffer, and bounds are enforced
 //! from the header alone.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::{Bytes, BytesMut};
 use chunkswarm_core::wire::{
