@@ -19,5 +19,10 @@
 
 pub mod layout;
 pub mod metainfo;
+pub mod pick;
 pub mod piece_map;
+pub mod rate;
+pub mod retry;
+mod rng;
+pub mod swarm;
 pub mod wire;

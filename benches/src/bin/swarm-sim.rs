@@ -1,0 +1,77 @@
+//! Runs one simulated swarm scenario and prints its report.
+//!
+//! ```text
+//! swarm-sim --scenario NAME [--seed N] [--peers N] [--size-mib N] [--json]
+//! ```
+#![allow(clippy::print_stdout)]
+
+use std::process::ExitCode;
+
+use chunkswarm_benches::sim::{Params, SCENARIOS, Simulation};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match parse(&args) {
+        Ok((params, json)) => {
+            let report = Simulation::new(params).run();
+            if json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => {
+                        eprintln!("swarm-sim: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                println!("{report:#?}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("swarm-sim: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse(args: &[String]) -> Result<(Params, bool), String> {
+    let usage = format!(
+        "usage: swarm-sim --scenario {{{}}} [--seed N] [--peers N] [--size-mib N] [--json]",
+        SCENARIOS.join("|")
+    );
+    let mut scenario = None;
+    let mut seed = 1u64;
+    let mut peers = None;
+    let mut size = None;
+    let mut json = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut number = |name: &str| -> Result<u64, String> {
+            let value = it
+                .next()
+                .ok_or_else(|| format!("{name} needs a value\n{usage}"))?;
+            value
+                .parse()
+                .map_err(|_| format!("{name}: {value:?} is not a number"))
+        };
+        match arg.as_str() {
+            "--scenario" => scenario = it.next().cloned(),
+            "--seed" => seed = number("--seed")?,
+            "--peers" => peers = Some(number("--peers")? as usize),
+            "--size-mib" => size = Some(number("--size-mib")?),
+            "--json" => json = true,
+            "-h" | "--help" => return Err(usage),
+            other => return Err(format!("unexpected argument {other:?}\n{usage}")),
+        }
+    }
+    let name = scenario.ok_or_else(|| usage.clone())?;
+    let mut params = Params::scenario(&name, seed)
+        .ok_or_else(|| format!("unknown scenario {name:?}\n{usage}"))?;
+    if let Some(peers) = peers {
+        params.peers = peers;
+    }
+    if let Some(mib) = size {
+        params.file_bytes = mib << 20;
+    }
+    Ok((params, json))
+}

@@ -1,0 +1,186 @@
+//! The JSON report of a run.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::Simulation;
+
+/// p50, p95 and max of a set of durations, in seconds.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Summary {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Summary {
+    fn of(mut values: Vec<f64>) -> Option<Self> {
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+        Some(Self {
+            p50: at(0.5),
+            p95: at(0.95),
+            max: at(1.0),
+        })
+    }
+}
+
+/// What a run measured. Byte counts are summed over the swarm's peers (the
+/// HTTP-only reference viewer excluded).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed.
+    pub seed: u64,
+    /// Peers that took part (joined, whether or not they left).
+    pub peers: usize,
+    /// Content length.
+    pub file_bytes: u64,
+    /// Verified bytes peers received from peers.
+    pub p2p_bytes: u64,
+    /// Verified bytes peers received from the origin.
+    pub http_bytes: u64,
+    /// p2p / (p2p + http).
+    pub offload: f64,
+    /// (N-1)/N: the best offload when each byte must leave the origin once.
+    pub offload_ceiling: f64,
+    /// Bytes the origin sent, in files.
+    pub origin_bytes_per_file: f64,
+    /// Join-to-complete time of peers that completed.
+    pub completion_s: Option<Summary>,
+    /// Lower bound on distribution time: max(F/u_origin, F/d_min, N F/(u_origin + sum u_peers)).
+    pub fluid_bound_s: f64,
+    /// Join-to-first-playable-piece time of streaming viewers.
+    pub startup_s: Option<Summary>,
+    /// Total playback stall of streaming viewers.
+    pub stall_s: Option<Summary>,
+    /// Startup of the HTTP-only reference viewer.
+    pub http_only_startup_s: Option<f64>,
+    /// Peers that stayed but did not complete within the time limit.
+    pub incomplete: usize,
+    /// Peers that corrupt blocks.
+    pub corrupt_peers: usize,
+    /// Honest peers banned by anyone.
+    pub banned_honest: usize,
+    /// Corrupt peers banned by at least one peer.
+    pub banned_corrupt: usize,
+    /// Bytes handed to a store that did not match the content.
+    pub unverified_bytes_delivered: u64,
+    /// HTTP range requests made.
+    pub origin_requests: u64,
+    /// Virtual time the run took.
+    pub virtual_s: f64,
+    /// Wall-clock time the run took.
+    pub wall_s: f64,
+}
+
+pub(super) fn build(sim: &Simulation, wall: Duration) -> Report {
+    let params = &sim.params;
+    let swarm_peers: Vec<usize> = (0..sim.peers.len())
+        .filter(|&i| {
+            !sim.peers[i].isolated
+                && (sim.peers[i].swarm.is_some() || sim.peers[i].left_at.is_some())
+        })
+        .collect();
+    let now = sim.instant();
+    let (mut p2p, mut http) = (0u64, 0u64);
+    for &i in &swarm_peers {
+        if let Some(swarm) = &sim.peers[i].swarm {
+            let stats = swarm.stats(now);
+            p2p += stats.p2p_bytes;
+            http += stats.http_bytes;
+        }
+    }
+    let completion: Vec<f64> = swarm_peers
+        .iter()
+        .filter_map(|&i| {
+            let peer = &sim.peers[i];
+            peer.completed_at
+                .map(|at| (at - peer.joins_at).as_secs_f64())
+        })
+        .collect();
+    let viewers: Vec<usize> = swarm_peers
+        .iter()
+        .copied()
+        .filter(|&i| sim.peers[i].viewer.is_some())
+        .collect();
+    let startup: Vec<f64> = viewers
+        .iter()
+        .filter_map(|&i| {
+            let peer = &sim.peers[i];
+            let started = peer.viewer.as_ref()?.started_at?;
+            Some((started - peer.joins_at).as_secs_f64())
+        })
+        .collect();
+    let stalls: Vec<f64> = viewers
+        .iter()
+        .filter_map(|&i| Some(sim.peers[i].viewer.as_ref()?.stalled.as_secs_f64()))
+        .collect();
+    let http_only_startup_s = sim
+        .peers
+        .iter()
+        .find(|p| p.isolated)
+        .and_then(|p| Some((p.viewer.as_ref()?.started_at? - p.joins_at).as_secs_f64()));
+    let corrupt: Vec<usize> = swarm_peers
+        .iter()
+        .copied()
+        .filter(|&i| sim.peers[i].corrupt)
+        .collect();
+    let banned: std::collections::BTreeSet<usize> = sim.bans.iter().map(|(_, b)| *b).collect();
+    let n = swarm_peers.len().max(1) as f64;
+    let f = params.file_bytes as f64;
+    let fluid_bound_s = (f / params.origin_up)
+        .max(f / params.peer_down)
+        .max(n * f / (params.origin_up + n * params.peer_up));
+    let origin_sent = sim
+        .net
+        .sent
+        .get(&super::net::Endpoint::Origin)
+        .copied()
+        .unwrap_or(0);
+    let origin_reference = sim
+        .peers
+        .iter()
+        .filter(|p| p.isolated)
+        .filter_map(|p| p.swarm.as_ref().map(|s| s.stats(now).http_bytes_received))
+        .sum::<u64>();
+    Report {
+        scenario: params.name.clone(),
+        seed: params.seed,
+        peers: swarm_peers.len(),
+        file_bytes: params.file_bytes,
+        p2p_bytes: p2p,
+        http_bytes: http,
+        offload: if p2p + http == 0 {
+            0.0
+        } else {
+            p2p as f64 / (p2p + http) as f64
+        },
+        offload_ceiling: (n - 1.0) / n,
+        origin_bytes_per_file: origin_sent.saturating_sub(origin_reference) as f64 / f,
+        completion_s: Summary::of(completion),
+        fluid_bound_s,
+        startup_s: Summary::of(startup),
+        stall_s: Summary::of(stalls),
+        http_only_startup_s,
+        incomplete: swarm_peers
+            .iter()
+            .filter(|&&i| sim.peers[i].left_at.is_none() && sim.peers[i].completed_at.is_none())
+            .count(),
+        corrupt_peers: corrupt.len(),
+        banned_honest: banned.iter().filter(|b| !sim.peers[**b].corrupt).count(),
+        banned_corrupt: banned.iter().filter(|b| sim.peers[**b].corrupt).count(),
+        unverified_bytes_delivered: sim.unverified_bytes_delivered,
+        origin_requests: sim.origin_requests,
+        virtual_s: sim.now.as_secs_f64(),
+        wall_s: wall.as_secs_f64(),
+    }
+}

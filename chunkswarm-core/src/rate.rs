@@ -1,0 +1,131 @@
+//! Transfer-rate estimation and rate limiting on caller-supplied time.
+
+use std::time::Duration;
+
+use web_time::Instant;
+
+/// A decaying byte count: the rate is the bytes of roughly the last
+/// `window`, weighted towards the recent, per second. Exact for a steady flow.
+#[derive(Debug, Clone)]
+pub struct RateEstimator {
+    window: f64,
+    level: f64,
+    last: Option<Instant>,
+}
+
+impl RateEstimator {
+    /// An estimator averaging over about `window`.
+    pub fn new(window: Duration) -> Self {
+        Self {
+            window: window.as_secs_f64().max(1e-3),
+            level: 0.0,
+            last: None,
+        }
+    }
+
+    fn decay_to(&mut self, now: Instant) {
+        if let Some(last) = self.last {
+            let dt = now.saturating_duration_since(last).as_secs_f64();
+            self.level *= (-dt / self.window).exp();
+        }
+        self.last = Some(now);
+    }
+
+    /// Records `bytes` transferred at `now`.
+    pub fn record(&mut self, now: Instant, bytes: u64) {
+        self.decay_to(now);
+        self.level += bytes as f64;
+    }
+
+    /// Bytes per second as of `now`.
+    pub fn rate(&self, now: Instant) -> f64 {
+        let dt = self.last.map_or(0.0, |last| {
+            now.saturating_duration_since(last).as_secs_f64()
+        });
+        self.level * (-dt / self.window).exp() / self.window
+    }
+}
+
+/// A token bucket: `rate` bytes per second, bursting up to `burst` bytes.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Option<Instant>,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn new(bytes_per_second: u64, burst: u64) -> Self {
+        Self {
+            rate: bytes_per_second as f64,
+            burst: burst.max(1) as f64,
+            tokens: burst.max(1) as f64,
+            last: None,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        if let Some(last) = self.last {
+            let dt = now.saturating_duration_since(last).as_secs_f64();
+            self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        }
+        self.last = Some(now);
+    }
+
+    /// Takes `bytes` if the bucket holds them.
+    pub fn try_take(&mut self, now: Instant, bytes: u64) -> bool {
+        self.refill(now);
+        if self.tokens >= bytes as f64 {
+            self.tokens -= bytes as f64;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// When `bytes` will be available, if they are not now.
+    pub fn ready_at(&self, now: Instant, bytes: u64) -> Instant {
+        let have = self.tokens
+            + self.last.map_or(0.0, |last| {
+                now.saturating_duration_since(last).as_secs_f64() * self.rate
+            });
+        let missing = bytes as f64 - have.min(self.burst);
+        if missing <= 0.0 || self.rate <= 0.0 {
+            return now;
+        }
+        now + Duration::from_secs_f64(missing / self.rate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steady_flow_converges_to_its_rate() {
+        let start = Instant::now();
+        let mut rate = RateEstimator::new(Duration::from_secs(2));
+        for ms in (0..20_000).step_by(10) {
+            rate.record(start + Duration::from_millis(ms), 1_000);
+        }
+        let r = rate.rate(start + Duration::from_millis(20_000));
+        assert!((r - 100_000.0).abs() < 3_000.0, "{r}");
+        let later = rate.rate(start + Duration::from_secs(40));
+        assert!(later < 1_000.0, "{later}");
+    }
+
+    #[test]
+    fn bucket_limits_and_refills() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(1_000, 500);
+        assert!(bucket.try_take(start, 500));
+        assert!(!bucket.try_take(start, 100));
+        assert_eq!(
+            bucket.ready_at(start, 100),
+            start + Duration::from_millis(100)
+        );
+        assert!(bucket.try_take(start + Duration::from_millis(100), 100));
+    }
+}

@@ -1,0 +1,143 @@
+//! How a swarm behaves: limits, upload policy, HTTP use, streaming.
+
+use std::time::Duration;
+
+use crate::pick::Strategy;
+
+/// How much the HTTP origin may be used beyond what the rules require.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum OriginBudget {
+    /// No limit beyond the in-flight cap.
+    #[default]
+    Unlimited,
+    /// At most this many origin bytes per second (averaged by a token bucket
+    /// holding two pieces), playback rescues included.
+    MaxBytesPerSecond(u64),
+    /// Keep the share of bytes received from peers at or above this fraction
+    /// (0.0–1.0). Playback rescues and pieces no peer can supply may exceed it.
+    TargetP2pShare(f64),
+}
+
+/// When and how the HTTP web seed is used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConfig {
+    /// Whether there is a web seed at all.
+    pub enabled: bool,
+    /// HTTP range requests in flight at once.
+    pub max_in_flight: usize,
+    /// The spending limit.
+    pub budget: OriginBudget,
+    /// Fetch the first wanted piece (the playhead's when streaming) from HTTP
+    /// at once, for a fast start.
+    pub first_piece_from_http: bool,
+    /// When fewer block requests than this are outstanding to peers, the
+    /// download is starving and pieces no connected peer holds go to HTTP.
+    pub starving_below_blocks: u32,
+    /// How long after start, or after the last peer left, before pieces that
+    /// no peer holds are fetched over HTTP: time for peers to arrive.
+    pub patience: Duration,
+    /// How long the peer pipeline must starve before HTTP also takes pieces
+    /// that a neighbour ranks higher for (and so should fetch itself), or any
+    /// piece when no peer will serve us.
+    pub starving_fallback: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_in_flight: 2,
+            budget: OriginBudget::Unlimited,
+            first_piece_from_http: false,
+            starving_below_blocks: 16,
+            patience: Duration::from_secs(2),
+            starving_fallback: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The playback window used by the streaming strategy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamingConfig {
+    /// Seconds of content ahead of the playhead that are fetched strictly in order.
+    pub window: Duration,
+    /// A window piece whose deadline is closer than this and is not yet
+    /// verified is fetched from HTTP (racing the peers).
+    pub rescue_margin: Duration,
+}
+
+impl Default for StreamingConfig {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(20),
+            rescue_margin: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Everything a [`Swarm`](super::Swarm) can be told at creation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SwarmConfig {
+    /// Our 20-byte peer id, sent in handshakes.
+    pub peer_id: [u8; 20],
+    /// Seed of the swarm's random choices (tie-breaks, optimistic unchokes):
+    /// the same seed and inputs give the same outputs.
+    pub rng_seed: u64,
+    /// Piece order.
+    pub strategy: Strategy,
+    /// Connections beyond this are closed after the handshake.
+    pub max_peers: usize,
+    /// Peers unchoked for their upload to us (tit-for-tat), besides the optimistic one.
+    pub upload_slots: usize,
+    /// How often the unchoke set is recomputed.
+    pub rechoke_interval: Duration,
+    /// How often the optimistic unchoke moves to another peer.
+    pub optimistic_unchoke_interval: Duration,
+    /// Upload limit in bytes per second, if any.
+    pub upload_rate_limit: Option<u64>,
+    /// Seconds of transfer at a peer's measured rate to keep requested from it.
+    pub request_queue_time: Duration,
+    /// Fewest block requests kept outstanding to an unchoking peer.
+    pub min_request_queue: u32,
+    /// Most block requests kept outstanding to one peer.
+    pub max_request_queue: u32,
+    /// Most block requests accepted from one peer before it is disconnected.
+    pub max_incoming_requests: usize,
+    /// Verified pieces kept in memory to serve peers without a store read.
+    pub piece_cache: usize,
+    /// HTTP origin use.
+    pub http: HttpConfig,
+    /// Streaming window.
+    pub streaming: StreamingConfig,
+    /// How often periodic work (timeouts, choking, progress events) runs.
+    pub tick: Duration,
+    /// A keep-alive is sent after this long without sending anything.
+    pub keepalive_interval: Duration,
+    /// A peer silent for this long is disconnected.
+    pub peer_idle_timeout: Duration,
+}
+
+impl Default for SwarmConfig {
+    fn default() -> Self {
+        Self {
+            peer_id: *b"-CS0001-000000000000",
+            rng_seed: 0,
+            strategy: Strategy::RarestFirst,
+            max_peers: 64,
+            upload_slots: 8,
+            rechoke_interval: Duration::from_secs(10),
+            optimistic_unchoke_interval: Duration::from_secs(30),
+            upload_rate_limit: None,
+            request_queue_time: Duration::from_secs(1),
+            min_request_queue: 4,
+            max_request_queue: 256,
+            max_incoming_requests: 512,
+            piece_cache: 16,
+            http: HttpConfig::default(),
+            streaming: StreamingConfig::default(),
+            tick: Duration::from_millis(250),
+            keepalive_interval: Duration::from_secs(60),
+            peer_idle_timeout: Duration::from_secs(180),
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! Requesting blocks: started pieces first, then the picker's choice, then
+//! endgame duplicates; timeouts and releases put blocks back in play.
+
+use web_time::Instant;
+
+use super::peer::Outstanding;
+use super::{CloseReason, Event, HttpRequestId, PeerKey, PieceState, Source, Swarm};
+use crate::layout::{BLOCK_SIZE, Block, PieceIndex};
+use crate::pick::PeerView;
+use crate::wire::{BlockRequest, Message};
+
+/// Consecutive timeouts after which a peer is disconnected.
+const MAX_PEER_FAILURES: u32 = 6;
+
+/// One block of a piece being fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BlockSlot {
+    Missing,
+    /// Asked of `by`; in endgame also of `also`.
+    Requested {
+        by: PeerKey,
+        also: Option<PeerKey>,
+    },
+    Received(Source),
+}
+
+/// A piece being assembled.
+#[derive(Debug)]
+pub(super) struct PartialPiece {
+    pub(super) data: Vec<u8>,
+    pub(super) blocks: Vec<BlockSlot>,
+    pub(super) received: u32,
+    /// Only this peer may fill it (it is on parole).
+    pub(super) exclusive: Option<PeerKey>,
+    /// The whole piece is being fetched over HTTP.
+    pub(super) http: Option<HttpRequestId>,
+}
+
+impl PartialPiece {
+    pub(super) fn new(len: u32, blocks: u32) -> Self {
+        Self {
+            data: vec![0; len as usize],
+            blocks: vec![BlockSlot::Missing; blocks as usize],
+            received: 0,
+            exclusive: None,
+            http: None,
+        }
+    }
+
+    fn is_untouched(&self) -> bool {
+        self.http.is_none() && self.blocks.iter().all(|b| *b == BlockSlot::Missing)
+    }
+
+    /// Whether `peer` may take blocks of this piece.
+    fn open_to(&self, peer: PeerKey, on_parole: bool) -> bool {
+        self.http.is_none()
+            && match self.exclusive {
+                Some(owner) => owner == peer,
+                None => !on_parole || self.received == 0 && self.is_untouched(),
+            }
+    }
+}
+
+impl Swarm {
+    /// Blocks to keep requested from a peer: its rate times the queue time
+    /// (plus a round trip), within the configured bounds.
+    fn queue_depth(&self, now: Instant, key: PeerKey) -> usize {
+        let Some(peer) = self.peers.get(&key) else {
+            return 0;
+        };
+        let horizon = self.config.request_queue_time + peer.rtt.unwrap_or_default();
+        let blocks = peer.download.rate(now) * horizon.as_secs_f64() / f64::from(BLOCK_SIZE);
+        let depth = (blocks.ceil() as u32).clamp(
+            self.config.min_request_queue,
+            self.config.max_request_queue.max(1),
+        );
+        depth as usize
+    }
+
+    pub(super) fn fill_all_requests(&mut self, now: Instant) {
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        if keys.is_empty() {
+            return;
+        }
+        // Rotate who goes first so no peer is always served last.
+        let start = self.rng.below(keys.len() as u64) as usize;
+        for key in keys[start..].iter().chain(&keys[..start]) {
+            self.fill_requests(now, *key);
+        }
+    }
+
+    /// Tops up the peer's request queue.
+    pub(super) fn fill_requests(&mut self, now: Instant, key: PeerKey) {
+        if self.paused || self.completed {
+            return;
+        }
+        let Some(peer) = self.peers.get(&key) else {
+            return;
+        };
+        if !peer.can_request(now) {
+            return;
+        }
+        let depth = self.queue_depth(now, key);
+        let mut room = depth.saturating_sub(peer.outstanding.len());
+        if room == 0 {
+            return;
+        }
+        let mut chosen: Vec<Block> = Vec::new();
+        self.continue_partials(key, &mut room, &mut chosen);
+        while room > 0 {
+            let Some(piece) = self.pick_new_piece(key) else {
+                break;
+            };
+            self.start_piece(key, piece);
+            self.continue_partial(key, piece, &mut room, &mut chosen);
+        }
+        if room > 0 && chosen.is_empty() && !self.has_missing_blocks() {
+            self.endgame(key, &mut room, &mut chosen);
+        }
+        self.send_requests(now, key, &chosen);
+    }
+
+    fn continue_partials(&mut self, key: PeerKey, room: &mut usize, chosen: &mut Vec<Block>) {
+        let pieces: Vec<PieceIndex> = self.partials.keys().copied().collect();
+        for piece in pieces {
+            if *room == 0 {
+                return;
+            }
+            self.continue_partial(key, piece, room, chosen);
+        }
+    }
+
+    /// Requests missing blocks of one started piece, if the peer may take them.
+    fn continue_partial(
+        &mut self,
+        key: PeerKey,
+        piece: PieceIndex,
+        room: &mut usize,
+        chosen: &mut Vec<Block>,
+    ) {
+        let Some(peer) = self.peers.get(&key) else {
+            return;
+        };
+        let Some(partial) = self.partials.get_mut(&piece) else {
+            return;
+        };
+        if !peer.has_piece(piece) || !partial.open_to(key, peer.on_parole) {
+            return;
+        }
+        if peer.on_parole {
+            partial.exclusive = Some(key);
+        }
+        for (index, slot) in partial.blocks.iter_mut().enumerate() {
+            if *room == 0 {
+                return;
+            }
+            if *slot == BlockSlot::Missing {
+                if let Some(block) = self.layout.block_at(piece, index as u32) {
+                    *slot = BlockSlot::Requested {
+                        by: key,
+                        also: None,
+                    };
+                    chosen.push(block);
+                    *room -= 1;
+                }
+            }
+        }
+    }
+
+    fn pick_new_piece(&mut self, key: PeerKey) -> Option<PieceIndex> {
+        let peer = self.peers.get(&key)?;
+        let view = PeerView {
+            has: &peer.has,
+            is_seed: peer.is_seed,
+        };
+        let (partials, have) = (&self.partials, &self.have);
+        self.picker.pick(view, &mut |p| {
+            !have.contains(p) && !partials.contains_key(&p)
+        })
+    }
+
+    pub(super) fn start_piece(&mut self, key: PeerKey, piece: PieceIndex) {
+        let partial =
+            PartialPiece::new(self.layout.piece_len(piece), self.layout.block_count(piece));
+        self.partials.insert(piece, partial);
+        self.emit(Event::Piece {
+            piece,
+            state: PieceState::Requested(Source::Peer(key)),
+        });
+    }
+
+    fn has_missing_blocks(&self) -> bool {
+        self.partials
+            .values()
+            .any(|p| p.http.is_none() && p.blocks.contains(&BlockSlot::Missing))
+    }
+
+    /// Every wanted block is requested: ask this peer too for blocks others
+    /// are fetching, first come first kept; the loser is cancelled.
+    fn endgame(&mut self, key: PeerKey, room: &mut usize, chosen: &mut Vec<Block>) {
+        let Some(peer) = self.peers.get(&key) else {
+            return;
+        };
+        if peer.on_parole {
+            return;
+        }
+        for (&piece, partial) in self.partials.iter_mut() {
+            if !peer.has_piece(piece) || partial.exclusive.is_some() {
+                continue;
+            }
+            for (index, slot) in partial.blocks.iter_mut().enumerate() {
+                if *room == 0 {
+                    return;
+                }
+                if let BlockSlot::Requested { by, also: None } = *slot {
+                    if by != key {
+                        if let Some(block) = self.layout.block_at(piece, index as u32) {
+                            *slot = BlockSlot::Requested {
+                                by,
+                                also: Some(key),
+                            };
+                            chosen.push(block);
+                            *room -= 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn send_requests(&mut self, now: Instant, key: PeerKey, blocks: &[Block]) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if peer.outstanding.is_empty() && !blocks.is_empty() {
+            peer.progress_at = now;
+        }
+        let messages: Vec<Message> = blocks
+            .iter()
+            .map(|block| {
+                peer.outstanding.push(Outstanding {
+                    block: *block,
+                    sent_at: now,
+                });
+                Message::Request(request_of(*block))
+            })
+            .collect();
+        self.send(now, key, &messages);
+    }
+
+    /// The peer will not deliver this block: make it available to others.
+    pub(super) fn release_block(&mut self, key: PeerKey, block: Block) {
+        let Some(partial) = self.partials.get_mut(&block.piece()) else {
+            return;
+        };
+        let Some(slot) = partial.blocks.get_mut(block.index_in_piece() as usize) else {
+            return;
+        };
+        *slot = match *slot {
+            BlockSlot::Requested { by, also } if by == key => match also {
+                Some(other) => BlockSlot::Requested {
+                    by: other,
+                    also: None,
+                },
+                None => BlockSlot::Missing,
+            },
+            BlockSlot::Requested { by, also: Some(k) } if k == key => {
+                BlockSlot::Requested { by, also: None }
+            }
+            other => other,
+        };
+        if partial.is_untouched() {
+            if partial.exclusive == Some(key) {
+                partial.exclusive = None;
+            }
+            if partial.received == 0 {
+                self.partials.remove(&block.piece());
+                self.emit(Event::Piece {
+                    piece: block.piece(),
+                    state: PieceState::Missing,
+                });
+            }
+        }
+    }
+
+    /// A peer is gone: pieces reserved for it open up to everyone, and if it
+    /// was banned the blocks it supplied are thrown away.
+    pub(super) fn forget_contributions(&mut self, key: PeerKey, discard_blocks: bool) {
+        let mut emptied = Vec::new();
+        for (&piece, partial) in self.partials.iter_mut() {
+            if partial.exclusive == Some(key) {
+                partial.exclusive = None;
+            }
+            if discard_blocks {
+                for slot in partial.blocks.iter_mut() {
+                    if *slot == BlockSlot::Received(Source::Peer(key)) {
+                        *slot = BlockSlot::Missing;
+                        partial.received -= 1;
+                    }
+                }
+                if partial.received == 0 && partial.is_untouched() {
+                    emptied.push(piece);
+                }
+            }
+        }
+        for piece in emptied {
+            self.partials.remove(&piece);
+            self.emit(Event::Piece {
+                piece,
+                state: PieceState::Missing,
+            });
+        }
+    }
+
+    pub(super) fn note_attempt_failed(&mut self, piece: PieceIndex) {
+        *self.attempts.entry(piece).or_default() += 1;
+    }
+
+    /// A block arrived from a peer.
+    pub(super) fn block_received(&mut self, now: Instant, key: PeerKey, block: Block, data: &[u8]) {
+        let len = data.len() as u64;
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if let Some(i) = peer.outstanding.iter().position(|o| o.block == block) {
+            let outstanding = peer.outstanding.remove(i);
+            peer.sample_rtt(now.saturating_duration_since(outstanding.sent_at));
+        }
+        peer.download.record(now, len);
+        peer.progress_at = now;
+        peer.failures = 0;
+        self.p2p_rate.record(now, len);
+
+        let Some(partial) = self.partials.get_mut(&block.piece()) else {
+            return self.unsolicited_block(now, key, data.len());
+        };
+        let index = block.index_in_piece() as usize;
+        let slot = partial.blocks.get(index).copied();
+        let other = match slot {
+            None | Some(BlockSlot::Received(_)) => {
+                return self.unsolicited_block(now, key, data.len());
+            }
+            Some(BlockSlot::Requested { by, also }) => {
+                [Some(by), also].into_iter().flatten().find(|k| *k != key)
+            }
+            Some(BlockSlot::Missing) => None,
+        };
+        let begin = block.begin() as usize;
+        if let Some(target) = partial.data.get_mut(begin..begin + data.len()) {
+            target.copy_from_slice(data);
+        }
+        partial.blocks[index] = BlockSlot::Received(Source::Peer(key));
+        partial.received += 1;
+        let complete = partial.received as usize == partial.blocks.len();
+        if let Some(other) = other {
+            self.cancel_request(now, other, block);
+        }
+        if complete {
+            self.piece_complete(now, block.piece());
+        }
+    }
+
+    /// Withdraws our request of `block` from a peer.
+    pub(super) fn cancel_request(&mut self, now: Instant, key: PeerKey, block: Block) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let before = peer.outstanding.len();
+        peer.outstanding.retain(|o| o.block != block);
+        if peer.outstanding.len() != before {
+            self.send(now, key, &[Message::Cancel(request_of(block))]);
+        }
+    }
+
+    /// Peers whose queue made no progress within the policy's timeout lose
+    /// their requests to other sources and are backed off.
+    pub(super) fn check_peer_timeouts(&mut self, now: Instant) {
+        let expired: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.outstanding.is_empty())
+            .filter(|(_, p)| {
+                let timeout = self.retry.request_timeout(&p.source_stats(now), BLOCK_SIZE);
+                now.saturating_duration_since(p.progress_at) > timeout
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for key in expired {
+            let Some(peer) = self.peers.get_mut(&key) else {
+                continue;
+            };
+            let timed_out = std::mem::take(&mut peer.outstanding);
+            peer.failures += 1;
+            let failures = peer.failures;
+            peer.backoff_until = Some(now + self.retry.backoff(failures));
+            let cancels: Vec<Message> = timed_out
+                .iter()
+                .map(|o| Message::Cancel(request_of(o.block)))
+                .collect();
+            self.send(now, key, &cancels);
+            let mut pieces: Vec<PieceIndex> = timed_out.iter().map(|o| o.block.piece()).collect();
+            pieces.dedup();
+            for outstanding in timed_out {
+                self.release_block(key, outstanding.block);
+            }
+            pieces.into_iter().for_each(|p| self.note_attempt_failed(p));
+            if failures >= MAX_PEER_FAILURES {
+                self.drop_peer(now, key, CloseReason::Unresponsive, true);
+            }
+        }
+    }
+}
+
+pub(super) fn request_of(block: Block) -> BlockRequest {
+    BlockRequest {
+        index: block.piece().get(),
+        begin: block.begin(),
+        length: block.length(),
+    }
+}

@@ -1,0 +1,395 @@
+//! The HTTP web seed as a metered source.
+//!
+//! HTTP takes a piece only for a reason, checked in this order:
+//!
+//! 1. the fast start (the first piece, or the playhead's);
+//! 2. a playback deadline that peers are about to miss;
+//! 3. a piece whose peer attempts ran out (the retry policy decides);
+//! 4. while the peer pipeline is starving (fewer block requests outstanding
+//!    than `starving_below_blocks`), one piece at a time that no connected
+//!    peer holds. Among such pieces a peer takes only those it ranks highest
+//!    for among its neighbours (rendezvous hashing of peer id and piece), so
+//!    neighbours split the origin's pieces instead of fetching the same ones;
+//!    after `starving_fallback` of starving it takes any such piece, or any
+//!    piece at all when no peer will serve it.
+//!
+//! Reason 4 waits `patience` after start or after the last peer left. Reasons
+//! 3 and 4 respect the origin budget's P2P share; deadlines and the fast
+//! start may exceed it.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use web_time::Instant;
+
+use super::config::{OriginBudget, SwarmConfig};
+use super::download::{BlockSlot, PartialPiece};
+use super::{Event, HttpRequestId, Output, PieceState, Source, Swarm};
+use crate::layout::PieceIndex;
+use crate::pick::PeerView;
+use crate::piece_map::Bitfield;
+use crate::rate::TokenBucket;
+
+#[derive(Debug)]
+struct Fetch {
+    piece: PieceIndex,
+    deadline: Instant,
+    reason: Reason,
+}
+
+/// Requests in flight to the web seed and the state of the origin.
+#[derive(Debug)]
+pub(super) struct HttpState {
+    in_flight: BTreeMap<HttpRequestId, Fetch>,
+    next_id: u64,
+    failures: u32,
+    backoff_until: Option<Instant>,
+    bucket: Option<TokenBucket>,
+    patient_until: Instant,
+    fast_start_done: bool,
+    /// Since when fewer requests than the threshold are outstanding to peers.
+    starving_since: Option<Instant>,
+}
+
+impl HttpState {
+    pub(super) fn new(now: Instant, config: &SwarmConfig) -> Self {
+        let bucket = match config.http.budget {
+            OriginBudget::MaxBytesPerSecond(rate) => Some(TokenBucket::new(rate, 2 << 20)),
+            _ => None,
+        };
+        Self {
+            in_flight: BTreeMap::new(),
+            next_id: 0,
+            failures: 0,
+            backoff_until: None,
+            bucket,
+            patient_until: now + config.http.patience,
+            fast_start_done: !config.http.first_piece_from_http,
+            starving_since: None,
+        }
+    }
+
+    pub(super) fn no_peers_since(&mut self, now: Instant) {
+        // Only restart the wait if it had already run out.
+        if self.patient_until < now {
+            self.patient_until = now;
+        }
+    }
+
+    pub(super) fn in_flight_ids(&self) -> Vec<HttpRequestId> {
+        self.in_flight.keys().copied().collect()
+    }
+}
+
+/// Why HTTP takes a piece; the first two may exceed the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    FastStart,
+    Deadline,
+    RetriesExhausted,
+    NoPeerSource,
+}
+
+impl Swarm {
+    pub(super) fn maybe_fetch_http(&mut self, now: Instant) {
+        let http = &self.http;
+        if !self.config.http.enabled
+            || self.paused
+            || self.completed
+            || http.backoff_until.is_some_and(|t| now < t)
+        {
+            return;
+        }
+        if self.starving() {
+            self.http.starving_since.get_or_insert(now);
+        } else {
+            self.http.starving_since = None;
+        }
+        while self.http.in_flight.len() < self.config.http.max_in_flight {
+            let Some((piece, reason)) = self.choose_http_piece(now) else {
+                return;
+            };
+            if !self.within_budget(now, piece, reason) {
+                return;
+            }
+            if reason == Reason::FastStart {
+                self.http.fast_start_done = true;
+            }
+            self.start_http(now, piece, reason);
+        }
+    }
+
+    fn choose_http_piece(&mut self, now: Instant) -> Option<(PieceIndex, Reason)> {
+        let free = |s: &Self, p: PieceIndex| {
+            !s.have.contains(p)
+                && s.partials
+                    .get(&p)
+                    .is_none_or(|partial| partial.http.is_none())
+        };
+        let window = self.window();
+        if !self.http.fast_start_done {
+            let first = window
+                .clone()
+                .filter_map(|i| self.layout.piece(i))
+                .chain(self.have.iter_zeros())
+                .find(|&p| free(self, p));
+            if let Some(piece) = first {
+                return Some((piece, Reason::FastStart));
+            }
+        }
+        let margin = self.config.streaming.rescue_margin;
+        let urgent = window.filter_map(|i| self.layout.piece(i)).find(|&p| {
+            free(self, p)
+                && self
+                    .deadline(now, p)
+                    .is_some_and(|d| d.saturating_duration_since(now) < margin)
+        });
+        if let Some(piece) = urgent {
+            return Some((piece, Reason::Deadline));
+        }
+        let exhausted = self
+            .attempts
+            .iter()
+            .find(|(p, n)| self.retry.use_http_after(**n) && free(self, **p))
+            .map(|(p, _)| *p);
+        if let Some(piece) = exhausted {
+            return Some((piece, Reason::RetriesExhausted));
+        }
+        let busy = self
+            .http
+            .in_flight
+            .values()
+            .any(|f| f.reason == Reason::NoPeerSource);
+        if now < self.http.patient_until || busy {
+            return None;
+        }
+        // Pieces no peer holds go to HTTP only while peers cannot keep us busy.
+        let starving_since = self.http.starving_since?;
+        let long_starved = now >= starving_since + self.config.http.starving_fallback;
+        let (have, partials) = (&self.have, &self.partials);
+        if self.availability.seeds() == 0 {
+            let ranks = self.neighbour_ranks();
+            let piece = self.picker.pick_unavailable(&mut |p| {
+                !have.contains(p) && !partials.contains_key(&p) && (long_starved || ranks.owns(p))
+            });
+            if let Some(piece) = piece {
+                return Some((piece, Reason::NoPeerSource));
+            }
+        }
+        let serving = self
+            .peers
+            .values()
+            .any(|p| p.is_active() && !p.peer_choking);
+        if serving || !long_starved {
+            return None;
+        }
+        // Peers hold what is left but none will serve us: take any piece.
+        let everything = Bitfield::new(0);
+        let view = PeerView {
+            has: &everything,
+            is_seed: true,
+        };
+        self.picker
+            .pick(view, &mut |p| {
+                !have.contains(p) && !partials.contains_key(&p)
+            })
+            .map(|p| (p, Reason::NoPeerSource))
+    }
+
+    /// Rendezvous ranks of us and our neighbours for every piece.
+    fn neighbour_ranks(&self) -> Ranks {
+        Ranks {
+            own: id_hash(&self.config.peer_id),
+            neighbours: self
+                .peers
+                .values()
+                .filter_map(|p| p.peer_id.as_ref().map(id_hash))
+                .collect(),
+        }
+    }
+
+    /// Too few block requests outstanding to peers to keep the link busy.
+    fn starving(&self) -> bool {
+        let outstanding: usize = self.peers.values().map(|p| p.outstanding.len()).sum();
+        outstanding < self.config.http.starving_below_blocks as usize
+    }
+
+    fn within_budget(&mut self, now: Instant, piece: PieceIndex, reason: Reason) -> bool {
+        let len = u64::from(self.layout.piece_len(piece));
+        match self.config.http.budget {
+            OriginBudget::Unlimited => true,
+            OriginBudget::MaxBytesPerSecond(_) => self
+                .http
+                .bucket
+                .as_mut()
+                .is_none_or(|bucket| bucket.try_take(now, len)),
+            OriginBudget::TargetP2pShare(share) => {
+                if matches!(
+                    reason,
+                    Reason::FastStart | Reason::Deadline | Reason::NoPeerSource
+                ) {
+                    return true;
+                }
+                let http = (self.stats.http_bytes_received + len) as f64;
+                let total = (self.stats.http_bytes_received + self.stats.p2p_bytes + len) as f64;
+                http <= (1.0 - share.clamp(0.0, 1.0)) * total
+            }
+        }
+    }
+
+    fn start_http(&mut self, now: Instant, piece: PieceIndex, reason: Reason) {
+        let id = HttpRequestId(self.http.next_id);
+        self.http.next_id += 1;
+        let range = self.layout.piece_range(piece);
+        let timeout = self.retry.http_timeout(range.end - range.start);
+        self.http.in_flight.insert(
+            id,
+            Fetch {
+                piece,
+                deadline: now + timeout,
+                reason,
+            },
+        );
+        let fresh = !self.partials.contains_key(&piece);
+        let partial = self.partials.entry(piece).or_insert_with(|| {
+            PartialPiece::new(self.layout.piece_len(piece), self.layout.block_count(piece))
+        });
+        partial.http = Some(id);
+        self.outputs.push_back(Output::HttpFetch { id, range });
+        if fresh {
+            self.emit(Event::Piece {
+                piece,
+                state: PieceState::Requested(Source::Http),
+            });
+        }
+    }
+
+    pub(super) fn cancel_http(&mut self, id: HttpRequestId) {
+        if let Some(fetch) = self.http.in_flight.remove(&id) {
+            if let Some(partial) = self.partials.get_mut(&fetch.piece) {
+                if partial.http == Some(id) {
+                    partial.http = None;
+                }
+            }
+            self.outputs.push_back(Output::HttpCancel { id });
+        }
+    }
+
+    pub(super) fn http_response(
+        &mut self,
+        now: Instant,
+        id: HttpRequestId,
+        result: Result<Bytes, String>,
+    ) {
+        let Some(fetch) = self.http.in_flight.remove(&id) else {
+            return;
+        };
+        let piece = fetch.piece;
+        let expected = self.layout.piece_len(piece) as usize;
+        let body = match result {
+            Ok(body) if body.len() == expected => body,
+            Ok(body) => {
+                self.stats.http_bytes_received += body.len() as u64;
+                let error = format!("expected {expected} bytes, got {}", body.len());
+                return self.http_gave_up(now, piece, id, error);
+            }
+            Err(error) => return self.http_gave_up(now, piece, id, error),
+        };
+        self.http.failures = 0;
+        self.stats.http_bytes_received += body.len() as u64;
+        self.http_rate.record(now, body.len() as u64);
+        let Some(partial) = self.partials.get_mut(&piece) else {
+            return;
+        };
+        partial.http = None;
+        partial.data.copy_from_slice(&body);
+        let mut cancels = Vec::new();
+        for (index, slot) in partial.blocks.iter_mut().enumerate() {
+            if let BlockSlot::Requested { by, also } = *slot {
+                cancels.extend([Some(by), also].into_iter().flatten().map(|k| (k, index)));
+            }
+            *slot = BlockSlot::Received(Source::Http);
+        }
+        partial.received = partial.blocks.len() as u32;
+        for (key, index) in cancels {
+            if let Some(block) = self.layout.block_at(piece, index as u32) {
+                self.cancel_request(now, key, block);
+            }
+        }
+        self.piece_complete(now, piece);
+    }
+
+    fn http_gave_up(&mut self, now: Instant, piece: PieceIndex, id: HttpRequestId, error: String) {
+        if let Some(partial) = self.partials.get_mut(&piece) {
+            if partial.http == Some(id) {
+                partial.http = None;
+            }
+            if partial.received == 0 && partial.blocks.iter().all(|b| *b == BlockSlot::Missing) {
+                self.partials.remove(&piece);
+                self.emit(Event::Piece {
+                    piece,
+                    state: PieceState::Missing,
+                });
+            }
+        }
+        self.emit(Event::HttpFailed {
+            piece,
+            error: error.clone(),
+        });
+        self.http_failed(now, error);
+        self.fill_all_requests(now);
+    }
+
+    /// The origin failed: back off before asking it again.
+    pub(super) fn http_failed(&mut self, now: Instant, _error: String) {
+        self.http.failures += 1;
+        self.http.backoff_until = Some(now + self.retry.backoff(self.http.failures));
+    }
+
+    pub(super) fn check_http_timeouts(&mut self, now: Instant) {
+        let expired: Vec<(HttpRequestId, PieceIndex)> = self
+            .http
+            .in_flight
+            .iter()
+            .filter(|(_, f)| now >= f.deadline)
+            .map(|(id, f)| (*id, f.piece))
+            .collect();
+        for (id, piece) in expired {
+            self.cancel_http(id);
+            self.http_gave_up(now, piece, id, "timed out".into());
+        }
+    }
+}
+
+/// Rendezvous (highest-random-weight) hashing over a peer and its neighbours.
+struct Ranks {
+    own: u64,
+    neighbours: Vec<u64>,
+}
+
+impl Ranks {
+    /// Whether we rank above every neighbour for this piece.
+    fn owns(&self, piece: PieceIndex) -> bool {
+        let mine = rank(self.own, piece);
+        self.neighbours.iter().all(|n| rank(*n, piece) < mine)
+    }
+}
+
+fn id_hash(peer_id: &[u8; 20]) -> u64 {
+    peer_id.chunks(8).fold(0xcbf2_9ce4_8422_2325, |h, chunk| {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        mix(h ^ u64::from_le_bytes(word))
+    })
+}
+
+fn rank(id_hash: u64, piece: PieceIndex) -> u64 {
+    mix(id_hash ^ u64::from(piece.get()).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// SplitMix64's finaliser.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

@@ -1,0 +1,466 @@
+//! The sans-IO swarm engine: one [`Swarm`] per torrent.
+//!
+//! A `Swarm` holds all download and upload state of one torrent and does no
+//! I/O: no sockets, no tasks, no clock, no randomness but a seeded generator.
+//! Its adapter (native, browser, or the simulator) moves bytes and time in
+//! and carries its outputs out.
+//!
+//! # Call order
+//!
+//! 1. Create it with [`Swarm::new`], passing the current time.
+//! 2. Feed every event as it happens, each with the current time:
+//!    [`handle_peer_connected`](Swarm::handle_peer_connected),
+//!    [`handle_peer_data`](Swarm::handle_peer_data),
+//!    [`handle_peer_writable`](Swarm::handle_peer_writable),
+//!    [`handle_peer_closed`](Swarm::handle_peer_closed),
+//!    [`handle_http_response`](Swarm::handle_http_response),
+//!    [`handle_piece_read`](Swarm::handle_piece_read), and commands such as
+//!    [`set_playback`](Swarm::set_playback) or [`pause`](Swarm::pause).
+//! 3. After each call, drain [`poll_output`](Swarm::poll_output) until it
+//!    returns `None`, carrying out every [`Output`] in order.
+//! 4. Then ask [`poll_timeout`](Swarm::poll_timeout) for the next deadline;
+//!    when it passes (or any input arrives first), call
+//!    [`handle_timeout`](Swarm::handle_timeout) and go back to 3.
+//!
+//! Outputs are only produced by these calls, so an adapter that follows the
+//! order never misses one. Network faults never surface as errors: they
+//! become retries and [`Event`]s.
+
+mod config;
+mod download;
+mod http;
+mod output;
+mod peer;
+mod upload;
+mod verify;
+mod wire_in;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::Range;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use web_time::Instant;
+
+pub use config::{HttpConfig, OriginBudget, StreamingConfig, SwarmConfig};
+pub use output::{
+    BanReason, CloseReason, Event, HttpRequestId, Output, PeerKey, PieceState, Source, Stats,
+};
+
+use crate::layout::{Layout, PieceIndex};
+use crate::metainfo::Info;
+use crate::pick::{PiecePicker, PriorityPicker};
+use crate::piece_map::{Availability, Bitfield};
+use crate::rate::RateEstimator;
+use crate::retry::{RetryPolicy, StandardRetry};
+use crate::rng::SeededRng;
+use crate::wire::{DecoderLimits, Handshake, HandshakeDecoder, Message, Reserved};
+
+use download::PartialPiece;
+use http::HttpState;
+use peer::Peer;
+use upload::UploadState;
+use verify::Suspect;
+
+/// Where playback is, for the streaming strategy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Playback {
+    /// Byte offset of the playhead in the content.
+    pub position: u64,
+    /// Content bytes consumed per second of playback.
+    pub bitrate: u64,
+}
+
+/// One torrent's download and upload, driven by its adapter. See the
+/// [module docs](self) for the call order.
+pub struct Swarm {
+    info: Info,
+    layout: Layout,
+    config: SwarmConfig,
+    retry: Box<dyn RetryPolicy + Send>,
+    picker: Box<dyn PiecePicker + Send>,
+    have: Bitfield,
+    availability: Availability,
+    peers: BTreeMap<PeerKey, Peer>,
+    banned_ids: BTreeSet<[u8; 20]>,
+    partials: BTreeMap<PieceIndex, PartialPiece>,
+    /// Failed peer attempts per piece (timeouts, rejects, hash failures).
+    attempts: BTreeMap<PieceIndex, u32>,
+    suspects: BTreeMap<PieceIndex, Vec<Suspect>>,
+    http: HttpState,
+    upload: UploadState,
+    playback: Option<Playback>,
+    outputs: VecDeque<Output>,
+    rng: SeededRng,
+    stats: Stats,
+    p2p_rate: RateEstimator,
+    http_rate: RateEstimator,
+    upload_rate: RateEstimator,
+    next_tick: Instant,
+    paused: bool,
+    completed: bool,
+}
+
+impl std::fmt::Debug for Swarm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Swarm")
+            .field("info_hash", &self.info.info_hash())
+            .field("have", &self.have)
+            .field("peers", &self.peers.len())
+            .field("partials", &self.partials.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Swarm {
+    /// A swarm for the torrent described by `info`, holding the verified
+    /// pieces in `have` (pass `Bitfield::new(pieces)` to start empty, or
+    /// `Bitfield::full(pieces)` to seed), with the default picker for
+    /// `config.strategy` and the default retry policy.
+    pub fn new(now: Instant, info: Info, have: Bitfield, config: SwarmConfig) -> Self {
+        let layout = info.layout();
+        let picker = PriorityPicker::new(layout.piece_count(), config.strategy, config.rng_seed);
+        Self::with_policies(
+            now,
+            info,
+            have,
+            config,
+            Box::new(picker),
+            Box::new(StandardRetry::default()),
+        )
+    }
+
+    /// A swarm with a custom piece picker and retry policy.
+    pub fn with_policies(
+        now: Instant,
+        info: Info,
+        have: Bitfield,
+        config: SwarmConfig,
+        mut picker: Box<dyn PiecePicker + Send>,
+        retry: Box<dyn RetryPolicy + Send>,
+    ) -> Self {
+        let layout = info.layout();
+        let have = if have.len() == layout.piece_count() {
+            have
+        } else {
+            Bitfield::new(layout.piece_count())
+        };
+        for piece in have.iter_ones() {
+            picker.set_wanted(piece, false);
+        }
+        let mut stats = Stats {
+            total_bytes: layout.total_length(),
+            pieces_total: layout.piece_count(),
+            ..Stats::default()
+        };
+        for piece in have.iter_ones() {
+            stats.verified_bytes += u64::from(layout.piece_len(piece));
+            stats.pieces_verified += 1;
+        }
+        let completed = have.is_full();
+        let window = Duration::from_secs(3);
+        Self {
+            rng: SeededRng::new(config.rng_seed ^ 0x5357_4152_4d00_0000),
+            http: HttpState::new(now, &config),
+            upload: UploadState::new(now, &config),
+            availability: Availability::new(layout.piece_count()),
+            info,
+            layout,
+            retry,
+            picker,
+            have,
+            peers: BTreeMap::new(),
+            banned_ids: BTreeSet::new(),
+            partials: BTreeMap::new(),
+            attempts: BTreeMap::new(),
+            suspects: BTreeMap::new(),
+            playback: None,
+            outputs: VecDeque::new(),
+            stats,
+            p2p_rate: RateEstimator::new(window),
+            http_rate: RateEstimator::new(window),
+            upload_rate: RateEstimator::new(window),
+            next_tick: now,
+            paused: false,
+            completed,
+            config,
+        }
+    }
+
+    /// The torrent's info dictionary.
+    pub fn info(&self) -> &Info {
+        &self.info
+    }
+
+    /// The verified pieces we hold.
+    pub fn have(&self) -> &Bitfield {
+        &self.have
+    }
+
+    /// Whether every piece is verified.
+    pub fn is_complete(&self) -> bool {
+        self.completed
+    }
+
+    /// Counters and rates as of `now`.
+    pub fn stats(&self, now: Instant) -> Stats {
+        Stats {
+            p2p_rate: self.p2p_rate.rate(now),
+            http_rate: self.http_rate.rate(now),
+            upload_rate: self.upload_rate.rate(now),
+            peers: self.peers.values().filter(|p| p.is_active()).count(),
+            ..self.stats
+        }
+    }
+
+    /// How many connected peers hold the piece.
+    pub fn availability(&self, piece: PieceIndex) -> u32 {
+        self.availability.count(piece)
+    }
+
+    /// The next output to carry out, or `None` when there is nothing to do
+    /// until the next input or [`poll_timeout`](Self::poll_timeout).
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called, if
+    /// ever: `None` once the download is complete and no peer is connected.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.completed && self.peers.is_empty() {
+            return None;
+        }
+        let upload = self.upload.ready_at();
+        Some(upload.map_or(self.next_tick, |at| at.min(self.next_tick)))
+    }
+
+    /// Time passed: runs timeouts, choking, HTTP decisions and progress.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now >= self.next_tick {
+            self.next_tick = now + self.config.tick;
+            self.check_peer_timeouts(now);
+            self.check_http_timeouts(now);
+            self.maybe_rechoke(now);
+            self.send_keepalives(now);
+            self.fill_all_requests(now);
+            self.maybe_fetch_http(now);
+            if !self.completed || !self.peers.is_empty() {
+                let stats = self.stats(now);
+                self.emit(Event::Progress(stats));
+            }
+        }
+        self.serve_uploads(now);
+    }
+
+    /// A new connection is open; the swarm sends its handshake at once.
+    /// Reusing the key of a connection the swarm still knows replaces it.
+    pub fn handle_peer_connected(&mut self, now: Instant, peer: PeerKey) {
+        if self.peers.contains_key(&peer) {
+            self.drop_peer(now, peer, CloseReason::Duplicate, true);
+        }
+        let limits = DecoderLimits::new().with_piece_count(self.layout.piece_count());
+        let state = Peer::new(
+            now,
+            HandshakeDecoder::new(limits),
+            self.layout.piece_count(),
+        );
+        self.peers.insert(peer, state);
+        let handshake = Handshake {
+            reserved: Reserved::NONE.with_fast(true),
+            info_hash: *self.info.info_hash().as_bytes(),
+            peer_id: self.config.peer_id,
+        };
+        let mut data = BytesMut::new();
+        handshake.encode(&mut data);
+        self.send_raw(now, peer, data.freeze());
+    }
+
+    /// Bytes arrived from a peer, split anywhere.
+    pub fn handle_peer_data(&mut self, now: Instant, peer: PeerKey, bytes: &[u8]) {
+        self.receive(now, peer, bytes);
+        self.serve_uploads(now);
+    }
+
+    /// The peer's channel went above (`false`) or back below (`true`) the
+    /// adapter's buffering high-water mark. Blocks are only sent while writable.
+    pub fn handle_peer_writable(&mut self, now: Instant, peer: PeerKey, writable: bool) {
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.blocked = !writable;
+        }
+        if writable {
+            self.serve_uploads(now);
+        }
+    }
+
+    /// The connection closed (or failed); its requests go to other sources.
+    pub fn handle_peer_closed(&mut self, now: Instant, peer: PeerKey) {
+        self.drop_peer(now, peer, CloseReason::Remote, false);
+    }
+
+    /// The answer to an [`Output::HttpFetch`]: the body, or why it failed.
+    pub fn handle_http_response(
+        &mut self,
+        now: Instant,
+        id: HttpRequestId,
+        result: Result<Bytes, String>,
+    ) {
+        self.http_response(now, id, result);
+        self.maybe_fetch_http(now);
+    }
+
+    /// The answer to an [`Output::ReadPiece`]: the piece's bytes, or `None`
+    /// if the store could not read it (the piece is then fetched again).
+    pub fn handle_piece_read(&mut self, now: Instant, piece: PieceIndex, data: Option<Bytes>) {
+        self.piece_read(now, piece, data);
+        self.serve_uploads(now);
+    }
+
+    /// Moves the playhead (streaming) or stops streaming with `None`. Seeking
+    /// moves the playback window at once.
+    pub fn set_playback(&mut self, now: Instant, playback: Option<Playback>) {
+        self.playback = playback;
+        self.picker.set_window(self.window());
+        self.fill_all_requests(now);
+        self.maybe_fetch_http(now);
+    }
+
+    /// Stops requesting new data (uploads continue).
+    pub fn pause(&mut self) {
+        self.paused = true;
+    }
+
+    /// Resumes requesting after [`pause`](Self::pause).
+    pub fn resume(&mut self, now: Instant) {
+        self.paused = false;
+        self.fill_all_requests(now);
+        self.maybe_fetch_http(now);
+    }
+
+    /// Changes the upload limit (bytes per second), or removes it with `None`.
+    pub fn set_upload_rate_limit(&mut self, now: Instant, limit: Option<u64>) {
+        self.config.upload_rate_limit = limit;
+        self.upload.set_limit(now, limit);
+    }
+
+    /// The playback window in pieces, empty when not streaming.
+    fn window(&self) -> Range<u32> {
+        let Some(playback) = self.playback else {
+            return 0..0;
+        };
+        let Some(first) = self.layout.piece_at_offset(playback.position) else {
+            return 0..0;
+        };
+        let ahead = playback
+            .bitrate
+            .saturating_mul(self.config.streaming.window.as_secs().max(1));
+        let end = playback
+            .position
+            .saturating_add(ahead)
+            .min(self.layout.total_length() - 1);
+        let last = self.layout.piece_at_offset(end).unwrap_or(first);
+        first.get()..last.get() + 1
+    }
+
+    /// When the piece must be verified for playback to continue, if streaming.
+    fn deadline(&self, now: Instant, piece: PieceIndex) -> Option<Instant> {
+        let playback = self.playback?;
+        let offset = self.layout.piece_offset(piece);
+        let ahead = offset.saturating_sub(playback.position);
+        Some(now + Duration::from_secs_f64(ahead as f64 / playback.bitrate.max(1) as f64))
+    }
+
+    fn emit(&mut self, event: Event) {
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    fn send_raw(&mut self, now: Instant, peer: PeerKey, data: Bytes) {
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.last_sent = now;
+            self.outputs.push_back(Output::Send { peer, data });
+        }
+    }
+
+    fn send(&mut self, now: Instant, peer: PeerKey, messages: &[Message]) {
+        if messages.is_empty() {
+            return;
+        }
+        let mut data = BytesMut::with_capacity(messages.iter().map(Message::encoded_len).sum());
+        for message in messages {
+            message.encode(&mut data);
+        }
+        self.send_raw(now, peer, data.freeze());
+    }
+
+    /// Forgets a peer: its availability, requests and uploads. `notify`
+    /// emits a [`Output::Close`] for connections the swarm closes itself.
+    fn drop_peer(&mut self, now: Instant, key: PeerKey, reason: CloseReason, notify: bool) {
+        let Some(peer) = self.peers.remove(&key) else {
+            return;
+        };
+        if peer.is_active() {
+            if peer.is_seed {
+                self.availability.remove_seed();
+            } else {
+                for piece in peer.has.iter_ones() {
+                    self.availability.remove_have(piece);
+                    self.picker
+                        .availability_changed(piece, self.partial_count(piece));
+                }
+            }
+        }
+        for outstanding in &peer.outstanding {
+            self.release_block(key, outstanding.block);
+        }
+        self.forget_contributions(key, reason == CloseReason::Banned);
+        if self.peers.values().all(|p| !p.is_active()) {
+            self.http.no_peers_since(now);
+        }
+        if notify {
+            self.outputs.push_back(Output::Close {
+                peer: key,
+                reason: reason.clone(),
+            });
+        }
+        if peer.peer_id.is_some() {
+            self.emit(Event::PeerDisconnected { peer: key, reason });
+        }
+        self.upload.forget(key);
+        self.fill_all_requests(now);
+        self.maybe_fetch_http(now);
+    }
+
+    /// The per-piece count that the picker orders by (seeds excluded).
+    fn partial_count(&self, piece: PieceIndex) -> u32 {
+        self.availability.count(piece) - self.availability.seeds()
+    }
+
+    fn send_keepalives(&mut self, now: Instant) {
+        let idle_limit = self.config.peer_idle_timeout;
+        let silent: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| now.saturating_duration_since(p.last_received) > idle_limit)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in silent {
+            self.drop_peer(now, key, CloseReason::Unresponsive, true);
+        }
+        let quiet: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| {
+                p.is_active()
+                    && now.saturating_duration_since(p.last_sent) >= self.config.keepalive_interval
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for key in quiet {
+            self.send(now, key, &[Message::KeepAlive]);
+        }
+    }
+}

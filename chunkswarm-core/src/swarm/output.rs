@@ -1,0 +1,203 @@
+//! What a swarm asks of its adapter, and what it tells the UI.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+
+use crate::layout::PieceIndex;
+
+/// The adapter's name for one peer connection. The adapter picks it and must
+/// not reuse it while the swarm knows the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerKey(pub u64);
+
+/// Names one HTTP range request the swarm asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HttpRequestId(pub u64);
+
+/// Where verified bytes came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Source {
+    /// A peer connection.
+    Peer(PeerKey),
+    /// The HTTP web seed.
+    Http,
+}
+
+/// The state of a piece as a UI shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PieceState {
+    /// Not held and not being fetched.
+    Missing,
+    /// Being fetched from this source (the first one asked).
+    Requested(Source),
+    /// Verified against its hash; the source that supplied most of it.
+    Verified(Source),
+}
+
+/// Why the swarm closed a connection or dropped a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer broke the wire protocol.
+    Protocol(String),
+    /// The handshake named another torrent.
+    WrongTorrent,
+    /// The peer is ourselves, or already connected under this id.
+    Duplicate,
+    /// Too many connections.
+    TooManyPeers,
+    /// Nothing received for too long, or too many requests failed.
+    Unresponsive,
+    /// Banned for sending data that failed verification.
+    Banned,
+    /// Both sides have everything; nothing left to exchange.
+    BothSeeds,
+    /// The adapter reported the connection closed.
+    Remote,
+}
+
+/// Why a peer was banned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BanReason {
+    /// It alone supplied a piece that failed verification.
+    SoleSourceOfBadPiece,
+    /// A block it supplied differs from the verified piece.
+    BadBlock,
+}
+
+/// Counters and rates for a UI. Byte counts are of verified pieces unless
+/// named otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Stats {
+    /// Length of the content.
+    pub total_bytes: u64,
+    /// Bytes of verified pieces we hold.
+    pub verified_bytes: u64,
+    /// Verified pieces held.
+    pub pieces_verified: u32,
+    /// Pieces in the torrent.
+    pub pieces_total: u32,
+    /// Verified bytes that came from peers.
+    pub p2p_bytes: u64,
+    /// Verified bytes that came from the HTTP origin.
+    pub http_bytes: u64,
+    /// Bytes received from the origin, wasted ones included.
+    pub http_bytes_received: u64,
+    /// Bytes received that were thrown away: failed pieces, duplicates, unrequested.
+    pub wasted_bytes: u64,
+    /// Piece data sent to peers.
+    pub uploaded_bytes: u64,
+    /// Download rate from peers, bytes per second.
+    pub p2p_rate: f64,
+    /// Download rate from the origin, bytes per second.
+    pub http_rate: f64,
+    /// Upload rate, bytes per second.
+    pub upload_rate: f64,
+    /// Connected peers past the handshake.
+    pub peers: usize,
+    /// Peers banned so far.
+    pub banned: usize,
+    /// Pieces that failed verification so far.
+    pub hash_failures: u32,
+}
+
+/// Something a UI may show.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A peer completed the handshake.
+    PeerConnected {
+        /// The connection.
+        peer: PeerKey,
+        /// Its 20-byte peer id.
+        peer_id: [u8; 20],
+    },
+    /// A peer is gone.
+    PeerDisconnected {
+        /// The connection.
+        peer: PeerKey,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// A peer was banned and disconnected; its id is refused from now on.
+    PeerBanned {
+        /// The connection.
+        peer: PeerKey,
+        /// Its peer id.
+        peer_id: [u8; 20],
+        /// Why.
+        reason: BanReason,
+    },
+    /// A piece changed state.
+    Piece {
+        /// The piece.
+        piece: PieceIndex,
+        /// Its new state.
+        state: PieceState,
+    },
+    /// A piece failed verification and will be fetched again.
+    HashFailed {
+        /// The piece.
+        piece: PieceIndex,
+        /// The sources that supplied its blocks.
+        sources: Vec<Source>,
+    },
+    /// An HTTP range request failed; it will be retried after a backoff.
+    HttpFailed {
+        /// The piece it was for.
+        piece: PieceIndex,
+        /// What went wrong.
+        error: String,
+    },
+    /// Periodic counters and rates, at most once per tick while anything changes.
+    Progress(Stats),
+    /// Every piece is verified.
+    Completed,
+}
+
+/// What the adapter must do next, from [`Swarm::poll_output`](super::Swarm::poll_output).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Write these bytes to the peer's channel, after everything sent before.
+    Send {
+        /// The connection.
+        peer: PeerKey,
+        /// Wire bytes.
+        data: Bytes,
+    },
+    /// Close the connection. The swarm has already forgotten it; do not
+    /// report it back with `handle_peer_closed`.
+    Close {
+        /// The connection.
+        peer: PeerKey,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// GET this byte range of the content from the web seed and hand the body
+    /// to [`Swarm::handle_http_response`](super::Swarm::handle_http_response).
+    HttpFetch {
+        /// Names the request in the response.
+        id: HttpRequestId,
+        /// Content bytes wanted, end exclusive.
+        range: Range<u64>,
+    },
+    /// Abort this HTTP request; a late response is ignored anyway.
+    HttpCancel {
+        /// The request.
+        id: HttpRequestId,
+    },
+    /// Persist this verified piece.
+    StorePiece {
+        /// The piece.
+        piece: PieceIndex,
+        /// Its bytes, already verified.
+        data: Bytes,
+    },
+    /// Read this verified piece from the store and hand it to
+    /// [`Swarm::handle_piece_read`](super::Swarm::handle_piece_read) so it can be served.
+    ReadPiece {
+        /// The piece.
+        piece: PieceIndex,
+    },
+    /// Something for the UI.
+    Event(Event),
+}

@@ -1,0 +1,127 @@
+//! What the swarm knows about one connection.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use web_time::Instant;
+
+use crate::layout::Block;
+use crate::piece_map::Bitfield;
+use crate::rate::RateEstimator;
+use crate::retry::SourceStats;
+use crate::wire::{Decoder, HandshakeDecoder};
+
+/// Where the connection's byte stream is.
+#[derive(Debug)]
+pub(super) enum WireState {
+    /// Waiting for the peer's 68-byte handshake.
+    Handshaking(HandshakeDecoder),
+    /// Exchanging messages; `first` until the first message after the handshake.
+    Active { decoder: Decoder, first: bool },
+    /// Transitional, while the decoder is being moved.
+    Closed,
+}
+
+/// A block we asked this peer for.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Outstanding {
+    pub(super) block: Block,
+    pub(super) sent_at: Instant,
+}
+
+/// One connection's protocol and transfer state.
+#[derive(Debug)]
+pub(super) struct Peer {
+    pub(super) wire: WireState,
+    pub(super) peer_id: Option<[u8; 20]>,
+    pub(super) fast: bool,
+    /// The pieces it has; meaningless while `is_seed`.
+    pub(super) has: Bitfield,
+    /// It has every piece; counted once in the availability seed counter.
+    pub(super) is_seed: bool,
+    pub(super) am_choking: bool,
+    pub(super) am_interested: bool,
+    pub(super) peer_choking: bool,
+    pub(super) peer_interested: bool,
+    /// Our requests to it, oldest first.
+    pub(super) outstanding: Vec<Outstanding>,
+    /// Its requests to us, oldest first.
+    pub(super) incoming: VecDeque<Block>,
+    /// Its channel is above the adapter's high-water mark: send no blocks.
+    pub(super) blocked: bool,
+    pub(super) download: RateEstimator,
+    pub(super) upload: RateEstimator,
+    pub(super) rtt: Option<Duration>,
+    pub(super) last_received: Instant,
+    pub(super) last_sent: Instant,
+    /// Last time a block arrived, or a request was first sent into an empty queue.
+    pub(super) progress_at: Instant,
+    pub(super) failures: u32,
+    pub(super) backoff_until: Option<Instant>,
+    /// Took part in a failed piece: until it delivers a piece alone, it only
+    /// gets pieces no one else is fetching, so blame is unambiguous.
+    pub(super) on_parole: bool,
+    pub(super) unsolicited_blocks: u32,
+}
+
+impl Peer {
+    pub(super) fn new(now: Instant, handshake: HandshakeDecoder, pieces: u32) -> Self {
+        Self {
+            wire: WireState::Handshaking(handshake),
+            peer_id: None,
+            fast: false,
+            has: Bitfield::new(pieces),
+            is_seed: false,
+            am_choking: true,
+            am_interested: false,
+            peer_choking: true,
+            peer_interested: false,
+            outstanding: Vec::new(),
+            incoming: VecDeque::new(),
+            blocked: false,
+            download: RateEstimator::new(Duration::from_secs(3)),
+            upload: RateEstimator::new(Duration::from_secs(3)),
+            rtt: None,
+            last_received: now,
+            last_sent: now,
+            progress_at: now,
+            failures: 0,
+            backoff_until: None,
+            on_parole: false,
+            unsolicited_blocks: 0,
+        }
+    }
+
+    pub(super) fn is_active(&self) -> bool {
+        matches!(self.wire, WireState::Active { .. })
+    }
+
+    pub(super) fn has_piece(&self, piece: crate::layout::PieceIndex) -> bool {
+        self.is_seed || self.has.contains(piece)
+    }
+
+    pub(super) fn source_stats(&self, now: Instant) -> SourceStats {
+        SourceStats {
+            rate: self.download.rate(now),
+            rtt: self.rtt,
+            queued_blocks: self.outstanding.len() as u32,
+            failures: self.failures,
+        }
+    }
+
+    /// Whether blocks may be requested from it now.
+    pub(super) fn can_request(&self, now: Instant) -> bool {
+        self.is_active()
+            && !self.peer_choking
+            && self.am_interested
+            && self.backoff_until.is_none_or(|until| now >= until)
+    }
+
+    /// Folds a round-trip sample into the smoothed estimate (RFC 6298 weights).
+    pub(super) fn sample_rtt(&mut self, sample: Duration) {
+        self.rtt = Some(match self.rtt {
+            None => sample,
+            Some(rtt) => (rtt * 7 + sample) / 8,
+        });
+    }
+}

@@ -1,0 +1,516 @@
+//! Swarms wired to each other in memory: instant links, an in-memory store
+//! per node, and an origin answering from the true content.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use bytes::Bytes;
+use web_time::Instant;
+
+use super::*;
+use crate::metainfo::TorrentBuilder;
+
+struct Node {
+    swarm: Swarm,
+    store: BTreeMap<u32, Bytes>,
+    /// Serves garbage in place of every piece it reads from its store.
+    corrupt: bool,
+    events: Vec<Event>,
+}
+
+enum Delivery {
+    Data { from: usize, to: usize, data: Bytes },
+    Closed { from: usize, to: usize },
+}
+
+struct Net {
+    now: Instant,
+    content: Vec<u8>,
+    nodes: Vec<Node>,
+    queue: VecDeque<Delivery>,
+    origin_up: bool,
+    http_fetches: u64,
+    links: BTreeSet<(usize, usize)>,
+}
+
+fn content(len: usize) -> Vec<u8> {
+    let mut state = 0x1234_5678_9abc_def1u64;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+fn peer_id(i: usize) -> [u8; 20] {
+    let mut id = *b"-CS0001-000000000000";
+    id[12..20].copy_from_slice(format!("{i:08}").as_bytes());
+    id
+}
+
+impl Net {
+    fn new(len: usize, piece_length: u32) -> (Self, Info) {
+        let content = content(len);
+        let info = TorrentBuilder::new()
+            .piece_length(piece_length)
+            .build_from_reader("content", content.as_slice())
+            .unwrap()
+            .info()
+            .clone();
+        let net = Self {
+            now: Instant::now(),
+            content,
+            nodes: Vec::new(),
+            queue: VecDeque::new(),
+            origin_up: true,
+            http_fetches: 0,
+            links: BTreeSet::new(),
+        };
+        (net, info)
+    }
+
+    fn add(&mut self, info: &Info, seed: bool, corrupt: bool, config: SwarmConfig) -> usize {
+        let i = self.nodes.len();
+        let pieces = info.layout().piece_count();
+        let have = if seed {
+            Bitfield::full(pieces)
+        } else {
+            Bitfield::new(pieces)
+        };
+        let config = SwarmConfig {
+            peer_id: peer_id(i),
+            rng_seed: i as u64,
+            ..config
+        };
+        let mut store = BTreeMap::new();
+        if seed {
+            for piece in info.layout().pieces() {
+                let range = info.layout().piece_range(piece);
+                let data = self.content[range.start as usize..range.end as usize].to_vec();
+                store.insert(piece.get(), Bytes::from(data));
+            }
+        }
+        self.nodes.push(Node {
+            swarm: Swarm::new(self.now, info.clone(), have, config),
+            store,
+            corrupt,
+            events: Vec::new(),
+        });
+        i
+    }
+
+    fn connect(&mut self, a: usize, b: usize) {
+        self.links.insert((a.min(b), a.max(b)));
+        let now = self.now;
+        self.nodes[a]
+            .swarm
+            .handle_peer_connected(now, PeerKey(b as u64));
+        self.nodes[b]
+            .swarm
+            .handle_peer_connected(now, PeerKey(a as u64));
+        self.drain(a);
+        self.drain(b);
+    }
+
+    fn disconnect(&mut self, a: usize, b: usize) {
+        self.links.remove(&(a.min(b), a.max(b)));
+        let now = self.now;
+        self.nodes[a]
+            .swarm
+            .handle_peer_closed(now, PeerKey(b as u64));
+        self.nodes[b]
+            .swarm
+            .handle_peer_closed(now, PeerKey(a as u64));
+    }
+
+    fn linked(&self, a: usize, b: usize) -> bool {
+        self.links.contains(&(a.min(b), a.max(b)))
+    }
+
+    /// Carries out a node's outputs.
+    fn drain(&mut self, i: usize) {
+        let now = self.now;
+        while let Some(output) = self.nodes[i].swarm.poll_output() {
+            match output {
+                Output::Send { peer, data } => {
+                    let to = peer.0 as usize;
+                    if self.linked(i, to) {
+                        self.queue.push_back(Delivery::Data { from: i, to, data });
+                    }
+                }
+                Output::Close { peer, .. } => {
+                    let to = peer.0 as usize;
+                    if self.linked(i, to) {
+                        self.links.remove(&(i.min(to), i.max(to)));
+                        self.queue.push_back(Delivery::Closed { from: i, to });
+                    }
+                }
+                Output::HttpFetch { id, range } => {
+                    self.http_fetches += 1;
+                    let result = if self.origin_up {
+                        Ok(Bytes::copy_from_slice(
+                            &self.content[range.start as usize..range.end as usize],
+                        ))
+                    } else {
+                        Err("origin down".to_owned())
+                    };
+                    self.nodes[i].swarm.handle_http_response(now, id, result);
+                }
+                Output::HttpCancel { .. } => {}
+                Output::StorePiece { piece, data } => {
+                    self.nodes[i].store.insert(piece.get(), data);
+                }
+                Output::ReadPiece { piece } => {
+                    let node = &mut self.nodes[i];
+                    let data = node.store.get(&piece.get()).map(|d| {
+                        if node.corrupt {
+                            Bytes::from(vec![0xEE; d.len()])
+                        } else {
+                            d.clone()
+                        }
+                    });
+                    node.swarm.handle_piece_read(now, piece, data);
+                }
+                Output::Event(event) => self.nodes[i].events.push(event),
+            }
+        }
+    }
+
+    /// Delivers what was sent before this call: one hop of latency per call.
+    fn deliver_all(&mut self) {
+        let in_flight: Vec<Delivery> = self.queue.drain(..).collect();
+        for delivery in in_flight {
+            let now = self.now;
+            match delivery {
+                Delivery::Data { from, to, data } => {
+                    if self.linked(from, to) {
+                        let swarm = &mut self.nodes[to].swarm;
+                        swarm.handle_peer_data(now, PeerKey(from as u64), &data);
+                        self.drain(to);
+                    }
+                }
+                Delivery::Closed { from, to } => {
+                    self.nodes[to]
+                        .swarm
+                        .handle_peer_closed(now, PeerKey(from as u64));
+                    self.drain(to);
+                }
+            }
+        }
+    }
+
+    /// Runs until `done` or `limit` of virtual time, stepping 50 ms at a time.
+    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Net) -> bool) {
+        let end = self.now + limit;
+        while self.now < end && !done(self) {
+            for i in 0..self.nodes.len() {
+                self.drain(i);
+            }
+            self.deliver_all();
+            self.now += Duration::from_millis(50);
+            for i in 0..self.nodes.len() {
+                let due = self.nodes[i].swarm.poll_timeout();
+                if due.is_some_and(|t| t <= self.now) {
+                    let now = self.now;
+                    self.nodes[i].swarm.handle_timeout(now);
+                    self.drain(i);
+                }
+            }
+            self.deliver_all();
+        }
+    }
+
+    fn assembled(&self, i: usize) -> Vec<u8> {
+        self.nodes[i]
+            .store
+            .values()
+            .flat_map(|d| d.to_vec())
+            .collect()
+    }
+}
+
+fn no_http() -> SwarmConfig {
+    SwarmConfig {
+        http: HttpConfig {
+            enabled: false,
+            ..HttpConfig::default()
+        },
+        ..SwarmConfig::default()
+    }
+}
+
+#[test]
+fn leecher_downloads_everything_from_a_seeder() {
+    let (mut net, info) = Net::new(3 * 65_536 + 100, 65_536);
+    let seeder = net.add(&info, true, false, no_http());
+    let leecher = net.add(&info, false, false, no_http());
+    net.connect(seeder, leecher);
+    net.run_until(Duration::from_secs(30), |n| n.nodes[1].swarm.is_complete());
+    assert!(net.nodes[leecher].swarm.is_complete());
+    assert_eq!(net.assembled(leecher), net.content);
+    let stats = net.nodes[leecher].swarm.stats(net.now);
+    assert_eq!(stats.p2p_bytes, net.content.len() as u64);
+    assert_eq!(stats.http_bytes, 0);
+    assert!(net.nodes[leecher].events.contains(&Event::Completed));
+}
+
+#[test]
+fn without_peers_http_alone_completes() {
+    let (mut net, info) = Net::new(5 * 16_384 + 1, 16_384);
+    let leecher = net.add(&info, false, false, SwarmConfig::default());
+    net.run_until(Duration::from_secs(60), |n| n.nodes[0].swarm.is_complete());
+    assert_eq!(net.assembled(leecher), net.content);
+    let stats = net.nodes[leecher].swarm.stats(net.now);
+    assert_eq!(stats.http_bytes, net.content.len() as u64);
+}
+
+#[test]
+fn with_the_origin_down_peers_alone_complete() {
+    let (mut net, info) = Net::new(4 * 16_384, 16_384);
+    net.origin_up = false;
+    let seeder = net.add(&info, true, false, SwarmConfig::default());
+    let leecher = net.add(&info, false, false, SwarmConfig::default());
+    net.connect(seeder, leecher);
+    net.run_until(Duration::from_secs(60), |n| n.nodes[1].swarm.is_complete());
+    assert_eq!(net.assembled(leecher), net.content);
+}
+
+#[test]
+fn corrupt_peer_is_banned_and_honest_peer_is_not() {
+    let (mut net, info) = Net::new(16 * 16_384, 16_384);
+    let honest = net.add(&info, true, false, no_http());
+    let corrupt = net.add(&info, true, true, no_http());
+    let leecher = net.add(&info, false, false, no_http());
+    net.connect(honest, leecher);
+    net.connect(corrupt, leecher);
+    net.run_until(Duration::from_secs(120), |n| n.nodes[2].swarm.is_complete());
+    assert_eq!(net.assembled(leecher), net.content);
+    let banned: Vec<PeerKey> = net.nodes[leecher]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::PeerBanned { peer, .. } => Some(*peer),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(banned, vec![PeerKey(corrupt as u64)]);
+}
+
+#[test]
+fn a_departing_peer_hands_its_requests_to_others() {
+    let (mut net, info) = Net::new(32 * 16_384, 16_384);
+    let a = net.add(&info, true, false, no_http());
+    let b = net.add(&info, true, false, no_http());
+    let leecher = net.add(&info, false, false, no_http());
+    net.connect(a, leecher);
+    net.connect(b, leecher);
+    net.run_until(Duration::from_secs(30), |n| {
+        n.nodes[2].swarm.have().count_ones() >= 4
+    });
+    net.disconnect(a, leecher);
+    net.run_until(Duration::from_secs(60), |n| n.nodes[2].swarm.is_complete());
+    assert_eq!(net.assembled(leecher), net.content);
+}
+
+#[test]
+fn garbage_from_a_peer_closes_only_that_connection() {
+    let (mut net, info) = Net::new(4 * 16_384, 16_384);
+    let leecher = net.add(&info, false, false, no_http());
+    let now = net.now;
+    let swarm = &mut net.nodes[leecher].swarm;
+    swarm.handle_peer_connected(now, PeerKey(9));
+    swarm.handle_peer_data(now, PeerKey(9), b"GET / HTTP/1.1\r\n\r\n");
+    let outputs: Vec<Output> = std::iter::from_fn(|| swarm.poll_output()).collect();
+    assert!(outputs.iter().any(|o| matches!(
+        o,
+        Output::Close {
+            peer: PeerKey(9),
+            reason: CloseReason::Protocol(_)
+        }
+    )));
+}
+
+#[test]
+fn streaming_fetches_the_window_in_order_and_seeks() {
+    let (mut net, info) = Net::new(40 * 16_384, 16_384);
+    let seeder = net.add(&info, true, false, no_http());
+    let config = SwarmConfig {
+        strategy: crate::pick::Strategy::Streaming,
+        min_request_queue: 1,
+        max_request_queue: 1,
+        ..no_http()
+    };
+    let viewer = net.add(&info, false, false, config);
+    let now = net.now;
+    let playback = Playback {
+        position: 20 * 16_384,
+        bitrate: 16_384,
+    };
+    net.nodes[viewer].swarm.set_playback(now, Some(playback));
+    net.connect(seeder, viewer);
+    net.run_until(Duration::from_secs(10), |n| {
+        n.nodes[1].swarm.have().count_ones() >= 5
+    });
+    let verified: Vec<u32> = net.nodes[viewer]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Piece {
+                piece,
+                state: PieceState::Verified(_),
+            } => Some(piece.get()),
+            _ => None,
+        })
+        .take(5)
+        .collect();
+    assert_eq!(verified, vec![20, 21, 22, 23, 24]);
+}
+
+/// Checks the bookkeeping invariants of a node's swarm.
+fn check_invariants(swarm: &Swarm) {
+    use super::download::BlockSlot;
+    for piece in swarm.partials.keys() {
+        assert!(
+            !swarm.have.contains(*piece),
+            "piece {piece} held and in progress"
+        );
+    }
+    let mut requesters: BTreeMap<crate::layout::Block, usize> = BTreeMap::new();
+    for (key, peer) in &swarm.peers {
+        for outstanding in &peer.outstanding {
+            let block = outstanding.block;
+            assert!(
+                !swarm.have.contains(block.piece()),
+                "requested a held piece"
+            );
+            *requesters.entry(block).or_default() += 1;
+            let slot = swarm.partials[&block.piece()].blocks[block.index_in_piece() as usize];
+            match slot {
+                BlockSlot::Requested { by, also } => {
+                    assert!(by == *key || also == Some(*key), "{slot:?} vs {key:?}");
+                }
+                other => panic!("outstanding request for a {other:?} block"),
+            }
+        }
+    }
+    for (block, count) in requesters {
+        let slot = swarm.partials[&block.piece()].blocks[block.index_in_piece() as usize];
+        let endgame = matches!(slot, BlockSlot::Requested { also: Some(_), .. });
+        assert!(
+            count == 1 || (count == 2 && endgame),
+            "{count} requests for {block:?}"
+        );
+    }
+    let layout = swarm.layout;
+    let verified: u64 = swarm
+        .have
+        .iter_ones()
+        .map(|p| u64::from(layout.piece_len(p)))
+        .sum();
+    assert_eq!(swarm.stats.verified_bytes, verified);
+    assert_eq!(swarm.stats.pieces_verified, swarm.have.count_ones());
+    assert_eq!(swarm.stats.p2p_bytes + swarm.stats.http_bytes, verified);
+    for piece in layout.pieces() {
+        let holders = swarm
+            .peers
+            .values()
+            .filter(|p| p.is_active() && p.has_piece(piece))
+            .count() as u32;
+        assert_eq!(
+            swarm.availability(piece),
+            holders,
+            "availability of {piece}"
+        );
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Action {
+    Connect(usize, usize),
+    Disconnect(usize, usize),
+    Wait(u16),
+    Origin(bool),
+    Garbage(usize),
+    Seek(u8),
+    Pause(bool),
+}
+
+fn action() -> impl proptest::strategy::Strategy<Value = Action> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (0..5usize, 0..5usize).prop_map(|(a, b)| Action::Connect(a, b)),
+        (0..5usize, 0..5usize).prop_map(|(a, b)| Action::Disconnect(a, b)),
+        (1..3000u16).prop_map(Action::Wait),
+        any::<bool>().prop_map(Action::Origin),
+        (0..5usize).prop_map(Action::Garbage),
+        any::<u8>().prop_map(Action::Seek),
+        any::<bool>().prop_map(Action::Pause),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Nodes 0 and 1 download; 2 and 3 seed honestly; 4 seeds garbage.
+    #[test]
+    fn invariants_hold_under_random_events(actions in proptest::collection::vec(action(), 1..40)) {
+        let (mut net, info) = Net::new(12 * 16_384 + 777, 16_384);
+        let streaming = SwarmConfig {
+            strategy: crate::pick::Strategy::Streaming,
+            ..SwarmConfig::default()
+        };
+        net.add(&info, false, false, SwarmConfig::default());
+        net.add(&info, false, false, streaming);
+        net.add(&info, true, false, SwarmConfig::default());
+        net.add(&info, true, false, SwarmConfig::default());
+        net.add(&info, true, true, SwarmConfig::default());
+        for action in actions {
+            let now = net.now;
+            match action {
+                Action::Connect(a, b) if a != b && !net.linked(a, b) => net.connect(a, b),
+                Action::Disconnect(a, b) if net.linked(a, b) => net.disconnect(a, b),
+                Action::Wait(ms) => {
+                    net.run_until(Duration::from_millis(u64::from(ms)), |_| false);
+                }
+                Action::Origin(up) => net.origin_up = up,
+                Action::Garbage(i) => {
+                    let swarm = &mut net.nodes[i].swarm;
+                    swarm.handle_peer_data(now, PeerKey(99), b"\x13BitTorrent protocol garbage");
+                }
+                Action::Seek(to) => {
+                    let position = u64::from(to) * 800;
+                    let playback = Playback { position, bitrate: 50_000 };
+                    net.nodes[1].swarm.set_playback(now, Some(playback));
+                }
+                Action::Pause(true) => net.nodes[0].swarm.pause(),
+                Action::Pause(false) => net.nodes[0].swarm.resume(now),
+                _ => {}
+            }
+            net.drain(0);
+            net.drain(1);
+            net.deliver_all();
+            check_invariants(&net.nodes[0].swarm);
+            check_invariants(&net.nodes[1].swarm);
+        }
+        // With a source left, both downloads finish byte-exact.
+        net.origin_up = true;
+        let now = net.now;
+        net.nodes[0].swarm.resume(now);
+        for a in [0, 1] {
+            if !net.linked(a, 2) {
+                net.connect(a, 2);
+            }
+        }
+        net.run_until(Duration::from_secs(600), |n| {
+            n.nodes[0].swarm.is_complete() && n.nodes[1].swarm.is_complete()
+        });
+        for i in [0, 1] {
+            check_invariants(&net.nodes[i].swarm);
+            proptest::prop_assert!(net.nodes[i].swarm.is_complete(), "node {} incomplete", i);
+            proptest::prop_assert_eq!(net.assembled(i), net.content.clone());
+        }
+    }
+}
