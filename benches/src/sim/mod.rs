@@ -119,7 +119,9 @@ impl Simulation {
             peers.push(SimPeer::new(joins_at, corrupt, false, params.bitrate));
         }
         if params.http_only_viewer {
-            peers.push(SimPeer::new(Duration::ZERO, false, true, params.bitrate));
+            // Joins mid-way, so it meets the origin as loaded as the viewers do.
+            let joins_at = params.join_window / 2;
+            peers.push(SimPeer::new(joins_at, false, true, params.bitrate));
         }
         let mut net = Network {
             latency: params.latency,

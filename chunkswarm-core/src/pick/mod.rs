@@ -8,7 +8,7 @@
 //!
 //! [`PriorityPicker`] implements the three strategies chunkswarm ships:
 //! rarest-first, sequential and streaming (strict order inside the playback
-//! window, rarest-first beyond it).
+//! window and ahead of it, rarest-first behind the playhead).
 
 mod priority;
 
@@ -29,7 +29,8 @@ pub enum Strategy {
     /// Lowest index first: for consumers that need the content in order.
     Sequential,
     /// Inside the playback window, strictly in playback (deadline) order;
-    /// beyond it, rarest-first. Seeking moves the window.
+    /// after it, in order too, since each piece ahead is the next one due;
+    /// behind the playhead, rarest-first. Seeking moves the window.
     Streaming,
 }
 

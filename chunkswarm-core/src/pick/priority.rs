@@ -208,9 +208,19 @@ impl PiecePicker for PriorityPicker {
                 let all = self.first_wanted..self.count.len() as u32;
                 self.in_order(all, peer, eligible)
             }
-            Strategy::Streaming => self
-                .in_order(self.window.clone(), peer, eligible)
-                .or_else(|| self.rarest(peer, eligible)),
+            Strategy::Streaming => {
+                let window = self.window.clone();
+                if let Some(piece) = self.in_order(window.clone(), peer, eligible) {
+                    return Some(piece);
+                }
+                // The link belongs to the window until it is all verified.
+                if window.clone().any(|p| self.is_wanted(p)) {
+                    return None;
+                }
+                let ahead = window.end..self.count.len() as u32;
+                self.in_order(ahead, peer, eligible)
+                    .or_else(|| self.rarest(peer, eligible))
+            }
         }
     }
 
@@ -300,9 +310,17 @@ mod tests {
         }
         streaming.set_window(4..7);
         assert_eq!(streaming.pick(seed, &mut |_| true), Some(p(4)));
-        assert_eq!(streaming.pick(seed, &mut |x| x.get() > 6), Some(p(9)));
-        streaming.set_window(7..10);
+        // Nothing beyond the window until the window is verified.
+        assert_eq!(streaming.pick(seed, &mut |x| x.get() > 6), None);
+        (4..7).for_each(|i| streaming.set_wanted(p(i), false));
+        // Then ahead of it in order, rarest or not.
         assert_eq!(streaming.pick(seed, &mut |_| true), Some(p(7)));
+        (7..10).for_each(|i| streaming.set_wanted(p(i), false));
+        // Then behind the playhead.
+        let behind = streaming.pick(seed, &mut |_| true).map(PieceIndex::get);
+        assert!(behind.is_some_and(|i| i < 4), "{behind:?}");
+        streaming.set_window(0..2);
+        assert_eq!(streaming.pick(seed, &mut |_| true), Some(p(0)));
     }
 
     #[test]

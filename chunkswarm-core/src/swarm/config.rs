@@ -10,8 +10,8 @@ pub enum OriginBudget {
     /// No limit beyond the in-flight cap.
     #[default]
     Unlimited,
-    /// At most this many origin bytes per second (averaged by a token bucket
-    /// holding two pieces), playback rescues included.
+    /// At most this many origin bytes per second, playback rescues included
+    /// (a token bucket with a burst of two pieces).
     MaxBytesPerSecond(u64),
     /// Keep the share of bytes received from peers at or above this fraction
     /// (0.0–1.0). Playback rescues and pieces no peer can supply may exceed it.
@@ -70,7 +70,7 @@ impl Default for StreamingConfig {
     fn default() -> Self {
         Self {
             window: Duration::from_secs(20),
-            rescue_margin: Duration::from_secs(3),
+            rescue_margin: Duration::from_secs(2),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Requesting blocks: started pieces first, then the picker's choice, then
 //! endgame duplicates; timeouts and releases put blocks back in play.
 
+use std::ops::Range;
+
 use web_time::Instant;
 
 use super::peer::Outstanding;
@@ -34,6 +36,9 @@ pub(super) struct PartialPiece {
     pub(super) exclusive: Option<PeerKey>,
     /// The whole piece is being fetched over HTTP.
     pub(super) http: Option<HttpRequestId>,
+    /// Peers may fetch its blocks while HTTP does too: a playback rescue
+    /// races both sources, and whichever completes the piece first wins.
+    pub(super) http_racing: bool,
 }
 
 impl PartialPiece {
@@ -44,6 +49,7 @@ impl PartialPiece {
             received: 0,
             exclusive: None,
             http: None,
+            http_racing: false,
         }
     }
 
@@ -53,7 +59,7 @@ impl PartialPiece {
 
     /// Whether `peer` may take blocks of this piece.
     fn open_to(&self, peer: PeerKey, on_parole: bool) -> bool {
-        self.http.is_none()
+        (self.http.is_none() || self.http_racing)
             && match self.exclusive {
                 Some(owner) => owner == peer,
                 None => !on_parole || self.received == 0 && self.is_untouched(),
@@ -105,10 +111,11 @@ impl Swarm {
         if room == 0 {
             return;
         }
+        let focus = self.focus(now);
         let mut chosen: Vec<Block> = Vec::new();
-        self.continue_partials(key, &mut room, &mut chosen);
+        self.continue_partials(key, focus.clone(), &mut room, &mut chosen);
         while room > 0 {
-            let Some(piece) = self.pick_new_piece(key) else {
+            let Some(piece) = self.pick_new_piece(key, focus.clone()) else {
                 break;
             };
             self.start_piece(key, piece);
@@ -120,8 +127,21 @@ impl Swarm {
         self.send_requests(now, key, &chosen);
     }
 
-    fn continue_partials(&mut self, key: PeerKey, room: &mut usize, chosen: &mut Vec<Block>) {
-        let pieces: Vec<PieceIndex> = self.partials.keys().copied().collect();
+    /// Continues started pieces: those in `focus` only if given, else the
+    /// playback window's first, in playback order, then the rest.
+    fn continue_partials(
+        &mut self,
+        key: PeerKey,
+        focus: Option<Range<u32>>,
+        room: &mut usize,
+        chosen: &mut Vec<Block>,
+    ) {
+        let window = focus.clone().unwrap_or_else(|| self.window());
+        let in_window = |p: &PieceIndex| window.contains(&p.get());
+        let mut pieces: Vec<PieceIndex> = self.partials.keys().copied().filter(in_window).collect();
+        if focus.is_none() {
+            pieces.extend(self.partials.keys().copied().filter(|p| !in_window(p)));
+        }
         for piece in pieces {
             if *room == 0 {
                 return;
@@ -167,15 +187,16 @@ impl Swarm {
         }
     }
 
-    fn pick_new_piece(&mut self, key: PeerKey) -> Option<PieceIndex> {
+    fn pick_new_piece(&mut self, key: PeerKey, focus: Option<Range<u32>>) -> Option<PieceIndex> {
         let peer = self.peers.get(&key)?;
         let view = PeerView {
             has: &peer.has,
             is_seed: peer.is_seed,
         };
         let (partials, have) = (&self.partials, &self.have);
+        let focused = |p: PieceIndex| focus.as_ref().is_none_or(|f| f.contains(&p.get()));
         self.picker.pick(view, &mut |p| {
-            !have.contains(p) && !partials.contains_key(&p)
+            !have.contains(p) && !partials.contains_key(&p) && focused(p)
         })
     }
 
@@ -192,7 +213,7 @@ impl Swarm {
     fn has_missing_blocks(&self) -> bool {
         self.partials
             .values()
-            .any(|p| p.http.is_none() && p.blocks.contains(&BlockSlot::Missing))
+            .any(|p| (p.http.is_none() || p.http_racing) && p.blocks.contains(&BlockSlot::Missing))
     }
 
     /// Every wanted block is requested: ask this peer too for blocks others

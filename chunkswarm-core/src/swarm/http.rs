@@ -52,9 +52,11 @@ pub(super) struct HttpState {
 }
 
 impl HttpState {
-    pub(super) fn new(now: Instant, config: &SwarmConfig) -> Self {
+    pub(super) fn new(now: Instant, config: &SwarmConfig, piece_length: u32) -> Self {
+        // Two pieces of burst: one fetch may always start.
+        let burst = 2 * u64::from(piece_length);
         let bucket = match config.http.budget {
-            OriginBudget::MaxBytesPerSecond(rate) => Some(TokenBucket::new(rate, 2 << 20)),
+            OriginBudget::MaxBytesPerSecond(rate) => Some(TokenBucket::new(rate, burst)),
             _ => None,
         };
         Self {
@@ -137,15 +139,15 @@ impl Swarm {
                 return Some((piece, Reason::FastStart));
             }
         }
-        let margin = self.config.streaming.rescue_margin;
-        let urgent = window.filter_map(|i| self.layout.piece(i)).find(|&p| {
-            free(self, p)
-                && self
-                    .deadline(now, p)
-                    .is_some_and(|d| d.saturating_duration_since(now) < margin)
-        });
+        let focus = self.focus(now);
+        let due = focus.clone().unwrap_or(window);
+        let urgent = self.first_at_risk(now, due, &free);
         if let Some(piece) = urgent {
             return Some((piece, Reason::Deadline));
+        }
+        if focus.is_some() {
+            // Playback needs the whole link for the pieces that are due.
+            return None;
         }
         let exhausted = self
             .attempts
@@ -194,6 +196,49 @@ impl Swarm {
                 !have.contains(p) && !partials.contains_key(&p)
             })
             .map(|p| (p, Reason::NoPeerSource))
+    }
+
+    /// The first piece of `due` (in playback order) that peers will not
+    /// deliver before its deadline: at the current peer download rate the
+    /// bytes still missing up to and including it arrive later than the
+    /// deadline minus the rescue margin.
+    pub(super) fn first_at_risk(
+        &self,
+        now: Instant,
+        due: std::ops::Range<u32>,
+        free: &dyn Fn(&Self, PieceIndex) -> bool,
+    ) -> Option<PieceIndex> {
+        let margin = self.config.streaming.rescue_margin.as_secs_f64();
+        let rate = self.p2p_rate.rate(now).max(1.0);
+        let mut backlog = 0u64;
+        for piece in due.filter_map(|i| self.layout.piece(i)) {
+            if self.have.contains(piece) {
+                continue;
+            }
+            backlog += self.missing_bytes(piece);
+            let deadline = self.deadline(now, piece)?;
+            let left = deadline.saturating_duration_since(now).as_secs_f64();
+            if free(self, piece) && left < backlog as f64 / rate + margin {
+                return Some(piece);
+            }
+        }
+        None
+    }
+
+    /// Bytes of the piece not yet received.
+    fn missing_bytes(&self, piece: PieceIndex) -> u64 {
+        let len = u64::from(self.layout.piece_len(piece));
+        let Some(partial) = self.partials.get(&piece) else {
+            return len;
+        };
+        let received: u64 = self
+            .layout
+            .blocks(piece)
+            .zip(&partial.blocks)
+            .filter(|(_, slot)| matches!(slot, BlockSlot::Received(_)))
+            .map(|(block, _)| u64::from(block.length()))
+            .sum();
+        len - received
     }
 
     /// Rendezvous ranks of us and our neighbours for every piece.
@@ -255,6 +300,7 @@ impl Swarm {
             PartialPiece::new(self.layout.piece_len(piece), self.layout.block_count(piece))
         });
         partial.http = Some(id);
+        partial.http_racing = reason == Reason::Deadline;
         self.outputs.push_back(Output::HttpFetch { id, range });
         if fresh {
             self.emit(Event::Piece {
@@ -269,6 +315,7 @@ impl Swarm {
             if let Some(partial) = self.partials.get_mut(&fetch.piece) {
                 if partial.http == Some(id) {
                     partial.http = None;
+                    partial.http_racing = false;
                 }
             }
             self.outputs.push_back(Output::HttpCancel { id });
@@ -302,6 +349,7 @@ impl Swarm {
             return;
         };
         partial.http = None;
+        partial.http_racing = false;
         partial.data.copy_from_slice(&body);
         let mut cancels = Vec::new();
         for (index, slot) in partial.blocks.iter_mut().enumerate() {
@@ -323,6 +371,7 @@ impl Swarm {
         if let Some(partial) = self.partials.get_mut(&piece) {
             if partial.http == Some(id) {
                 partial.http = None;
+                partial.http_racing = false;
             }
             if partial.received == 0 && partial.blocks.iter().all(|b| *b == BlockSlot::Missing) {
                 self.partials.remove(&piece);

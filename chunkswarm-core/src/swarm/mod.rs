@@ -164,7 +164,7 @@ impl Swarm {
         let window = Duration::from_secs(3);
         Self {
             rng: SeededRng::new(config.rng_seed ^ 0x5357_4152_4d00_0000),
-            http: HttpState::new(now, &config),
+            http: HttpState::new(now, &config, layout.piece_length()),
             upload: UploadState::new(now, &config),
             availability: Availability::new(layout.piece_count()),
             info,
@@ -364,6 +364,32 @@ impl Swarm {
             .min(self.layout.total_length() - 1);
         let last = self.layout.piece_at_offset(end).unwrap_or(first);
         first.get()..last.get() + 1
+    }
+
+    /// While streaming, the pieces that requests are limited to, so that
+    /// playback gets the whole link when it needs it: the playhead piece
+    /// until it is verified (startup), then the window while one of its
+    /// pieces is due within the rescue margin. `None` when nothing is urgent.
+    fn focus(&self, now: Instant) -> Option<Range<u32>> {
+        let window = self.window();
+        let playhead = self
+            .layout
+            .piece(window.start)
+            .filter(|_| !window.is_empty())?;
+        if !self.have.contains(playhead) {
+            return Some(window.start..window.start + 1);
+        }
+        let margin = self.config.streaming.rescue_margin;
+        let urgent = window
+            .clone()
+            .filter_map(|i| self.layout.piece(i))
+            .any(|p| {
+                !self.have.contains(p)
+                    && self
+                        .deadline(now, p)
+                        .is_some_and(|d| d.saturating_duration_since(now) < margin)
+            });
+        urgent.then_some(window)
     }
 
     /// When the piece must be verified for playback to continue, if streaming.

@@ -514,3 +514,125 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn upload_rate_limit_paces_the_seeder() {
+    let (mut net, info) = Net::new(16 * 16_384, 16_384);
+    let limited = SwarmConfig {
+        upload_rate_limit: Some(64 * 1024),
+        ..no_http()
+    };
+    let seeder = net.add(&info, true, false, limited);
+    let leecher = net.add(&info, false, false, no_http());
+    net.connect(seeder, leecher);
+    let start = net.now;
+    net.run_until(Duration::from_secs(60), |n| n.nodes[1].swarm.is_complete());
+    assert_eq!(net.assembled(leecher), net.content);
+    // 256 KiB at 64 KiB/s, less the initial 16 KiB burst: at least 3.5 s.
+    let took = net.now - start;
+    assert!(took >= Duration::from_millis(3_500), "{took:?}");
+    assert!(took <= Duration::from_secs(6), "{took:?}");
+}
+
+#[test]
+fn origin_byte_budget_paces_http() {
+    let (mut net, info) = Net::new(8 * 16_384, 16_384);
+    let budget = SwarmConfig {
+        http: HttpConfig {
+            budget: OriginBudget::MaxBytesPerSecond(16_384),
+            patience: Duration::ZERO,
+            ..HttpConfig::default()
+        },
+        ..SwarmConfig::default()
+    };
+    let leecher = net.add(&info, false, false, budget);
+    let start = net.now;
+    net.run_until(Duration::from_secs(60), |n| n.nodes[0].swarm.is_complete());
+    assert_eq!(net.assembled(leecher), net.content);
+    // 8 pieces of 16 KiB at 16 KiB/s with two pieces of burst: 6 s at least.
+    let took = net.now - start;
+    assert!(took >= Duration::from_millis(5_900), "{took:?}");
+    assert!(took <= Duration::from_secs(9), "{took:?}");
+    assert_eq!(net.http_fetches, 8);
+}
+
+#[test]
+fn p2p_share_budget_keeps_http_for_what_peers_cannot_supply() {
+    let (mut net, info) = Net::new(16 * 16_384, 16_384);
+    let config = SwarmConfig {
+        http: HttpConfig {
+            budget: OriginBudget::TargetP2pShare(0.9),
+            ..HttpConfig::default()
+        },
+        ..SwarmConfig::default()
+    };
+    let seeder = net.add(&info, true, false, SwarmConfig::default());
+    let leecher = net.add(&info, false, false, config);
+    net.connect(seeder, leecher);
+    net.run_until(Duration::from_secs(60), |n| n.nodes[1].swarm.is_complete());
+    assert_eq!(net.assembled(leecher), net.content);
+    let stats = net.nodes[leecher].swarm.stats(net.now);
+    assert_eq!(stats.http_bytes_received, 0, "a seed was there: {stats:?}");
+}
+
+#[test]
+fn fast_start_fetches_the_playhead_piece_over_http_first() {
+    let (mut net, info) = Net::new(8 * 16_384, 16_384);
+    let seeder = net.add(&info, true, false, SwarmConfig::default());
+    let config = SwarmConfig {
+        strategy: crate::pick::Strategy::Streaming,
+        http: HttpConfig {
+            first_piece_from_http: true,
+            ..HttpConfig::default()
+        },
+        ..SwarmConfig::default()
+    };
+    let viewer = net.add(&info, false, false, config);
+    let now = net.now;
+    let playback = Playback {
+        position: 3 * 16_384 + 5,
+        bitrate: 4_096,
+    };
+    net.nodes[viewer].swarm.set_playback(now, Some(playback));
+    net.connect(seeder, viewer);
+    net.run_until(Duration::from_secs(60), |n| n.nodes[1].swarm.is_complete());
+    let first_verified = net.nodes[viewer].events.iter().find_map(|e| match e {
+        Event::Piece {
+            piece,
+            state: PieceState::Verified(source),
+        } => Some((piece.get(), *source)),
+        _ => None,
+    });
+    assert_eq!(first_verified, Some((3, Source::Http)));
+    assert_eq!(net.assembled(viewer), net.content);
+}
+
+#[test]
+fn endgame_duplicates_are_cancelled_and_the_download_completes() {
+    let (mut net, info) = Net::new(2 * 16_384, 16_384);
+    let a = net.add(&info, true, false, no_http());
+    let b = net.add(&info, true, false, no_http());
+    let leecher = net.add(&info, false, false, no_http());
+    net.connect(a, leecher);
+    net.connect(b, leecher);
+    // Two blocks, two seeders with deep queues: the second seeder can only
+    // get endgame duplicates of what the first was asked for.
+    let mut duplicated = false;
+    net.run_until(Duration::from_secs(30), |n| {
+        duplicated |= n.nodes[2].swarm.partials.values().any(|p| {
+            p.blocks.iter().any(|b| {
+                matches!(
+                    b,
+                    super::download::BlockSlot::Requested { also: Some(_), .. }
+                )
+            })
+        });
+        n.nodes[2].swarm.is_complete()
+    });
+    assert!(duplicated, "no endgame duplicate was requested");
+    assert_eq!(net.assembled(leecher), net.content);
+    let stats = net.nodes[leecher].swarm.stats(net.now);
+    assert_eq!(stats.p2p_bytes, net.content.len() as u64);
+    // Each duplicate costs at most the one block that raced it.
+    assert!(stats.wasted_bytes <= 2 * 16_384, "{stats:?}");
+}

@@ -1,0 +1,66 @@
+//! Small runs of every scenario: the invariants the full benchmarks report
+//! on must hold at any size, and a seed must replay exactly.
+#![allow(clippy::unwrap_used)]
+
+use chunkswarm_benches::sim::{Params, Report, Simulation};
+
+fn run(name: &str, seed: u64, peers: usize, mib: u64) -> Report {
+    let mut params = Params::scenario(name, seed).unwrap();
+    params.peers = peers;
+    params.file_bytes = mib << 20;
+    Simulation::new(params).run()
+}
+
+fn assert_sound(report: &Report) {
+    assert_eq!(report.incomplete, 0, "{report:#?}");
+    assert_eq!(report.unverified_bytes_delivered, 0, "{report:#?}");
+    assert_eq!(report.banned_honest, 0, "{report:#?}");
+    assert!(report.offload > 0.0 && report.offload <= 1.0, "{report:#?}");
+}
+
+#[test]
+fn flash_crowd_completes_and_replays_exactly() {
+    let first = run("flash-crowd", 3, 12, 8);
+    assert_sound(&first);
+    assert_eq!(first.completion_s.map(|c| c.max > 0.0), Some(true));
+    let again = run("flash-crowd", 3, 12, 8);
+    assert_eq!(
+        serde_json::to_value(Report {
+            wall_s: 0.0,
+            ..first
+        })
+        .unwrap(),
+        serde_json::to_value(Report {
+            wall_s: 0.0,
+            ..again
+        })
+        .unwrap()
+    );
+}
+
+#[test]
+fn corrupt_peers_are_banned_and_nothing_unverified_is_delivered() {
+    let report = run("corrupt", 5, 20, 8);
+    assert_sound(&report);
+    assert!(
+        report.corrupt_peers > 0,
+        "the seed must yield corrupt peers"
+    );
+    assert_eq!(report.banned_corrupt, report.corrupt_peers, "{report:#?}");
+}
+
+#[test]
+fn churn_leaves_every_remaining_peer_complete() {
+    let report = run("churn", 7, 15, 8);
+    assert_sound(&report);
+    assert!(report.peers > 15, "churn brought newcomers: {report:#?}");
+}
+
+#[test]
+fn streaming_viewers_start_and_play() {
+    let report = run("streaming", 9, 6, 8);
+    assert_sound(&report);
+    let startup = report.startup_s.unwrap();
+    assert!(startup.max < 10.0, "{report:#?}");
+    assert!(report.http_only_startup_s.is_some());
+}
