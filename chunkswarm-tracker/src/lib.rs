@@ -1,11 +1,169 @@
 //! The chunkswarm tracker: the one server a deployment runs.
 //!
-//! It introduces peers to each other and relays their WebRTC offers and answers
-//! over the WebTorrent WebSocket tracker protocol, keeps the chunk registry (which
-//! peer holds which piece), serves the media library over HTTP with `Range` as the
-//! swarm's web seed (BEP 19), and answers catalog searches.
+//! It introduces peers to each other and relays their WebRTC offers and
+//! answers over the WebTorrent WebSocket tracker protocol, keeps the chunk
+//! registry (which peer holds which piece), serves the media library over
+//! HTTP with `Range` as the swarm's web seed (BEP 19) with a `.torrent` per
+//! file, and answers catalog searches.
 //!
-//! Status: the crate is being built; today it only re-exports the formats it
-//! serves from [`chunkswarm_core`].
+//! # Use
+//!
+//! ```no_run
+//! use chunkswarm_tracker::{Config, Tracker, serve};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config {
+//!     media_dir: Some("media".into()),
+//!     public_url: Some("https://tracker.example".into()),
+//!     ..Config::default()
+//! };
+//! let tracker = Tracker::new(config)?;
+//! let listener = tokio::net::TcpListener::bind("0.0.0.0:8000").await?;
+//! serve(listener, tracker, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Call order: build a [`Tracker`] from a [`Config`]; then either [`serve`]
+//! it, which runs everything until the shutdown future completes, or mount
+//! [`router`] in your own server, spawn [`Tracker::maintain`], and call
+//! [`Tracker::shutdown`] when done. Serving through [`serve`] is what records
+//! each client's address, which the per-address limits need.
+//!
+//! # Endpoints
+//!
+//! | path | what |
+//! |---|---|
+//! | `GET /announce`, `GET /` (WebSocket) | the tracker (signaling) |
+//! | `GET`/`HEAD /media/{path}` | the origin: library files, with `Range` |
+//! | `GET /torrents/{path}.torrent` | the torrent of a library media file |
+//! | `GET /api/swarms` | swarms with peer and seeder counts |
+//! | `GET /api/swarms/{infohash hex}/pieces` | per piece, how many peers hold it and which |
+//! | `GET /api/search?q=` | catalog search with live peer counts |
+//! | `GET /metrics` | Prometheus text |
+//! | `GET /healthz` | `ok`, or 503 while shutting down |
+//!
+//! # Signaling protocol
+//!
+//! Messages are JSON text frames, as WebTorrent's `bittorrent-tracker` speaks
+//! them. Info hashes, peer ids and offer ids are 20-byte *binary strings*: JSON
+//! strings of 20 characters each at most U+00FF, one per byte.
+//!
+//! - `{"action":"announce","info_hash","peer_id","numwant","uploaded",
+//!   "downloaded","left","event","offers":[{"offer_id","offer"}]}` joins the
+//!   swarm (`event` is `started`, `stopped`, `completed` or absent; `left: 0`
+//!   makes a seeder) and is answered with
+//!   `{"action":"announce","interval","info_hash","complete","incomplete"}`.
+//!   Each offer (at most [`Limits::max_offers_per_announce`]; like
+//!   WebTorrent's tracker, the number of offers is the `numwant`) goes to a
+//!   different random peer of the swarm (seeders skip seeders) as
+//!   `{"action":"announce","offer","offer_id","peer_id","info_hash"}`.
+//! - `{"action":"announce","info_hash","peer_id","to_peer_id","answer","offer_id"}`
+//!   relays the answer to the offerer as
+//!   `{"action":"announce","answer","offer_id","peer_id","info_hash"}`, with
+//!   no reply to the answerer.
+//! - `{"action":"scrape","info_hash": one or a list}` is answered with
+//!   `{"action":"scrape","files":{<info_hash>:{"complete","incomplete","downloaded"}}}`.
+//! - A refusal is `{"action","failure reason","info_hash"}`.
+//!
+//! Anti-spoofing: a `peer_id` belongs to the connection that first announced
+//! it, until that connection closes; another connection using it is refused.
+//! An answer is relayed only if the tracker forwarded that very offer
+//! (`offer_id` from `to_peer_id`) to the answering peer over this connection,
+//! less than [`Limits::offer_ttl`] ago, and it was not answered yet.
+//!
+//! # chunkswarm extensions
+//!
+//! Extra fields and actions that WebTorrent clients neither send nor need to
+//! understand (they ignore unknown fields, and the tracker sends them nothing
+//! new):
+//!
+//! - On `announce`, `"x_cs_bitfield": "<hex>"` reports the pieces the peer
+//!   holds, as the hex of the BEP 3 `bitfield` payload (`ceil(pieces / 8)`
+//!   bytes, high bit of the first byte is piece 0, spare bits zero), and
+//!   `"x_cs_pieces": <piece count>` gives the count. The count is required
+//!   unless the tracker knows the torrent (its own library) or an earlier
+//!   report fixed it; a mismatch is refused. A full bitfield makes a seeder.
+//!   A bad report (or one past
+//!   [`Limits::max_bitfield_bytes_per_connection`]) does not fail the
+//!   announce: its answer carries a `"warning message"`.
+//! - `{"action":"x_cs_have","info_hash","peer_id","pieces":[indices]}` adds
+//!   pieces the peer gained since (at most 4096 per message). No reply
+//!   unless refused.
+//!
+//! The registry forgets a peer's pieces when it sends `stopped`, when its
+//! connection closes, or when it has not announced for
+//! [`Limits::peer_timeout`].
+//!
+//! # Limits
+//!
+//! See [`Limits`]: message size (a larger message closes the connection with
+//! 1009), offers per announce, swarms, peer ids and bitfield bytes per
+//! connection, open connections in all and per address, a per-address token
+//! bucket over connections, messages and HTTP requests, idle connections
+//! closed, a bounded queue per connection and a write deadline so a client
+//! that does not read only loses its own messages, and too many bad messages
+//! closing the connection with 1008.
+//!
+//! # Compatibility check with WebTorrent
+//!
+//! `tests/webtorrent/run.sh` runs two unchanged clients of npm
+//! `bittorrent-tracker` (the tracker client inside WebTorrent) against the
+//! tracker in a loopback-only network namespace: they announce, exchange an
+//! offer and an answer, and scrape. It needs node and npm, so it is not part
+//! of `cargo test`.
 
+mod api;
+mod catalog;
+mod config;
+mod http;
+mod library;
+mod limits;
+mod metrics;
+mod origin;
+mod registry;
+mod serve;
+mod signaling;
+mod tls;
+mod torrents;
+mod tracker;
+mod urls;
+
+use axum::Router;
+use axum::routing::get;
+
+pub use catalog::{Catalog, CatalogEntry, CatalogError, SearchFuture};
 pub use chunkswarm_core::metainfo;
+pub use config::{Config, Limits, TlsFiles};
+pub use serve::{ServeError, serve};
+pub use tls::TlsError;
+pub use tracker::{Tracker, TrackerError};
+
+/// The tracker's routes, for mounting in any axum server. Per-address limits
+/// need the client's address, which [`serve`] records; without it every
+/// client counts as one address.
+pub fn router(tracker: Tracker) -> Router {
+    let limited = Router::new()
+        .route("/media/{*path}", get(origin::media))
+        .route("/torrents/{*path}", get(origin::torrent))
+        .route("/api/swarms", get(api::swarms))
+        .route("/api/swarms/{info_hash}/pieces", get(api::pieces))
+        .route("/api/search", get(api::search))
+        .route_layer(axum::middleware::from_fn_with_state(
+            tracker.clone(),
+            http::rate_limit,
+        ));
+    Router::new()
+        .route("/", get(signaling::upgrade))
+        .route("/announce", get(signaling::upgrade))
+        .route("/metrics", get(api::metrics))
+        .route("/healthz", get(api::healthz))
+        .merge(limited)
+        .layer(axum::middleware::from_fn_with_state(
+            tracker.clone(),
+            http::cors,
+        ))
+        .with_state(tracker)
+}

@@ -64,6 +64,8 @@ pub struct Report {
     pub stall_s: Option<Summary>,
     /// Startup of the HTTP-only reference viewer.
     pub http_only_startup_s: Option<f64>,
+    /// Total stall of the HTTP-only reference viewer.
+    pub http_only_stall_s: Option<f64>,
     /// Peers that stayed but did not complete within the time limit.
     pub incomplete: usize,
     /// Peers that corrupt blocks.
@@ -129,6 +131,11 @@ pub(super) fn build(sim: &Simulation, wall: Duration) -> Report {
         .iter()
         .find(|p| p.isolated)
         .and_then(|p| Some((p.viewer.as_ref()?.started_at? - p.joins_at).as_secs_f64()));
+    let http_only_stall_s = sim
+        .peers
+        .iter()
+        .find(|p| p.isolated)
+        .and_then(|p| Some(p.viewer.as_ref()?.stalled.as_secs_f64()));
     let corrupt: Vec<usize> = swarm_peers
         .iter()
         .copied()
@@ -171,6 +178,7 @@ pub(super) fn build(sim: &Simulation, wall: Duration) -> Report {
         startup_s: Summary::of(startup),
         stall_s: Summary::of(stalls),
         http_only_startup_s,
+        http_only_stall_s,
         incomplete: swarm_peers
             .iter()
             .filter(|&&i| sim.peers[i].left_at.is_none() && sim.peers[i].completed_at.is_none())

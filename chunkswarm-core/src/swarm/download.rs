@@ -348,6 +348,7 @@ impl Swarm {
             peer.sample_rtt(now.saturating_duration_since(outstanding.sent_at));
         }
         peer.download.record(now, len);
+        peer.downloaded += len;
         peer.progress_at = now;
         peer.failures = 0;
         self.p2p_rate.record(now, len);

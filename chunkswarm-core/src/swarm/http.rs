@@ -169,10 +169,22 @@ impl Swarm {
         let starving_since = self.http.starving_since?;
         let long_starved = now >= starving_since + self.config.http.starving_fallback;
         let (have, partials) = (&self.have, &self.partials);
+        // A viewer fetches unheld pieces only up to a window beyond its
+        // window: viewers ahead of it will hold the later ones by then.
+        let horizon = match self.playback {
+            Some(_) => {
+                let window = self.window();
+                window.end.saturating_add(window.end - window.start)
+            }
+            None => u32::MAX,
+        };
         if self.availability.seeds() == 0 {
             let ranks = self.neighbour_ranks();
             let piece = self.picker.pick_unavailable(&mut |p| {
-                !have.contains(p) && !partials.contains_key(&p) && (long_starved || ranks.owns(p))
+                !have.contains(p)
+                    && !partials.contains_key(&p)
+                    && p.get() < horizon
+                    && (long_starved || ranks.owns(p))
             });
             if let Some(piece) = piece {
                 return Some((piece, Reason::NoPeerSource));

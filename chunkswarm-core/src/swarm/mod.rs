@@ -47,7 +47,8 @@ use web_time::Instant;
 
 pub use config::{HttpConfig, OriginBudget, StreamingConfig, SwarmConfig};
 pub use output::{
-    BanReason, CloseReason, Event, HttpRequestId, Output, PeerKey, PieceState, Source, Stats,
+    BanReason, CloseReason, Event, HttpRequestId, Output, PeerKey, PeerSnapshot, PieceState,
+    Source, Stats,
 };
 
 use crate::layout::{Layout, PieceIndex};
@@ -214,6 +215,33 @@ impl Swarm {
             peers: self.peers.values().filter(|p| p.is_active()).count(),
             ..self.stats
         }
+    }
+
+    /// Every connection as of `now`, for a UI's peer list.
+    pub fn peers(&self, now: Instant) -> Vec<PeerSnapshot> {
+        let pieces = self.layout.piece_count();
+        self.peers
+            .iter()
+            .map(|(key, p)| PeerSnapshot {
+                peer: *key,
+                peer_id: p.peer_id,
+                pieces: if p.is_seed {
+                    pieces
+                } else {
+                    p.has.count_ones()
+                },
+                is_seed: p.is_seed,
+                am_choking: p.am_choking,
+                am_interested: p.am_interested,
+                peer_choking: p.peer_choking,
+                peer_interested: p.peer_interested,
+                requests_out: p.outstanding.len(),
+                downloaded: p.downloaded,
+                uploaded: p.uploaded,
+                download_rate: p.download.rate(now),
+                upload_rate: p.upload.rate(now),
+            })
+            .collect()
     }
 
     /// How many connected peers hold the piece.

@@ -101,6 +101,37 @@ pub struct Stats {
     pub hash_failures: u32,
 }
 
+/// One connection as a UI's peer list shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerSnapshot {
+    /// The connection.
+    pub peer: PeerKey,
+    /// Its peer id, once the handshake is done.
+    pub peer_id: Option<[u8; 20]>,
+    /// Pieces it holds.
+    pub pieces: u32,
+    /// It holds every piece.
+    pub is_seed: bool,
+    /// We refuse its requests.
+    pub am_choking: bool,
+    /// We want pieces it has.
+    pub am_interested: bool,
+    /// It refuses our requests.
+    pub peer_choking: bool,
+    /// It wants pieces we have.
+    pub peer_interested: bool,
+    /// Block requests we have outstanding to it.
+    pub requests_out: usize,
+    /// Block bytes received from it.
+    pub downloaded: u64,
+    /// Block bytes sent to it.
+    pub uploaded: u64,
+    /// Download rate from it, bytes per second.
+    pub download_rate: f64,
+    /// Upload rate to it, bytes per second.
+    pub upload_rate: f64,
+}
+
 /// Something a UI may show.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {

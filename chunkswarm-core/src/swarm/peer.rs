@@ -62,6 +62,10 @@ pub(super) struct Peer {
     /// gets pieces no one else is fetching, so blame is unambiguous.
     pub(super) on_parole: bool,
     pub(super) unsolicited_blocks: u32,
+    /// Block bytes received from it.
+    pub(super) downloaded: u64,
+    /// Block bytes sent to it.
+    pub(super) uploaded: u64,
 }
 
 impl Peer {
@@ -89,6 +93,8 @@ impl Peer {
             backoff_until: None,
             on_parole: false,
             unsolicited_blocks: 0,
+            downloaded: 0,
+            uploaded: 0,
         }
     }
 

@@ -255,6 +255,10 @@ fn leecher_downloads_everything_from_a_seeder() {
     assert_eq!(stats.p2p_bytes, net.content.len() as u64);
     assert_eq!(stats.http_bytes, 0);
     assert!(net.nodes[leecher].events.contains(&Event::Completed));
+    let peers = net.nodes[seeder].swarm.peers(net.now);
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0].peer_id, Some(peer_id(leecher)));
+    assert_eq!(peers[0].uploaded, net.content.len() as u64);
 }
 
 #[test]

@@ -218,6 +218,7 @@ impl Swarm {
         if let Some(peer) = self.peers.get_mut(&key) {
             peer.incoming.pop_front();
             peer.upload.record(now, len);
+            peer.uploaded += len;
         }
         self.stats.uploaded_bytes += len;
         self.upload_rate.record(now, len);

@@ -1,0 +1,150 @@
+//! What a tracker is told at start: where the media is, how it is reached,
+//! and the limits that keep one client from hurting the others.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything a [`Tracker`](crate::Tracker) is built from. [`Config::default`]
+/// gives the documented defaults; set the fields you need.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The media library the HTTP origin serves and the catalog lists.
+    /// Default: none (no origin, an empty catalog).
+    pub media_dir: Option<PathBuf>,
+    /// The URL clients reach this server at, e.g. `https://media.example`;
+    /// torrents carry it as their web seed (`{public_url}/media/...`) and, with
+    /// the scheme changed to `ws`/`wss`, as their tracker
+    /// (`{public_url}/announce`). Default: none, meaning the address
+    /// [`serve`](crate::serve) listens on (`http://127.0.0.1:PORT` for an
+    /// unspecified address).
+    pub public_url: Option<String>,
+    /// PEM files for TLS (`https://` and `wss://`). Default: none (plain TCP).
+    pub tls: Option<TlsFiles>,
+    /// The re-announce interval told to clients. Default: 120 s, as
+    /// WebTorrent's own tracker tells its WebSocket clients.
+    pub announce_interval: Duration,
+    /// The `Access-Control-Allow-Origin` sent on HTTP answers. Default: `*`,
+    /// so a demo page on another origin can use the API and the origin.
+    /// `None` sends no CORS headers.
+    pub cors_allow_origin: Option<String>,
+    /// Make the torrent of every library file in the background, at start
+    /// and every minute after, so catalog entries carry their infohash
+    /// without waiting for a first `.torrent` request. Default: true.
+    pub prepare_torrents: bool,
+    /// Abuse limits.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            media_dir: None,
+            public_url: None,
+            tls: None,
+            announce_interval: Duration::from_secs(120),
+            cors_allow_origin: Some("*".to_owned()),
+            prepare_torrents: true,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The certificate chain and private key, both PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// Bounds on what one connection or one address may cost the tracker.
+///
+/// A client over a bound gets a `failure reason` answer, or its connection
+/// is closed; it never makes the tracker wait, so other clients are not
+/// slowed.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest WebSocket message accepted, in bytes; a larger one closes the
+    /// connection (close code 1009). Default: 64 KiB, room for ten offers
+    /// with full SDP.
+    pub max_message_bytes: usize,
+    /// Offers forwarded per announce; further offers are ignored, as if the
+    /// swarm were smaller. Default: 10, the most a WebTorrent client sends.
+    pub max_offers_per_announce: usize,
+    /// Swarms one connection may be in at once. Default: 100.
+    pub max_swarms_per_connection: usize,
+    /// Distinct `peer_id`s one connection may announce (WebTorrent clients in
+    /// one page share a socket). Default: 8.
+    pub max_peer_ids_per_connection: usize,
+    /// Swarms the tracker holds at once. Default: 100,000.
+    pub max_swarms: usize,
+    /// Bytes of piece bitfields (chunkswarm's `x_cs_bitfield` and
+    /// `x_cs_have`) the peers of one connection may hold in the registry;
+    /// reports past it are refused. Default: 64 KiB (a 64 GiB file in 1 MiB
+    /// pieces takes 8 KiB).
+    pub max_bitfield_bytes_per_connection: usize,
+    /// Info hashes one `scrape` may ask about. Default: 64.
+    pub max_scrape_hashes: usize,
+    /// Open WebSocket connections in all. Default: 100,000.
+    pub max_connections: usize,
+    /// Open WebSocket connections from one address (one IPv6 /64). Default: 256.
+    pub max_connections_per_ip: usize,
+    /// Sustained requests per second from one address (one IPv6 /64): every
+    /// WebSocket message, connection and HTTP request takes a token from the
+    /// address's bucket. 0 turns rate limiting off. Default: 50.
+    pub ip_requests_per_second: u32,
+    /// The bucket's size: how many requests an address may make at once
+    /// after a quiet spell. Default: 500.
+    pub ip_burst: u32,
+    /// A connection that sends nothing for this long is closed, and its
+    /// peers leave their swarms. Default: 300 s (WebTorrent clients
+    /// re-announce every [`Config::announce_interval`]).
+    pub idle_timeout: Duration,
+    /// A peer that has not announced in a swarm for this long leaves it, even
+    /// if its connection stays open for other swarms. Default: 300 s.
+    pub peer_timeout: Duration,
+    /// How long a forwarded offer may be answered. Default: 60 s (WebTorrent
+    /// clients give up on an offer after 50 s).
+    pub offer_ttl: Duration,
+    /// Forwarded offers of one connection awaiting an answer; the oldest are
+    /// forgotten beyond this. Default: 100.
+    pub max_pending_offers_per_connection: usize,
+    /// Messages queued to one connection. A client that does not read loses
+    /// the messages past this instead of slowing the tracker. Default: 256.
+    pub outbound_queue: usize,
+    /// Bad messages (unparsable, invalid, refused) a connection may send
+    /// before it is closed (close code 1008). Default: 32.
+    pub max_errors_per_connection: u32,
+    /// Time allowed for a TLS handshake. Default: 10 s.
+    pub tls_handshake_timeout: Duration,
+    /// After shutdown starts, how long [`serve`](crate::serve) waits for
+    /// open HTTP answers (e.g. long downloads) before it returns. Default: 10 s.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 64 << 10,
+            max_offers_per_announce: 10,
+            max_swarms_per_connection: 100,
+            max_peer_ids_per_connection: 8,
+            max_swarms: 100_000,
+            max_bitfield_bytes_per_connection: 64 << 10,
+            max_scrape_hashes: 64,
+            max_connections: 100_000,
+            max_connections_per_ip: 256,
+            ip_requests_per_second: 50,
+            ip_burst: 500,
+            idle_timeout: Duration::from_secs(300),
+            peer_timeout: Duration::from_secs(300),
+            offer_ttl: Duration::from_secs(60),
+            max_pending_offers_per_connection: 100,
+            outbound_queue: 256,
+            max_errors_per_connection: 32,
+            tls_handshake_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! Middleware for the plain HTTP endpoints: per-address rate limiting and CORS.
+
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::Tracker;
+use crate::metrics::Rejection;
+use crate::serve::ClientIp;
+
+/// Takes a token from the client's address, or answers 429.
+pub(crate) async fn rate_limit(
+    State(tracker): State<Tracker>,
+    ClientIp(ip): ClientIp,
+    request: Request,
+    next: Next,
+) -> Response {
+    let inner = &tracker.inner;
+    if !inner.limiter.take_for(ip, Instant::now()) {
+        inner.metrics.reject(Rejection::RateLimited);
+        return (StatusCode::TOO_MANY_REQUESTS, "rate limited\n").into_response();
+    }
+    next.run(request).await
+}
+
+/// Adds CORS headers and answers preflights, if configured.
+pub(crate) async fn cors(State(tracker): State<Tracker>, request: Request, next: Next) -> Response {
+    let Some(origin) = tracker.inner.config.cors_allow_origin.as_deref() else {
+        return next.run(request).await;
+    };
+    let Ok(origin) = HeaderValue::from_str(origin) else {
+        return next.run(request).await;
+    };
+    let preflight = request.method() == Method::OPTIONS;
+    let mut response = if preflight {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(request).await
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Content-Range, Content-Length, Accept-Ranges, ETag"),
+    );
+    if preflight {
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, HEAD, OPTIONS"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Range, If-Range, If-None-Match, Content-Type"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
+    }
+    response
+}

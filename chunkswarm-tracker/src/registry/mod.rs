@@ -1,0 +1,492 @@
+//! The live state of the tracker: connections, who owns which `peer_id`,
+//! the swarms, the offers awaiting answers, and which peer holds which piece.
+//!
+//! One [`Registry`] sits behind one mutex; every operation is short and never
+//! waits: messages to other connections go into their bounded queues with
+//! `try_send`, and a full queue loses the message rather than slowing anyone.
+
+mod pieces;
+mod swarm;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use chunkswarm_core::metainfo::InfoHash;
+use tokio::sync::mpsc;
+
+use crate::config::Limits;
+use crate::signaling::ids::{OfferId, PeerId};
+use crate::signaling::message::{Announce, Answer, Event, Have};
+use crate::signaling::reply::{self, SwarmCounts};
+
+pub(crate) use pieces::{PieceReport, SwarmSummary};
+use swarm::{Swarm, SwarmPeer};
+
+/// Identifies one WebSocket connection for its lifetime.
+pub(crate) type ConnId = u64;
+
+/// Why the registry refused a request. The text is the `failure reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum RegistryError {
+    /// Another connection announced this `peer_id` first.
+    #[error("peer_id is in use by another connection")]
+    PeerIdTaken,
+    /// The connection announced too many distinct peer ids.
+    #[error("too many peer ids on this connection")]
+    TooManyPeerIds,
+    /// The connection is in too many swarms.
+    #[error("too many swarms on this connection")]
+    TooManySwarms,
+    /// The tracker holds as many swarms as it may.
+    #[error("tracker is full")]
+    TrackerFull,
+    /// No forwarded offer matches the answer (never sent, already answered,
+    /// or sent to someone else).
+    #[error("no outstanding offer for this answer")]
+    UnsolicitedAnswer,
+    /// The offer was forwarded too long ago.
+    #[error("offer expired")]
+    ExpiredAnswer,
+    /// The peer the message is for is not connected.
+    #[error("no peer with that `to_peer_id`")]
+    UnknownPeer,
+    /// The peer the message is for does not read its messages.
+    #[error("peer is not reading")]
+    SlowPeer,
+    /// A piece report for a swarm the peer is not in.
+    #[error("peer is not in this swarm")]
+    NotInSwarm,
+    /// A bitfield or `x_cs_have` whose piece count is unknown or wrong.
+    #[error("invalid piece report")]
+    BadPieces,
+    /// The connection's peers hold as many bitfield bytes as it may.
+    #[error("too many piece reports on this connection")]
+    PieceBudget,
+}
+
+/// A connection's queue of outgoing text messages.
+pub(crate) type Outbox = mpsc::Sender<String>;
+
+#[derive(Debug)]
+struct Conn {
+    outbox: Outbox,
+    peer_ids: Vec<PeerId>,
+    memberships: Vec<(InfoHash, PeerId)>,
+    /// Offers this connection made that were forwarded, oldest first.
+    pending: VecDeque<Pending>,
+    /// Bytes of the bitfields its peers reported, against
+    /// [`Limits::max_bitfield_bytes_per_connection`].
+    bitfield_bytes: usize,
+}
+
+#[derive(Debug)]
+struct Pending {
+    offer_id: OfferId,
+    from: PeerId,
+    info_hash: InfoHash,
+    to: PeerId,
+    to_conn: ConnId,
+    expires: Instant,
+}
+
+/// What an announce did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Announced {
+    /// The swarm's counts after it.
+    pub(crate) counts: SwarmCounts,
+    /// Offers delivered to other peers.
+    pub(crate) forwarded: usize,
+    /// Offers lost to full queues.
+    pub(crate) dropped: usize,
+    /// A problem with the piece report, which does not fail the announce.
+    pub(crate) warning: Option<RegistryError>,
+}
+
+/// Connections, ownership, swarms and pending offers.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    conns: HashMap<ConnId, Conn>,
+    owners: HashMap<PeerId, ConnId>,
+    swarms: HashMap<InfoHash, Swarm>,
+    limits: Limits,
+    rng: fastrand::Rng,
+}
+
+impl Registry {
+    pub(crate) fn new(limits: Limits) -> Self {
+        Self {
+            conns: HashMap::new(),
+            owners: HashMap::new(),
+            swarms: HashMap::new(),
+            limits,
+            rng: fastrand::Rng::new(),
+        }
+    }
+
+    /// Adds a connection and the queue that reaches it.
+    pub(crate) fn connect(&mut self, conn: ConnId, outbox: Outbox) {
+        self.conns.insert(
+            conn,
+            Conn {
+                outbox,
+                peer_ids: Vec::new(),
+                memberships: Vec::new(),
+                pending: VecDeque::new(),
+                bitfield_bytes: 0,
+            },
+        );
+    }
+
+    /// Removes a connection: its peers leave their swarms, its peer ids are
+    /// free again, its pending offers are forgotten.
+    pub(crate) fn disconnect(&mut self, conn: ConnId) {
+        let Some(state) = self.conns.remove(&conn) else {
+            return;
+        };
+        for peer_id in &state.peer_ids {
+            self.owners.remove(peer_id);
+        }
+        for (info_hash, peer_id) in &state.memberships {
+            self.leave_swarm(info_hash, peer_id);
+        }
+    }
+
+    /// Checks that `peer_id` belongs to `conn`, claiming it if it is free.
+    fn claim(&mut self, conn: ConnId, peer_id: PeerId) -> Result<&mut Conn, RegistryError> {
+        let max_ids = self.limits.max_peer_ids_per_connection;
+        let state = self
+            .conns
+            .get_mut(&conn)
+            .ok_or(RegistryError::UnknownPeer)?;
+        match self.owners.get(&peer_id) {
+            Some(&owner) if owner == conn => Ok(state),
+            Some(_) => Err(RegistryError::PeerIdTaken),
+            None if state.peer_ids.len() >= max_ids => Err(RegistryError::TooManyPeerIds),
+            None => {
+                self.owners.insert(peer_id, conn);
+                state.peer_ids.push(peer_id);
+                Ok(state)
+            }
+        }
+    }
+
+    fn leave_swarm(&mut self, info_hash: &InfoHash, peer_id: &PeerId) {
+        if let Some(swarm) = self.swarms.get_mut(info_hash) {
+            if let Some(peer) = swarm.remove(peer_id) {
+                if let Some(state) = self.conns.get_mut(&peer.conn) {
+                    state.bitfield_bytes -= peer.bitfield_bytes().min(state.bitfield_bytes);
+                }
+            }
+            if swarm.is_empty() {
+                self.swarms.remove(info_hash);
+            }
+        }
+    }
+
+    /// Handles an announce from `conn`: membership, seeding state, piece
+    /// report, and forwarding its offers to random other peers.
+    /// `library_pieces` is the piece count if the tracker knows the torrent.
+    pub(crate) fn announce(
+        &mut self,
+        conn: ConnId,
+        msg: &Announce<'_>,
+        library_pieces: Option<u32>,
+        now: Instant,
+    ) -> Result<Announced, RegistryError> {
+        let membership = (msg.info_hash, msg.peer_id);
+        let (is_member, memberships) = {
+            let state = self.claim(conn, msg.peer_id)?;
+            (
+                state.memberships.contains(&membership),
+                state.memberships.len(),
+            )
+        };
+
+        if msg.event == Event::Stopped {
+            if is_member {
+                if let Some(state) = self.conns.get_mut(&conn) {
+                    state.memberships.retain(|m| *m != membership);
+                }
+                self.leave_swarm(&msg.info_hash, &msg.peer_id);
+            }
+            let counts = self
+                .swarms
+                .get(&msg.info_hash)
+                .map(Swarm::counts)
+                .unwrap_or_default();
+            return Ok(Announced {
+                counts,
+                forwarded: 0,
+                dropped: 0,
+                warning: None,
+            });
+        }
+
+        if !is_member {
+            if memberships >= self.limits.max_swarms_per_connection {
+                return Err(RegistryError::TooManySwarms);
+            }
+            if !self.swarms.contains_key(&msg.info_hash)
+                && self.swarms.len() >= self.limits.max_swarms
+            {
+                return Err(RegistryError::TrackerFull);
+            }
+            if let Some(state) = self.conns.get_mut(&conn) {
+                state.memberships.push(membership);
+            }
+            let swarm = self.swarms.entry(msg.info_hash).or_default();
+            if swarm.piece_count.is_none() {
+                swarm.piece_count = library_pieces;
+            }
+            swarm.insert(SwarmPeer {
+                peer_id: msg.peer_id,
+                conn,
+                complete: false,
+                pieces: None,
+                last_seen: now,
+            });
+        }
+        let budget = self.bitfield_budget(conn);
+        let Some(swarm) = self.swarms.get_mut(&msg.info_hash) else {
+            return Err(RegistryError::NotInSwarm);
+        };
+        let before = swarm.get(&msg.peer_id).map_or(0, SwarmPeer::bitfield_bytes);
+        if let Some(peer) = swarm.get_mut(&msg.peer_id) {
+            peer.last_seen = now;
+        }
+        if msg.complete || msg.event == Event::Completed {
+            swarm.set_complete(&msg.peer_id, msg.event == Event::Completed);
+        }
+        let warning = match &msg.bitfield {
+            Some((bytes, _)) if before == 0 && bytes.len() > budget => {
+                Some(RegistryError::PieceBudget)
+            }
+            Some((bytes, claimed)) => {
+                pieces::report_bitfield(swarm, &msg.peer_id, bytes, *claimed).err()
+            }
+            None => None,
+        };
+        let after = swarm.get(&msg.peer_id).map_or(0, SwarmPeer::bitfield_bytes);
+        self.account_bitfields(conn, before, after);
+        let (forwarded, dropped) = self.forward_offers(conn, msg, now);
+        let counts = self
+            .swarms
+            .get(&msg.info_hash)
+            .map(Swarm::counts)
+            .unwrap_or_default();
+        Ok(Announced {
+            counts,
+            forwarded,
+            dropped,
+            warning,
+        })
+    }
+
+    fn forward_offers(&mut self, conn: ConnId, msg: &Announce<'_>, now: Instant) -> (usize, usize) {
+        let want = msg.offers.len().min(self.limits.max_offers_per_announce);
+        let Some(swarm) = self.swarms.get(&msg.info_hash) else {
+            return (0, 0);
+        };
+        if want == 0 {
+            return (0, 0);
+        }
+        let i_am_seeder = swarm.get(&msg.peer_id).is_some_and(|p| p.complete);
+        let targets = swarm.choose(&mut self.rng, want, &msg.peer_id, i_am_seeder);
+        let (mut forwarded, mut dropped) = (0, 0);
+        let mut sent = Vec::with_capacity(targets.len());
+        for (offer, &target) in msg.offers.iter().zip(&targets) {
+            let Some(peer) = swarm.peers().get(target) else {
+                continue;
+            };
+            let Some(outbox) = self.conns.get(&peer.conn).map(|c| &c.outbox) else {
+                continue;
+            };
+            let text = reply::offer(&msg.info_hash, &msg.peer_id, &offer.offer_id, offer.offer);
+            if outbox.try_send(text).is_ok() {
+                forwarded += 1;
+                sent.push(Pending {
+                    offer_id: offer.offer_id,
+                    from: msg.peer_id,
+                    info_hash: msg.info_hash,
+                    to: peer.peer_id,
+                    to_conn: peer.conn,
+                    expires: now + self.limits.offer_ttl,
+                });
+            } else {
+                dropped += 1;
+            }
+        }
+        let max_pending = self.limits.max_pending_offers_per_connection;
+        if let Some(state) = self.conns.get_mut(&conn) {
+            while state.pending.front().is_some_and(|p| p.expires <= now) {
+                state.pending.pop_front();
+            }
+            for pending in sent {
+                if state.pending.len() >= max_pending {
+                    state.pending.pop_front();
+                }
+                state.pending.push_back(pending);
+            }
+        }
+        (forwarded, dropped)
+    }
+
+    /// Relays an answer to the connection whose offer it answers, if that
+    /// offer was forwarded to this very peer, is unexpired and unanswered.
+    pub(crate) fn answer(
+        &mut self,
+        conn: ConnId,
+        msg: &Answer<'_>,
+        now: Instant,
+    ) -> Result<(), RegistryError> {
+        self.claim(conn, msg.peer_id)?;
+        let offerer = *self
+            .owners
+            .get(&msg.to_peer_id)
+            .ok_or(RegistryError::UnknownPeer)?;
+        let state = self
+            .conns
+            .get_mut(&offerer)
+            .ok_or(RegistryError::UnknownPeer)?;
+        let position = state
+            .pending
+            .iter()
+            .position(|p| {
+                p.offer_id == msg.offer_id
+                    && p.from == msg.to_peer_id
+                    && p.to == msg.peer_id
+                    && p.to_conn == conn
+                    && p.info_hash == msg.info_hash
+            })
+            .ok_or(RegistryError::UnsolicitedAnswer)?;
+        let pending = state
+            .pending
+            .remove(position)
+            .ok_or(RegistryError::UnsolicitedAnswer)?;
+        if pending.expires <= now {
+            return Err(RegistryError::ExpiredAnswer);
+        }
+        let text = reply::answer(&msg.info_hash, &msg.peer_id, &msg.offer_id, msg.answer);
+        state
+            .outbox
+            .try_send(text)
+            .map_err(|_| RegistryError::SlowPeer)
+    }
+
+    /// Records pieces a peer gained (`x_cs_have`).
+    pub(crate) fn have(
+        &mut self,
+        conn: ConnId,
+        msg: &Have,
+        now: Instant,
+    ) -> Result<(), RegistryError> {
+        self.claim(conn, msg.peer_id)?;
+        let budget = self.bitfield_budget(conn);
+        let swarm = self
+            .swarms
+            .get_mut(&msg.info_hash)
+            .ok_or(RegistryError::NotInSwarm)?;
+        let before = swarm.get(&msg.peer_id).map_or(0, SwarmPeer::bitfield_bytes);
+        let needed = swarm.piece_count.map_or(0, |n| n.div_ceil(8) as usize);
+        if before == 0 && needed > budget {
+            return Err(RegistryError::PieceBudget);
+        }
+        pieces::report_have(swarm, &msg.peer_id, &msg.pieces, now)?;
+        let after = swarm.get(&msg.peer_id).map_or(0, SwarmPeer::bitfield_bytes);
+        self.account_bitfields(conn, before, after);
+        Ok(())
+    }
+
+    /// Bitfield bytes the connection's peers may still add.
+    fn bitfield_budget(&self, conn: ConnId) -> usize {
+        let used = self.conns.get(&conn).map_or(0, |c| c.bitfield_bytes);
+        self.limits
+            .max_bitfield_bytes_per_connection
+            .saturating_sub(used)
+    }
+
+    /// Records that one of the connection's bitfields went from `before` to `after` bytes.
+    fn account_bitfields(&mut self, conn: ConnId, before: usize, after: usize) {
+        if let Some(state) = self.conns.get_mut(&conn) {
+            state.bitfield_bytes = (state.bitfield_bytes + after).saturating_sub(before);
+        }
+    }
+
+    /// Counts for `scrape`: the given swarms, or up to `limit` of all.
+    pub(crate) fn scrape(
+        &self,
+        info_hashes: &[InfoHash],
+        limit: usize,
+    ) -> Vec<(InfoHash, SwarmCounts)> {
+        if info_hashes.is_empty() {
+            return self
+                .swarms
+                .iter()
+                .take(limit)
+                .map(|(ih, s)| (*ih, s.counts()))
+                .collect();
+        }
+        info_hashes
+            .iter()
+            .take(limit)
+            .map(|ih| {
+                (
+                    *ih,
+                    self.swarms.get(ih).map(Swarm::counts).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// A swarm's counts, if it has peers.
+    pub(crate) fn counts(&self, info_hash: &InfoHash) -> Option<SwarmCounts> {
+        self.swarms.get(info_hash).map(Swarm::counts)
+    }
+
+    /// Number of swarms and of peers in them.
+    pub(crate) fn totals(&self) -> (usize, usize) {
+        (
+            self.swarms.len(),
+            self.swarms.values().map(Swarm::len).sum(),
+        )
+    }
+
+    /// Drops peers silent for longer than the peer timeout and forgets
+    /// expired offers. Returns how many peers were dropped.
+    pub(crate) fn sweep(&mut self, now: Instant) -> usize {
+        let mut dropped = Vec::new();
+        if let Some(deadline) = now.checked_sub(self.limits.peer_timeout) {
+            self.swarms.retain(|info_hash, swarm| {
+                dropped.extend(swarm.expire(deadline).into_iter().map(|p| (*info_hash, p)));
+                !swarm.is_empty()
+            });
+        }
+        for (info_hash, peer) in &dropped {
+            if let Some(state) = self.conns.get_mut(&peer.conn) {
+                state.bitfield_bytes -= peer.bitfield_bytes().min(state.bitfield_bytes);
+                state
+                    .memberships
+                    .retain(|m| *m != (*info_hash, peer.peer_id));
+            }
+        }
+        for state in self.conns.values_mut() {
+            state.pending.retain(|p| p.expires > now);
+        }
+        dropped.len()
+    }
+
+    /// Summaries of up to `limit` swarms, largest first.
+    pub(crate) fn summaries(&self, limit: usize) -> Vec<SwarmSummary> {
+        pieces::summaries(&self.swarms, limit)
+    }
+
+    /// Per-piece holders of one swarm.
+    pub(crate) fn pieces(&self, info_hash: &InfoHash) -> Option<PieceReport> {
+        self.swarms
+            .get(info_hash)
+            .map(|s| pieces::report(info_hash, s))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,357 @@
+//! Registry behaviour without sockets: queues stand in for connections.
+
+use std::time::{Duration, Instant};
+
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::signaling::ids::Id20;
+use crate::signaling::message::{Offer, Request, parse};
+
+fn bin(byte: u8) -> String {
+    char::from(byte).to_string().repeat(20)
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_swarms_per_connection: 2,
+        offer_ttl: Duration::from_secs(5),
+        peer_timeout: Duration::from_secs(100),
+        ..Limits::default()
+    }
+}
+
+struct Harness {
+    registry: Registry,
+    queues: Vec<mpsc::Receiver<String>>,
+}
+
+impl Harness {
+    fn new(conns: usize) -> Self {
+        let mut registry = Registry::new(limits());
+        let queues = (0..conns)
+            .map(|i| {
+                let (tx, rx) = mpsc::channel(16);
+                registry.connect(i as ConnId, tx);
+                rx
+            })
+            .collect();
+        Self { registry, queues }
+    }
+
+    fn send(
+        &mut self,
+        conn: ConnId,
+        message: Value,
+        now: Instant,
+    ) -> Result<Option<Announced>, RegistryError> {
+        let text = message.to_string();
+        match parse(&text).unwrap() {
+            Request::Announce(a) => self.registry.announce(conn, &a, None, now).map(Some),
+            Request::Answer(a) => self.registry.answer(conn, &a, now).map(|()| None),
+            Request::Have(h) => self.registry.have(conn, &h, now).map(|()| None),
+            Request::Scrape(_) => unreachable!(),
+        }
+    }
+
+    fn received(&mut self, conn: usize) -> Vec<Value> {
+        let mut out = Vec::new();
+        while let Ok(text) = self.queues[conn].try_recv() {
+            out.push(serde_json::from_str(&text).unwrap());
+        }
+        out
+    }
+}
+
+fn announce(ih: u8, peer: u8, offers: &[u8]) -> Value {
+    let offers: Vec<Value> = offers
+        .iter()
+        .map(
+            |&o| json!({"offer_id": bin(o), "offer": {"type": "offer", "sdp": format!("sdp-{o}")}}),
+        )
+        .collect();
+    json!({"action": "announce", "info_hash": bin(ih), "peer_id": bin(peer), "event": "started", "offers": offers})
+}
+
+fn answer(ih: u8, peer: u8, to: u8, offer: u8) -> Value {
+    json!({"action": "announce", "info_hash": bin(ih), "peer_id": bin(peer), "to_peer_id": bin(to),
+           "offer_id": bin(offer), "answer": {"type": "answer", "sdp": "ans"}})
+}
+
+#[test]
+fn offer_and_answer_are_relayed() {
+    let now = Instant::now();
+    let mut h = Harness::new(2);
+    h.send(1, announce(9, 2, &[]), now).unwrap();
+    let done = h.send(0, announce(9, 1, &[50, 51]), now).unwrap().unwrap();
+    // One other peer: one of the two offers goes out.
+    assert_eq!(done.forwarded, 1);
+    assert_eq!(done.counts.incomplete, 2);
+    let got = h.received(1);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["peer_id"], bin(1));
+    assert_eq!(got[0]["offer"]["sdp"], "sdp-50");
+    h.send(1, answer(9, 2, 1, 50), now).unwrap();
+    let got = h.received(0);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["answer"]["sdp"], "ans");
+    assert_eq!(got[0]["peer_id"], bin(2));
+    assert_eq!(got[0]["offer_id"], bin(50));
+    // Answered once: a second answer is unsolicited.
+    assert_eq!(
+        h.send(1, answer(9, 2, 1, 50), now),
+        Err(RegistryError::UnsolicitedAnswer)
+    );
+}
+
+#[test]
+fn answers_must_match_an_outstanding_offer_to_this_peer() {
+    let now = Instant::now();
+    let mut h = Harness::new(3);
+    h.send(1, announce(9, 2, &[]), now).unwrap();
+    h.send(0, announce(9, 1, &[50]), now).unwrap();
+    // Never offered.
+    assert_eq!(
+        h.send(1, answer(9, 2, 1, 77), now),
+        Err(RegistryError::UnsolicitedAnswer)
+    );
+    // Offered to peer 2, answered by a third connection.
+    assert_eq!(
+        h.send(2, answer(9, 3, 1, 50), now),
+        Err(RegistryError::UnsolicitedAnswer)
+    );
+    // Wrong swarm.
+    assert_eq!(
+        h.send(1, answer(8, 2, 1, 50), now),
+        Err(RegistryError::UnsolicitedAnswer)
+    );
+    // Unknown offerer.
+    assert_eq!(
+        h.send(1, answer(9, 2, 99, 50), now),
+        Err(RegistryError::UnknownPeer)
+    );
+    // Too late.
+    let later = now + Duration::from_secs(6);
+    assert_eq!(
+        h.send(1, answer(9, 2, 1, 50), later),
+        Err(RegistryError::ExpiredAnswer)
+    );
+    assert!(h.received(0).is_empty());
+}
+
+#[test]
+fn peer_ids_belong_to_their_first_connection() {
+    let now = Instant::now();
+    let mut h = Harness::new(2);
+    h.send(0, announce(9, 1, &[]), now).unwrap();
+    assert_eq!(
+        h.send(1, announce(9, 1, &[]), now),
+        Err(RegistryError::PeerIdTaken)
+    );
+    assert_eq!(
+        h.send(1, announce(8, 1, &[]), now),
+        Err(RegistryError::PeerIdTaken)
+    );
+    h.registry.disconnect(0);
+    assert_eq!(h.registry.totals(), (0, 0));
+    h.send(1, announce(9, 1, &[]), now).unwrap();
+    assert_eq!(h.registry.totals(), (1, 1));
+}
+
+#[test]
+fn stopped_leaves_and_swarms_per_connection_are_bounded() {
+    let now = Instant::now();
+    let mut h = Harness::new(1);
+    h.send(0, announce(1, 1, &[]), now).unwrap();
+    h.send(0, announce(2, 1, &[]), now).unwrap();
+    assert_eq!(
+        h.send(0, announce(3, 1, &[]), now),
+        Err(RegistryError::TooManySwarms)
+    );
+    let stop =
+        json!({"action": "announce", "info_hash": bin(1), "peer_id": bin(1), "event": "stopped"});
+    h.send(0, stop, now).unwrap();
+    assert_eq!(h.registry.totals(), (1, 1));
+    h.send(0, announce(3, 1, &[]), now).unwrap();
+    assert_eq!(h.registry.totals(), (2, 2));
+}
+
+#[test]
+fn completion_and_sweeping() {
+    let now = Instant::now();
+    let mut h = Harness::new(2);
+    h.send(0, announce(1, 1, &[]), now).unwrap();
+    let seed = json!({"action": "announce", "info_hash": bin(1), "peer_id": bin(2), "left": 0});
+    let done = h.send(1, seed, now).unwrap().unwrap();
+    assert_eq!((done.counts.complete, done.counts.incomplete), (1, 1));
+    let completed =
+        json!({"action": "announce", "info_hash": bin(1), "peer_id": bin(1), "event": "completed"});
+    let done = h.send(0, completed, now).unwrap().unwrap();
+    assert_eq!(
+        done.counts,
+        SwarmCounts {
+            complete: 2,
+            incomplete: 0,
+            downloaded: 1
+        }
+    );
+    // Peer 2 keeps announcing, peer 1 goes silent.
+    let later = now + Duration::from_secs(60);
+    h.send(
+        1,
+        json!({"action": "announce", "info_hash": bin(1), "peer_id": bin(2)}),
+        later,
+    )
+    .unwrap();
+    assert_eq!(h.registry.sweep(now + Duration::from_secs(120)), 1);
+    assert_eq!(h.registry.totals(), (1, 1));
+    // Its membership is gone too, so it may join again.
+    h.send(0, announce(1, 1, &[]), now + Duration::from_secs(121))
+        .unwrap();
+    assert_eq!(h.registry.totals(), (1, 2));
+}
+
+#[test]
+fn seeders_do_not_get_offers_from_seeders() {
+    let now = Instant::now();
+    let mut h = Harness::new(2);
+    h.send(
+        1,
+        json!({"action": "announce", "info_hash": bin(1), "peer_id": bin(2), "left": 0}),
+        now,
+    )
+    .unwrap();
+    let mut offer = announce(1, 1, &[50]);
+    offer["left"] = json!(0);
+    let done = h.send(0, offer, now).unwrap().unwrap();
+    assert_eq!(done.forwarded, 0);
+}
+
+#[test]
+fn full_queues_lose_offers_instead_of_blocking() {
+    let now = Instant::now();
+    let mut registry = Registry::new(limits());
+    let (tx0, _rx0) = mpsc::channel(4);
+    let (tx1, _rx1) = mpsc::channel(1);
+    registry.connect(0, tx0);
+    registry.connect(1, tx1);
+    let join = announce(1, 2, &[]).to_string();
+    let Request::Announce(a) = parse(&join).unwrap() else {
+        unreachable!()
+    };
+    registry.announce(1, &a, None, now).unwrap();
+    let sdp: Box<RawValue> = serde_json::from_str(r#"{"type":"offer","sdp":"x"}"#).unwrap();
+    let mut dropped = 0;
+    for round in 0..3u8 {
+        let msg = Announce {
+            info_hash: InfoHash::new([1; 20]),
+            peer_id: Id20([1; 20]),
+            event: Event::Update,
+            complete: false,
+            offers: vec![Offer {
+                offer_id: Id20([round; 20]),
+                offer: &sdp,
+            }],
+            bitfield: None,
+        };
+        dropped += registry.announce(0, &msg, None, now).unwrap().dropped;
+    }
+    assert_eq!(dropped, 2);
+}
+
+#[test]
+fn piece_reports_build_the_chunk_map() {
+    let now = Instant::now();
+    let mut h = Harness::new(3);
+    // 10 pieces: bitfield 0b1100_0000, 0b0100_0000 = pieces 0, 1, 9.
+    let mut with_bits = announce(1, 1, &[]);
+    with_bits["x_cs_bitfield"] = json!("c040");
+    with_bits["x_cs_pieces"] = json!(10);
+    assert_eq!(h.send(0, with_bits, now).unwrap().unwrap().warning, None);
+    // The count is now known; a second peer needs none, and reports by `have`.
+    h.send(1, announce(1, 2, &[]), now).unwrap();
+    h.send(
+        1,
+        json!({"action": "x_cs_have", "info_hash": bin(1), "peer_id": bin(2), "pieces": [1, 2]}),
+        now,
+    )
+    .unwrap();
+    let bad_have =
+        json!({"action": "x_cs_have", "info_hash": bin(1), "peer_id": bin(2), "pieces": [10]});
+    assert_eq!(h.send(1, bad_have, now), Err(RegistryError::BadPieces));
+    let mut seed = announce(1, 3, &[]);
+    seed["left"] = json!(0);
+    h.send(2, seed, now).unwrap();
+
+    let report = h.registry.pieces(&InfoHash::new([1; 20])).unwrap();
+    assert_eq!(report.piece_count, Some(10));
+    let counts: Vec<u32> = report.pieces.iter().map(|p| p.count).collect();
+    assert_eq!(counts, [2, 3, 2, 1, 1, 1, 1, 1, 1, 2]);
+    let holders_of_1: Vec<&str> = report.pieces[1]
+        .holders
+        .iter()
+        .map(|&i| report.peers[i as usize].peer_id.as_str())
+        .collect();
+    assert_eq!(holders_of_1.len(), 3);
+
+    // A wrong count is a warning, not a failed announce.
+    let mut wrong = json!({"action": "announce", "info_hash": bin(1), "peer_id": bin(1)});
+    wrong["x_cs_bitfield"] = json!("ff");
+    wrong["x_cs_pieces"] = json!(8);
+    assert_eq!(
+        h.send(0, wrong, now).unwrap().unwrap().warning,
+        Some(RegistryError::BadPieces)
+    );
+
+    // A full bitfield makes a seeder.
+    let mut full = json!({"action": "announce", "info_hash": bin(1), "peer_id": bin(2)});
+    full["x_cs_bitfield"] = json!("ffc0");
+    let done = h.send(1, full, now).unwrap().unwrap();
+    assert_eq!(done.counts.complete, 2);
+    let summary = &h.registry.summaries(10)[0];
+    assert_eq!(
+        (summary.peers, summary.seeders, summary.piece_count),
+        (3, 2, Some(10))
+    );
+}
+
+#[test]
+fn bitfields_are_bounded_per_connection_and_released() {
+    let now = Instant::now();
+    let mut registry = Registry::new(Limits {
+        max_bitfield_bytes_per_connection: 3,
+        ..limits()
+    });
+    let (tx, _rx) = mpsc::channel(16);
+    registry.connect(0, tx);
+    let report = |ih: u8, hex: &str| {
+        json!({"action": "announce", "info_hash": bin(ih), "peer_id": bin(1),
+               "x_cs_bitfield": hex, "x_cs_pieces": 16})
+        .to_string()
+    };
+    let send = |registry: &mut Registry, text: &str| {
+        let Request::Announce(a) = parse(text).unwrap() else {
+            unreachable!()
+        };
+        registry.announce(0, &a, None, now).unwrap().warning
+    };
+    // 16 pieces = 2 bytes: the first fits, the second does not.
+    assert_eq!(send(&mut registry, &report(1, "8000")), None);
+    assert_eq!(
+        send(&mut registry, &report(2, "8000")),
+        Some(RegistryError::PieceBudget)
+    );
+    // Replacing a bitfield costs nothing more.
+    assert_eq!(send(&mut registry, &report(1, "c000")), None);
+    // Leaving swarm 1 frees its bytes.
+    let stop =
+        json!({"action": "announce", "info_hash": bin(1), "peer_id": bin(1), "event": "stopped"})
+            .to_string();
+    send(&mut registry, &stop);
+    assert_eq!(send(&mut registry, &report(2, "8000")), None);
+    // Becoming a seeder frees them too.
+    assert_eq!(send(&mut registry, &report(2, "ffff")), None);
+    assert_eq!(send(&mut registry, &report(3, "8000")), None);
+}

@@ -1,0 +1,111 @@
+//! Serving a [`Tracker`] on a listener until a shutdown future completes.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::serve::ListenerExt as _;
+use tokio::net::TcpListener;
+
+use crate::tls::TlsListener;
+use crate::{Tracker, router};
+
+/// Why [`serve`] stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The listener failed.
+    #[error("serving failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The client's IP address; unspecified when the router runs without
+/// [`serve`] (e.g. under `tower::ServiceExt::oneshot`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientIp(pub(crate) IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
+        Ok(Self(ip))
+    }
+}
+
+/// Serves `tracker` on `listener` (with TLS if the tracker has it) until
+/// `shutdown` completes or [`Tracker::shutdown`] is called, then closes WebSocket connections (code 1001),
+/// lets open HTTP answers finish for up to
+/// [`Limits::shutdown_grace`](crate::Limits::shutdown_grace), and returns.
+///
+/// Also runs [`Tracker::maintain`] and, if the configuration has no public
+/// URL, takes it from the listener's address.
+pub async fn serve<F>(
+    listener: TcpListener,
+    tracker: Tracker,
+    shutdown: F,
+) -> Result<(), ServeError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let inner = &tracker.inner;
+    let local = listener.local_addr()?;
+    inner.urls.default_to(local, tracker.is_tls());
+    tracing::info!(addr = %local, tls = tracker.is_tls(), public_url = tracker.public_url(), "tracker listening");
+    let maintenance = tokio::spawn(tracker.clone().maintain());
+    let app = router(tracker.clone()).into_make_service_with_connect_info::<SocketAddr>();
+
+    // Stop on the caller's future, or on `Tracker::shutdown` called elsewhere.
+    let signal = {
+        let tracker = tracker.clone();
+        let mut watch = inner.shutdown.subscribe();
+        async move {
+            tokio::select! {
+                () = shutdown => {}
+                _ = watch.wait_for(|&down| down) => {}
+            }
+            tracing::info!("shutting down");
+            tracker.shutdown();
+        }
+    };
+    // A second watcher: once shutdown starts, the grace period runs.
+    let grace = {
+        let mut watch = inner.shutdown.subscribe();
+        let limit = inner.config.limits.shutdown_grace;
+        async move {
+            let _ = watch.wait_for(|&down| down).await;
+            tokio::time::sleep(limit).await;
+        }
+    };
+    let served = match &inner.tls {
+        Some(config) => {
+            let timeout = inner.config.limits.tls_handshake_timeout;
+            // The no-op tap gives axum's `ConnectInfo<SocketAddr>` for this listener.
+            let tls = TlsListener::new(listener, config.clone(), timeout)?.tap_io(|_| {});
+            let server = axum::serve(tls, app).with_graceful_shutdown(signal);
+            tokio::select! {
+                r = server.into_future() => r,
+                () = grace => Ok(()),
+            }
+        }
+        None => {
+            let plain = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let server = axum::serve(plain, app).with_graceful_shutdown(signal);
+            tokio::select! {
+                r = server.into_future() => r,
+                () = grace => Ok(()),
+            }
+        }
+    };
+    tracker.shutdown();
+    inner.drained(inner.config.limits.shutdown_grace).await;
+    maintenance.abort();
+    tracing::info!("stopped");
+    served.map_err(ServeError::from)
+}

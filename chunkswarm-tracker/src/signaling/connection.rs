@@ -1,0 +1,222 @@
+//! The life of one WebSocket connection: a single task that reads client
+//! messages, writes what other connections queued for it, and closes it when
+//! it idles, misbehaves, or the tracker shuts down.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::SinkExt as _;
+use tokio::sync::mpsc;
+
+use super::message::{Action, MessageError, Refusal};
+use super::{handle, reply};
+use crate::Tracker;
+use crate::limits::ConnectionSlot;
+use crate::metrics::{Rejection, add};
+use crate::registry::ConnId;
+
+/// Queued messages written before one flush.
+const BATCH: u64 = 64;
+/// Rate-limited messages answered with a failure before they are dropped silently.
+const RATE_REPLIES: u32 = 3;
+
+/// A client that takes longer than this to take our bytes is dropped: its
+/// task must not hang on a full socket while its queue fills.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+const CLOSE_NORMAL: u16 = 1000;
+const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_POLICY: u16 = 1008;
+const CLOSE_TOO_BIG: u16 = 1009;
+
+enum Event {
+    Shutdown,
+    Queued(Option<String>),
+    Received(Option<Result<Message, axum::Error>>),
+    Timer,
+}
+
+/// Removes the connection from the registry and the counts however the task ends.
+struct Registered<'a> {
+    tracker: &'a Tracker,
+    conn: ConnId,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        let inner = &self.tracker.inner;
+        inner.registry().disconnect(self.conn);
+        inner
+            .metrics
+            .connections_open
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        inner.close_connection();
+    }
+}
+
+/// Runs the connection to its end.
+pub(super) async fn run(tracker: Tracker, mut socket: WebSocket, slot: ConnectionSlot) {
+    let inner = &tracker.inner;
+    let limits = &inner.config.limits;
+    let conn = inner.next_conn_id();
+    let (outbox, mut queued) = mpsc::channel::<String>(limits.outbound_queue.max(1));
+    inner.registry().connect(conn, outbox);
+    add(&inner.metrics.connections_open, 1);
+    add(&inner.metrics.connections_total, 1);
+    let _registered = Registered {
+        tracker: &tracker,
+        conn,
+    };
+
+    let mut shutdown = inner.shutdown.subscribe();
+    let mut last_heard = Instant::now();
+    let timer = tokio::time::sleep(limits.idle_timeout);
+    tokio::pin!(timer);
+    let (mut errors, mut rate_limited) = (0u32, 0u32);
+
+    let close = loop {
+        if *shutdown.borrow_and_update() {
+            break Some((CLOSE_GOING_AWAY, "tracker shutting down"));
+        }
+        let event = tokio::select! {
+            biased;
+            _ = shutdown.changed() => Event::Shutdown,
+            text = queued.recv() => Event::Queued(text),
+            message = socket.recv() => Event::Received(message),
+            () = &mut timer => Event::Timer,
+        };
+        match event {
+            Event::Shutdown => continue,
+            Event::Queued(None) => break None,
+            Event::Queued(Some(text)) => {
+                let write = async {
+                    let mut batch = 1u64;
+                    socket.feed(Message::Text(Utf8Bytes::from(text))).await?;
+                    while batch < BATCH {
+                        let Ok(text) = queued.try_recv() else { break };
+                        socket.feed(Message::Text(Utf8Bytes::from(text))).await?;
+                        batch += 1;
+                    }
+                    add(&inner.metrics.messages_sent, batch);
+                    socket.flush().await
+                };
+                if !matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(()))) {
+                    break None;
+                }
+            }
+            Event::Timer => {
+                let now = Instant::now();
+                if now.duration_since(last_heard) >= limits.idle_timeout {
+                    inner.metrics.reject(Rejection::Idle);
+                    break Some((CLOSE_NORMAL, "idle"));
+                }
+                timer
+                    .as_mut()
+                    .reset((last_heard + limits.idle_timeout).into());
+            }
+            Event::Received(None | Some(Ok(Message::Close(_)))) => break None,
+            Event::Received(Some(Err(e))) => {
+                if is_too_big(&e) {
+                    inner.metrics.reject(Rejection::MessageTooLarge);
+                    break Some((CLOSE_TOO_BIG, "message too big"));
+                }
+                tracing::debug!(conn, error = %e, "connection failed");
+                break None;
+            }
+            Event::Received(Some(Ok(message))) => {
+                let now = Instant::now();
+                last_heard = now;
+                add(&inner.metrics.messages_received, 1);
+                let text = match &message {
+                    Message::Text(text) => Some(text.as_str()),
+                    Message::Binary(_) => None,
+                    // tungstenite answers pings itself; send its pong now.
+                    Message::Ping(_) | Message::Pong(_) => {
+                        let flushed = tokio::time::timeout(WRITE_TIMEOUT, socket.flush()).await;
+                        if !matches!(flushed, Ok(Ok(()))) {
+                            break None;
+                        }
+                        continue;
+                    }
+                    Message::Close(_) => break None,
+                };
+                if !inner.limiter.take(slot.address(), now) {
+                    inner.metrics.reject(Rejection::RateLimited);
+                    rate_limited += 1;
+                    if rate_limited > limits.max_errors_per_connection {
+                        break Some((CLOSE_POLICY, "rate limited"));
+                    }
+                    if rate_limited <= RATE_REPLIES {
+                        let text = reply::failure_text("announce", "rate limited", None);
+                        if send(&tracker, &mut socket, text).await.is_err() {
+                            break None;
+                        }
+                    }
+                    continue;
+                }
+                let handled = match text {
+                    Some(text) => handle::text(inner, conn, text, now),
+                    None => {
+                        inner.metrics.reject(Rejection::InvalidMessage);
+                        let refusal = Refusal {
+                            error: MessageError::Binary,
+                            action: Action::Announce,
+                            info_hash: None,
+                        };
+                        handle::Handled {
+                            reply: Some(reply::failure(&refusal)),
+                            error: true,
+                        }
+                    }
+                };
+                if handled.error {
+                    errors += 1;
+                    if errors > limits.max_errors_per_connection {
+                        inner.metrics.reject(Rejection::TooManyErrors);
+                        break Some((CLOSE_POLICY, "too many errors"));
+                    }
+                }
+                if let Some(text) = handled.reply {
+                    if send(&tracker, &mut socket, text).await.is_err() {
+                        break None;
+                    }
+                }
+            }
+        }
+    };
+    tracing::debug!(conn, close = ?close, "connection ended");
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            socket.send(Message::Close(Some(frame))),
+        )
+        .await;
+    }
+}
+
+/// Sends one message; fails if it cannot be written within [`WRITE_TIMEOUT`].
+async fn send(tracker: &Tracker, socket: &mut WebSocket, text: String) -> Result<(), ()> {
+    add(&tracker.inner.metrics.messages_sent, 1);
+    let write = socket.send(Message::Text(Utf8Bytes::from(text)));
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+/// tungstenite's capacity error ("Space limit exceeded: Message too long"),
+/// recognized by its text since axum hides the type.
+fn is_too_big(e: &axum::Error) -> bool {
+    use std::error::Error as _;
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text.contains("Space limit exceeded")
+}

@@ -1,0 +1,92 @@
+//! The 20-byte ids of the WebTorrent protocol as JSON strings.
+//!
+//! WebTorrent sends an info hash, peer id or offer id as a JavaScript string
+//! of 20 characters whose char codes are the bytes (0 to 255), so on the wire
+//! it is a JSON string of 20 characters, each at most U+00FF.
+
+use std::fmt;
+
+use chunkswarm_core::metainfo::InfoHash;
+
+/// A peer id or offer id: 20 opaque bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Id20(pub(crate) [u8; 20]);
+
+/// The id a peer announces itself with.
+pub(crate) type PeerId = Id20;
+/// The id an offerer gives one of its offers.
+pub(crate) type OfferId = Id20;
+
+impl Id20 {
+    /// The lowercase hex form, as the HTTP API shows it.
+    pub(crate) fn to_hex(self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Debug for Id20 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// Decodes a binary string: exactly 20 chars, each at most U+00FF.
+pub(crate) fn decode_binary(text: &str) -> Option<[u8; 20]> {
+    let mut bytes = [0u8; 20];
+    let mut chars = text.chars();
+    for byte in &mut bytes {
+        *byte = u8::try_from(u32::from(chars.next()?)).ok()?;
+    }
+    chars.next().is_none().then_some(bytes)
+}
+
+/// Appends `bytes` as a JSON string of chars U+0000 to U+00FF.
+pub(crate) fn push_binary(out: &mut String, bytes: &[u8; 20]) {
+    out.push('"');
+    for &b in bytes {
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            0..=0x1f => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0xf)]));
+            }
+            _ => out.push(char::from(b)),
+        }
+    }
+    out.push('"');
+}
+
+/// Appends an info hash as a binary JSON string.
+pub(crate) fn push_info_hash(out: &mut String, info_hash: &InfoHash) {
+    push_binary(out, info_hash.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_byte_round_trips_through_json() {
+        for start in (0u16..=255).step_by(20) {
+            let mut bytes = [0u8; 20];
+            for (i, b) in bytes.iter_mut().enumerate() {
+                *b = ((start as usize + i) % 256) as u8;
+            }
+            let mut json = String::new();
+            push_binary(&mut json, &bytes);
+            let text: String = serde_json::from_str(&json).unwrap();
+            assert_eq!(decode_binary(&text), Some(bytes));
+        }
+    }
+
+    #[test]
+    fn rejects_wrong_lengths_and_wide_chars() {
+        assert_eq!(decode_binary("short"), None);
+        assert_eq!(decode_binary(&"a".repeat(21)), None);
+        assert_eq!(decode_binary(&format!("{}\u{100}", "a".repeat(19))), None);
+        assert!(decode_binary(&format!("{}\u{ff}", "a".repeat(19))).is_some());
+    }
+}

@@ -1,0 +1,265 @@
+//! The tracker's shared state and its handle.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, watch};
+use tokio_rustls::rustls::ServerConfig;
+
+use crate::catalog::{Catalog, LibraryCatalog};
+use crate::config::Config;
+use crate::library::Library;
+use crate::limits::IpLimiter;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::tls::{TlsError, server_config};
+use crate::urls::Urls;
+
+/// How often [`Tracker::maintain`] sweeps silent peers and idle addresses.
+const SWEEP_EVERY: Duration = Duration::from_secs(15);
+/// How often it looks for library files that have no torrent yet.
+const WARM_EVERY: Duration = Duration::from_secs(60);
+
+/// Why a [`Tracker`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TrackerError {
+    /// The TLS certificate or key could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The media directory could not be opened.
+    #[error("media directory {path}: {source}")]
+    Media {
+        /// The directory.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A handle to one tracker: cheap to clone, shared by every connection.
+///
+/// Build it with [`Tracker::new`], then either hand it to
+/// [`serve`](crate::serve), which does everything, or mount
+/// [`router`](crate::router) in your own server and spawn
+/// [`Tracker::maintain`] beside it.
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    registry: Mutex<Registry>,
+    pub(crate) limiter: IpLimiter,
+    pub(crate) metrics: Metrics,
+    pub(crate) library: Option<Arc<Library>>,
+    pub(crate) catalog: Arc<dyn Catalog>,
+    pub(crate) urls: Arc<Urls>,
+    pub(crate) tls: Option<Arc<ServerConfig>>,
+    pub(crate) shutdown: watch::Sender<bool>,
+    next_conn: AtomicU64,
+    /// Open WebSocket connections, and a signal when the last one closes.
+    live: AtomicUsize,
+    drained: Notify,
+}
+
+impl Tracker {
+    /// A tracker with the catalog of its own media library.
+    pub fn new(config: Config) -> Result<Self, TrackerError> {
+        Self::build(config, None)
+    }
+
+    /// A tracker whose searches go to `catalog` instead of the library.
+    pub fn with_catalog(config: Config, catalog: Arc<dyn Catalog>) -> Result<Self, TrackerError> {
+        Self::build(config, Some(catalog))
+    }
+
+    fn build(config: Config, catalog: Option<Arc<dyn Catalog>>) -> Result<Self, TrackerError> {
+        let tls = match &config.tls {
+            Some(files) => Some(server_config(&files.cert, &files.key)?),
+            None => None,
+        };
+        let library = match &config.media_dir {
+            Some(dir) => Some(Arc::new(Library::open(dir).map_err(|source| {
+                TrackerError::Media {
+                    path: dir.clone(),
+                    source,
+                }
+            })?)),
+            None => None,
+        };
+        let urls = Arc::new(Urls::new(config.public_url.as_deref()));
+        let catalog = catalog
+            .unwrap_or_else(|| Arc::new(LibraryCatalog::new(library.clone(), Arc::clone(&urls))));
+        let limits = &config.limits;
+        let limiter = IpLimiter::new(
+            limits.ip_requests_per_second,
+            limits.ip_burst,
+            limits.max_connections_per_ip,
+        );
+        let inner = Inner {
+            registry: Mutex::new(Registry::new(limits.clone())),
+            limiter,
+            metrics: Metrics::default(),
+            library,
+            catalog,
+            urls,
+            tls,
+            shutdown: watch::channel(false).0,
+            next_conn: AtomicU64::new(1),
+            live: AtomicUsize::new(0),
+            drained: Notify::new(),
+            config,
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The public base URL written into torrents and API answers.
+    pub fn public_url(&self) -> &str {
+        self.inner.urls.base()
+    }
+
+    /// Whether it serves TLS.
+    pub fn is_tls(&self) -> bool {
+        self.inner.tls.is_some()
+    }
+
+    /// The metrics in Prometheus text form, as `GET /metrics` serves them.
+    pub fn metrics_text(&self) -> String {
+        let (swarms, peers) = self.inner.registry().totals();
+        self.inner.metrics.render(swarms, peers)
+    }
+
+    /// Starts shutting down: WebSocket connections are closed (code 1001)
+    /// and new ones refused. [`serve`](crate::serve) calls this when its
+    /// shutdown future completes.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    /// Housekeeping that must run while the tracker serves: drops peers that
+    /// went silent, forgets idle addresses, and (see
+    /// [`Config::prepare_torrents`]) makes the torrents of new library files
+    /// so the catalog can show their infohash. Runs until
+    /// [`shutdown`](Self::shutdown).
+    pub async fn maintain(self) {
+        // Two loops in one task, so a long hashing run never delays a sweep.
+        tokio::join!(
+            self.every(SWEEP_EVERY, Self::sweep),
+            self.every(WARM_EVERY, Self::warm_torrents)
+        );
+    }
+
+    /// Runs `job` now and then every `period` until shutdown.
+    async fn every<'a, F, Fut>(&'a self, period: Duration, job: F)
+    where
+        F: Fn(&'a Self) -> Fut,
+        Fut: std::future::Future<Output = ()> + 'a,
+    {
+        let mut shutdown = self.inner.shutdown.subscribe();
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while !*shutdown.borrow_and_update() {
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                _ = ticks.tick() => job(self).await,
+            }
+        }
+    }
+
+    /// Drops silent peers and forgets idle addresses.
+    async fn sweep(&self) {
+        let now = Instant::now();
+        let dropped = self.inner.registry().sweep(now);
+        if dropped > 0 {
+            tracing::debug!(dropped, "dropped silent peers");
+        }
+        self.inner.limiter.sweep(now);
+    }
+
+    /// Makes the torrent of every library file that has none yet.
+    async fn warm_torrents(&self) {
+        let Some(library) = &self.inner.library else {
+            return;
+        };
+        if !self.inner.config.prepare_torrents {
+            return;
+        }
+        for file in library.files().await.iter() {
+            if *self.inner.shutdown.borrow() {
+                return;
+            }
+            if library.torrents.peek(file).is_some() {
+                continue;
+            }
+            let urls = &self.inner.urls;
+            let built = &self.inner.metrics.torrents_built;
+            if let Err(e) = library
+                .torrents
+                .get(file, &urls.announce(), &urls.media(&file.rel), built)
+                .await
+            {
+                tracing::warn!(file = %file.rel, error = %e, "cannot make torrent");
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// The registry, locked. Held only for short, non-blocking updates.
+    pub(crate) fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A fresh connection id.
+    pub(crate) fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Counts an open connection; false (and not counted) if at the limit.
+    pub(crate) fn open_connection(&self) -> bool {
+        let before = self.live.fetch_add(1, Ordering::AcqRel);
+        if before >= self.config.limits.max_connections {
+            self.close_connection();
+            return false;
+        }
+        true
+    }
+
+    /// Uncounts a connection.
+    pub(crate) fn close_connection(&self) {
+        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.drained.notify_waiters();
+        }
+    }
+
+    /// Waits until no WebSocket connection is open, at most `limit`.
+    pub(crate) async fn drained(&self, limit: Duration) {
+        let wait = async {
+            loop {
+                let notified = self.drained.notified();
+                if self.live.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(limit, wait).await;
+    }
+
+    /// Whether shutdown has started.
+    pub(crate) fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}

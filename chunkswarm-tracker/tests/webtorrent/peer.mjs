@@ -1,0 +1,32 @@
+// One WebTorrent tracker client (npm `bittorrent-tracker`, the library the
+// WebTorrent client uses) announcing to a chunkswarm tracker, unchanged.
+// Usage: node peer.mjs <announce url> <a|b> <milliseconds to run>
+// Prints one JSON line: what the client saw.
+import Client from 'bittorrent-tracker'
+import wrtc from '@roamhq/wrtc'
+
+const [, , url, role, runMs] = process.argv
+const infoHash = 'c0ffee'.padEnd(40, '0')
+const peerId = (role === 'a' ? 'aa' : 'bb').repeat(20)
+const client = new Client({ infoHash, peerId, announce: [url], wrtc, port: 6881 })
+const seen = { role, updates: 0, peers: 0, warnings: [], scrape: null, complete: null, incomplete: null }
+
+client.on('error', (e) => seen.warnings.push('error: ' + e.message))
+client.on('warning', (e) => seen.warnings.push(e.message))
+client.on('update', (d) => {
+  seen.updates++
+  seen.complete = d.complete
+  seen.incomplete = d.incomplete
+})
+client.on('peer', (peer) => {
+  seen.peers++
+  peer.on('error', () => {})
+})
+client.on('scrape', (d) => { seen.scrape = { complete: d.complete, incomplete: d.incomplete } })
+client.start()
+setTimeout(() => client.scrape(), Number(runMs) / 2)
+setTimeout(() => {
+  console.log(JSON.stringify(seen))
+  client.stop()
+  setTimeout(() => process.exit(0), 200)
+}, Number(runMs))

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Two unchanged WebTorrent tracker clients (npm `bittorrent-tracker`, the
+# library inside WebTorrent) announce to the chunkswarm tracker in separate
+# processes, exchange an offer and an answer through it, and scrape it.
+# Everything runs in a fresh network namespace with only loopback, so WebRTC
+# can reach nothing else.
+#
+# Usage (as root, from anywhere): bash chunkswarm-tracker/tests/webtorrent/run.sh
+# Needs node and npm. Installs into a temporary directory (or
+# $WEBTORRENT_COMPAT_DIR). `webrtc-polyfill`'s native engine (node-datachannel)
+# only builds from source with cmake, so its entry point is pointed at
+# `@roamhq/wrtc`, which ships its binary in an npm package: the WebRTC engine
+# changes, the tracker client code does not.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../../.." && pwd)"
+work="${WEBTORRENT_COMPAT_DIR:-$(mktemp -d)}"
+if [ ! -d "$work/node_modules/bittorrent-tracker" ]; then
+  (cd "$work" && npm init -y >/dev/null &&
+    npm install --ignore-scripts --no-audit --no-fund bittorrent-tracker@11 @roamhq/wrtc@0.10 >/dev/null)
+fi
+cat > "$work/node_modules/webrtc-polyfill/index.js" <<'SHIM'
+import wrtc from '@roamhq/wrtc'
+export const { RTCPeerConnection, RTCSessionDescription, RTCIceCandidate } = wrtc
+export default wrtc
+SHIM
+cp "$here/peer.mjs" "$work/"
+(cd "$repo" && cargo build -q -p chunkswarm-tracker --bin chunkswarm-tracker)
+tracker="$repo/target/debug/chunkswarm-tracker"
+
+unshare -n bash -s "$tracker" "$work" <<'INNER'
+set -uo pipefail
+ip link set lo up
+tracker="$1"; work="$2"
+RUST_LOG=warn "$tracker" --listen 127.0.0.1:18000 </dev/null &
+tracker_pid=$!
+trap 'kill $tracker_pid 2>/dev/null' EXIT
+for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/18000) 2>/dev/null && break; sleep 0.1; done
+cd "$work"
+timeout 30 node peer.mjs ws://127.0.0.1:18000/announce a 9000 > a.json &
+a_pid=$!
+sleep 1
+timeout 30 node peer.mjs ws://127.0.0.1:18000/announce b 8000 > b.json
+wait $a_pid
+cat a.json b.json
+node -e '
+  const a = require("./a.json"), b = require("./b.json")
+  const ok = a.peers >= 1 && b.peers >= 1 && a.updates >= 1 && b.updates >= 1 &&
+    b.incomplete === 2 && a.scrape !== null && b.scrape !== null &&
+    a.warnings.length === 0 && b.warnings.length === 0
+  console.log(ok ? "webtorrent compatibility: ok" : "webtorrent compatibility: FAILED")
+  process.exit(ok ? 0 : 1)
+'
+INNER
