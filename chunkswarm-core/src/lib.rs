@@ -14,11 +14,23 @@
 //! - [`wire`]: the BitTorrent peer wire protocol (BEP 3, the BEP 6 fast
 //!   extension, BEP 10 extended messages passed through) as a streaming codec
 //!   that takes bytes split anywhere and bounds every length before it allocates.
+//! - [`swarm`]: the sans-IO engine, one [`swarm::Swarm`] per torrent, with its
+//!   policies behind small traits: [`pick`] (piece order) and [`retry`]
+//!   (timeouts, backoff, when to pay the HTTP origin); [`rate`] holds the rate
+//!   estimators and limiters it runs on.
+//! - [`driver`]: the I/O traits an adapter implements (signaling, peer
+//!   connections, HTTP origin, piece store, sleep) and the runtime-agnostic
+//!   loop that drives swarms over them.
+//! - `native` (feature `native`): the tokio adapter: WebRTC data channels, the
+//!   WebSocket tracker client, HTTP range requests, the on-disk piece store.
 //!
 //! Every parser here returns a typed error on bad input and never panics.
 
+pub mod driver;
 pub mod layout;
 pub mod metainfo;
+#[cfg(feature = "native")]
+pub mod native;
 pub mod pick;
 pub mod piece_map;
 pub mod rate;

@@ -118,6 +118,8 @@
 mod api;
 mod catalog;
 mod config;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod http;
 mod library;
 mod limits;

@@ -1,0 +1,232 @@
+//! The tracker side of the driver: announces with offers, answering offers,
+//! applying answers.
+
+use std::time::Duration;
+
+use futures::future;
+use web_time::Instant;
+
+use super::io::{ConnectError, Offered};
+use super::run::{Done, Driver};
+use super::signal::{Announce, AnnounceEvent, Id20, SignalIn, SignalOut};
+use super::torrent::PendingOffer;
+use crate::metainfo::InfoHash;
+
+/// Used when there is no tracker: nothing to announce, ever.
+const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
+
+impl Driver {
+    /// Announces the torrent. Without `offers`, first makes offers (when
+    /// connections are wanted) and comes back with them as [`Done::Offers`].
+    pub(super) fn announce(
+        &mut self,
+        now: Instant,
+        info_hash: InfoHash,
+        offers: Option<Vec<(Id20, Offered)>>,
+    ) {
+        let Some(torrent) = self.torrents.get_mut(&info_hash) else {
+            return;
+        };
+        if self.signal.is_none() {
+            torrent.next_announce = now + NEVER;
+            return;
+        }
+        let open = torrent.channels.len() + torrent.connecting.len() + torrent.offers.len();
+        let wanted = self.config.max_connections.saturating_sub(open);
+        let count = self.config.offers_per_announce.min(wanted);
+        let connector = self
+            .connector
+            .clone()
+            .filter(|_| offers.is_none() && count > 0);
+        if let Some(connector) = connector {
+            torrent.announcing = true;
+            let ids: Vec<Id20> = (0..count).map(|_| self.random_id()).collect();
+            self.tasks.push(Box::pin(async move {
+                let made = future::join_all(ids.into_iter().map(|id| {
+                    let connector = connector.clone();
+                    async move { (id, connector.create_offer().await) }
+                }))
+                .await;
+                let offers = made
+                    .into_iter()
+                    .filter_map(|(id, result)| match result {
+                        Ok(offered) => Some((id, offered)),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not make an offer");
+                            None
+                        }
+                    })
+                    .collect();
+                Done::Offers(info_hash, offers)
+            }));
+            return;
+        }
+        let offers = offers.unwrap_or_default();
+        let Some(torrent) = self.torrents.get_mut(&info_hash) else {
+            return;
+        };
+        torrent.announcing = false;
+        let event = (!torrent.announced).then_some(AnnounceEvent::Started);
+        torrent.announced = true;
+        let lonely = torrent.channels.is_empty() && !torrent.swarm.is_complete();
+        let interval = if lonely {
+            torrent.interval.min(self.config.lonely_interval)
+        } else {
+            torrent.interval
+        };
+        torrent.next_announce = now + interval;
+        let stats = torrent.swarm.stats(now);
+        let mut sdps = Vec::with_capacity(offers.len());
+        for (id, offered) in offers {
+            sdps.push((id, offered.sdp));
+            torrent.offers.insert(
+                id,
+                PendingOffer {
+                    connection: offered.pending,
+                    expires: now + self.config.offer_ttl,
+                },
+            );
+        }
+        tracing::debug!(%info_hash, offers = sdps.len(), ?event, "announcing");
+        let message = SignalOut::Announce(Announce {
+            info_hash,
+            peer_id: self.config.peer_id,
+            numwant: sdps.len() as u32,
+            uploaded: stats.uploaded_bytes,
+            downloaded: stats.p2p_bytes + stats.http_bytes,
+            left: stats.total_bytes.saturating_sub(stats.verified_bytes),
+            event,
+            offers: sdps,
+            bitfield: Some(torrent.swarm.have().clone()),
+        });
+        self.send_signal(message);
+    }
+
+    pub(super) fn announce_completed(&mut self, now: Instant, info_hash: InfoHash) {
+        self.announce_event(now, info_hash, AnnounceEvent::Completed);
+    }
+
+    pub(super) fn announce_stopped(&mut self, now: Instant, info_hash: InfoHash) {
+        self.announce_event(now, info_hash, AnnounceEvent::Stopped);
+    }
+
+    fn announce_event(&mut self, now: Instant, info_hash: InfoHash, event: AnnounceEvent) {
+        let Some(torrent) = self.torrents.get(&info_hash) else {
+            return;
+        };
+        if !torrent.announced {
+            return;
+        }
+        let stats = torrent.swarm.stats(now);
+        let message = SignalOut::Announce(Announce {
+            info_hash,
+            peer_id: self.config.peer_id,
+            numwant: 0,
+            uploaded: stats.uploaded_bytes,
+            downloaded: stats.p2p_bytes + stats.http_bytes,
+            left: torrent.left(now),
+            event: Some(event),
+            offers: Vec::new(),
+            bitfield: Some(torrent.swarm.have().clone()),
+        });
+        self.send_signal(message);
+    }
+
+    pub(super) fn signal_in(&mut self, now: Instant, message: SignalIn) {
+        match message {
+            SignalIn::Offer {
+                info_hash,
+                from,
+                offer_id,
+                sdp,
+            } => {
+                let Some(connector) = self.connector.clone() else {
+                    return;
+                };
+                let Some(torrent) = self.torrents.get_mut(&info_hash) else {
+                    return;
+                };
+                let open = torrent.channels.len() + torrent.connecting.len();
+                if from == self.config.peer_id
+                    || torrent.knows_remote(&from)
+                    || open >= self.config.max_connections
+                {
+                    return;
+                }
+                torrent.connecting.insert(from, now);
+                self.tasks.push(Box::pin(async move {
+                    let result = connector.accept_offer(&sdp).await;
+                    Done::Answered(info_hash, from, offer_id, result)
+                }));
+            }
+            SignalIn::Answer {
+                info_hash,
+                from,
+                offer_id,
+                sdp,
+            } => {
+                let Some(torrent) = self.torrents.get_mut(&info_hash) else {
+                    return;
+                };
+                let Some(offer) = torrent.offers.remove(&offer_id) else {
+                    return;
+                };
+                if torrent.knows_remote(&from) {
+                    return;
+                }
+                torrent.connecting.insert(from, now);
+                let task = self.open_task(info_hash, from, offer.connection.open(Some(sdp)));
+                self.tasks.push(task);
+            }
+            SignalIn::Announced {
+                info_hash,
+                interval,
+                ..
+            } => {
+                if let (Some(t), Some(interval)) = (self.torrents.get_mut(&info_hash), interval) {
+                    t.interval = interval.max(Duration::from_secs(1));
+                }
+            }
+            SignalIn::Failure { info_hash, reason } => {
+                tracing::warn!(?info_hash, %reason, "tracker refused a message");
+            }
+        }
+    }
+
+    pub(super) fn answered(
+        &mut self,
+        info_hash: InfoHash,
+        from: Id20,
+        offer_id: Id20,
+        result: Result<Offered, ConnectError>,
+    ) {
+        let offered = match result {
+            Ok(offered) => offered,
+            Err(e) => {
+                tracing::debug!(%info_hash, error = %e, "could not answer an offer");
+                if let Some(t) = self.torrents.get_mut(&info_hash) {
+                    t.connecting.remove(&from);
+                }
+                return;
+            }
+        };
+        self.send_signal(SignalOut::Answer {
+            info_hash,
+            peer_id: self.config.peer_id,
+            to_peer_id: from,
+            offer_id,
+            sdp: offered.sdp,
+        });
+        let task = self.open_task(info_hash, from, offered.pending.open(None));
+        self.tasks.push(task);
+    }
+
+    fn random_id(&mut self) -> Id20 {
+        let mut id = [0u8; 20];
+        for chunk in id.chunks_mut(8) {
+            let bytes = self.rng.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+        id
+    }
+}

@@ -1,0 +1,136 @@
+//! The caller's side of a running driver.
+
+use std::fmt;
+use std::sync::Arc;
+
+use futures::channel::{mpsc, oneshot};
+
+use super::io::{HttpOrigin, PieceStore, StoreError};
+use crate::metainfo::{Info, InfoHash};
+use crate::piece_map::Bitfield;
+use crate::swarm::{Event, Playback, Stats, SwarmConfig};
+
+/// A torrent to add: what it is, where its pieces live, where its web seed is.
+pub struct TorrentSpec {
+    /// The info dictionary.
+    pub info: Info,
+    /// Where verified pieces are kept; asked at once which it already holds.
+    pub store: Arc<dyn PieceStore>,
+    /// The web seed, if any (HTTP use is turned off without one).
+    pub origin: Option<Arc<dyn HttpOrigin>>,
+    /// The engine's settings; the driver sets `peer_id` to its own.
+    pub config: SwarmConfig,
+}
+
+impl fmt::Debug for TorrentSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TorrentSpec")
+            .field("info_hash", &self.info.info_hash())
+            .field("store", &self.store)
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An engine event of one torrent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriverEvent {
+    /// The torrent.
+    pub info_hash: InfoHash,
+    /// What happened.
+    pub event: Event,
+}
+
+/// The driver has stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the driver has stopped")]
+pub struct DriverClosed;
+
+/// Why [`Handle::add_torrent`] failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AddTorrentError {
+    /// The driver has stopped.
+    #[error(transparent)]
+    Closed(#[from] DriverClosed),
+    /// The torrent is already running.
+    #[error("torrent already added")]
+    Duplicate,
+    /// The store could not tell which pieces it holds.
+    #[error("piece store: {0}")]
+    Store(#[from] StoreError),
+}
+
+pub(super) enum Command {
+    Add(
+        Box<TorrentSpec>,
+        oneshot::Sender<Result<Bitfield, AddTorrentError>>,
+    ),
+    Playback(InfoHash, Option<Playback>),
+    Pause(InfoHash, bool),
+    Stats(InfoHash, oneshot::Sender<Option<Stats>>),
+    Subscribe(mpsc::UnboundedSender<DriverEvent>),
+    Shutdown,
+}
+
+/// Steers a running driver. Cheap to clone; the driver stops when the last
+/// handle is dropped or [`shutdown`](Self::shutdown) is called.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Handle {
+    pub(super) fn new(commands: mpsc::UnboundedSender<Command>) -> Self {
+        Self { commands }
+    }
+
+    fn send(&self, command: Command) -> Result<(), DriverClosed> {
+        self.commands
+            .unbounded_send(command)
+            .map_err(|_| DriverClosed)
+    }
+
+    /// Adds a torrent and starts it: the store is asked which pieces it
+    /// holds (and re-verifies them if it persists), then the swarm starts and
+    /// is announced. Returns the pieces held at start.
+    pub async fn add_torrent(&self, spec: TorrentSpec) -> Result<Bitfield, AddTorrentError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Add(Box::new(spec), reply))?;
+        answer.await.map_err(|_| DriverClosed)?
+    }
+
+    /// Moves the playhead (streaming, seeking) or stops streaming with `None`.
+    pub fn set_playback(
+        &self,
+        info_hash: InfoHash,
+        playback: Option<Playback>,
+    ) -> Result<(), DriverClosed> {
+        self.send(Command::Playback(info_hash, playback))
+    }
+
+    /// Stops (`true`) or resumes (`false`) requesting data for a torrent.
+    pub fn pause(&self, info_hash: InfoHash, paused: bool) -> Result<(), DriverClosed> {
+        self.send(Command::Pause(info_hash, paused))
+    }
+
+    /// The torrent's counters and rates now; `None` for an unknown torrent.
+    pub async fn stats(&self, info_hash: InfoHash) -> Result<Option<Stats>, DriverClosed> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Stats(info_hash, reply))?;
+        answer.await.map_err(|_| DriverClosed)
+    }
+
+    /// Every event of every torrent from now on. The stream ends when the
+    /// driver stops; dropping it unsubscribes.
+    pub fn events(&self) -> mpsc::UnboundedReceiver<DriverEvent> {
+        let (sender, receiver) = mpsc::unbounded();
+        let _ = self.send(Command::Subscribe(sender));
+        receiver
+    }
+
+    /// Announces `stopped` for every torrent, closes every connection, and
+    /// ends the driver future.
+    pub fn shutdown(&self) {
+        let _ = self.send(Command::Shutdown);
+    }
+}

@@ -1,0 +1,490 @@
+//! The driver loop: see the [module docs](super) for what it does.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::channel::{mpsc, oneshot};
+use futures::future::{self, Either, FutureExt as _};
+use futures::stream::{self, FuturesUnordered, SelectAll, StreamExt as _};
+use web_time::Instant;
+
+use super::handle::{AddTorrentError, Command, DriverEvent, Handle, TorrentSpec};
+use super::io::{
+    ChannelEvent, ConnectError, Offered, PeerChannel, PeerConnector, Signaling, SignalingLink,
+    Sleeper, StoreError,
+};
+use super::signal::{Id20, SignalIn, SignalOut};
+use super::torrent::Torrent;
+use super::{BoxFuture, EventStream};
+use crate::layout::PieceIndex;
+use crate::metainfo::InfoHash;
+use crate::piece_map::Bitfield;
+use crate::rng::SeededRng;
+use crate::swarm::{HttpRequestId, PeerKey, Swarm};
+
+/// How the driver uses the tracker and makes connections.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriverConfig {
+    /// Our peer id, on the tracker and in handshakes.
+    pub peer_id: Id20,
+    /// Seeds offer ids.
+    pub rng_seed: u64,
+    /// Offers made per announce (WebTorrent clients send up to 10).
+    pub offers_per_announce: usize,
+    /// No offers are made while this many connections are open.
+    pub max_connections: usize,
+    /// How long an offer waits for its answer.
+    pub offer_ttl: Duration,
+    /// How long a connection may take to open once answered.
+    pub connect_timeout: Duration,
+    /// Re-announce interval until the tracker names one.
+    pub announce_interval: Duration,
+    /// Re-announce interval of an incomplete torrent without connections,
+    /// so a lone peer finds newcomers sooner.
+    pub lonely_interval: Duration,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        Self {
+            peer_id: *b"-CS0001-000000000000",
+            rng_seed: 0,
+            offers_per_announce: 5,
+            max_connections: 32,
+            offer_ttl: Duration::from_secs(50),
+            connect_timeout: Duration::from_secs(20),
+            announce_interval: Duration::from_secs(120),
+            lonely_interval: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The adapter's I/O for [`driver`]. Without signaling or a connector the
+/// torrents run on their web seeds alone.
+pub struct DriverIo {
+    /// The tracker connection.
+    pub signaling: Option<SignalingLink>,
+    /// Makes WebRTC connections.
+    pub connector: Option<Arc<dyn PeerConnector>>,
+    /// Sleeps.
+    pub sleeper: Arc<dyn Sleeper>,
+}
+
+impl fmt::Debug for DriverIo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DriverIo")
+            .field("signaling", &self.signaling)
+            .field("connector", &self.connector)
+            .field("sleeper", &self.sleeper)
+            .finish()
+    }
+}
+
+/// Starts a driver: returns the handle and the future to spawn.
+pub fn driver(config: DriverConfig, io: DriverIo) -> (Handle, BoxFuture<'static, ()>) {
+    let (commands_in, commands) = mpsc::unbounded();
+    let (signal, signal_events) = match io.signaling {
+        Some(link) => (Some(link.sender), Some(link.events)),
+        None => (None, None),
+    };
+    let driver = Driver {
+        rng: SeededRng::new(config.rng_seed ^ 0x4452_4956_4552),
+        config,
+        signal,
+        signal_events,
+        connector: io.connector,
+        sleeper: io.sleeper,
+        commands,
+        torrents: BTreeMap::new(),
+        peer_torrent: BTreeMap::new(),
+        tasks: FuturesUnordered::new(),
+        writes: FuturesUnordered::new(),
+        peer_events: SelectAll::new(),
+        subscribers: Vec::new(),
+        next_key: 0,
+        sleep: None,
+        turn: 0,
+    };
+    (Handle::new(commands_in), Box::pin(driver.run()))
+}
+
+/// A finished I/O future.
+pub(super) enum Done {
+    Loaded(
+        Box<TorrentSpec>,
+        Result<Bitfield, StoreError>,
+        oneshot::Sender<Result<Bitfield, AddTorrentError>>,
+    ),
+    Http(InfoHash, HttpRequestId, Result<Bytes, String>),
+    Read(InfoHash, PieceIndex, Option<Bytes>),
+    Written(InfoHash, PieceIndex, Result<(), StoreError>),
+    Offers(InfoHash, Vec<(Id20, Offered)>),
+    Answered(InfoHash, Id20, Id20, Result<Offered, ConnectError>),
+    Opened(InfoHash, Id20, Result<PeerChannel, ConnectError>),
+    Aborted,
+}
+
+enum Wake {
+    Command(Option<Command>),
+    Signal(Option<SignalIn>),
+    Channel(PeerKey, Option<ChannelEvent>),
+    Done(Done),
+    Timer,
+}
+
+pub(super) struct Driver {
+    pub(super) config: DriverConfig,
+    pub(super) signal: Option<Arc<dyn Signaling>>,
+    signal_events: Option<EventStream<SignalIn>>,
+    pub(super) connector: Option<Arc<dyn PeerConnector>>,
+    pub(super) sleeper: Arc<dyn Sleeper>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    pub(super) torrents: BTreeMap<InfoHash, Torrent>,
+    pub(super) peer_torrent: BTreeMap<PeerKey, InfoHash>,
+    pub(super) tasks: FuturesUnordered<BoxFuture<'static, Done>>,
+    /// Store writes, apart so that shutdown can finish them.
+    pub(super) writes: FuturesUnordered<BoxFuture<'static, Done>>,
+    pub(super) peer_events: SelectAll<EventStream<(PeerKey, Option<ChannelEvent>)>>,
+    pub(super) subscribers: Vec<mpsc::UnboundedSender<DriverEvent>>,
+    pub(super) next_key: u64,
+    pub(super) rng: SeededRng,
+    sleep: Option<(Instant, BoxFuture<'static, ()>)>,
+    turn: usize,
+}
+
+impl Driver {
+    async fn run(mut self) {
+        loop {
+            let now = Instant::now();
+            self.service(now);
+            self.arm_sleep(now);
+            let wake = self.next_wake().await;
+            let now = Instant::now();
+            match wake {
+                Wake::Command(None | Some(Command::Shutdown)) => break,
+                Wake::Command(Some(command)) => self.command(now, command),
+                Wake::Signal(None) => {
+                    tracing::warn!("tracker connection closed");
+                    self.signal_events = None;
+                }
+                Wake::Signal(Some(message)) => self.signal_in(now, message),
+                Wake::Channel(key, event) => self.channel_event(now, key, event),
+                Wake::Done(done) => self.done(now, done),
+                Wake::Timer => {}
+            }
+        }
+        self.stop();
+        // Verified pieces must reach the store: finish the writes under way.
+        while let Some(done) = self.writes.next().await {
+            if let Done::Written(info_hash, piece, Err(e)) = done {
+                tracing::warn!(%info_hash, piece = piece.get(), error = %e, "piece write failed");
+            }
+        }
+        tracing::info!("driver stopped");
+    }
+
+    /// Runs due timeouts and announces, then carries out every output.
+    fn service(&mut self, now: Instant) {
+        let hashes: Vec<InfoHash> = self.torrents.keys().copied().collect();
+        for info_hash in hashes {
+            let Some(torrent) = self.torrents.get_mut(&info_hash) else {
+                continue;
+            };
+            if torrent.swarm.poll_timeout().is_some_and(|at| at <= now) {
+                torrent.swarm.handle_timeout(now);
+            }
+            torrent.expire_offers(now);
+            torrent
+                .connecting
+                .retain(|_, since| now.saturating_duration_since(*since) < Duration::from_secs(60));
+            if !torrent.announcing && torrent.next_announce <= now {
+                self.announce(now, info_hash, None);
+            }
+            self.drain(now, info_hash);
+        }
+    }
+
+    fn arm_sleep(&mut self, now: Instant) {
+        let deadline = self.torrents.values().filter_map(Torrent::deadline).min();
+        match deadline {
+            None => self.sleep = None,
+            Some(at) if self.sleep.as_ref().is_some_and(|(armed, _)| *armed == at) => {}
+            Some(at) => {
+                let sleep = self.sleeper.sleep(at.saturating_duration_since(now));
+                self.sleep = Some((at, sleep));
+            }
+        }
+    }
+
+    /// Waits for the next input, taking the sources in turn so a busy one
+    /// cannot starve the others.
+    async fn next_wake(&mut self) -> Wake {
+        self.turn = self.turn.wrapping_add(1);
+        let start = self.turn;
+        future::poll_fn(|cx| {
+            if let Poll::Ready(command) = self.commands.poll_next_unpin(cx) {
+                return Poll::Ready(Wake::Command(command));
+            }
+            for i in 0..5 {
+                let ready = match (start + i) % 5 {
+                    0 => match &mut self.signal_events {
+                        Some(events) => events.poll_next_unpin(cx).map(Wake::Signal),
+                        None => Poll::Pending,
+                    },
+                    1 if !self.peer_events.is_empty() => match self.peer_events.poll_next_unpin(cx)
+                    {
+                        Poll::Ready(Some((key, event))) => Poll::Ready(Wake::Channel(key, event)),
+                        _ => Poll::Pending,
+                    },
+                    2 if !self.tasks.is_empty() => match self.tasks.poll_next_unpin(cx) {
+                        Poll::Ready(Some(done)) => Poll::Ready(Wake::Done(done)),
+                        _ => Poll::Pending,
+                    },
+                    4 if !self.writes.is_empty() => match self.writes.poll_next_unpin(cx) {
+                        Poll::Ready(Some(done)) => Poll::Ready(Wake::Done(done)),
+                        _ => Poll::Pending,
+                    },
+                    3 => match &mut self.sleep {
+                        Some((_, sleep)) => sleep.poll_unpin(cx).map(|()| Wake::Timer),
+                        None => Poll::Pending,
+                    },
+                    _ => Poll::Pending,
+                };
+                if ready.is_ready() {
+                    if matches!(ready, Poll::Ready(Wake::Timer)) {
+                        self.sleep = None;
+                    }
+                    return ready;
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    fn command(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::Add(spec, reply) => {
+                if self.torrents.contains_key(&spec.info.info_hash()) {
+                    let _ = reply.send(Err(AddTorrentError::Duplicate));
+                    return;
+                }
+                let store = spec.store.clone();
+                self.tasks.push(Box::pin(async move {
+                    let held = store.verified(&spec.info).await;
+                    Done::Loaded(spec, held, reply)
+                }));
+            }
+            Command::Playback(info_hash, playback) => {
+                if let Some(t) = self.torrents.get_mut(&info_hash) {
+                    t.swarm.set_playback(now, playback);
+                }
+            }
+            Command::Pause(info_hash, paused) => {
+                if let Some(t) = self.torrents.get_mut(&info_hash) {
+                    if paused {
+                        t.swarm.pause();
+                    } else {
+                        t.swarm.resume(now);
+                    }
+                }
+            }
+            Command::Stats(info_hash, reply) => {
+                let stats = self.torrents.get(&info_hash).map(|t| t.swarm.stats(now));
+                let _ = reply.send(stats);
+            }
+            Command::Subscribe(subscriber) => self.subscribers.push(subscriber),
+            Command::Shutdown => {}
+        }
+    }
+
+    fn add_loaded(
+        &mut self,
+        now: Instant,
+        spec: TorrentSpec,
+        held: Result<Bitfield, StoreError>,
+        reply: oneshot::Sender<Result<Bitfield, AddTorrentError>>,
+    ) {
+        let info_hash = spec.info.info_hash();
+        let held = match held {
+            Ok(held) => held,
+            Err(e) => {
+                let _ = reply.send(Err(AddTorrentError::Store(e)));
+                return;
+            }
+        };
+        if self.torrents.contains_key(&info_hash) {
+            let _ = reply.send(Err(AddTorrentError::Duplicate));
+            return;
+        }
+        let mut config = spec.config;
+        config.peer_id = self.config.peer_id;
+        config.http.enabled &= spec.origin.is_some();
+        let swarm = Swarm::new(now, spec.info, held.clone(), config);
+        tracing::info!(%info_hash, pieces = held.count_ones(), "torrent added");
+        let torrent = Torrent::new(
+            now,
+            swarm,
+            spec.store,
+            spec.origin,
+            self.config.announce_interval,
+        );
+        self.torrents.insert(info_hash, torrent);
+        let _ = reply.send(Ok(held));
+    }
+
+    fn channel_event(&mut self, now: Instant, key: PeerKey, event: Option<ChannelEvent>) {
+        let Some(info_hash) = self.peer_torrent.get(&key).copied() else {
+            return;
+        };
+        let Some(torrent) = self.torrents.get_mut(&info_hash) else {
+            return;
+        };
+        match event {
+            Some(ChannelEvent::Data(data)) => torrent.swarm.handle_peer_data(now, key, &data),
+            Some(ChannelEvent::Writable(writable)) => {
+                torrent.swarm.handle_peer_writable(now, key, writable);
+            }
+            None => {
+                self.peer_torrent.remove(&key);
+                if torrent.channels.remove(&key).is_some() {
+                    tracing::debug!(%info_hash, peer = key.0, "channel closed");
+                    torrent.swarm.handle_peer_closed(now, key);
+                }
+            }
+        }
+        self.drain(now, info_hash);
+    }
+
+    fn done(&mut self, now: Instant, done: Done) {
+        let info_hash = match done {
+            Done::Aborted => return,
+            Done::Loaded(spec, held, reply) => {
+                let info_hash = spec.info.info_hash();
+                self.add_loaded(now, *spec, held, reply);
+                info_hash
+            }
+            Done::Http(info_hash, id, result) => {
+                let Some(t) = self.torrents.get_mut(&info_hash) else {
+                    return;
+                };
+                if t.http.remove(&id).is_some() {
+                    t.swarm.handle_http_response(now, id, result);
+                }
+                info_hash
+            }
+            Done::Read(info_hash, piece, data) => {
+                let Some(t) = self.torrents.get_mut(&info_hash) else {
+                    return;
+                };
+                t.swarm.handle_piece_read(now, piece, data);
+                info_hash
+            }
+            Done::Written(info_hash, piece, result) => {
+                if let Err(e) = result {
+                    tracing::warn!(%info_hash, piece = piece.get(), error = %e, "piece write failed");
+                }
+                if let Some(t) = self.torrents.get_mut(&info_hash) {
+                    t.writing.remove(&piece);
+                }
+                return;
+            }
+            Done::Offers(info_hash, offers) => {
+                self.announce(now, info_hash, Some(offers));
+                info_hash
+            }
+            Done::Answered(info_hash, from, offer_id, result) => {
+                self.answered(info_hash, from, offer_id, result);
+                info_hash
+            }
+            Done::Opened(info_hash, remote, result) => {
+                self.opened(now, info_hash, remote, result);
+                info_hash
+            }
+        };
+        self.drain(now, info_hash);
+    }
+
+    fn opened(
+        &mut self,
+        now: Instant,
+        info_hash: InfoHash,
+        remote: Id20,
+        result: Result<PeerChannel, ConnectError>,
+    ) {
+        let Some(torrent) = self.torrents.get_mut(&info_hash) else {
+            return;
+        };
+        torrent.connecting.remove(&remote);
+        let channel = match result {
+            Ok(channel) => channel,
+            Err(e) => {
+                tracing::debug!(%info_hash, error = %e, "connection failed");
+                return;
+            }
+        };
+        let key = PeerKey(self.next_key);
+        self.next_key += 1;
+        tracing::debug!(%info_hash, peer = key.0, "channel open");
+        let events = channel
+            .events
+            .map(move |event| (key, Some(event)))
+            .chain(stream::once(future::ready((key, None))));
+        self.peer_events.push(Box::pin(events));
+        self.peer_torrent.insert(key, info_hash);
+        torrent.channels.insert(
+            key,
+            super::torrent::Channel {
+                sender: channel.sender,
+                remote,
+            },
+        );
+        torrent.swarm.handle_peer_connected(now, key);
+    }
+
+    /// Bounds a connection's opening by the connect timeout.
+    pub(super) fn open_task(
+        &self,
+        info_hash: InfoHash,
+        remote: Id20,
+        opening: BoxFuture<'static, Result<PeerChannel, ConnectError>>,
+    ) -> BoxFuture<'static, Done> {
+        let timeout = self.sleeper.sleep(self.config.connect_timeout);
+        Box::pin(async move {
+            let result = match future::select(opening, timeout).await {
+                Either::Left((result, _)) => result,
+                Either::Right(((), _)) => Err(ConnectError::Failed("timed out".into())),
+            };
+            Done::Opened(info_hash, remote, result)
+        })
+    }
+
+    pub(super) fn send_signal(&self, message: SignalOut) {
+        if let Some(signal) = &self.signal {
+            if let Err(e) = signal.send(message) {
+                tracing::debug!(error = %e, "tracker message not sent");
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        let now = Instant::now();
+        let hashes: Vec<InfoHash> = self.torrents.keys().copied().collect();
+        for info_hash in hashes {
+            self.announce_stopped(now, info_hash);
+            if let Some(torrent) = self.torrents.get_mut(&info_hash) {
+                for channel in torrent.channels.values() {
+                    channel.sender.close();
+                }
+                for abort in torrent.http.values() {
+                    abort.abort();
+                }
+            }
+        }
+        self.torrents.clear();
+    }
+}

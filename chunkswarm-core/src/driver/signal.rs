@@ -1,0 +1,392 @@
+//! The WebTorrent tracker protocol as typed messages, with their JSON form.
+//!
+//! Info hashes, peer ids and offer ids travel as 20-character JSON strings
+//! whose characters (U+0000 to U+00FF) are the bytes, as WebTorrent writes
+//! them. Offers and answers are `{"type":"offer"|"answer","sdp":..}`.
+//! chunkswarm's extensions (`x_cs_bitfield`, `x_cs_pieces`, `x_cs_have`) are
+//! extra fields and actions a WebTorrent tracker ignores.
+//!
+//! [`SignalIn::parse`] never panics: anything it does not understand is an
+//! error, which the driver logs and skips.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use crate::metainfo::InfoHash;
+use crate::piece_map::Bitfield;
+
+/// A 20-byte peer id or offer id.
+pub type Id20 = [u8; 20];
+
+/// The `event` of an announce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnnounceEvent {
+    /// Joining the swarm.
+    Started,
+    /// Leaving it.
+    Stopped,
+    /// The download just finished.
+    Completed,
+}
+
+/// An `announce`: joins or refreshes a swarm, carrying offers for other peers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Announce {
+    /// The swarm.
+    pub info_hash: InfoHash,
+    /// Our peer id.
+    pub peer_id: Id20,
+    /// How many peers we want offers sent to.
+    pub numwant: u32,
+    /// Bytes uploaded so far.
+    pub uploaded: u64,
+    /// Bytes downloaded so far.
+    pub downloaded: u64,
+    /// Bytes still missing (0 makes a seeder).
+    pub left: u64,
+    /// The event, if any.
+    pub event: Option<AnnounceEvent>,
+    /// Offers: `(offer_id, offer SDP)`.
+    pub offers: Vec<(Id20, String)>,
+    /// The pieces we hold (the `x_cs_bitfield` extension).
+    pub bitfield: Option<Bitfield>,
+}
+
+/// A message to the tracker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SignalOut {
+    /// Join or refresh a swarm.
+    Announce(Announce),
+    /// The answer to an offer that `to_peer_id` made.
+    Answer {
+        /// The swarm.
+        info_hash: InfoHash,
+        /// Our peer id.
+        peer_id: Id20,
+        /// The offerer.
+        to_peer_id: Id20,
+        /// The offer answered.
+        offer_id: Id20,
+        /// Our answer SDP.
+        sdp: String,
+    },
+    /// Pieces gained since the last report (the `x_cs_have` extension).
+    Have {
+        /// The swarm.
+        info_hash: InfoHash,
+        /// Our peer id.
+        peer_id: Id20,
+        /// Piece indices.
+        pieces: Vec<u32>,
+    },
+}
+
+/// A message from the tracker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SignalIn {
+    /// Another peer's offer, to answer.
+    Offer {
+        /// The swarm.
+        info_hash: InfoHash,
+        /// The offerer.
+        from: Id20,
+        /// Names the offer in our answer.
+        offer_id: Id20,
+        /// The offer SDP.
+        sdp: String,
+    },
+    /// The answer to one of our offers.
+    Answer {
+        /// The swarm.
+        info_hash: InfoHash,
+        /// The answerer.
+        from: Id20,
+        /// Our offer it answers.
+        offer_id: Id20,
+        /// The answer SDP.
+        sdp: String,
+    },
+    /// The reply to an announce.
+    Announced {
+        /// The swarm.
+        info_hash: InfoHash,
+        /// When to announce again.
+        interval: Option<Duration>,
+        /// Seeders.
+        complete: Option<u64>,
+        /// Leechers.
+        incomplete: Option<u64>,
+    },
+    /// A refusal (`failure reason`) or a `warning message`.
+    Failure {
+        /// The swarm, if the tracker named it.
+        info_hash: Option<InfoHash>,
+        /// The tracker's text.
+        reason: String,
+    },
+}
+
+/// Why a tracker message could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignalParseError {
+    /// Not a JSON object.
+    #[error("not a JSON object")]
+    Json,
+    /// A required field is missing or malformed.
+    #[error("bad or missing field `{0}`")]
+    Field(&'static str),
+    /// A message the driver has no use for (e.g. a scrape answer).
+    #[error("ignored message")]
+    Ignored,
+}
+
+fn binary(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+fn from_binary(text: &str) -> Option<Id20> {
+    let mut out = [0u8; 20];
+    let mut chars = text.chars();
+    for byte in &mut out {
+        *byte = u8::try_from(u32::from(chars.next()?)).ok()?;
+    }
+    chars.next().is_none().then_some(out)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+impl SignalOut {
+    /// The JSON text frame.
+    pub fn to_json(&self) -> String {
+        match self {
+            Self::Announce(a) => {
+                let mut object = Map::new();
+                object.insert("action".into(), json!("announce"));
+                object.insert("info_hash".into(), json!(binary(a.info_hash.as_bytes())));
+                object.insert("peer_id".into(), json!(binary(&a.peer_id)));
+                object.insert("numwant".into(), json!(a.numwant));
+                object.insert("uploaded".into(), json!(a.uploaded));
+                object.insert("downloaded".into(), json!(a.downloaded));
+                object.insert("left".into(), json!(a.left));
+                if let Some(event) = a.event {
+                    let name = match event {
+                        AnnounceEvent::Started => "started",
+                        AnnounceEvent::Stopped => "stopped",
+                        AnnounceEvent::Completed => "completed",
+                    };
+                    object.insert("event".into(), json!(name));
+                }
+                let offers: Vec<Value> = a
+                    .offers
+                    .iter()
+                    .map(|(id, sdp)| {
+                        json!({"offer_id": binary(id), "offer": {"type": "offer", "sdp": sdp}})
+                    })
+                    .collect();
+                object.insert("offers".into(), Value::Array(offers));
+                if let Some(bits) = &a.bitfield {
+                    object.insert("x_cs_bitfield".into(), json!(hex(&bits.to_bytes())));
+                    object.insert("x_cs_pieces".into(), json!(bits.len()));
+                }
+                Value::Object(object).to_string()
+            }
+            Self::Answer {
+                info_hash,
+                peer_id,
+                to_peer_id,
+                offer_id,
+                sdp,
+            } => json!({
+                "action": "announce",
+                "info_hash": binary(info_hash.as_bytes()),
+                "peer_id": binary(peer_id),
+                "to_peer_id": binary(to_peer_id),
+                "offer_id": binary(offer_id),
+                "answer": {"type": "answer", "sdp": sdp},
+            })
+            .to_string(),
+            Self::Have {
+                info_hash,
+                peer_id,
+                pieces,
+            } => json!({
+                "action": "x_cs_have",
+                "info_hash": binary(info_hash.as_bytes()),
+                "peer_id": binary(peer_id),
+                "pieces": pieces,
+            })
+            .to_string(),
+        }
+    }
+}
+
+impl SignalIn {
+    /// Reads one text frame from the tracker.
+    pub fn parse(text: &str) -> Result<Self, SignalParseError> {
+        let value: Value = serde_json::from_str(text).map_err(|_| SignalParseError::Json)?;
+        let object = value.as_object().ok_or(SignalParseError::Json)?;
+        let id = |name: &'static str| {
+            object
+                .get(name)
+                .and_then(Value::as_str)
+                .and_then(from_binary)
+                .ok_or(SignalParseError::Field(name))
+        };
+        let info_hash = id("info_hash").ok().map(InfoHash::new);
+        let reason = object
+            .get("failure reason")
+            .or_else(|| object.get("warning message"))
+            .and_then(Value::as_str);
+        if let Some(reason) = reason {
+            return Ok(Self::Failure {
+                info_hash,
+                reason: reason.to_owned(),
+            });
+        }
+        if object.get("action").and_then(Value::as_str) != Some("announce") {
+            return Err(SignalParseError::Ignored);
+        }
+        let info_hash = info_hash.ok_or(SignalParseError::Field("info_hash"))?;
+        let sdp_of = |name: &'static str| {
+            object
+                .get(name)
+                .and_then(|v| v.get("sdp"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .ok_or(SignalParseError::Field(name))
+        };
+        if object.contains_key("offer") {
+            return Ok(Self::Offer {
+                info_hash,
+                from: id("peer_id")?,
+                offer_id: id("offer_id")?,
+                sdp: sdp_of("offer")?,
+            });
+        }
+        if object.contains_key("answer") {
+            return Ok(Self::Answer {
+                info_hash,
+                from: id("peer_id")?,
+                offer_id: id("offer_id")?,
+                sdp: sdp_of("answer")?,
+            });
+        }
+        let count = |name| object.get(name).and_then(Value::as_u64);
+        Ok(Self::Announced {
+            info_hash,
+            interval: count("interval").map(Duration::from_secs),
+            complete: count("complete"),
+            incomplete: count("incomplete"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids() -> (InfoHash, Id20, Id20) {
+        let mut peer = [0u8; 20];
+        for (i, b) in peer.iter_mut().enumerate() {
+            *b = (i as u8) * 13; // covers control chars, '"', '\\' and high bytes
+        }
+        (InfoHash::new([0xfe; 20]), peer, [b'"'; 20])
+    }
+
+    #[test]
+    fn an_answer_round_trips_through_the_tracker_form() {
+        let (info_hash, peer, offer) = ids();
+        let out = SignalOut::Answer {
+            info_hash,
+            peer_id: peer,
+            to_peer_id: peer,
+            offer_id: offer,
+            sdp: "v=0\r\n".into(),
+        };
+        // The tracker relays it as {"action":"announce","answer",..,"peer_id":<from>}.
+        let mut value: Value = serde_json::from_str(&out.to_json()).unwrap();
+        value.as_object_mut().unwrap().remove("to_peer_id");
+        let parsed = SignalIn::parse(&value.to_string()).unwrap();
+        assert_eq!(
+            parsed,
+            SignalIn::Answer {
+                info_hash,
+                from: peer,
+                offer_id: offer,
+                sdp: "v=0\r\n".into()
+            }
+        );
+    }
+
+    #[test]
+    fn an_announce_carries_offers_and_the_bitfield() {
+        let (info_hash, peer, offer) = ids();
+        let bits = Bitfield::from_bytes(&[0x80, 0], 10).unwrap();
+        let text = SignalOut::Announce(Announce {
+            info_hash,
+            peer_id: peer,
+            numwant: 2,
+            uploaded: 0,
+            downloaded: 5,
+            left: 7,
+            event: Some(AnnounceEvent::Started),
+            offers: vec![(offer, "sdp".into())],
+            bitfield: Some(bits),
+        })
+        .to_json();
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["event"], "started");
+        assert_eq!(value["offers"][0]["offer"]["type"], "offer");
+        assert_eq!(value["x_cs_bitfield"], "8000");
+        assert_eq!(value["x_cs_pieces"], 10);
+        assert_eq!(from_binary(value["peer_id"].as_str().unwrap()), Some(peer));
+    }
+
+    #[test]
+    fn tracker_replies_parse() {
+        let (info_hash, peer, offer) = ids();
+        let offered = json!({"action": "announce", "offer": {"type": "offer", "sdp": "x"},
+            "offer_id": binary(&offer), "peer_id": binary(&peer),
+            "info_hash": binary(info_hash.as_bytes())});
+        assert!(matches!(
+            SignalIn::parse(&offered.to_string()),
+            Ok(SignalIn::Offer { sdp, .. }) if sdp == "x"
+        ));
+        let reply = json!({"action": "announce", "interval": 120,
+            "info_hash": binary(info_hash.as_bytes()), "complete": 1, "incomplete": 0});
+        assert!(matches!(
+            SignalIn::parse(&reply.to_string()),
+            Ok(SignalIn::Announced { interval: Some(d), .. }) if d.as_secs() == 120
+        ));
+        let failure = json!({"action": "announce", "failure reason": "no"});
+        assert!(matches!(
+            SignalIn::parse(&failure.to_string()),
+            Ok(SignalIn::Failure { reason, .. }) if reason == "no"
+        ));
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        for text in [
+            "",
+            "{",
+            "[]",
+            "{\"action\":\"announce\"}",
+            "{\"action\":\"scrape\"}",
+        ] {
+            assert!(SignalIn::parse(text).is_err(), "{text:?}");
+        }
+        let bad_offer = json!({"action": "announce", "offer": {}, "offer_id": "short",
+            "peer_id": "x", "info_hash": binary(&[1; 20])});
+        assert!(SignalIn::parse(&bad_offer.to_string()).is_err());
+    }
+}

@@ -1,0 +1,143 @@
+//! The driver on fake I/O: a thread timer, an in-memory web seed.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt as _;
+use futures::channel::oneshot;
+use futures::executor::block_on;
+
+use super::*;
+use crate::metainfo::{Info, TorrentBuilder};
+use crate::swarm::{Event, SwarmConfig};
+
+#[derive(Debug)]
+struct ThreadSleeper;
+
+impl Sleeper for ThreadSleeper {
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        let (done, wait) = oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            std::thread::sleep(duration);
+            let _ = done.send(());
+        });
+        Box::pin(async move {
+            let _ = wait.await;
+        })
+    }
+}
+
+#[derive(Debug)]
+struct FakeOrigin {
+    content: Bytes,
+    served: AtomicU64,
+}
+
+#[async_trait]
+impl HttpOrigin for FakeOrigin {
+    async fn get_range(&self, range: Range<u64>) -> Result<Bytes, HttpError> {
+        let (start, end) = (range.start as usize, range.end as usize);
+        if end > self.content.len() || start > end {
+            return Err(HttpError::Status(416));
+        }
+        self.served
+            .fetch_add(range.end - range.start, Ordering::Relaxed);
+        Ok(self.content.slice(start..end))
+    }
+}
+
+fn torrent(len: usize) -> (Info, Bytes) {
+    let content: Vec<u8> = (0..len).map(|i| (i * 31 % 253) as u8).collect();
+    let meta = TorrentBuilder::new()
+        .piece_length(64 << 10)
+        .build_from_reader("film.bin", content.as_slice())
+        .unwrap();
+    (meta.info().clone(), Bytes::from(content))
+}
+
+fn quick_http() -> SwarmConfig {
+    let mut config = SwarmConfig::default();
+    config.http.patience = Duration::ZERO;
+    config.http.max_in_flight = 4;
+    config
+}
+
+#[test]
+fn a_torrent_completes_from_the_web_seed_alone() {
+    let (info, content) = torrent(300_000);
+    let origin = Arc::new(FakeOrigin {
+        content: content.clone(),
+        served: AtomicU64::new(0),
+    });
+    let store = Arc::new(MemoryStore::new());
+    let io = DriverIo {
+        signaling: None,
+        connector: None,
+        sleeper: Arc::new(ThreadSleeper),
+    };
+    let (handle, run) = driver(DriverConfig::default(), io);
+    let runner = std::thread::spawn(move || block_on(run));
+    let mut events = handle.events();
+    let held = block_on(handle.add_torrent(TorrentSpec {
+        info: info.clone(),
+        store: store.clone(),
+        origin: Some(origin.clone()),
+        config: quick_http(),
+    }))
+    .unwrap();
+    assert!(held.is_clear());
+    block_on(async {
+        let wait = async {
+            while let Some(event) = events.next().await {
+                if event.event == Event::Completed {
+                    return true;
+                }
+            }
+            false
+        };
+        let timeout = ThreadSleeper.sleep(Duration::from_secs(20));
+        futures::pin_mut!(wait);
+        matches!(
+            futures::future::select(wait, timeout).await,
+            futures::future::Either::Left((true, _))
+        )
+    })
+    .then_some(())
+    .expect("completed within 20 s");
+    let stats = block_on(handle.stats(info.info_hash())).unwrap().unwrap();
+    assert_eq!(stats.http_bytes, 300_000);
+    assert_eq!(store.content(&info).unwrap(), content.to_vec());
+    assert!(origin.served.load(Ordering::Relaxed) <= 300_000 + (64 << 10));
+    handle.shutdown();
+    runner.join().unwrap();
+}
+
+#[test]
+fn adding_twice_is_refused_and_dropping_handles_stops_the_driver() {
+    let (info, content) = torrent(100_000);
+    let io = DriverIo {
+        signaling: None,
+        connector: None,
+        sleeper: Arc::new(ThreadSleeper),
+    };
+    let (handle, run) = driver(DriverConfig::default(), io);
+    let runner = std::thread::spawn(move || block_on(run));
+    let spec = || TorrentSpec {
+        info: info.clone(),
+        store: Arc::new(MemoryStore::with_content(&info, &content)),
+        origin: None,
+        config: SwarmConfig::default(),
+    };
+    let held = block_on(handle.add_torrent(spec())).unwrap();
+    assert!(held.is_full());
+    assert!(matches!(
+        block_on(handle.add_torrent(spec())),
+        Err(AddTorrentError::Duplicate)
+    ));
+    drop(handle);
+    runner.join().unwrap();
+}

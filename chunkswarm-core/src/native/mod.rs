@@ -1,0 +1,54 @@
+//! The native adapter (feature `native`): the [driver](crate::driver) on
+//! tokio, with WebRTC data channels (webrtc-rs), the WebSocket tracker as
+//! signaling, HTTP range requests to the web seed, and an on-disk store.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use chunkswarm_core::driver::{driver, DriverConfig, DriverIo, TorrentSpec};
+//! use chunkswarm_core::native::{
+//!     connect_tracker, DiskStore, HttpWebSeed, TokioSleeper, WebRtcConfig, WebRtcConnector,
+//! };
+//! # async fn run(meta: chunkswarm_core::metainfo::Metainfo) -> Result<(), Box<dyn std::error::Error>> {
+//! let io = DriverIo {
+//!     signaling: Some(connect_tracker("wss://tracker.example/announce").await?),
+//!     connector: Some(Arc::new(WebRtcConnector::new(WebRtcConfig::default()))),
+//!     sleeper: Arc::new(TokioSleeper),
+//! };
+//! let (handle, driver_future) = driver(DriverConfig::default(), io);
+//! tokio::spawn(driver_future);
+//! let spec = TorrentSpec {
+//!     info: meta.info().clone(),
+//!     store: Arc::new(DiskStore::open("film.webm", meta.info())?),
+//!     origin: Some(Arc::new(HttpWebSeed::new(&meta.web_seeds()[0], std::time::Duration::from_secs(30))?)),
+//!     config: Default::default(),
+//! };
+//! handle.add_torrent(spec).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Network rule: tests use [`WebRtcConfig::loopback`] (UDP on 127.0.0.1, no
+//! mDNS, no ICE servers); deployments set [`WebRtcConfig::ice_servers`].
+
+mod disk_store;
+mod http;
+mod tracker;
+mod webrtc;
+
+use std::time::Duration;
+
+use crate::driver::{BoxFuture, Sleeper};
+
+pub use disk_store::DiskStore;
+pub use http::{HttpWebSeed, WebSeedError};
+pub use tracker::{TrackerConnectError, connect_tracker};
+pub use webrtc::{IceServer, WebRtcConfig, WebRtcConnector};
+
+/// Sleeps with tokio's timer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioSleeper;
+
+impl Sleeper for TokioSleeper {
+    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
