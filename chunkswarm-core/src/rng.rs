@@ -12,10 +12,7 @@ impl SeededRng {
 
     pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        mix(self.0)
     }
 
     /// A value in `0..bound` (0 when `bound` is 0), without modulo bias worth noticing.
@@ -30,6 +27,14 @@ impl SeededRng {
             items.swap(i, j);
         }
     }
+}
+
+/// SplitMix64's finaliser: a bijective scramble of 64 bits, also used as a
+/// hash where peers must agree without talking.
+pub(crate) fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]

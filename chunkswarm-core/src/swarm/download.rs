@@ -53,6 +53,7 @@ impl PartialPiece {
         }
     }
 
+    /// No block received or requested, and no HTTP fetch.
     fn is_untouched(&self) -> bool {
         self.http.is_none() && self.blocks.iter().all(|b| *b == BlockSlot::Missing)
     }
@@ -62,7 +63,7 @@ impl PartialPiece {
         (self.http.is_none() || self.http_racing)
             && match self.exclusive {
                 Some(owner) => owner == peer,
-                None => !on_parole || self.received == 0 && self.is_untouched(),
+                None => !on_parole || self.is_untouched(),
             }
     }
 }
@@ -290,25 +291,29 @@ impl Swarm {
             }
             other => other,
         };
-        if partial.is_untouched() {
-            if partial.exclusive == Some(key) {
-                partial.exclusive = None;
-            }
-            if partial.received == 0 {
-                self.partials.remove(&block.piece());
-                self.emit(Event::Piece {
-                    piece: block.piece(),
-                    state: PieceState::Missing,
-                });
-            }
+        self.drop_if_untouched(block.piece());
+    }
+
+    /// Forgets a started piece that nothing is fetching any more, so the
+    /// picker may choose again.
+    pub(super) fn drop_if_untouched(&mut self, piece: PieceIndex) {
+        if self
+            .partials
+            .get(&piece)
+            .is_some_and(PartialPiece::is_untouched)
+        {
+            self.partials.remove(&piece);
+            self.emit(Event::Piece {
+                piece,
+                state: PieceState::Missing,
+            });
         }
     }
 
     /// A peer is gone: pieces reserved for it open up to everyone, and if it
     /// was banned the blocks it supplied are thrown away.
     pub(super) fn forget_contributions(&mut self, key: PeerKey, discard_blocks: bool) {
-        let mut emptied = Vec::new();
-        for (&piece, partial) in self.partials.iter_mut() {
+        for partial in self.partials.values_mut() {
             if partial.exclusive == Some(key) {
                 partial.exclusive = None;
             }
@@ -319,18 +324,10 @@ impl Swarm {
                         partial.received -= 1;
                     }
                 }
-                if partial.received == 0 && partial.is_untouched() {
-                    emptied.push(piece);
-                }
             }
         }
-        for piece in emptied {
-            self.partials.remove(&piece);
-            self.emit(Event::Piece {
-                piece,
-                state: PieceState::Missing,
-            });
-        }
+        let pieces: Vec<PieceIndex> = self.partials.keys().copied().collect();
+        pieces.into_iter().for_each(|p| self.drop_if_untouched(p));
     }
 
     pub(super) fn note_attempt_failed(&mut self, piece: PieceIndex) {

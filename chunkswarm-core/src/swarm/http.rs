@@ -29,6 +29,7 @@ use crate::layout::PieceIndex;
 use crate::pick::PeerView;
 use crate::piece_map::Bitfield;
 use crate::rate::TokenBucket;
+use crate::rng::mix;
 
 #[derive(Debug)]
 struct Fetch {
@@ -385,24 +386,15 @@ impl Swarm {
                 partial.http = None;
                 partial.http_racing = false;
             }
-            if partial.received == 0 && partial.blocks.iter().all(|b| *b == BlockSlot::Missing) {
-                self.partials.remove(&piece);
-                self.emit(Event::Piece {
-                    piece,
-                    state: PieceState::Missing,
-                });
-            }
         }
-        self.emit(Event::HttpFailed {
-            piece,
-            error: error.clone(),
-        });
-        self.http_failed(now, error);
+        self.drop_if_untouched(piece);
+        self.emit(Event::HttpFailed { piece, error });
+        self.http_failed(now);
         self.fill_all_requests(now);
     }
 
     /// The origin failed: back off before asking it again.
-    pub(super) fn http_failed(&mut self, now: Instant, _error: String) {
+    pub(super) fn http_failed(&mut self, now: Instant) {
         self.http.failures += 1;
         self.http.backoff_until = Some(now + self.retry.backoff(self.http.failures));
     }
@@ -446,11 +438,4 @@ fn id_hash(peer_id: &[u8; 20]) -> u64 {
 
 fn rank(id_hash: u64, piece: PieceIndex) -> u64 {
     mix(id_hash ^ u64::from(piece.get()).wrapping_mul(0x9E37_79B9_7F4A_7C15))
-}
-
-/// SplitMix64's finaliser.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }

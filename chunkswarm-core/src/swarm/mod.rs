@@ -370,9 +370,9 @@ impl Swarm {
     }
 
     /// Changes the upload limit (bytes per second), or removes it with `None`.
-    pub fn set_upload_rate_limit(&mut self, now: Instant, limit: Option<u64>) {
+    pub fn set_upload_rate_limit(&mut self, limit: Option<u64>) {
         self.config.upload_rate_limit = limit;
-        self.upload.set_limit(now, limit);
+        self.upload.set_limit(limit);
     }
 
     /// The playback window in pieces, empty when not streaming.

@@ -46,11 +46,11 @@ impl UploadState {
             joined: BTreeMap::new(),
             more_at: None,
         };
-        state.set_limit(now, config.upload_rate_limit);
+        state.set_limit(config.upload_rate_limit);
         state
     }
 
-    pub(super) fn set_limit(&mut self, _now: Instant, limit: Option<u64>) {
+    pub(super) fn set_limit(&mut self, limit: Option<u64>) {
         // A quarter second of burst keeps sending smooth at any rate.
         self.bucket = limit.map(|rate| TokenBucket::new(rate, (rate / 4).max(16 * 1024)));
     }

@@ -159,7 +159,7 @@ impl Swarm {
             })
             .collect();
         if sources.contains(&Source::Http) {
-            self.http_failed(now, "web seed data failed verification".into());
+            self.http_failed(now);
         }
         if let ([only], false) = (&peers[..], sources.contains(&Source::Http)) {
             let peer_id = self.peers.get(only).and_then(|p| p.peer_id);
