@@ -8,7 +8,7 @@ use futures::channel::{mpsc, oneshot};
 use super::io::{HttpOrigin, PieceStore, StoreError};
 use crate::metainfo::{Info, InfoHash};
 use crate::piece_map::Bitfield;
-use crate::swarm::{Event, Playback, Stats, SwarmConfig};
+use crate::swarm::{Event, PeerSnapshot, Playback, Stats, SwarmConfig};
 
 /// A torrent to add: what it is, where its pieces live, where its web seed is.
 pub struct TorrentSpec {
@@ -68,6 +68,8 @@ pub(super) enum Command {
     Playback(InfoHash, Option<Playback>),
     Pause(InfoHash, bool),
     Stats(InfoHash, oneshot::Sender<Option<Stats>>),
+    Peers(InfoHash, oneshot::Sender<Option<Vec<PeerSnapshot>>>),
+    UploadLimit(InfoHash, Option<u64>),
     Subscribe(mpsc::UnboundedSender<DriverEvent>),
     Shutdown,
 }
@@ -118,6 +120,26 @@ impl Handle {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Stats(info_hash, reply))?;
         answer.await.map_err(|_| DriverClosed)
+    }
+
+    /// The torrent's connections as a peer list shows them; `None` for an
+    /// unknown torrent.
+    pub async fn peers(
+        &self,
+        info_hash: InfoHash,
+    ) -> Result<Option<Vec<PeerSnapshot>>, DriverClosed> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Peers(info_hash, reply))?;
+        answer.await.map_err(|_| DriverClosed)
+    }
+
+    /// Caps the torrent's upload in bytes per second (`None`: unlimited).
+    pub fn set_upload_limit(
+        &self,
+        info_hash: InfoHash,
+        limit: Option<u64>,
+    ) -> Result<(), DriverClosed> {
+        self.send(Command::UploadLimit(info_hash, limit))
     }
 
     /// Every event of every torrent from now on. The stream ends when the

@@ -297,6 +297,15 @@ impl Driver {
                 let stats = self.torrents.get(&info_hash).map(|t| t.swarm.stats(now));
                 let _ = reply.send(stats);
             }
+            Command::Peers(info_hash, reply) => {
+                let peers = self.torrents.get(&info_hash).map(|t| t.swarm.peers(now));
+                let _ = reply.send(peers);
+            }
+            Command::UploadLimit(info_hash, limit) => {
+                if let Some(t) = self.torrents.get_mut(&info_hash) {
+                    t.swarm.set_upload_rate_limit(limit);
+                }
+            }
             Command::Subscribe(subscriber) => self.subscribers.push(subscriber),
             Command::Shutdown => {}
         }
