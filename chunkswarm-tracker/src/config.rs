@@ -27,6 +27,12 @@ pub struct Config {
     /// so a demo page on another origin can use the API and the origin.
     /// `None` sends no CORS headers.
     pub cors_allow_origin: Option<String>,
+    /// The piece length of the torrents made of library files, in bytes
+    /// (1 to 64 MiB; BitTorrent tools use powers of two). Smaller pieces
+    /// make more, smaller units of exchange: a short clip in 256 KiB pieces
+    /// still spreads over many peers. Default: 1 MiB
+    /// ([`DEFAULT_PIECE_LENGTH`](chunkswarm_core::layout::DEFAULT_PIECE_LENGTH)).
+    pub piece_length: u32,
     /// Make the torrent of every library file in the background, at start
     /// and every minute after, so catalog entries carry their infohash
     /// without waiting for a first `.torrent` request. Default: true.
@@ -43,6 +49,7 @@ impl Default for Config {
             tls: None,
             announce_interval: Duration::from_secs(120),
             cors_allow_origin: Some("*".to_owned()),
+            piece_length: chunkswarm_core::layout::DEFAULT_PIECE_LENGTH,
             prepare_torrents: true,
             limits: Limits::default(),
         }

@@ -29,7 +29,9 @@
 //! Call order: build a [`Tracker`] from a [`Config`]; then either [`serve`]
 //! it, which runs everything until the shutdown future completes, or mount
 //! [`router`] in your own server, spawn [`Tracker::maintain`], and call
-//! [`Tracker::shutdown`] when done. Serving through [`serve`] is what records
+//! [`Tracker::shutdown`] when done. To serve more routes beside the
+//! tracker's (a web page, say), build them around [`router`] and hand the
+//! result to [`serve_app`]. Serving through [`serve`] is what records
 //! each client's address, which the per-address limits need.
 //!
 //! # Endpoints
@@ -139,7 +141,7 @@ use axum::routing::get;
 pub use catalog::{Catalog, CatalogEntry, CatalogError, SearchFuture};
 pub use chunkswarm_core::metainfo;
 pub use config::{Config, Limits, TlsFiles};
-pub use serve::{ServeError, serve};
+pub use serve::{ServeError, serve, serve_app};
 pub use tls::TlsError;
 pub use tracker::{Tracker, TrackerError};
 

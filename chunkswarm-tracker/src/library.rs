@@ -58,8 +58,9 @@ pub(crate) struct Library {
 }
 
 impl Library {
-    /// A library at `dir`, which must be a directory.
-    pub(crate) fn open(dir: &Path) -> std::io::Result<Self> {
+    /// A library at `dir`, which must be a directory, whose torrents have
+    /// pieces of `piece_length` bytes.
+    pub(crate) fn open(dir: &Path, piece_length: u32) -> std::io::Result<Self> {
         let root = std::fs::canonicalize(dir)?;
         if !std::fs::metadata(&root)?.is_dir() {
             return Err(std::io::Error::new(
@@ -70,7 +71,7 @@ impl Library {
         Ok(Self {
             root,
             listing: Mutex::new(None),
-            torrents: TorrentCache::default(),
+            torrents: TorrentCache::new(piece_length),
         })
     }
 
@@ -186,6 +187,8 @@ fn read_sidecar(media: &Path) -> Sidecar {
 
 #[cfg(test)]
 mod tests {
+    use chunkswarm_core::layout::DEFAULT_PIECE_LENGTH;
+
     use super::*;
 
     #[tokio::test]
@@ -206,7 +209,7 @@ mod tests {
         std::fs::write(root.join("sub/bad.mp3.json"), b"{not json").unwrap();
         std::fs::write(root.join("sub/bad.mp3"), b"x").unwrap();
 
-        let library = Library::open(root).unwrap();
+        let library = Library::open(root, DEFAULT_PIECE_LENGTH).unwrap();
         let files = library.files().await;
         let names: Vec<&str> = files.iter().map(|f| f.rel.as_str()).collect();
         assert_eq!(names, ["b.webm", "sub/a.mp3", "sub/bad.mp3"]);

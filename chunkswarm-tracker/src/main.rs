@@ -34,6 +34,9 @@ struct Args {
     /// Access-Control-Allow-Origin for HTTP answers; empty for no CORS headers.
     #[arg(long, env = "CHUNKSWARM_CORS_ORIGIN", default_value = "*")]
     cors_origin: String,
+    /// Piece length of the torrents made of library files, in bytes.
+    #[arg(long, env = "CHUNKSWARM_PIECE_LENGTH", default_value_t = Config::default().piece_length)]
+    piece_length: u32,
     /// Make torrents only when first requested, not in the background at start.
     #[arg(long, env = "CHUNKSWARM_LAZY_TORRENTS")]
     lazy_torrents: bool,
@@ -99,6 +102,7 @@ impl Args {
             tls,
             announce_interval: Duration::from_secs(self.announce_interval),
             cors_allow_origin: Some(self.cors_origin.clone()).filter(|o| !o.is_empty()),
+            piece_length: self.piece_length,
             prepare_torrents: !self.lazy_torrents,
             limits,
         }

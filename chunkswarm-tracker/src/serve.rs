@@ -52,12 +52,45 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    let app = router(tracker.clone());
+    serve_app(listener, tracker, app, shutdown).await
+}
+
+/// Like [`serve`], but serves `app`: an application built around
+/// [`router`]`(tracker)`, e.g. with more routes beside the tracker's or
+/// layers over them. Everything else (TLS, client addresses for the limits,
+/// maintenance, the public URL from the listener, the shutdown sequence) is
+/// as [`serve`] does it.
+///
+/// ```no_run
+/// use axum::routing::get;
+/// use chunkswarm_tracker::{Config, Tracker, router, serve_app};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let tracker = Tracker::new(Config::default())?;
+/// let app = router(tracker.clone()).route("/hello", get(|| async { "hello" }));
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+/// serve_app(listener, tracker, app, async {
+///     let _ = tokio::signal::ctrl_c().await;
+/// })
+/// .await?;
+/// # Ok(()) }
+/// ```
+pub async fn serve_app<F>(
+    listener: TcpListener,
+    tracker: Tracker,
+    app: axum::Router,
+    shutdown: F,
+) -> Result<(), ServeError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     let inner = &tracker.inner;
     let local = listener.local_addr()?;
     inner.urls.default_to(local, tracker.is_tls());
     tracing::info!(addr = %local, tls = tracker.is_tls(), public_url = tracker.public_url(), "tracker listening");
     let maintenance = tokio::spawn(tracker.clone().maintain());
-    let app = router(tracker.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
 
     // Stop on the caller's future, or on `Tracker::shutdown` called elsewhere.
     let signal = {

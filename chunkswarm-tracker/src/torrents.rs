@@ -47,14 +47,17 @@ struct Slot {
 /// The cache.
 #[derive(Debug)]
 pub(crate) struct TorrentCache {
+    piece_length: u32,
     slots: Mutex<HashMap<PathBuf, Arc<Slot>>>,
     piece_counts: RwLock<HashMap<InfoHash, u32>>,
     hashing: Semaphore,
 }
 
-impl Default for TorrentCache {
-    fn default() -> Self {
+impl TorrentCache {
+    /// A cache making torrents with pieces of `piece_length` bytes.
+    pub(crate) fn new(piece_length: u32) -> Self {
         Self {
+            piece_length,
             slots: Mutex::new(HashMap::new()),
             piece_counts: RwLock::new(HashMap::new()),
             hashing: Semaphore::new(1),
@@ -107,7 +110,10 @@ impl TorrentCache {
                     .await
                     .map_err(|_| TorrentError::Task)?;
                 let path = file.path.clone();
-                let builder = TorrentBuilder::new().announce(announce).web_seed(web_seed);
+                let builder = TorrentBuilder::new()
+                    .piece_length(self.piece_length)
+                    .announce(announce)
+                    .web_seed(web_seed);
                 let metainfo = tokio::task::spawn_blocking(move || builder.build_from_path(&path))
                     .await
                     .map_err(|_| TorrentError::Task)??;

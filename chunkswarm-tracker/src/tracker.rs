@@ -28,6 +28,9 @@ pub enum TrackerError {
     /// The TLS certificate or key could not be loaded.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// [`Config::piece_length`] is outside 1 byte to 64 MiB.
+    #[error("piece length {0} is outside 1..={max}", max = chunkswarm_core::layout::MAX_PIECE_LENGTH)]
+    PieceLength(u32),
     /// The media directory could not be opened.
     #[error("media directory {path}: {source}")]
     Media {
@@ -79,17 +82,20 @@ impl Tracker {
     }
 
     fn build(config: Config, catalog: Option<Arc<dyn Catalog>>) -> Result<Self, TrackerError> {
+        if !(1..=chunkswarm_core::layout::MAX_PIECE_LENGTH).contains(&config.piece_length) {
+            return Err(TrackerError::PieceLength(config.piece_length));
+        }
         let tls = match &config.tls {
             Some(files) => Some(server_config(&files.cert, &files.key)?),
             None => None,
         };
         let library = match &config.media_dir {
-            Some(dir) => Some(Arc::new(Library::open(dir).map_err(|source| {
-                TrackerError::Media {
+            Some(dir) => Some(Arc::new(Library::open(dir, config.piece_length).map_err(
+                |source| TrackerError::Media {
                     path: dir.clone(),
                     source,
-                }
-            })?)),
+                },
+            )?)),
             None => None,
         };
         let urls = Arc::new(Urls::new(config.public_url.as_deref()));

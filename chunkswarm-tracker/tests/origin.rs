@@ -395,6 +395,33 @@ async fn torrents_announce_here_and_seed_from_the_origin() {
 }
 
 #[tokio::test]
+async fn torrents_use_the_configured_piece_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = TestTracker::start(Config {
+        media_dir: Some(make_library(dir.path())),
+        piece_length: 256 << 10,
+        prepare_torrents: false,
+        ..Config::default()
+    })
+    .await;
+    let response = t.get("/torrents/film.webm.torrent").await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let torrent = Metainfo::from_bytes(&response.body).unwrap();
+    let layout = torrent.info().layout();
+    assert_eq!(layout.piece_length(), 256 << 10);
+    assert_eq!(layout.piece_count(), 13);
+
+    for bad in [0, (64 << 20) + 1] {
+        let config = Config {
+            piece_length: bad,
+            ..Config::default()
+        };
+        let error = Tracker::new(config).unwrap_err();
+        assert!(error.to_string().contains("piece length"), "{error}");
+    }
+}
+
+#[tokio::test]
 async fn catalog_search_shows_metadata_and_live_peers() {
     let dir = tempfile::tempdir().unwrap();
     let t = start(dir.path()).await;
