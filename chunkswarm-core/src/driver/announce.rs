@@ -9,7 +9,7 @@ use web_time::Instant;
 use super::io::{ConnectError, Offered};
 use super::run::{Done, Driver};
 use super::signal::{Announce, AnnounceEvent, Id20, SignalIn, SignalOut};
-use super::torrent::PendingOffer;
+use super::torrent::{Connecting, PendingOffer};
 use crate::metainfo::InfoHash;
 
 /// Used when there is no tracker: nothing to announce, ever.
@@ -153,10 +153,20 @@ impl Driver {
                 {
                     return;
                 }
-                torrent.connecting.insert(from, now);
+                let attempt = self.next_attempt();
+                if let Some(torrent) = self.torrents.get_mut(&info_hash) {
+                    torrent.connecting.insert(
+                        from,
+                        Connecting {
+                            since: now,
+                            attempt,
+                            we_offered: false,
+                        },
+                    );
+                }
                 self.tasks.push(Box::pin(async move {
                     let result = connector.accept_offer(&sdp).await;
-                    Done::Answered(info_hash, from, offer_id, result)
+                    Done::Answered(info_hash, from, offer_id, attempt, result)
                 }));
             }
             SignalIn::Answer {
@@ -171,11 +181,30 @@ impl Driver {
                 let Some(offer) = torrent.offers.remove(&offer_id) else {
                     return;
                 };
-                if torrent.knows_remote(&from) {
+                if torrent.channels.values().any(|c| c.remote == from) {
                     return;
                 }
-                torrent.connecting.insert(from, now);
-                let task = self.open_task(info_hash, from, offer.connection.open(Some(sdp)));
+                if let Some(other) = torrent.connecting.get(&from) {
+                    // Each side answered the other's offer before either saw
+                    // an answer. Both keep the connection offered by the
+                    // smaller peer id, so they agree on one.
+                    if other.we_offered || from < self.config.peer_id {
+                        return;
+                    }
+                }
+                let attempt = self.next_attempt();
+                if let Some(torrent) = self.torrents.get_mut(&info_hash) {
+                    torrent.connecting.insert(
+                        from,
+                        Connecting {
+                            since: now,
+                            attempt,
+                            we_offered: true,
+                        },
+                    );
+                }
+                let opening = offer.connection.open(Some(sdp));
+                let task = self.open_task(info_hash, from, attempt, opening);
                 self.tasks.push(task);
             }
             SignalIn::Announced {
@@ -190,6 +219,13 @@ impl Driver {
             SignalIn::Failure { info_hash, reason } => {
                 tracing::warn!(?info_hash, %reason, "tracker refused a message");
             }
+            SignalIn::Reconnected => {
+                tracing::info!("tracker connection back: announcing again");
+                for torrent in self.torrents.values_mut() {
+                    torrent.announced = false;
+                    torrent.next_announce = now;
+                }
+            }
         }
     }
 
@@ -198,8 +234,18 @@ impl Driver {
         info_hash: InfoHash,
         from: Id20,
         offer_id: Id20,
+        attempt: u64,
         result: Result<Offered, ConnectError>,
     ) {
+        let current = self
+            .torrents
+            .get(&info_hash)
+            .and_then(|t| t.connecting.get(&from))
+            .is_some_and(|c| c.attempt == attempt);
+        if !current {
+            // The torrent is gone, or we kept our own offer to this peer.
+            return;
+        }
         let offered = match result {
             Ok(offered) => offered,
             Err(e) => {
@@ -217,8 +263,13 @@ impl Driver {
             offer_id,
             sdp: offered.sdp,
         });
-        let task = self.open_task(info_hash, from, offered.pending.open(None));
+        let task = self.open_task(info_hash, from, attempt, offered.pending.open(None));
         self.tasks.push(task);
+    }
+
+    fn next_attempt(&mut self) -> u64 {
+        self.next_attempt += 1;
+        self.next_attempt
     }
 
     fn random_id(&mut self) -> Id20 {

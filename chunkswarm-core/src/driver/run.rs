@@ -63,6 +63,26 @@ impl Default for DriverConfig {
     }
 }
 
+impl DriverConfig {
+    /// The default settings with a peer id (`-CS0001-` and 12 letters or
+    /// digits) and RNG drawn from `seed`. Take the seed from the platform's
+    /// entropy (every peer needs its own id); the same seed gives the same id.
+    pub fn seeded(seed: u64) -> Self {
+        const ALPHABET: &[u8; 62] =
+            b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        let mut rng = SeededRng::new(seed);
+        let mut peer_id = *b"-CS0001-000000000000";
+        for byte in &mut peer_id[8..] {
+            *byte = ALPHABET[rng.below(ALPHABET.len() as u64) as usize];
+        }
+        Self {
+            peer_id,
+            rng_seed: seed,
+            ..Self::default()
+        }
+    }
+}
+
 /// The adapter's I/O for [`driver`]. Without signaling or a connector the
 /// torrents run on their web seeds alone.
 pub struct DriverIo {
@@ -106,6 +126,7 @@ pub fn driver(config: DriverConfig, io: DriverIo) -> (Handle, BoxFuture<'static,
         peer_events: SelectAll::new(),
         subscribers: Vec::new(),
         next_key: 0,
+        next_attempt: 0,
         sleep: None,
         turn: 0,
     };
@@ -123,8 +144,8 @@ pub(super) enum Done {
     Read(InfoHash, PieceIndex, Option<Bytes>),
     Written(InfoHash, PieceIndex, Result<(), StoreError>),
     Offers(InfoHash, Vec<(Id20, Offered)>),
-    Answered(InfoHash, Id20, Id20, Result<Offered, ConnectError>),
-    Opened(InfoHash, Id20, Result<PeerChannel, ConnectError>),
+    Answered(InfoHash, Id20, Id20, u64, Result<Offered, ConnectError>),
+    Opened(InfoHash, Id20, u64, Result<PeerChannel, ConnectError>),
     Aborted,
 }
 
@@ -151,6 +172,8 @@ pub(super) struct Driver {
     pub(super) peer_events: SelectAll<EventStream<(PeerKey, Option<ChannelEvent>)>>,
     pub(super) subscribers: Vec<mpsc::UnboundedSender<DriverEvent>>,
     pub(super) next_key: u64,
+    /// Names connection attempts (see `Connecting::attempt`).
+    pub(super) next_attempt: u64,
     pub(super) rng: SeededRng,
     sleep: Option<(Instant, BoxFuture<'static, ()>)>,
     turn: usize,
@@ -200,7 +223,7 @@ impl Driver {
             torrent.expire_offers(now);
             torrent
                 .connecting
-                .retain(|_, since| now.saturating_duration_since(*since) < Duration::from_secs(60));
+                .retain(|_, c| now.saturating_duration_since(c.since) < Duration::from_secs(60));
             if !torrent.announcing && torrent.next_announce <= now {
                 self.announce(now, info_hash, None);
             }
@@ -406,12 +429,12 @@ impl Driver {
                 self.announce(now, info_hash, Some(offers));
                 info_hash
             }
-            Done::Answered(info_hash, from, offer_id, result) => {
-                self.answered(info_hash, from, offer_id, result);
+            Done::Answered(info_hash, from, offer_id, attempt, result) => {
+                self.answered(info_hash, from, offer_id, attempt, result);
                 info_hash
             }
-            Done::Opened(info_hash, remote, result) => {
-                self.opened(now, info_hash, remote, result);
+            Done::Opened(info_hash, remote, attempt, result) => {
+                self.opened(now, info_hash, remote, attempt, result);
                 info_hash
             }
         };
@@ -423,11 +446,19 @@ impl Driver {
         now: Instant,
         info_hash: InfoHash,
         remote: Id20,
+        attempt: u64,
         result: Result<PeerChannel, ConnectError>,
     ) {
         let Some(torrent) = self.torrents.get_mut(&info_hash) else {
             return;
         };
+        if torrent.connecting.get(&remote).map(|c| c.attempt) != Some(attempt) {
+            // Given up for another attempt to the same peer.
+            if let Ok(channel) = result {
+                channel.sender.close();
+            }
+            return;
+        }
         torrent.connecting.remove(&remote);
         let channel = match result {
             Ok(channel) => channel,
@@ -460,6 +491,7 @@ impl Driver {
         &self,
         info_hash: InfoHash,
         remote: Id20,
+        attempt: u64,
         opening: BoxFuture<'static, Result<PeerChannel, ConnectError>>,
     ) -> BoxFuture<'static, Done> {
         let timeout = self.sleeper.sleep(self.config.connect_timeout);
@@ -468,7 +500,7 @@ impl Driver {
                 Either::Left((result, _)) => result,
                 Either::Right(((), _)) => Err(ConnectError::Failed("timed out".into())),
             };
-            Done::Opened(info_hash, remote, result)
+            Done::Opened(info_hash, remote, attempt, result)
         })
     }
 

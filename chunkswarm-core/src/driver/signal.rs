@@ -125,6 +125,10 @@ pub enum SignalIn {
         /// The tracker's text.
         reason: String,
     },
+    /// Not a tracker message: the adapter reports that it connected again
+    /// after losing the connection. The tracker forgot us with the old
+    /// socket, so the driver announces every torrent anew.
+    Reconnected,
 }
 
 /// Why a tracker message could not be read.

@@ -22,6 +22,17 @@ pub(super) struct Channel {
     pub(super) remote: Id20,
 }
 
+/// A connection to a remote peer being opened.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Connecting {
+    pub(super) since: Instant,
+    /// Names this attempt in [`Done::Opened`](super::run::Done::Opened): a
+    /// result of an attempt given up for another is discarded.
+    pub(super) attempt: u64,
+    /// We made the offer (the remote answered it).
+    pub(super) we_offered: bool,
+}
+
 /// An offer of ours that waits for an answer.
 pub(super) struct PendingOffer {
     pub(super) connection: Box<dyn PendingConnection>,
@@ -35,7 +46,7 @@ pub(super) struct Torrent {
     pub(super) origin: Option<Arc<dyn HttpOrigin>>,
     pub(super) channels: BTreeMap<PeerKey, Channel>,
     /// Remote peer ids with a connection being opened.
-    pub(super) connecting: BTreeMap<Id20, Instant>,
+    pub(super) connecting: BTreeMap<Id20, Connecting>,
     pub(super) http: BTreeMap<HttpRequestId, AbortHandle>,
     /// Pieces handed to the store whose write has not finished: reads are
     /// answered from here so a piece is never lost between the two.

@@ -91,6 +91,34 @@ impl HttpWebSeed {
     }
 }
 
+/// GETs a whole small resource (a `.torrent`), refusing bodies over `limit`
+/// bytes and anything but `200 OK`.
+pub async fn http_get(url: &str, limit: usize, timeout: Duration) -> Result<Bytes, HttpError> {
+    let seed = HttpWebSeed::new(url, timeout).map_err(|e| HttpError::Transport(e.to_string()))?;
+    let fetch = async {
+        let request = Request::get(seed.url.clone())
+            .body(Empty::new())
+            .map_err(|e| HttpError::Transport(e.to_string()))?;
+        let response = seed
+            .client
+            .request(request)
+            .await
+            .map_err(|e| HttpError::Transport(e.to_string()))?;
+        if response.status() != StatusCode::OK {
+            return Err(HttpError::Status(response.status().as_u16()));
+        }
+        Limited::new(response.into_body(), limit)
+            .collect()
+            .await
+            .map(|body| body.to_bytes())
+            .map_err(|e| HttpError::Transport(e.to_string()))
+    };
+    match tokio::time::timeout(timeout, fetch).await {
+        Ok(result) => result,
+        Err(_) => Err(HttpError::Transport("timed out".into())),
+    }
+}
+
 #[async_trait]
 impl HttpOrigin for HttpWebSeed {
     async fn get_range(&self, range: Range<u64>) -> Result<Bytes, HttpError> {

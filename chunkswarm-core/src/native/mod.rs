@@ -39,9 +39,22 @@ use std::time::Duration;
 use crate::driver::{BoxFuture, Sleeper};
 
 pub use disk_store::DiskStore;
-pub use http::{HttpWebSeed, WebSeedError};
-pub use tracker::{TrackerConnectError, connect_tracker};
+pub use http::{HttpWebSeed, WebSeedError, http_get};
+pub use tracker::{TrackerConnectError, connect_tracker, tracker_link};
 pub use webrtc::{IceServer, WebRtcConfig, WebRtcConnector};
+
+/// A seed for [`DriverConfig::seeded`](crate::driver::DriverConfig::seeded)
+/// from the process's entropy: std's randomly keyed hasher, the clock and
+/// the process id.
+pub fn entropy_seed() -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    if let Ok(since) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        hasher.write_u128(since.as_nanos());
+    }
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
 
 /// Sleeps with tokio's timer.
 #[derive(Debug, Clone, Copy, Default)]
