@@ -2,3 +2,6 @@
 //!
 //! - `torrent`: create a `.torrent` for a file or folder, or show one
 //!   (`cargo run -p chunkswarm-examples --bin torrent -- --help`).
+//! - `peer`: a native peer that seeds a file or fetches a torrent over
+//!   WebRTC and the web seed, with a progress bar and a `--json` summary
+//!   (`cargo run -p chunkswarm-examples --bin peer -- --help`).

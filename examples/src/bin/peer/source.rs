@@ -1,0 +1,71 @@
+//! Where the torrent, the tracker and the web seed come from.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chunkswarm_core::metainfo::Metainfo;
+use chunkswarm_core::native::http_get;
+
+use crate::cli::Common;
+
+/// Torrent files larger than this are refused (a 1 TiB file in 1 MiB pieces
+/// has a 20 MiB piece list).
+const MAX_TORRENT_BYTES: usize = 64 << 20;
+const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reads a torrent from a path or an `http(s)://` URL.
+pub(crate) async fn load_torrent(location: &str) -> Result<Metainfo, String> {
+    let bytes = if location.starts_with("http://") || location.starts_with("https://") {
+        http_get(location, MAX_TORRENT_BYTES, FETCH_TIMEOUT)
+            .await
+            .map_err(|e| format!("cannot fetch {location}: {e}"))?
+            .to_vec()
+    } else {
+        let path = Path::new(location);
+        let len = std::fs::metadata(path)
+            .map_err(|e| format!("cannot read {location}: {e}"))?
+            .len();
+        if len > MAX_TORRENT_BYTES as u64 {
+            return Err(format!("{location} is {len} bytes: too big for a torrent"));
+        }
+        std::fs::read(path).map_err(|e| format!("cannot read {location}: {e}"))?
+    };
+    Metainfo::from_bytes(&bytes).map_err(|e| format!("{location} is not a valid torrent: {e}"))
+}
+
+/// The tracker to use: the flag, else the torrent's first WebSocket tracker.
+pub(crate) fn tracker(common: &Common, meta: &Metainfo) -> Result<Option<String>, String> {
+    if common.no_tracker {
+        return Ok(None);
+    }
+    if let Some(url) = &common.tracker {
+        return if is_websocket(url) {
+            Ok(Some(url.clone()))
+        } else {
+            Err(format!("--tracker must be ws:// or wss://, not {url}"))
+        };
+    }
+    Ok(meta
+        .trackers()
+        .into_iter()
+        .find(|url| is_websocket(url))
+        .map(str::to_owned))
+}
+
+/// The web seed to use: the flag, else the torrent's first http(s) one.
+pub(crate) fn web_seed(common: &Common, meta: &Metainfo) -> Option<String> {
+    if common.no_web_seed {
+        return None;
+    }
+    if let Some(url) = &common.web_seed {
+        return Some(url.clone());
+    }
+    meta.web_seeds()
+        .iter()
+        .find(|url| url.starts_with("http://") || url.starts_with("https://"))
+        .cloned()
+}
+
+fn is_websocket(url: &str) -> bool {
+    url.starts_with("ws://") || url.starts_with("wss://")
+}
