@@ -1,10 +1,118 @@
 //! chunkswarm in the browser.
 //!
-//! This crate becomes a `cdylib` built with `wasm-bindgen`: the sans-IO engine of
-//! [`chunkswarm_core`] driven over `RTCPeerConnection` data channels, a WebSocket to
-//! the tracker and `fetch` with `Range` to the web seed, with a JavaScript API.
+//! This crate is the browser adapter of [`chunkswarm_core`]: it implements
+//! the driver's I/O traits with `web-sys` and exposes a JavaScript API made
+//! with `wasm-bindgen`. A page running it downloads a torrent's pieces from
+//! other pages and native chunkswarm peers over WebRTC data channels, falls
+//! back to the web seed over `fetch`, and keeps serving (seeding) every
+//! verified piece to the swarm for as long as its client lives.
 //!
-//! Status: the crate is being built; today it compiles the core for
-//! `wasm32-unknown-unknown` and re-exports its formats.
+//! # Build
+//!
+//! `chunkswarm-wasm/build-pkg.sh OUT_DIR` builds the release `cdylib` for
+//! `wasm32-unknown-unknown`, runs `wasm-bindgen --target web` (the CLI must
+//! be at exactly the version of the `wasm-bindgen` crate, pinned in the
+//! workspace) and copies the streaming helpers of `js/` next to it. The
+//! result is an ES module, `chunkswarm_wasm.js`, with TypeScript types.
+//!
+//! # JavaScript API
+//!
+//! ```ts
+//! import init, { Client } from './chunkswarm_wasm.js';
+//! await init();
+//! const client = new Client({ trackerUrl: 'ws://127.0.0.1:8000/announce' });
+//! client.onEvent(e => { if (e.type === 'log') console.log(e.level, e.message); });
+//! const torrent = await client.addTorrent('/media/film.torrent');
+//! torrent.onEvent(e => { if (e.type === 'piece') paint(e.piece, e.state, e.source); });
+//! torrent.setPlayback(0, torrent.length / 60);      // stream: window at the start
+//! const head = await torrent.read(0, 65536);        // resolves when verified
+//! const file = await torrent.blob('video/webm');    // resolves when complete
+//! await client.destroy();                           // announces `stopped`
+//! ```
+//!
+//! - `new Client(options?)`: options `{ trackerUrl?, iceServers?,
+//!   maxConnections?, uploadLimit? /* bytes/s */ }`. Starts the driver at
+//!   once; the tracker WebSocket connects in the background and reconnects
+//!   with backoff after a drop. Without `trackerUrl` torrents use their web
+//!   seed alone. Throws on bad options or a URL the browser refuses.
+//!   `client.peerId` is `-CS0001-` plus twelve random characters
+//!   (`crypto.getRandomValues`).
+//! - `client.addTorrent(source, options?)`: `source` is the URL of a
+//!   `.torrent` or its bytes (`Uint8Array`, at most 32 MiB); options
+//!   `{ webSeed?, strategy? }` where `webSeed` overrides the torrent's
+//!   `url-list` (the first `http(s)` entry is used otherwise) and `strategy`
+//!   is `'streaming'` (default), `'rarest'` or `'sequential'`. Resolves with
+//!   a `Torrent`; rejects on a malformed torrent or one already added.
+//! - `client.onEvent(listener)` / `torrent.onEvent(listener)`: every
+//!   `ClientEvent` of all torrents, or of one. Events are `piece` (state
+//!   `missing | requested | verified`, source `peer | http | null`, peer key),
+//!   `peer` (`connected | disconnected | banned`, peer key, peer id, reason),
+//!   `progress` (a `Stats`), `hashFailed`, `httpFailed`, `done`, and `log`
+//!   (level and message: tracker connected/closed, offers made and
+//!   answered, channels connecting/open/closed, failures; `infoHash` when
+//!   the line concerns one torrent). A throwing listener does not stop the
+//!   others.
+//! - `client.destroy()`: announces `stopped` for every torrent, closes every
+//!   channel and the tracker socket; resolves when the driver has ended.
+//! - `Torrent`: `infoHash` (hex), `name`, `length`, `pieceLength`,
+//!   `pieceCount`, `done`; `stats()` → `Promise<Stats>`; `peers()` →
+//!   `Promise<PeerInfo[]>`; `pieceStates()` → `Uint8Array` (0 missing,
+//!   1 requested from a peer, 2 requested over HTTP, 3 verified from peers,
+//!   4 verified from HTTP); `setPlayback(position, bitrate)` (byte offset,
+//!   bytes per second: moves the streaming window, call it on seek) and
+//!   `clearPlayback()`; `pause()` / `resume()`; `read(start, end)` →
+//!   `Promise<Uint8Array>` with bytes `[start, end)` once verified (`end`
+//!   clamped to the length); `blob(type?)` → `Promise<Blob>` once complete.
+//!
+//! Numbers are JS numbers. Bad arguments (negative or fractional offsets,
+//! wrong types) throw or reject with an `Error`; nothing panics.
+//!
+//! Verified pieces are kept in memory ([`store::PieceBuffer`]), so the
+//! content must fit in the page's memory; the engine writes only pieces that
+//! passed their SHA-1 check, so `read` and `blob` never return unverified bytes.
+//!
+//! # Streaming playback: a Service Worker, not MSE
+//!
+//! `js/stream.js` exports `streamTo(torrent, video, { swUrl, scope })`: it
+//! registers `js/chunkswarm-sw.js`, points the `<video>` at a URL the worker
+//! answers, serves the worker's byte-range requests with `torrent.read()`
+//! over a `MessageChannel`, and keeps `setPlayback` in step with the
+//! element's `currentTime` (bitrate = length / duration once known) and with
+//! seeks. The browser's own demuxer then plays any container it can play
+//! from a URL (WebM, MP4 with the index anywhere), asks for exactly the byte
+//! ranges it needs, and seeks by asking for other ranges: a seek becomes a
+//! range request, which becomes `setPlayback`. Media Source Extensions
+//! would instead make us parse the container to cut it into
+//! init/media segments (and MP4 files need fragmenting first), and a seek
+//! would need our own byte-offset index; MSE is also absent from iPhone
+//! Safari. The cost of the worker: a secure context (HTTPS or localhost) and
+//! a page inside the worker's scope (serve the worker script from the
+//! page's directory or send `Service-Worker-Allowed`).
+//!
+//! # How it is wired
+//!
+//! A `Client` runs one [`driver`](chunkswarm_core::driver::driver) future
+//! with `wasm_bindgen_futures::spawn_local`, with [`web::tracker`] as its
+//! signaling, [`web::rtc`] as its connector (non-trickle offers, one ordered
+//! channel labelled `chunkswarm`, messages of at most 64 KiB, backpressure on
+//! `bufferedAmount` with a 1 MiB high and 256 KiB low mark),
+//! [`web::http::FetchWebSeed`] as each torrent's origin and
+//! [`web::sleep::TimeoutSleeper`] as its clock. A second task delivers the
+//! driver's events and the adapter's log lines to listeners.
+//!
+//! On targets other than wasm32 only the target-independent parts build
+//! ([`store`], [`model`], [`peer_id`]), so the workspace builds and tests
+//! natively.
 
+pub mod model;
+pub mod peer_id;
+pub mod store;
+
+#[cfg(target_arch = "wasm32")]
+pub mod api;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
+
+#[cfg(target_arch = "wasm32")]
+pub use api::{Client, Torrent};
 pub use chunkswarm_core::{layout, metainfo};

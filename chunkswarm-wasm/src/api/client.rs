@@ -1,0 +1,355 @@
+//! The `Client` class: one driver with its tracker connection, its torrents
+//! and its event listeners.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chunkswarm_core::driver::{
+    DriverConfig, DriverEvent, DriverIo, Handle, HttpOrigin, PeerConnector, TorrentSpec, driver,
+};
+use chunkswarm_core::metainfo::{InfoHash, MAX_METAINFO_LEN, Metainfo};
+use chunkswarm_core::pick::Strategy;
+use chunkswarm_core::swarm::SwarmConfig;
+use futures::channel::{mpsc, oneshot};
+use futures::future::{FutureExt as _, Shared};
+use futures::{StreamExt as _, stream};
+use tracing::Instrument as _;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{JsFuture, future_to_promise, spawn_local};
+
+use super::options::{ClientOptions, TorrentOptions};
+use super::to_js;
+use super::torrent::{Torrent, TorrentShared};
+use crate::model::{ClientEvent, LogLevel};
+use crate::peer_id::{display_peer_id, peer_id_from_random};
+use crate::web::http::FetchWebSeed;
+use crate::web::log::{self, LogSink};
+use crate::web::rtc::{RtcSettings, WebRtcConnector};
+use crate::web::sleep::TimeoutSleeper;
+use crate::web::tracker::connect_tracker;
+use crate::web::{fetch_request, js_error, random_bytes};
+
+/// How long one web-seed request may take.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+thread_local! {
+    static NEXT_CLIENT: Cell<u64> = const { Cell::new(1) };
+}
+
+struct ClientInner {
+    handle: Handle,
+    peer_id: [u8; 20],
+    upload_limit: Option<u64>,
+    max_peers: Option<usize>,
+    listeners: RefCell<Vec<js_sys::Function>>,
+    torrents: RefCell<BTreeMap<InfoHash, Rc<TorrentShared>>>,
+    stopped: Shared<oneshot::Receiver<()>>,
+    log: LogSink,
+}
+
+/// A chunkswarm client: a driver, a tracker connection and its torrents
+/// (see the crate docs for the contract).
+#[wasm_bindgen]
+pub struct Client {
+    inner: Rc<ClientInner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("peer_id", &display_peer_id(&self.inner.peer_id))
+            .finish_non_exhaustive()
+    }
+}
+
+fn js(e: impl std::fmt::Display) -> JsValue {
+    JsError::new(&e.to_string()).into()
+}
+
+#[wasm_bindgen]
+impl Client {
+    /// Starts a client: connects to `trackerUrl` (none: web seeds only) and
+    /// runs its driver until `destroy()`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_optional_param_type = "ClientOptions")] options: JsValue,
+    ) -> Result<Client, JsError> {
+        let options = ClientOptions::parse(&options)?;
+        log::install();
+        let id = NEXT_CLIENT.with(|n| n.replace(n.get() + 1));
+        let (log_tx, log_rx) = mpsc::unbounded::<ClientEvent>();
+        let sink = LogSink::new(log_tx);
+        let random: [u8; 20] = random_bytes().map_err(|e| JsError::new(&js_error(&e)))?;
+        let mut id_bytes = [0u8; 12];
+        id_bytes.copy_from_slice(&random[..12]);
+        let mut seed = [0u8; 8];
+        seed.copy_from_slice(&random[12..]);
+        let peer_id = peer_id_from_random(id_bytes);
+
+        let (signaling, tracker) = match &options.tracker_url {
+            Some(url) => {
+                let (link, control) = connect_tracker(url, sink.clone())
+                    .map_err(|e| JsError::new(&format!("tracker URL {url}: {}", js_error(&e))))?;
+                (Some(link), Some(control))
+            }
+            None => (None, None),
+        };
+        let settings = RtcSettings {
+            ice_servers: options.ice_servers.clone(),
+            ..RtcSettings::default()
+        };
+        // Single-threaded wasm32: the driver's `Arc`s never cross threads.
+        #[allow(clippy::arc_with_non_send_sync)]
+        let connector: Arc<dyn PeerConnector> =
+            Arc::new(WebRtcConnector::new(settings, Some(sink.clone())));
+        let mut config = DriverConfig {
+            peer_id,
+            rng_seed: u64::from_le_bytes(seed),
+            ..DriverConfig::default()
+        };
+        let max_peers = options.max_connections.map(|n| n.clamp(1, 10_000) as usize);
+        if let Some(max) = max_peers {
+            config.max_connections = max;
+        }
+        let io = DriverIo {
+            signaling,
+            connector: Some(connector),
+            sleeper: Arc::new(TimeoutSleeper),
+        };
+        let (handle, running) = driver(config, io);
+        let events = handle.events();
+        let (stopped_tx, stopped) = oneshot::channel();
+        log::register(id, sink.clone());
+        spawn_local(
+            async move {
+                running.await;
+                if let Some(tracker) = tracker {
+                    tracker.close();
+                }
+                log::unregister(id);
+                let _ = stopped_tx.send(());
+            }
+            .instrument(log::client_span(id)),
+        );
+        let inner = Rc::new(ClientInner {
+            handle,
+            peer_id,
+            upload_limit: options.upload_limit,
+            max_peers,
+            listeners: RefCell::new(Vec::new()),
+            torrents: RefCell::new(BTreeMap::new()),
+            stopped: stopped.shared(),
+            log: sink,
+        });
+        spawn_local(dispatch(Rc::downgrade(&inner), events, log_rx));
+        Ok(Client { inner })
+    }
+
+    /// Our peer id as text (`-CS0001-` and twelve random characters).
+    #[wasm_bindgen(getter, js_name = peerId)]
+    pub fn peer_id(&self) -> String {
+        display_peer_id(&self.inner.peer_id)
+    }
+
+    /// Calls `listener` with every event of every torrent (and client-wide
+    /// log lines) from now on.
+    #[wasm_bindgen(js_name = onEvent)]
+    pub fn on_event(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(event: ClientEvent) => void")]
+        listener: js_sys::Function,
+    ) {
+        self.inner.listeners.borrow_mut().push(listener);
+    }
+
+    /// Adds a torrent from the URL of a `.torrent` or its bytes and starts
+    /// downloading and seeding it.
+    #[wasm_bindgen(js_name = addTorrent, unchecked_return_type = "Promise<Torrent>")]
+    pub fn add_torrent(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string | Uint8Array")] source: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "TorrentOptions")] options: JsValue,
+    ) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let options = TorrentOptions::parse(&options)?;
+            let bytes = load_metainfo(&source).await?;
+            let meta = Metainfo::from_bytes(&bytes).map_err(|e| js(format!("bad torrent: {e}")))?;
+            inner.start(meta, options).await
+        })
+    }
+
+    /// Announces `stopped`, closes every channel and the tracker connection,
+    /// and resolves when the driver has ended. Pending `read`s reject.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn destroy(&self) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            inner.handle.shutdown();
+            let _ = inner.stopped.clone().await;
+            for torrent in inner.torrents.borrow().values() {
+                torrent.buffer.close();
+            }
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+}
+
+impl ClientInner {
+    async fn start(
+        self: Rc<Self>,
+        meta: Metainfo,
+        options: TorrentOptions,
+    ) -> Result<JsValue, JsValue> {
+        let info = meta.info().clone();
+        let info_hash = info.info_hash();
+        let strategy = match options.strategy.as_deref() {
+            None | Some("streaming") => Strategy::Streaming,
+            Some("rarest") => Strategy::RarestFirst,
+            Some("sequential") => Strategy::Sequential,
+            Some(other) => return Err(js(format!("unknown strategy `{other}`"))),
+        };
+        let web_seed = options.web_seed.or_else(|| {
+            meta.web_seeds()
+                .iter()
+                .find(|url| url.starts_with("http://") || url.starts_with("https://"))
+                .cloned()
+        });
+        if self.torrents.borrow().contains_key(&info_hash) {
+            return Err(js("torrent already added"));
+        }
+        let shared = Rc::new(TorrentShared::new(info.clone()));
+        // Registered before the driver starts it, so no early event is missed.
+        self.torrents.borrow_mut().insert(info_hash, shared.clone());
+        let origin = web_seed
+            .as_deref()
+            .map(|url| Arc::new(FetchWebSeed::new(url, HTTP_TIMEOUT)) as Arc<dyn HttpOrigin>);
+        let mut config = SwarmConfig {
+            strategy,
+            upload_rate_limit: self.upload_limit,
+            ..SwarmConfig::default()
+        };
+        if let Some(max) = self.max_peers {
+            config.max_peers = max;
+        }
+        let spec = TorrentSpec {
+            info,
+            store: shared.buffer.clone(),
+            origin,
+            config,
+        };
+        match self.handle.add_torrent(spec).await {
+            Ok(held) => {
+                shared.mark_held(held.iter_ones().map(|p| p.get()));
+                self.log.log(
+                    LogLevel::Info,
+                    Some(info_hash.to_hex()),
+                    format!(
+                        "torrent added: {} ({} pieces, web seed {})",
+                        shared.info.name(),
+                        shared.info.layout().piece_count(),
+                        web_seed.as_deref().unwrap_or("none")
+                    ),
+                );
+                Ok(Torrent {
+                    shared,
+                    handle: self.handle.clone(),
+                }
+                .into())
+            }
+            Err(e) => {
+                self.torrents.borrow_mut().remove(&info_hash);
+                Err(js(e))
+            }
+        }
+    }
+
+    /// Hands one event to the client's and its torrent's listeners.
+    fn dispatch(&self, torrent: Option<&TorrentShared>, event: &ClientEvent) {
+        let value = to_js(event);
+        let listeners = self.listeners.borrow().clone();
+        let own = torrent
+            .map(|t| t.listeners.borrow().clone())
+            .unwrap_or_default();
+        for listener in listeners.iter().chain(&own) {
+            // A throwing listener must not stop the others.
+            let _ = listener.call1(&JsValue::NULL, &value);
+        }
+    }
+}
+
+/// Delivers driver events and log lines to listeners until the client is gone.
+async fn dispatch(
+    client: Weak<ClientInner>,
+    events: mpsc::UnboundedReceiver<DriverEvent>,
+    logs: mpsc::UnboundedReceiver<ClientEvent>,
+) {
+    enum Next {
+        Driver(DriverEvent),
+        Log(ClientEvent),
+    }
+    let mut merged = stream::select(events.map(Next::Driver), logs.map(Next::Log));
+    while let Some(next) = merged.next().await {
+        let Some(client) = client.upgrade() else {
+            break;
+        };
+        match next {
+            Next::Driver(DriverEvent { info_hash, event }) => {
+                let torrent = client.torrents.borrow().get(&info_hash).cloned();
+                if let Some(torrent) = &torrent {
+                    torrent.apply(&event);
+                }
+                let event = ClientEvent::from_engine(info_hash, &event);
+                client.dispatch(torrent.as_deref(), &event);
+            }
+            Next::Log(event) => {
+                let torrent = event
+                    .info_hash()
+                    .and_then(InfoHash::from_hex)
+                    .and_then(|h| client.torrents.borrow().get(&h).cloned());
+                client.dispatch(torrent.as_deref(), &event);
+            }
+        }
+    }
+}
+
+/// The `.torrent` bytes: given, or fetched from a URL (at most
+/// [`MAX_METAINFO_LEN`] bytes either way).
+async fn load_metainfo(source: &JsValue) -> Result<Vec<u8>, JsValue> {
+    let too_big = || js(format!("a .torrent is at most {MAX_METAINFO_LEN} bytes"));
+    if let Some(array) = source.dyn_ref::<js_sys::Uint8Array>() {
+        if array.length() as usize > MAX_METAINFO_LEN {
+            return Err(too_big());
+        }
+        return Ok(array.to_vec());
+    }
+    let Some(url) = source.as_string() else {
+        return Err(js("addTorrent takes a URL string or a Uint8Array"));
+    };
+    let request = web_sys::Request::new_with_str(&url).map_err(|e| js(js_error(&e)))?;
+    let response: web_sys::Response = JsFuture::from(fetch_request(&request))
+        .await
+        .map_err(|e| js(format!("fetching {url}: {}", js_error(&e))))?
+        .dyn_into()?;
+    if !response.ok() {
+        return Err(js(format!("fetching {url}: HTTP {}", response.status())));
+    }
+    let declared = response
+        .headers()
+        .get("Content-Length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_METAINFO_LEN) {
+        return Err(too_big());
+    }
+    let buffer = JsFuture::from(response.array_buffer()?).await?;
+    let array = js_sys::Uint8Array::new(&buffer);
+    if array.length() as usize > MAX_METAINFO_LEN {
+        return Err(too_big());
+    }
+    Ok(array.to_vec())
+}

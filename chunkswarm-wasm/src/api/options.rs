@@ -1,0 +1,89 @@
+//! Reading the option objects JavaScript passes in, with clear errors.
+
+use wasm_bindgen::prelude::*;
+
+/// `Client` options (`ClientOptions` in TypeScript).
+#[derive(Debug, Default)]
+pub(crate) struct ClientOptions {
+    pub(crate) tracker_url: Option<String>,
+    pub(crate) ice_servers: Option<JsValue>,
+    pub(crate) max_connections: Option<u64>,
+    pub(crate) upload_limit: Option<u64>,
+}
+
+/// `addTorrent` options (`TorrentOptions` in TypeScript).
+#[derive(Debug, Default)]
+pub(crate) struct TorrentOptions {
+    pub(crate) web_seed: Option<String>,
+    pub(crate) strategy: Option<String>,
+}
+
+fn field(object: &JsValue, name: &str) -> Result<Option<JsValue>, JsError> {
+    if object.is_undefined() || object.is_null() {
+        return Ok(None);
+    }
+    if !object.is_object() {
+        return Err(JsError::new("options must be an object"));
+    }
+    let value = js_sys::Reflect::get(object, &JsValue::from_str(name))
+        .map_err(|_| JsError::new(&format!("cannot read option `{name}`")))?;
+    Ok((!value.is_undefined() && !value.is_null()).then_some(value))
+}
+
+fn string(object: &JsValue, name: &str) -> Result<Option<String>, JsError> {
+    field(object, name)?
+        .map(|v| {
+            v.as_string()
+                .ok_or_else(|| JsError::new(&format!("option `{name}` must be a string")))
+        })
+        .transpose()
+}
+
+/// A whole, non-negative number that fits a JS safe integer.
+pub(crate) fn count(value: f64, name: &str) -> Result<u64, JsError> {
+    const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
+    if (0.0..=MAX_SAFE).contains(&value) && value.fract() == 0.0 {
+        Ok(value as u64)
+    } else {
+        Err(JsError::new(&format!(
+            "`{name}` must be a whole number ≥ 0, got {value}"
+        )))
+    }
+}
+
+fn number(object: &JsValue, name: &str) -> Result<Option<u64>, JsError> {
+    field(object, name)?
+        .map(|v| {
+            let n = v
+                .as_f64()
+                .ok_or_else(|| JsError::new(&format!("option `{name}` must be a number")))?;
+            count(n, name)
+        })
+        .transpose()
+}
+
+impl ClientOptions {
+    pub(crate) fn parse(options: &JsValue) -> Result<Self, JsError> {
+        let ice_servers = field(options, "iceServers")?;
+        if let Some(servers) = &ice_servers {
+            if !js_sys::Array::is_array(servers) {
+                return Err(JsError::new("option `iceServers` must be an array"));
+            }
+        }
+        Ok(Self {
+            tracker_url: string(options, "trackerUrl")?,
+            ice_servers,
+            max_connections: number(options, "maxConnections")?,
+            upload_limit: number(options, "uploadLimit")?,
+        })
+    }
+}
+
+impl TorrentOptions {
+    pub(crate) fn parse(options: &JsValue) -> Result<Self, JsError> {
+        Ok(Self {
+            web_seed: string(options, "webSeed")?,
+            strategy: string(options, "strategy")?,
+        })
+    }
+}
