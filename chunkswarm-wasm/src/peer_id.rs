@@ -1,20 +1,9 @@
-//! Peer ids: `-CS0001-` and twelve random characters, and how ids are shown.
-
-/// The client prefix (Azureus style), shared with native chunkswarm peers.
-pub const PEER_ID_PREFIX: &[u8; 8] = b"-CS0001-";
-
-const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-/// A peer id from twelve random bytes, printable so that it reads well in
-/// logs and peer lists.
-pub fn peer_id_from_random(random: [u8; 12]) -> [u8; 20] {
-    let mut id = [0u8; 20];
-    id[..8].copy_from_slice(PEER_ID_PREFIX);
-    for (slot, byte) in id[8..].iter_mut().zip(random) {
-        *slot = ALPHABET[usize::from(byte) % ALPHABET.len()];
-    }
-    id
-}
+//! How peer ids are shown to JavaScript.
+//!
+//! chunkswarm's own ids (`-CS0001-` and twelve letters or digits, from
+//! [`DriverConfig::seeded`](chunkswarm_core::driver::DriverConfig::seeded)
+//! with a seed from `crypto.getRandomValues`) are printable; other clients'
+//! ids may be any 20 bytes.
 
 /// A peer id as text: as is when it is printable ASCII, else lowercase hex.
 pub fn display_peer_id(id: &[u8; 20]) -> String {
@@ -30,11 +19,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_are_prefixed_and_printable() {
-        let id = peer_id_from_random([0, 61, 62, 255, 9, 10, 11, 12, 13, 14, 15, 16]);
-        assert_eq!(&id[..8], PEER_ID_PREFIX);
-        assert_eq!(display_peer_id(&id), "-CS0001-0z079ABCDEFG");
-        let binary = [0u8; 20];
-        assert_eq!(display_peer_id(&binary), "00".repeat(20));
+    fn printable_ids_show_as_text_and_others_as_hex() {
+        assert_eq!(
+            display_peer_id(b"-CS0001-0z079ABCDEFG"),
+            "-CS0001-0z079ABCDEFG"
+        );
+        let mut binary = [0u8; 20];
+        binary[0] = b'-';
+        binary[19] = 0xff;
+        assert_eq!(display_peer_id(&binary), format!("2d{}ff", "00".repeat(18)));
     }
 }

@@ -24,7 +24,7 @@ use super::options::{ClientOptions, TorrentOptions};
 use super::to_js;
 use super::torrent::{Torrent, TorrentShared};
 use crate::model::{ClientEvent, LogLevel};
-use crate::peer_id::{display_peer_id, peer_id_from_random};
+use crate::peer_id::display_peer_id;
 use crate::web::http::FetchWebSeed;
 use crate::web::log::{self, LogSink};
 use crate::web::rtc::{RtcSettings, WebRtcConnector};
@@ -82,12 +82,10 @@ impl Client {
         let id = NEXT_CLIENT.with(|n| n.replace(n.get() + 1));
         let (log_tx, log_rx) = mpsc::unbounded::<ClientEvent>();
         let sink = LogSink::new(log_tx);
-        let random: [u8; 20] = random_bytes().map_err(|e| JsError::new(&js_error(&e)))?;
-        let mut id_bytes = [0u8; 12];
-        id_bytes.copy_from_slice(&random[..12]);
-        let mut seed = [0u8; 8];
-        seed.copy_from_slice(&random[12..]);
-        let peer_id = peer_id_from_random(id_bytes);
+        let seed: [u8; 8] = random_bytes().map_err(|e| JsError::new(&js_error(&e)))?;
+        // `-CS0001-` and twelve letters or digits drawn from the seed.
+        let mut config = DriverConfig::seeded(u64::from_le_bytes(seed));
+        let peer_id = config.peer_id;
 
         let (signaling, tracker) = match &options.tracker_url {
             Some(url) => {
@@ -105,11 +103,6 @@ impl Client {
         #[allow(clippy::arc_with_non_send_sync)]
         let connector: Arc<dyn PeerConnector> =
             Arc::new(WebRtcConnector::new(settings, Some(sink.clone())));
-        let mut config = DriverConfig {
-            peer_id,
-            rng_seed: u64::from_le_bytes(seed),
-            ..DriverConfig::default()
-        };
         let max_peers = options.max_connections.map(|n| n.clamp(1, 10_000) as usize);
         if let Some(max) = max_peers {
             config.max_connections = max;

@@ -38,6 +38,8 @@ struct Shared {
     callbacks: RefCell<Vec<Callback>>,
     retry: RefCell<Option<Closure<dyn FnMut()>>>,
     failures: Cell<u32>,
+    /// A socket opened before: the next open is a reconnection.
+    connected_before: Cell<bool>,
     log: LogSink,
 }
 
@@ -52,6 +54,12 @@ impl Shared {
         let weak = Rc::downgrade(self);
         let on_open = callback(&weak, |shared, _| {
             shared.failures.set(0);
+            if shared.connected_before.replace(true) {
+                // The tracker forgot us with the old socket: the driver re-announces.
+                if let Some(incoming) = shared.incoming.borrow().as_ref() {
+                    let _ = incoming.unbounded_send(SignalIn::Reconnected);
+                }
+            }
             shared.log.log(
                 LogLevel::Info,
                 None,
@@ -243,6 +251,7 @@ pub fn connect_tracker(
         callbacks: RefCell::new(Vec::new()),
         retry: RefCell::new(None),
         failures: Cell::new(0),
+        connected_before: Cell::new(false),
         log,
     });
     shared.open()?;

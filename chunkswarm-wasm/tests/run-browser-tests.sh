@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Runs chunkswarm-wasm's wasm-bindgen-test tests in headless Chromium.
+#
+#   chunkswarm-wasm/tests/run-browser-tests.sh [extra cargo test args]
+#
+# Runnable from anywhere on a machine where .ci/install ran (wasm32 target,
+# wasm-bindgen-cli at the pinned version, Debian's chromium and
+# chromium-driver, iproute2). The tests run inside a network namespace made
+# here (`unshare -n`, loopback only): Chromium then gathers 127.0.0.1 host
+# candidates and sends nothing to the host's networks. Exits non-zero on any
+# failure.
+set -euo pipefail
+
+crate_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+root=$(cd "$crate_dir/.." && pwd)
+chromium=${CHROMIUM:-/usr/bin/chromium}
+export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
+
+fail() {
+    echo "run-browser-tests: $*" >&2
+    exit 1
+}
+command -v wasm-bindgen-test-runner >/dev/null || fail "wasm-bindgen-test-runner not found (cargo install wasm-bindgen-cli at the pinned version)"
+[ -x "$chromium" ] || fail "no Chromium at $chromium"
+[ -x "$CHROMEDRIVER" ] || fail "no chromedriver at $CHROMEDRIVER"
+command -v unshare >/dev/null || fail "unshare (util-linux) not found"
+command -v ip >/dev/null || fail "ip (iproute2) not found"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# Capabilities for chromedriver; the runner adds --headless, --no-sandbox
+# and --disable-dev-shm-usage itself.
+cat >"$work/webdriver.json" <<JSON
+{
+  "goog:chromeOptions": {
+    "binary": "$chromium",
+    "args": [
+      "--allow-loopback-in-peer-connection",
+      "--use-fake-ui-for-media-stream",
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--user-data-dir=$work/profile"
+    ]
+  }
+}
+JSON
+export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$work/webdriver.json"
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-180}
+export WASM_BINDGEN_TEST_DRIVER_TIMEOUT=${WASM_BINDGEN_TEST_DRIVER_TIMEOUT:-30}
+
+cd "$root"
+# Build first, outside the namespace (the namespace has no network at all).
+cargo test -p chunkswarm-wasm --target wasm32-unknown-unknown --tests --no-run "$@"
+# Then run inside a fresh network namespace with only loopback up.
+unshare --net -- bash -c 'ip link set lo up && exec "$@"' bash \
+    cargo test --offline -p chunkswarm-wasm --target wasm32-unknown-unknown --tests "$@"
+echo "run-browser-tests: all browser tests passed"
