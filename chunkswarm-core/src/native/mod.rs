@@ -31,6 +31,7 @@
 
 mod disk_store;
 mod http;
+mod runtime;
 mod tracker;
 mod webrtc;
 

@@ -59,6 +59,10 @@ pub struct WebRtcConfig {
     pub low_water: u32,
     /// How long ICE gathering may take before the SDP is sent as it is.
     pub gather_timeout: Duration,
+    /// UDP socket buffer size asked of the kernel (capped by
+    /// `net.core.rmem_max`/`wmem_max`); `None` keeps the system default.
+    /// Large buffers keep a fast sender's bursts from being dropped.
+    pub udp_socket_buffer: Option<usize>,
 }
 
 impl Default for WebRtcConfig {
@@ -70,6 +74,7 @@ impl Default for WebRtcConfig {
             high_water: 1 << 20,
             low_water: 256 << 10,
             gather_timeout: Duration::from_secs(5),
+            udp_socket_buffer: Some(4 << 20),
         }
     }
 }
@@ -119,7 +124,15 @@ impl WebRtcConnector {
         let settings = SettingEngineBuilder::new()
             .with_multicast_dns_mode(mdns)
             .build();
-        let pc = PeerConnectionBuilder::new()
+        let mut builder = PeerConnectionBuilder::new();
+        if let Some(runtime) = self
+            .config
+            .udp_socket_buffer
+            .and_then(super::runtime::SocketBufferRuntime::shared)
+        {
+            builder = builder.with_runtime(runtime);
+        }
+        let pc = builder
             .with_configuration(
                 RTCConfigurationBuilder::new()
                     .with_ice_servers(ice_servers)
