@@ -9,12 +9,13 @@
 //
 // Protocol with the page, over a MessageChannel per response:
 //   worker -> page (client.postMessage): { chunkswarm: 'open', infoHash } + port
-//   page -> worker: { ok: true, length, type } | { ok: false, error }
+//   page -> worker: { ok: true, length, pieceLength, type } | { ok: false, error }
 //   worker -> page: { read: [start, end] }   page -> worker: { data: Uint8Array } | { error }
 //   worker -> page: { close: true } when the response is cancelled or done.
 
 const PREFIX = '/chunkswarm-stream/';
-/** Largest chunk asked of the page at once. */
+/** Largest chunk asked of the page at once; reads also stop at piece ends,
+ * so each one resolves as soon as its piece is verified. */
 const CHUNK = 1 << 20;
 /** How long the page may take to say whether it has the torrent. */
 const OPEN_TIMEOUT_MS = 5000;
@@ -47,7 +48,7 @@ function ask(client, infoHash) {
     channel.port1.onmessage = ({ data }) => {
       clearTimeout(timer);
       if (data && data.ok) {
-        resolve({ port: channel.port1, length: data.length, type: data.type });
+        resolve({ port: channel.port1, length: data.length, pieceLength: data.pieceLength, type: data.type });
       } else {
         channel.port1.close();
         resolve(null);
@@ -111,6 +112,7 @@ async function serve(event, infoHash) {
     return new Response('no open page streams this torrent', { status: 404 });
   }
   const { port, length } = source;
+  const pieceLength = source.pieceLength > 0 ? source.pieceLength : CHUNK;
   const range = parseRange(event.request.headers.get('Range'), length);
   if (range === 'bad') {
     port.postMessage({ close: true });
@@ -128,7 +130,8 @@ async function serve(event, infoHash) {
         controller.close();
         return;
       }
-      const end = Math.min(last + 1, position + CHUNK);
+      const pieceEnd = (Math.floor(position / pieceLength) + 1) * pieceLength;
+      const end = Math.min(last + 1, position + CHUNK, pieceEnd);
       try {
         const bytes = await read(port, position, end);
         if (bytes.length === 0) throw new Error('empty read');

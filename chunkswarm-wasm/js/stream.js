@@ -67,7 +67,9 @@ function listen() {
         (error) => port.postMessage({ error: String(error && error.message ? error.message : error) }),
       );
     };
-    port.postMessage({ ok: true, length: entry.torrent.length, type: entry.type });
+    port.postMessage({
+      ok: true, length: entry.torrent.length, pieceLength: entry.torrent.pieceLength, type: entry.type,
+    });
   });
   navigator.serviceWorker.startMessages();
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs chunkswarm-wasm's wasm-bindgen-test tests in headless Chromium.
+# Runs chunkswarm-wasm's wasm-bindgen-test tests in headless Chromium, then
+# the streaming check (run-stream-test.sh: Service Worker playback and seek).
 #
 #   chunkswarm-wasm/tests/run-browser-tests.sh [extra cargo test args]
 #
@@ -61,4 +62,5 @@ cargo test -p chunkswarm-wasm --target wasm32-unknown-unknown --tests --no-run "
 # Then run inside a fresh network namespace with only loopback up.
 unshare --net -- bash -c 'ip link set lo up && exec "$@"' bash \
     cargo test --offline -p chunkswarm-wasm --target wasm32-unknown-unknown --tests "$@"
+"$crate_dir/tests/run-stream-test.sh"
 echo "run-browser-tests: all browser tests passed"
