@@ -399,7 +399,8 @@ fn start_pump(
             tokio::select! {
                 next = outgoing.next() => match next {
                     Some(Outgoing::Data(data)) => {
-                        if !send_all(&*dc, data).await {
+                        let (batch, close) = coalesce(data, &mut outgoing);
+                        if !send_all(&*dc, batch).await || close {
                             break;
                         }
                     }
@@ -428,6 +429,33 @@ fn start_pump(
         sender: Box::new(Sender { queue }),
         events: Box::pin(incoming),
     }
+}
+
+/// Joins `first` with the data queued behind it, up to [`MAX_MESSAGE`]
+/// bytes, so the wire's many small messages (a 16 KiB block and its header,
+/// haves, requests) go out in few channel messages: each send costs a lock
+/// and a wake-up of the connection's task. Also says whether a close was
+/// queued behind the data.
+fn coalesce(first: Bytes, outgoing: &mut mpsc::UnboundedReceiver<Outgoing>) -> (Bytes, bool) {
+    if first.len() >= MAX_MESSAGE {
+        return (first, false);
+    }
+    let mut batch: Option<BytesMut> = None;
+    while batch.as_ref().map_or(first.len(), BytesMut::len) < MAX_MESSAGE {
+        match outgoing.try_recv() {
+            Ok(Outgoing::Data(more)) => {
+                let joined = batch.get_or_insert_with(|| {
+                    let mut joined = BytesMut::with_capacity(MAX_MESSAGE);
+                    joined.extend_from_slice(&first);
+                    joined
+                });
+                joined.extend_from_slice(&more);
+            }
+            Ok(Outgoing::Close) => return (batch.map_or(first.clone(), BytesMut::freeze), true),
+            Err(_) => break,
+        }
+    }
+    (batch.map_or(first, BytesMut::freeze), false)
 }
 
 /// Sends `data` in messages of at most [`MAX_MESSAGE`]; `false` once closed.
