@@ -92,13 +92,29 @@
 //! # How it is wired
 //!
 //! A `Client` runs one [`driver`](chunkswarm_core::driver::driver) future
-//! with `wasm_bindgen_futures::spawn_local`, with [`web::tracker`] as its
-//! signaling, [`web::rtc`] as its connector (non-trickle offers, one ordered
+//! with `wasm_bindgen_futures::spawn_local`, with `web::tracker` as its
+//! signaling, `web::rtc` as its connector (non-trickle offers, one ordered
 //! channel labelled `chunkswarm`, messages of at most 64 KiB, backpressure on
 //! `bufferedAmount` with a 1 MiB high and 256 KiB low mark),
-//! [`web::http::FetchWebSeed`] as each torrent's origin and
-//! [`web::sleep::TimeoutSleeper`] as its clock. A second task delivers the
+//! `web::http::FetchWebSeed` as each torrent's origin and
+//! `web::sleep::TimeoutSleeper` as its clock. A second task delivers the
 //! driver's events and the adapter's log lines to listeners.
+//!
+//! # Tests
+//!
+//! `chunkswarm-wasm/tests/run-browser-tests.sh` runs the `wasm-bindgen-test`
+//! suites in headless Chromium inside a network namespace it makes
+//! (`unshare -n`, loopback only; Chromium with
+//! `--allow-loopback-in-peer-connection`): `browser_channel` (the sleeper,
+//! two connections from the connector exchanging 8 MiB with backpressure,
+//! bad SDP, the web seed against a Blob URL), `browser_swarm` (two drivers
+//! on the real connector with an in-page tracker stand-in, a byte-exact
+//! download from peer to peer) and `browser_api` (the `Client` and `Torrent`
+//! objects through their JS names). It then runs
+//! `tests/run-stream-test.sh`: a page plays a WebM clip through the Service
+//! Worker from a trickling web seed, must be playing before the download
+//! completes, seeks, and compares the bytes. Natively, `cargo test -p
+//! chunkswarm-wasm` tests the store and the event model.
 //!
 //! On targets other than wasm32 only the target-independent parts build
 //! ([`store`], [`model`], [`peer_id`]), so the workspace builds and tests

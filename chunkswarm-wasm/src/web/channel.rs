@@ -1,7 +1,7 @@
 //! One `RTCPeerConnection` with its `RTCDataChannel`, as the driver's
 //! byte stream.
 //!
-//! A [`Conn`] owns the JS objects and every callback attached to them.
+//! A `Conn` owns the JS objects and every callback attached to them.
 //! Callbacks hold only a weak reference, so dropping the last owner (the
 //! pending connection, or the channel's sender and event stream) detaches
 //! them and closes the connection. Incoming messages are queued from the
