@@ -1,0 +1,346 @@
+// The chunkswarm demo page: catalog search, then a download that plays while
+// it arrives, with the piece grid, the peers, the stats and the log.
+//
+// Hooks for tests and curious people: `window.chunkswarmDemo` (see `demo`
+// below) and URL parameters: `?q=TEXT` fills the search, `?autoplay=FILE`
+// starts the catalog entry whose file is FILE (muted, so browsers allow it).
+
+import { Grid, Log, PeerTable, el, fmtBytes, peerLabel, renderResults, renderStats } from './view.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+
+/** What the page is doing, readable from outside (`window.chunkswarmDemo`). */
+const demo = {
+  ready: false,       // the wasm client is up
+  error: null,        // a fatal error, as text
+  started: false,     // a download started
+  name: null,
+  infoHash: null,
+  length: null,
+  pieceCount: null,
+  streaming: false,   // the video streams through the Service Worker
+  done: false,        // every piece verified
+  sha256: null,       // hex SHA-256 of the downloaded file, once done
+  stats: null,        // the latest Stats, a plain object
+  peers: [],          // the latest peer list
+  currentTimeBeforeDone: 0, // the furthest the video played before `done`
+  playing: false,
+};
+window.chunkswarmDemo = demo;
+
+const log = new Log($('log'), $('log-debug'));
+const grid = new Grid($('grid'));
+const peerTable = new PeerTable($('peers'), $('peers-empty'), $('peer-count'));
+const video = $('video');
+
+let wasm = null;      // the package module
+let stream = null;    // the streaming helper module, if it loaded
+let client = null;
+let torrent = null;   // the torrent on screen
+let lastResults = [];
+let paused = false;
+let currentStream = null; // what streamTo returned for the torrent on screen
+
+function setStatus(state, text) {
+  $('status').dataset.state = state;
+  $('status-text').textContent = text;
+}
+
+function fail(message, error) {
+  const detail = error ? `${message}: ${error.message || error}` : message;
+  demo.error = detail;
+  setStatus('error', message);
+  log.add('error', detail);
+  console.error(detail, error);
+}
+
+const STATS_KEYS = ['totalBytes', 'verifiedBytes', 'piecesVerified', 'piecesTotal', 'p2pBytes', 'httpBytes',
+  'httpBytesReceived', 'wastedBytes', 'uploadedBytes', 'p2pRate', 'httpRate', 'uploadRate', 'peers', 'banned', 'hashFailures'];
+const PEER_KEYS = ['key', 'peerId', 'pieces', 'isSeed', 'amChoking', 'amInterested', 'peerChoking', 'peerInterested',
+  'requestsOut', 'downloaded', 'uploaded', 'downloadRate', 'uploadRate'];
+
+/** A plain copy (wasm objects may be classes or Maps, which JSON would lose). */
+function plain(value, keys) {
+  const out = {};
+  for (const key of keys) {
+    let v = value instanceof Map ? value.get(key) : value?.[key];
+    if (typeof v === 'bigint') v = Number(v);
+    out[key] = v;
+  }
+  return out;
+}
+
+async function start() {
+  try {
+    wasm = await import('/pkg/chunkswarm_wasm.js');
+    await wasm.default();
+  } catch (e) {
+    fail('the wasm package did not load (the server builds it; see its log)', e);
+    return;
+  }
+  try {
+    stream = await import('/pkg/stream.js');
+  } catch (e) {
+    log.add('warn', `no streaming helper (${e.message}); videos play once downloaded`);
+  }
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  try {
+    client = new wasm.Client({
+      trackerUrl: `${scheme}://${location.host}/announce`,
+      iceServers: [],
+    });
+  } catch (e) {
+    fail('cannot start the client', e);
+    return;
+  }
+  client.onEvent(onClientEvent);
+  $('peer-id').textContent = `peer ${peerLabel(client.peerId)}`;
+  $('peer-id').title = `this page's peer id: ${client.peerId}`;
+  demo.ready = true;
+  setStatus('ready', 'ready');
+  log.add('info', `client ready, peer id ${client.peerId}`);
+
+  $('search-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    search($('search-input').value);
+  });
+  $('pause').addEventListener('click', togglePause);
+  video.addEventListener('timeupdate', onTimeUpdate);
+  video.addEventListener('playing', () => { demo.playing = true; });
+  video.addEventListener('pause', () => { demo.playing = false; });
+  video.addEventListener('error', () => {
+    const err = video.error;
+    if (err) log.add('warn', `video: ${err.message || `media error ${err.code}`}`);
+  });
+
+  const query = params.get('q') ?? '';
+  $('search-input').value = query;
+  await search(query);
+  const auto = params.get('autoplay');
+  if (auto) {
+    const entry = lastResults.find((r) => r.file === auto || r.title === auto);
+    if (entry) await download(entry, { muted: true });
+    else fail(`autoplay: no catalog entry ${JSON.stringify(auto)}`);
+  }
+}
+
+async function search(query) {
+  try {
+    const response = await fetch(`/api/search?q=${encodeURIComponent(query)}`);
+    if (!response.ok) throw new Error(`${response.status} ${await response.text()}`);
+    const body = await response.json();
+    lastResults = body.results || [];
+    renderResults($('results'), lastResults, demo.infoHash, (entry) => download(entry, { muted: false }));
+  } catch (e) {
+    log.add('error', `search failed: ${e.message}`);
+  }
+}
+
+async function download(entry, { muted }) {
+  if (torrent && entry.info_hash && entry.info_hash === demo.infoHash) return;
+  $('session').hidden = false;
+  $('now-title').textContent = entry.title;
+  log.add('info', `fetching the torrent of ${entry.file}`);
+  let added;
+  try {
+    added = await client.addTorrent(entry.torrent_url, {});
+  } catch (e) {
+    fail(`cannot add ${entry.file}`, e);
+    return;
+  }
+  torrent = added;
+  Object.assign(demo, {
+    started: true, done: false, sha256: null, stats: null, currentTimeBeforeDone: 0,
+    name: torrent.name, infoHash: torrent.infoHash, length: Number(torrent.length), pieceCount: torrent.pieceCount,
+  });
+  log.add('info', `${torrent.name}: ${fmtBytes(torrent.length)} in ${torrent.pieceCount} pieces of ${fmtBytes(torrent.pieceLength)}, infohash ${torrent.infoHash}`);
+  grid.reset(torrent.pieceCount);
+  $('grid-count').textContent = `${torrent.pieceCount} × ${fmtBytes(torrent.pieceLength)}`;
+  $('save').hidden = true;
+  renderResults($('results'), lastResults, demo.infoHash, (e) => download(e, { muted: false }));
+  torrent.onEvent(onTorrentEvent);
+  document.title = `${torrent.name} · chunkswarm`;
+  refresh(torrent);
+  await play(torrent, muted);
+}
+
+/** Starts the video: streamed through the Service Worker when possible. */
+async function play(t, muted) {
+  video.muted = muted;
+  demo.streaming = false;
+  currentStream?.stop();
+  currentStream = null;
+  const note = $('stream-note');
+  if (stream?.streamTo) {
+    try {
+      // Without Service Workers the page itself plays the file once done.
+      currentStream = await stream.streamTo(t, video, { swUrl: '/pkg/chunkswarm-sw.js', scope: '/', fallback: false });
+      demo.streaming = true;
+      note.textContent = 'Streaming: the player reads verified pieces as they arrive; seeking moves the download window.';
+      note.className = 'note';
+    } catch (e) {
+      log.add('warn', `streaming unavailable (${e.message}); the video plays once the download completes`);
+      note.textContent = 'Streaming needs a Service Worker (https:// or localhost); the video plays once the download completes.';
+      note.className = 'note warn';
+    }
+  } else {
+    note.textContent = 'The video plays once the download completes.';
+    note.className = 'note warn';
+  }
+  if (demo.streaming) await startPlayback();
+}
+
+async function startPlayback() {
+  try {
+    await video.play();
+  } catch (e) {
+    if (!video.muted && e.name === 'NotAllowedError') {
+      video.muted = true;
+      log.add('info', 'the browser allows only muted autoplay: unmute in the player');
+      try { await video.play(); } catch (e2) { log.add('warn', `cannot start the video: ${e2.message}`); }
+    } else {
+      log.add('warn', `cannot start the video: ${e.message}`);
+    }
+  }
+}
+
+function onTimeUpdate() {
+  if (!torrent) return;
+  if (!demo.done) demo.currentTimeBeforeDone = Math.max(demo.currentTimeBeforeDone, video.currentTime);
+  const duration = video.duration;
+  if (Number.isFinite(duration) && duration > 0) {
+    const length = Number(torrent.length);
+    const pos = Math.min(length - 1, Math.floor((video.currentTime / duration) * length));
+    grid.setPlayhead(Math.floor(pos / Number(torrent.pieceLength)));
+  }
+}
+
+function onClientEvent(ev) {
+  if (ev.type === 'log' && !ev.infoHash) log.add(ev.level, ev.message);
+  else if (!torrent || ev.infoHash !== torrent.infoHash) logEvent(ev);
+}
+
+function onTorrentEvent(ev) {
+  logEvent(ev);
+  switch (ev.type) {
+    case 'peer':
+      peerTable.event(ev);
+      break;
+    case 'progress':
+      if (ev.stats) showStats(ev.stats);
+      break;
+    case 'done':
+      finished(torrent);
+      break;
+    default:
+  }
+}
+
+function logEvent(ev) {
+  switch (ev.type) {
+    case 'log':
+      log.add(ev.level, ev.message);
+      break;
+    case 'piece':
+      if (ev.state === 'verified') {
+        const from = ev.source === 'http' ? 'the origin' : `peer ${labelOf(ev.peer)}`;
+        log.add(ev.source === 'http' ? 'info' : 'success', `piece ${ev.piece} verified, from ${from}`);
+      } else {
+        log.add('debug', `piece ${ev.piece} ${ev.state}${ev.source ? ` (${ev.source})` : ''}`);
+      }
+      break;
+    case 'peer': {
+      const level = ev.state === 'banned' ? 'error' : ev.state === 'connected' ? 'success' : 'info';
+      const why = ev.reason ? `: ${ev.reason}` : '';
+      log.add(level, `peer ${ev.peerId ? peerLabel(ev.peerId) : labelOf(ev.peer)} ${ev.state}${why}`);
+      break;
+    }
+    case 'hashFailed':
+      log.add('warn', `piece ${ev.piece} failed its hash check and is fetched again`);
+      break;
+    case 'httpFailed':
+      log.add('warn', `origin fetch of piece ${ev.piece} failed: ${ev.error}`);
+      break;
+    case 'done':
+      log.add('success', 'every piece verified');
+      break;
+    default:
+  }
+}
+
+/** A readable name for a connection key. */
+function labelOf(key) {
+  const id = peerTable.peerIdOf(key);
+  return id ? peerLabel(id) : `#${key}`;
+}
+
+function showStats(stats) {
+  demo.stats = plain(stats, STATS_KEYS);
+  renderStats(demo.stats);
+  if (!demo.done && demo.stats.piecesTotal > 0 && demo.stats.piecesVerified === demo.stats.piecesTotal) {
+    finished(torrent);
+  }
+}
+
+/** Polls what events do not carry: piece states, peers, stats. */
+async function refresh(t) {
+  let tick = 0;
+  while (t === torrent) {
+    try {
+      grid.update(t.pieceStates());
+      if (tick % 2 === 0) showStats(await t.stats());
+      if (tick % 4 === 0) {
+        const peers = (await t.peers()).map((p) => plain(p, PEER_KEYS));
+        demo.peers = peers;
+        peerTable.update(peers, t.pieceCount);
+      }
+    } catch (e) {
+      log.add('debug', `refresh: ${e.message}`);
+    }
+    tick++;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+let finishing = null;
+function finished(t) {
+  if (t !== torrent || finishing) return;
+  finishing = (async () => {
+    demo.done = true;
+    const blob = await t.blob(mimeOf(t.name));
+    const url = URL.createObjectURL(blob);
+    const save = $('save');
+    save.href = url;
+    save.download = t.name;
+    save.hidden = false;
+    if (!demo.streaming) {
+      video.src = url;
+      await startPlayback();
+    }
+    // The file's digest, for checking against the original.
+    if (blob.size <= 512 << 20 && crypto.subtle) {
+      const digest = await crypto.subtle.digest('SHA-256', await blob.arrayBuffer());
+      demo.sha256 = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+      log.add('success', `downloaded ${fmtBytes(blob.size)}, SHA-256 ${demo.sha256}`);
+    }
+    showStats(await t.stats());
+    grid.update(t.pieceStates());
+  })().catch((e) => log.add('error', `finishing: ${e.message}`));
+}
+
+function mimeOf(name) {
+  const ext = name.split('.').pop().toLowerCase();
+  return { webm: 'video/webm', mp4: 'video/mp4', m4v: 'video/mp4', mkv: 'video/x-matroska', ogv: 'video/ogg', mp3: 'audio/mpeg', ogg: 'audio/ogg', opus: 'audio/ogg', m4a: 'audio/mp4' }[ext] || 'application/octet-stream';
+}
+
+function togglePause() {
+  if (!torrent) return;
+  paused = !paused;
+  if (paused) torrent.pause(); else torrent.resume();
+  $('pause').textContent = paused ? 'Resume' : 'Pause';
+  log.add('info', paused ? 'download paused' : 'download resumed');
+}
+
+window.addEventListener('pagehide', () => client?.destroy());
+start().catch((e) => fail('the demo failed', e));

@@ -1,0 +1,415 @@
+//! The browser end to end: the `server` example, a native seeder and two
+//! headless Chromium pages of the demo, in a network namespace this test
+//! makes (re-running itself under `unshare -n`), so nothing leaves the
+//! machine and Chromium connects its peers on loopback.
+//!
+//! Page A downloads the sample while it plays; page B then downloads it and
+//! gets at least half of its bytes from peers. Both pages' SHA-256 of the
+//! file must equal the sample's, and A's video must have played before its
+//! download completed. Screenshots go to `target/artifacts/`.
+//!
+//! Needs: Chromium and chromedriver (`/usr/bin/chromium`,
+//! `/usr/bin/chromedriver`, or `$CHROMIUM` and `$CHROMEDRIVER`), `unshare`
+//! and `ip`, and root or unprivileged user namespaces; the wasm package is
+//! built first if it is stale (`.ci/install` installs everything).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod webdriver;
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chunkswarm_core::driver::{DriverConfig, DriverIo, MemoryStore, TorrentSpec, driver};
+use chunkswarm_core::metainfo::Metainfo;
+use chunkswarm_core::native::{TokioSleeper, WebRtcConfig, WebRtcConnector, connect_tracker};
+use chunkswarm_core::swarm::SwarmConfig;
+use chunkswarm_examples::demo::{sample_media_dir, wasm_pkg::PkgBuild};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+use webdriver::{Driver, Session};
+
+/// Set in the re-run inside the namespace.
+const INNER: &str = "CHUNKSWARM_BROWSER_E2E_INNER";
+const TEST_NAME: &str = "two_pages_and_a_native_seeder_share_the_sample";
+const SERVER: &str = "127.0.0.1:8080";
+const CHROMEDRIVER_ADDR: &str = "127.0.0.1:9515";
+/// The origin's cap: slow enough that page A plays while it downloads.
+const ORIGIN_RATE: &str = "64k";
+/// The native seeder's upload cap, for the same reason.
+const SEEDER_RATE: u64 = 128 << 10;
+const PAGE_TIMEOUT: Duration = Duration::from_secs(90);
+
+#[test]
+fn two_pages_and_a_native_seeder_share_the_sample() {
+    if std::env::var_os(INNER).is_some() {
+        inside_the_namespace();
+    } else {
+        make_the_namespace();
+    }
+}
+
+fn chromium() -> String {
+    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}
+
+fn chromedriver() -> String {
+    std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into())
+}
+
+fn artifacts() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn have(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Checks the tools, builds the wasm package, and runs this test again in
+/// a new network namespace.
+fn make_the_namespace() {
+    let missing: Vec<String> = [chromium(), chromedriver(), "unshare".into(), "ip".into()]
+        .into_iter()
+        .filter(|p| !have(p))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the browser test needs {missing:?}: install Debian's chromium, chromium-driver, \
+         util-linux and iproute2 (`bash .ci/install` does), or point $CHROMIUM and \
+         $CHROMEDRIVER at them"
+    );
+    let pkg = PkgBuild::for_this_workspace();
+    pkg.ensure(true)
+        .unwrap_or_else(|e| panic!("cannot build the wasm package: {e}"));
+
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    let mut unshare = Command::new("unshare");
+    if !root {
+        // An unprivileged user namespace maps us to root inside.
+        unshare.arg("--map-root-user");
+    }
+    let started = Instant::now();
+    let status = unshare
+        .args(["--net", "--"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
+        .env(INNER, "1")
+        .env("CHUNKSWARM_DEMO_PKG", &pkg.out_dir)
+        .status()
+        .expect("cannot run unshare");
+    eprintln!("namespace run took {:?}", started.elapsed());
+    assert!(
+        status.success(),
+        "the test inside the network namespace failed ({status}); see its output above. \
+         If unshare itself failed, run as root or enable unprivileged user namespaces \
+         (sysctl kernel.unprivileged_userns_clone=1), e.g. `sudo cargo test -p \
+         chunkswarm-examples --test browser_e2e`"
+    );
+}
+
+/// A child process killed when dropped.
+struct Running {
+    name: &'static str,
+    child: Child,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    fn spawn(name: &'static str, command: &mut Command, log: &Path) -> Self {
+        let file = std::fs::File::create(log).unwrap();
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Self { name, child }
+    }
+
+    fn check(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("{} exited early: {status}", self.name);
+        }
+    }
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what} not ready in {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A plain HTTP GET to the server: status and body.
+fn http_get(path: &str) -> Option<(u16, Vec<u8>)> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = TcpStream::connect(SERVER).ok()?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {SERVER}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).ok()?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{path}: chunked answers are not expected"
+    );
+    Some((status, raw[split + 4..].to_vec()))
+}
+
+fn inside_the_namespace() {
+    let up = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .expect("cannot run ip");
+    assert!(up.success(), "ip link set lo up failed: {up}");
+    let artifacts = artifacts();
+    let pkg = std::env::var("CHUNKSWARM_DEMO_PKG").expect("the outer run names the package");
+
+    let mut server = Running::spawn(
+        "the server",
+        Command::new(env!("CARGO_BIN_EXE_server"))
+            .args([
+                "--addr",
+                SERVER,
+                "--origin-rate",
+                ORIGIN_RATE,
+                "--pkg",
+                &pkg,
+            ])
+            .env("RUST_LOG", "info,chunkswarm_tracker=debug"),
+        &artifacts.join("server.log"),
+    );
+    let mut chromedriver = Running::spawn(
+        "chromedriver",
+        Command::new(chromedriver()).arg(format!(
+            "--port={}",
+            CHROMEDRIVER_ADDR.rsplit(':').next().unwrap()
+        )),
+        &artifacts.join("chromedriver.log"),
+    );
+    wait_for("the server", Duration::from_secs(30), || {
+        server.check();
+        http_get("/healthz").is_some_and(|(status, _)| status == 200)
+    });
+    let webdriver = Driver::new(CHROMEDRIVER_ADDR.parse::<SocketAddr>().unwrap());
+    wait_for("chromedriver", Duration::from_secs(30), || {
+        chromedriver.check();
+        webdriver.ready()
+    });
+
+    // The sample and its torrent, as the server makes it.
+    let sample = std::fs::read(sample_media_dir().join("sample.webm")).unwrap();
+    let sha256 = hex::encode(Sha256::digest(&sample));
+    let (status, torrent) = http_get("/torrents/sample.webm.torrent").unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&torrent));
+    let metainfo = Metainfo::from_bytes(&torrent).unwrap();
+    let info = metainfo.info().clone();
+    assert_eq!(info.layout().piece_length(), 128 << 10);
+    eprintln!(
+        "sample: {} bytes in {} pieces, infohash {}",
+        sample.len(),
+        info.layout().piece_count(),
+        info.info_hash()
+    );
+
+    // The native seeder, with a capped upload.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let seeder = runtime.block_on(async {
+        let signaling = connect_tracker(&format!("ws://{SERVER}/announce"))
+            .await
+            .unwrap();
+        let io = DriverIo {
+            signaling: Some(signaling),
+            connector: Some(Arc::new(WebRtcConnector::new(WebRtcConfig::loopback()))),
+            sleeper: Arc::new(TokioSleeper),
+        };
+        let (handle, run) = driver(DriverConfig::seeded(0x5eed), io);
+        tokio::spawn(run);
+        let held = handle
+            .add_torrent(TorrentSpec {
+                info: info.clone(),
+                store: Arc::new(MemoryStore::with_content(
+                    &info,
+                    &Bytes::from(sample.clone()),
+                )),
+                origin: None,
+                config: SwarmConfig::default(),
+            })
+            .await
+            .unwrap();
+        assert!(held.is_full(), "the seeder holds the whole sample");
+        handle
+            .set_upload_limit(info.info_hash(), Some(SEEDER_RATE))
+            .unwrap();
+        handle
+    });
+
+    let url = format!("http://{SERVER}/?autoplay=sample.webm");
+    let page_a = browser(&webdriver, "a");
+    page_a.goto(&url).unwrap();
+    let a = finish(
+        &page_a,
+        "A",
+        &artifacts,
+        Some(&artifacts.join("demo-downloading.png")),
+    );
+    assert_eq!(a["sha256"].as_str(), Some(sha256.as_str()), "page A's file");
+    let played = a["currentTimeBeforeDone"].as_f64().unwrap_or(0.0);
+    assert!(
+        played >= 1.0,
+        "page A's video played {played} s before the download completed"
+    );
+
+    let page_b = browser(&webdriver, "b");
+    page_b.goto(&url).unwrap();
+    let b = finish(&page_b, "B", &artifacts, None);
+    assert_eq!(b["sha256"].as_str(), Some(sha256.as_str()), "page B's file");
+    let total = b["stats"]["totalBytes"].as_f64().unwrap();
+    let p2p = b["stats"]["p2pBytes"].as_f64().unwrap();
+    assert_eq!(total, sample.len() as f64);
+    assert!(
+        p2p * 2.0 >= total,
+        "page B got {p2p} of {total} bytes from peers, less than half"
+    );
+
+    // Let both pages show their final state, then keep pictures of them.
+    std::thread::sleep(Duration::from_secs(2));
+    page_b.set_window(1280, 1500).unwrap();
+    page_b.screenshot(&artifacts.join("demo.png")).unwrap();
+    page_b.set_window(390, 1700).unwrap();
+    page_b
+        .screenshot(&artifacts.join("demo-phone.png"))
+        .unwrap();
+    eprintln!("screenshots in {}", artifacts.display());
+
+    let uploaded = runtime
+        .block_on(seeder.stats(info.info_hash()))
+        .unwrap()
+        .unwrap()
+        .uploaded_bytes;
+    eprintln!("the native seeder uploaded {uploaded} bytes");
+    seeder.shutdown();
+    drop((page_a, page_b));
+    server.check();
+}
+
+fn browser(webdriver: &Driver, name: &str) -> Session {
+    let profile = tempfile::Builder::new()
+        .prefix(&format!("chromium-{name}-"))
+        .tempdir()
+        .unwrap()
+        .keep();
+    let args: Vec<String> = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--allow-loopback-in-peer-connection",
+        "--use-fake-ui-for-media-stream",
+        "--autoplay-policy=no-user-gesture-required",
+        "--window-size=1280,1000",
+    ]
+    .iter()
+    .map(|a| (*a).to_owned())
+    .chain([format!("--user-data-dir={}", profile.display())])
+    .collect();
+    webdriver
+        .session(&chromium(), &args)
+        .unwrap_or_else(|e| panic!("cannot start Chromium {name}: {e}"))
+}
+
+const STATE: &str =
+    "const d = window.chunkswarmDemo; return d ? JSON.parse(JSON.stringify(d)) : null;";
+const LOG: &str = "return Array.from(document.querySelectorAll('#log li')).slice(-60).map(li => li.className + ' ' + li.textContent).join('\\n');";
+
+/// Waits for the page's download to finish and its digest to be known;
+/// takes a screenshot to `midway` when half the pieces are in.
+fn finish(page: &Session, name: &str, artifacts: &Path, mut midway: Option<&Path>) -> Value {
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    loop {
+        let state = match page.eval(STATE) {
+            Ok(state) => state,
+            Err(e) => {
+                eprintln!("page {name}: cannot read its state: {e}");
+                Value::Null
+            }
+        };
+        let failed = state["error"].as_str().map(str::to_owned);
+        if state["done"] == true && state["sha256"].is_string() {
+            eprintln!(
+                "page {name}: done in {:?}: {}",
+                started.elapsed(),
+                state["stats"]
+            );
+            return state;
+        }
+        let verified = state["stats"]["piecesVerified"].as_u64().unwrap_or(0);
+        let total = state["stats"]["piecesTotal"].as_u64().unwrap_or(u64::MAX);
+        if verified * 2 >= total {
+            if let Some(file) = midway.take() {
+                page.screenshot(file).unwrap();
+            }
+        }
+        if failed.is_some() || started.elapsed() > PAGE_TIMEOUT {
+            let _ = page.screenshot(&artifacts.join(format!("failed-{name}.png")));
+            let log = page.eval(LOG).unwrap_or(Value::Null);
+            panic!(
+                "page {name} did not finish ({}): {state}\npage log:\n{}",
+                failed.as_deref().unwrap_or("timed out"),
+                log.as_str().unwrap_or("?")
+            );
+        }
+        if last_report.elapsed() > Duration::from_secs(5) {
+            last_report = Instant::now();
+            eprintln!(
+                "page {name}: {:.0?} verified {}/{} pieces, p2p {} http {} bytes, video at {:.1} s",
+                started.elapsed(),
+                state["stats"]["piecesVerified"],
+                state["stats"]["piecesTotal"],
+                state["stats"]["p2pBytes"],
+                state["stats"]["httpBytes"],
+                state["currentTimeBeforeDone"].as_f64().unwrap_or(0.0)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
