@@ -13,6 +13,7 @@ use chunkswarm_core::driver::{
 use chunkswarm_core::metainfo::{Info, TorrentBuilder};
 use chunkswarm_core::native::{
     DiskStore, HttpWebSeed, TokioSleeper, WebRtcConfig, WebRtcConnector, connect_tracker,
+    tracker_link,
 };
 use chunkswarm_core::swarm::{Event, SwarmConfig};
 use chunkswarm_tracker::{Config, Tracker, serve};
@@ -210,4 +211,77 @@ async fn a_fetch_with_no_peers_completes_from_the_tracker_origin_and_resumes_fro
         .unwrap();
     assert!(held.is_full());
     again.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seeder_announces_again_when_its_tracker_comes_back() {
+    let tracker = start_tracker(Config::default()).await;
+    let addr = tracker.addr;
+    let url = format!("ws://{addr}/announce");
+    let data = content(1 << 20);
+    let info = torrent(&data, 128 << 10);
+    let bytes = Bytes::from(data.clone());
+
+    let io = DriverIo {
+        signaling: Some(tracker_link(&url)),
+        connector: Some(Arc::new(WebRtcConnector::new(WebRtcConfig::loopback()))),
+        sleeper: Arc::new(TokioSleeper),
+    };
+    let (seeder, run) = driver(DriverConfig::seeded(11), io);
+    tokio::spawn(run);
+    seeder
+        .add_torrent(TorrentSpec {
+            info: info.clone(),
+            store: Arc::new(MemoryStore::with_content(&info, &bytes)),
+            origin: None,
+            config: SwarmConfig::default(),
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The tracker goes away (forgetting every swarm) and comes back on the
+    // same address; only a re-announce can tell it about the seeder again.
+    drop(tracker);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let listener = tokio::time::timeout(WAIT, async {
+        loop {
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => return listener,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(serve(
+        listener,
+        Tracker::new(Config::default()).unwrap(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let restarted = TestTracker {
+        addr,
+        _stop: oneshot::channel().0,
+    };
+
+    let fetcher = peer(Some(&restarted), 12).await;
+    let mut events = fetcher.events();
+    let store = Arc::new(MemoryStore::new());
+    fetcher
+        .add_torrent(TorrentSpec {
+            info: info.clone(),
+            store: store.clone(),
+            origin: None,
+            config: swarm_config(Duration::from_secs(2)),
+        })
+        .await
+        .unwrap();
+    completed(&mut events).await;
+    let stats = fetcher.stats(info.info_hash()).await.unwrap().unwrap();
+    assert_eq!(stats.p2p_bytes, data.len() as u64);
+    fetcher.shutdown();
+    seeder.shutdown();
 }
