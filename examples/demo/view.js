@@ -55,7 +55,7 @@ export function peerLabel(peerId) {
   const head = String.fromCharCode(...bytes.slice(0, 8));
   const tail = bytes.slice(-3).map((b) => b.toString(16).padStart(2, '0')).join('');
   if (/^-[A-Za-z]{2}[0-9A-Za-z]{4}-$/.test(head)) {
-    const client = { CS: 'chunkswarm', WW: 'WebTorrent', WD: 'WebTorrent Desktop' }[head.slice(1, 3)] || head.slice(1, 3);
+    const client = { CS: 'cs', WW: 'webtorrent', WD: 'webtorrent' }[head.slice(1, 3)] || head.slice(1, 3);
     return `${client} ·${tail}`;
   }
   return bytes.slice(0, 6).map((b) => b.toString(16).padStart(2, '0')).join('');
@@ -196,7 +196,7 @@ function row(key, entry, pieceCount) {
     el('td', {}, el('div', { class: 'who' },
       el('span', { class: 'mono', title: entry.peerId || key }, peerLabel(entry.peerId), info.isSeed ? el('span', { class: 'seed' }, 'seed') : null),
       el('small', { class: 'mono' }, `#${key}`))),
-    el('td', {},
+    el('td', { class: 'chan-cell' },
       el('span', { class: `chan ${entry.state}`, title: `${entry.state}${reason}` }, entry.state === 'connected' ? 'open' : entry.state),
       entry.state === 'connected' ? el('span', { class: 'flow' }, flow.join(' · ')) : el('span', { class: 'flow' }, entry.reason || '')),
     el('td', { title: `${pieces} of ${pieceCount} pieces` }, el('span', { class: 'has' }, el('i', { style: `width:${share.toFixed(1)}%` }))),

@@ -3,7 +3,8 @@
 //! makes (re-running itself under `unshare -n`), so nothing leaves the
 //! machine and Chromium connects its peers on loopback.
 //!
-//! Page A downloads the sample while it plays; page B then downloads it and
+//! The seeder is the `peer` example (`peer seed`), its upload capped, and
+//! the origin is capped too. Page A downloads the sample while it plays; page B then downloads it and
 //! gets at least half of its bytes from peers. Both pages' SHA-256 of the
 //! file must equal the sample's, and A's video must have played before its
 //! download completed. Screenshots go to `target/artifacts/`.
@@ -19,14 +20,9 @@ mod webdriver;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use chunkswarm_core::driver::{DriverConfig, DriverIo, MemoryStore, TorrentSpec, driver};
 use chunkswarm_core::metainfo::Metainfo;
-use chunkswarm_core::native::{TokioSleeper, WebRtcConfig, WebRtcConnector, connect_tracker};
-use chunkswarm_core::swarm::SwarmConfig;
 use chunkswarm_examples::demo::{sample_media_dir, wasm_pkg::PkgBuild};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
@@ -40,7 +36,7 @@ const CHROMEDRIVER_ADDR: &str = "127.0.0.1:9515";
 /// The origin's cap: slow enough that page A plays while it downloads.
 const ORIGIN_RATE: &str = "64k";
 /// The native seeder's upload cap, for the same reason.
-const SEEDER_RATE: u64 = 128 << 10;
+const SEEDER_RATE: &str = "128k";
 const PAGE_TIMEOUT: Duration = Duration::from_secs(90);
 
 #[test]
@@ -243,40 +239,24 @@ fn inside_the_namespace() {
         info.info_hash()
     );
 
-    // The native seeder, with a capped upload.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let seeder = runtime.block_on(async {
-        let signaling = connect_tracker(&format!("ws://{SERVER}/announce"))
-            .await
-            .unwrap();
-        let io = DriverIo {
-            signaling: Some(signaling),
-            connector: Some(Arc::new(WebRtcConnector::new(WebRtcConfig::loopback()))),
-            sleeper: Arc::new(TokioSleeper),
-        };
-        let (handle, run) = driver(DriverConfig::seeded(0x5eed), io);
-        tokio::spawn(run);
-        let held = handle
-            .add_torrent(TorrentSpec {
-                info: info.clone(),
-                store: Arc::new(MemoryStore::with_content(
-                    &info,
-                    &Bytes::from(sample.clone()),
-                )),
-                origin: None,
-                config: SwarmConfig::default(),
-            })
-            .await
-            .unwrap();
-        assert!(held.is_full(), "the seeder holds the whole sample");
-        handle
-            .set_upload_limit(info.info_hash(), Some(SEEDER_RATE))
-            .unwrap();
-        handle
+    // The native seeder: the `peer` example, with a capped upload.
+    let torrent_url = format!("http://{SERVER}/torrents/sample.webm.torrent");
+    let mut seeder = Running::spawn(
+        "the native seeder",
+        Command::new(env!("CARGO_BIN_EXE_peer"))
+            .arg("seed")
+            .arg(sample_media_dir().join("sample.webm"))
+            .args(["--torrent", &torrent_url, "--upload-limit", SEEDER_RATE])
+            .args(["--loopback", "--duration", "300", "-v"]),
+        &artifacts.join("seeder.log"),
+    );
+    // The catalog counts it as a seeder once it has announced.
+    wait_for("the seeder's announce", Duration::from_secs(30), || {
+        seeder.check();
+        http_get("/api/search?q=sample").is_some_and(|(_, body)| {
+            let found: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            found["results"][0]["seeders"].as_u64().unwrap_or(0) >= 1
+        })
     });
 
     let url = format!("http://{SERVER}/?autoplay=sample.webm");
@@ -294,6 +274,10 @@ fn inside_the_namespace() {
         played >= 1.0,
         "page A's video played {played} s before the download completed"
     );
+
+    // Only the native seeder (and the origin) could serve page A.
+    let a_p2p = a["stats"]["p2pBytes"].as_f64().unwrap_or(0.0);
+    assert!(a_p2p > 0.0, "page A got nothing from the native seeder");
 
     let page_b = browser(&webdriver, "b");
     page_b.goto(&url).unwrap();
@@ -317,13 +301,7 @@ fn inside_the_namespace() {
         .unwrap();
     eprintln!("screenshots in {}", artifacts.display());
 
-    let uploaded = runtime
-        .block_on(seeder.stats(info.info_hash()))
-        .unwrap()
-        .unwrap()
-        .uploaded_bytes;
-    eprintln!("the native seeder uploaded {uploaded} bytes");
-    seeder.shutdown();
+    seeder.check();
     drop((page_a, page_b));
     server.check();
 }
