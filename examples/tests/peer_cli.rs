@@ -412,8 +412,19 @@ async fn bad_input_gets_a_clear_error_and_a_failing_exit_code() {
             "cannot read",
         ),
         (
-            vec!["seed".into(), dir.path().display().to_string()],
-            "is not a file",
+            vec![
+                "seed".into(),
+                dir.path().join("nothing-here").display().to_string(),
+            ],
+            "cannot seed",
+        ),
+        (
+            vec![
+                "seed".into(),
+                dir.path().display().to_string(),
+                "--no-tracker".into(),
+            ],
+            "seeding needs a tracker",
         ),
         (
             vec![
@@ -455,4 +466,60 @@ async fn seeding_a_file_that_does_not_match_its_torrent_is_refused() {
         stderr.contains("does not match the torrent: 1 of"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_file_torrent_arrives_as_its_folder_from_the_web_seed_and_from_peers() {
+    let server = Server::start("unused.webm", b"x").await;
+    let album = server.media_path("album");
+    let files: [(&str, usize); 3] = [
+        ("one.webm", 700_001),
+        ("disc 2/two.webm", 90_000),
+        ("disc 2/three.webm", 1_300_000),
+    ];
+    std::fs::create_dir_all(album.join("disc 2")).unwrap();
+    for (i, (name, len)) in files.iter().enumerate() {
+        std::fs::write(album.join(name), content(*len, 10 + i as u8)).unwrap();
+    }
+    // The web seed is the media root: BEP 19 puts the files at
+    // /media/album/one.webm, /media/album/disc%202/two.webm, ...
+    let web_seed = format!("http://{}/media/", server.addr);
+    let mut seeder = spawn_seed(
+        &album,
+        &[
+            "--tracker",
+            &server.tracker_url(),
+            "--web-seed",
+            &web_seed,
+            "--piece-length",
+            "262144",
+        ],
+    );
+    let torrent = server.media_path("album.torrent");
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while Metainfo::from_bytes(&std::fs::read(&torrent).unwrap_or_default()).is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("seed wrote the torrent");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let torrent = torrent.to_str().unwrap().to_owned();
+
+    let out = tempfile::tempdir().unwrap();
+    let by_http = out.path().join("by-http");
+    let by_peers = out.path().join("by-peers");
+    let http_only = spawn_fetch(&torrent, &by_http, &["--no-tracker"]);
+    let peers_only = spawn_fetch(&torrent, &by_peers, &["--no-web-seed"]);
+    let total: u64 = files.iter().map(|(_, len)| *len as u64).sum();
+    let http = finished(http_only, "HTTP-only fetcher").await;
+    assert_eq!(u64_of(&http, "bytes_http"), total);
+    let p2p = finished(peers_only, "peers-only fetcher").await;
+    assert_eq!(u64_of(&p2p, "bytes_p2p"), total);
+    for (name, _) in files {
+        let original = std::fs::read(album.join(name)).unwrap();
+        assert_same_file(&by_http.join(name), &original);
+        assert_same_file(&by_peers.join(name), &original);
+    }
+    seeder.kill().await.unwrap();
 }

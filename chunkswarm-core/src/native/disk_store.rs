@@ -1,7 +1,9 @@
-//! A piece store in one file on disk, resumable.
+//! A piece store on disk: one file, or a multi-file torrent's files in a
+//! folder. Resumable.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -13,60 +15,83 @@ use crate::layout::{Layout, PieceIndex};
 use crate::metainfo::Info;
 use crate::piece_map::Bitfield;
 
-/// The content of a torrent in one file (a multi-file torrent's files
-/// concatenated in order), written piece by piece as they are verified.
+/// The content of a torrent on disk, written piece by piece as pieces are
+/// verified: a single-file torrent in the file at `path`, a multi-file one
+/// as its files below the folder `path`, at their paths in the torrent
+/// (whose components the metainfo parser has already checked cannot leave
+/// the folder). A piece may span several files.
 ///
-/// [`verified`](PieceStore::verified) re-hashes every piece the file holds,
+/// [`verified`](PieceStore::verified) re-hashes every piece the files hold,
 /// so after a restart the download resumes with what was already written and
-/// a piece torn by a crash is fetched again. Seeding an existing file is the
+/// a piece torn by a crash is fetched again. Seeding existing files is the
 /// same call: every piece verifies.
 #[derive(Debug, Clone)]
 pub struct DiskStore {
     path: PathBuf,
     layout: Layout,
-    file: Arc<Mutex<File>>,
+    files: Arc<Mutex<Vec<Segment>>>,
+}
+
+/// One file: where its bytes sit in the content, and its open handle.
+#[derive(Debug)]
+struct Segment {
+    content: Range<u64>,
+    path: PathBuf,
+    file: File,
 }
 
 impl DiskStore {
-    /// Opens (creating if needed) the file at `path` for the torrent `info`.
-    /// An existing file is kept as it is.
+    /// Opens (creating if needed, folders included) the file or files of the
+    /// torrent `info` at `path`. Existing files are kept as they are.
     pub fn open(path: impl Into<PathBuf>, info: &Info) -> Result<Self, StoreError> {
         let path = path.into();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| io_error(&path, &e))?;
+        let mut files = Vec::with_capacity(info.files().len());
+        for entry in info.files() {
+            let file_path = if info.is_multi_file() {
+                entry.path().iter().fold(path.clone(), |p, c| p.join(c))
+            } else {
+                path.clone()
+            };
+            if let Some(parent) = file_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).map_err(|e| io_error(parent, &e))?;
+            }
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&file_path)
+                .map_err(|e| io_error(&file_path, &e))?;
+            files.push(Segment {
+                content: entry.byte_range(),
+                path: file_path,
+                file,
+            });
+        }
         Ok(Self {
             path,
             layout: info.layout(),
-            file: Arc::new(Mutex::new(file)),
+            files: Arc::new(Mutex::new(files)),
         })
     }
 
-    /// Where the content is.
+    /// Where the content is: the file, or the folder of a multi-file torrent.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Runs `op` on the file on tokio's blocking pool.
-    async fn with_file<T: Send + 'static>(
+    /// Runs `op` on the files on tokio's blocking pool.
+    async fn with_files<T: Send + 'static>(
         &self,
-        op: impl FnOnce(&mut File) -> std::io::Result<T> + Send + 'static,
+        op: impl FnOnce(&mut [Segment]) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let file = self.file.clone();
-        let path = self.path.clone();
+        let files = self.files.clone();
         let joined = tokio::task::spawn_blocking(move || {
-            let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
-            op(&mut file)
+            let mut files = files.lock().unwrap_or_else(|e| e.into_inner());
+            op(&mut files)
         })
         .await;
-        match joined {
-            Ok(result) => result.map_err(|e| io_error(&path, &e)),
-            Err(e) => Err(StoreError::Io(format!("store task failed: {e}"))),
-        }
+        joined.unwrap_or_else(|e| Err(StoreError::Io(format!("store task failed: {e}"))))
     }
 }
 
@@ -74,25 +99,52 @@ fn io_error(path: &Path, e: &std::io::Error) -> StoreError {
     StoreError::Io(format!("{}: {e}", path.display()))
 }
 
+/// The parts of `range` (content bytes) in each file: the file, the offset
+/// in the file, and the offset in `range`, with the length.
+fn spans(
+    files: &mut [Segment],
+    range: Range<u64>,
+) -> impl Iterator<Item = (&mut Segment, u64, usize, usize)> {
+    files.iter_mut().filter_map(move |segment| {
+        let start = range.start.max(segment.content.start);
+        let end = range.end.min(segment.content.end);
+        (start < end).then(|| {
+            let in_file = start - segment.content.start;
+            let in_range = (start - range.start) as usize;
+            (segment, in_file, in_range, (end - start) as usize)
+        })
+    })
+}
+
+/// Reads `range` of the content; `None` if a file is too short to hold it.
+fn read_range(files: &mut [Segment], range: Range<u64>) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut data = vec![0u8; (range.end - range.start) as usize];
+    for (segment, in_file, at, len) in spans(files, range) {
+        let io = |e: std::io::Error| io_error(&segment.path, &e);
+        if segment.file.metadata().map_err(io)?.len() < in_file + len as u64 {
+            return Ok(None);
+        }
+        segment.file.seek(SeekFrom::Start(in_file)).map_err(io)?;
+        segment
+            .file
+            .read_exact(&mut data[at..at + len])
+            .map_err(io)?;
+    }
+    Ok(Some(data))
+}
+
 #[async_trait]
 impl PieceStore for DiskStore {
     async fn verified(&self, info: &Info) -> Result<Bitfield, StoreError> {
         let info = info.clone();
-        self.with_file(move |file| {
+        self.with_files(move |files| {
             let layout = info.layout();
-            let file_len = file.metadata()?.len();
             let mut have = Bitfield::new(layout.piece_count());
-            let mut buffer = vec![0u8; layout.piece_length() as usize];
             for piece in layout.pieces() {
-                let range = layout.piece_range(piece);
-                if range.end > file_len {
-                    break;
-                }
-                let data = &mut buffer[..layout.piece_len(piece) as usize];
-                file.seek(SeekFrom::Start(range.start))?;
-                file.read_exact(data)?;
-                if info.verify_piece(piece, data) {
-                    have.insert(piece);
+                if let Some(data) = read_range(files, layout.piece_range(piece))? {
+                    if info.verify_piece(piece, &data) {
+                        have.insert(piece);
+                    }
                 }
             }
             Ok(have)
@@ -105,19 +157,10 @@ impl PieceStore for DiskStore {
             return Err(StoreError::OutOfRange(piece.get()));
         }
         let range = self.layout.piece_range(piece);
-        let len = self.layout.piece_len(piece) as usize;
-        let read = self
-            .with_file(move |file| {
-                if file.metadata()?.len() < range.end {
-                    return Ok(None);
-                }
-                let mut data = vec![0u8; len];
-                file.seek(SeekFrom::Start(range.start))?;
-                file.read_exact(&mut data)?;
-                Ok(Some(Bytes::from(data)))
-            })
-            .await?;
-        read.ok_or(StoreError::Missing(piece.get()))
+        self.with_files(move |files| read_range(files, range))
+            .await?
+            .map(Bytes::from)
+            .ok_or(StoreError::Missing(piece.get()))
     }
 
     async fn write(&self, piece: PieceIndex, data: Bytes) -> Result<(), StoreError> {
@@ -126,10 +169,14 @@ impl PieceStore for DiskStore {
         {
             return Err(StoreError::OutOfRange(piece.get()));
         }
-        let start = self.layout.piece_offset(piece);
-        self.with_file(move |file| {
-            file.seek(SeekFrom::Start(start))?;
-            file.write_all(&data)
+        let range = self.layout.piece_range(piece);
+        self.with_files(move |files| {
+            for (segment, in_file, at, len) in spans(files, range) {
+                let io = |e: std::io::Error| io_error(&segment.path, &e);
+                segment.file.seek(SeekFrom::Start(in_file)).map_err(io)?;
+                segment.file.write_all(&data[at..at + len]).map_err(io)?;
+            }
+            Ok(())
         })
         .await
     }
@@ -198,5 +245,51 @@ mod tests {
             empty.read(last).await,
             Err(StoreError::Missing(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_multi_file_torrent_lands_as_its_files_with_pieces_across_them() {
+        let src = tempfile::tempdir().unwrap();
+        let root = src.path().join("album");
+        std::fs::create_dir_all(root.join("disc 2")).unwrap();
+        let parts: [(&str, usize); 4] = [
+            ("a.flac", 40_000),
+            ("empty.txt", 0),
+            ("disc 2/b.flac", 9_000),
+            ("disc 2/c.flac", 30_001),
+        ];
+        for (i, (name, len)) in parts.iter().enumerate() {
+            let bytes: Vec<u8> = (0..*len).map(|j| (j * 7 + i * 31) as u8).collect();
+            std::fs::write(root.join(name), bytes).unwrap();
+        }
+        let meta = TorrentBuilder::new()
+            .piece_length(16 << 10)
+            .build_from_path(&root)
+            .unwrap();
+        let info = meta.info().clone();
+        assert!(info.is_multi_file());
+
+        // Seeding the folder as it is: every piece verifies.
+        let seed = DiskStore::open(&root, &info).unwrap();
+        assert!(seed.verified(&info).await.unwrap().is_full());
+
+        // Copying piece by piece into a new folder rebuilds every file.
+        let out = tempfile::tempdir().unwrap();
+        let copy_root = out.path().join("copy");
+        let copy = DiskStore::open(&copy_root, &info).unwrap();
+        assert!(copy.verified(&info).await.unwrap().is_clear());
+        for piece in info.layout().pieces() {
+            copy.write(piece, seed.read(piece).await.unwrap())
+                .await
+                .unwrap();
+        }
+        assert!(copy.verified(&info).await.unwrap().is_full());
+        for (name, _) in parts {
+            assert_eq!(
+                std::fs::read(copy_root.join(name)).unwrap(),
+                std::fs::read(root.join(name)).unwrap(),
+                "{name}"
+            );
+        }
     }
 }

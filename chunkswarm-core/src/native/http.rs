@@ -14,6 +14,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::driver::{HttpError, HttpOrigin};
+use crate::metainfo::Info;
 
 /// Why a web seed URL was refused.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -23,40 +24,97 @@ pub enum WebSeedError {
     BadUrl(String),
 }
 
-/// A web seed (BEP 19): `GET` with `Range` on one URL serving the content.
+/// A web seed (BEP 19): `GET` with `Range` on the URL of each file.
 #[derive(Debug, Clone)]
 pub struct HttpWebSeed {
-    url: Uri,
+    /// Each file's place in the content and its URL.
+    files: Vec<(Range<u64>, Uri)>,
     client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
     timeout: Duration,
 }
 
 impl HttpWebSeed {
-    /// A web seed at `url`; each request may take `timeout` in all.
+    /// A web seed serving the whole content at `url`; each request may take
+    /// `timeout` in all.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, WebSeedError> {
-        let uri: Uri = url
-            .parse()
-            .map_err(|_| WebSeedError::BadUrl(url.to_owned()))?;
-        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
-            return Err(WebSeedError::BadUrl(url.to_owned()));
+        Ok(Self::with_files(
+            vec![(0..u64::MAX, parse_url(url)?)],
+            timeout,
+        ))
+    }
+
+    /// The web seed of a torrent's `url-list` entry, as BEP 19 reads it: a
+    /// single-file torrent is at `url` (or `url` + name when `url` ends in
+    /// `/`); a multi-file torrent's files are at `url/name/path/of/file`.
+    /// A range across files becomes one request per file.
+    pub fn for_torrent(url: &str, info: &Info, timeout: Duration) -> Result<Self, WebSeedError> {
+        let base = url.trim_end_matches('/');
+        if !info.is_multi_file() {
+            let url = if url.ends_with('/') {
+                format!("{base}/{}", encode(info.name()))
+            } else {
+                url.to_owned()
+            };
+            return Self::new(&url, timeout);
         }
+        let files = info
+            .files()
+            .iter()
+            .filter(|f| f.length() > 0)
+            .map(|f| {
+                let path: Vec<String> = f.path().iter().map(|c| encode(c)).collect();
+                let url = format!("{base}/{}/{}", encode(info.name()), path.join("/"));
+                Ok((f.byte_range(), parse_url(&url)?))
+            })
+            .collect::<Result<_, WebSeedError>>()?;
+        Ok(Self::with_files(files, timeout))
+    }
+
+    fn with_files(files: Vec<(Range<u64>, Uri)>, timeout: Duration) -> Self {
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()
             .enable_http1()
             .build();
         let client = Client::builder(TokioExecutor::new()).build(connector);
-        Ok(Self {
-            url: uri,
+        Self {
+            files,
             client,
             timeout,
-        })
+        }
     }
 
-    async fn fetch(&self, range: Range<u64>) -> Result<Bytes, HttpError> {
+    /// GETs `range` of the content, file by file.
+    async fn fetch_content(&self, range: Range<u64>) -> Result<Bytes, HttpError> {
+        let mut parts = self.files.iter().filter_map(|(content, url)| {
+            let start = range.start.max(content.start);
+            let end = range.end.min(content.end);
+            (start < end).then(|| (url, start - content.start..end - content.start))
+        });
+        let Some((url, first)) = parts.next() else {
+            return Err(HttpError::Status(416));
+        };
+        let mut body = self.fetch(url, first).await?;
+        for (url, part) in parts {
+            let more = self.fetch(url, part).await?;
+            let mut joined = bytes::BytesMut::from(body);
+            joined.extend_from_slice(&more);
+            body = joined.freeze();
+        }
+        let expected = range.end - range.start;
+        if body.len() as u64 != expected {
+            return Err(HttpError::Length {
+                expected,
+                got: body.len() as u64,
+            });
+        }
+        Ok(body)
+    }
+
+    async fn fetch(&self, url: &Uri, range: Range<u64>) -> Result<Bytes, HttpError> {
         let expected = range.end - range.start;
         let value = format!("bytes={}-{}", range.start, range.end.saturating_sub(1));
-        let mut request = Request::get(self.url.clone())
+        let mut request = Request::get(url.clone())
             .body(Empty::new())
             .map_err(|e| HttpError::Transport(e.to_string()))?;
         let header =
@@ -91,12 +149,36 @@ impl HttpWebSeed {
     }
 }
 
+fn parse_url(url: &str) -> Result<Uri, WebSeedError> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|_| WebSeedError::BadUrl(url.to_owned()))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+        return Err(WebSeedError::BadUrl(url.to_owned()));
+    }
+    Ok(uri)
+}
+
+/// Percent-encodes a path segment (RFC 3986: unreserved characters stay).
+fn encode(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 /// GETs a whole small resource (a `.torrent`), refusing bodies over `limit`
 /// bytes and anything but `200 OK`.
 pub async fn http_get(url: &str, limit: usize, timeout: Duration) -> Result<Bytes, HttpError> {
-    let seed = HttpWebSeed::new(url, timeout).map_err(|e| HttpError::Transport(e.to_string()))?;
+    let uri = parse_url(url).map_err(|e| HttpError::Transport(e.to_string()))?;
+    let seed = HttpWebSeed::with_files(Vec::new(), timeout);
     let fetch = async {
-        let request = Request::get(seed.url.clone())
+        let request = Request::get(uri)
             .body(Empty::new())
             .map_err(|e| HttpError::Transport(e.to_string()))?;
         let response = seed
@@ -128,7 +210,7 @@ impl HttpOrigin for HttpWebSeed {
                 got: 0,
             });
         }
-        match tokio::time::timeout(self.timeout, self.fetch(range)).await {
+        match tokio::time::timeout(self.timeout, self.fetch_content(range)).await {
             Ok(result) => result,
             Err(_) => Err(HttpError::Transport("timed out".into())),
         }

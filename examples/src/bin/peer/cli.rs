@@ -20,8 +20,9 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Seed FILE: under the given torrent (after checking FILE against its
-    /// piece hashes), or under a new torrent written to FILE.torrent.
+    /// Seed FILE (a file or a folder): under the given torrent (after
+    /// checking FILE against its piece hashes), or under a new torrent
+    /// written to FILE.torrent.
     Seed(SeedArgs),
     /// Download a torrent's content to OUT, from peers first and the web
     /// seed where peers cannot help.
@@ -59,7 +60,7 @@ pub(crate) struct Common {
 
 #[derive(Debug, Args)]
 pub(crate) struct SeedArgs {
-    /// The file to seed.
+    /// The file to seed, or the folder of a multi-file torrent.
     pub(crate) file: PathBuf,
     /// The torrent FILE belongs to: a path or an http(s) URL.
     #[arg(long, value_name = "TORRENT_PATH_OR_URL")]

@@ -38,21 +38,40 @@ pub(crate) async fn seed(args: SeedArgs, common: Common) -> Result<Outcome, Stri
     let file = &args.file;
     let metadata =
         std::fs::metadata(file).map_err(|e| format!("cannot seed {}: {e}", file.display()))?;
-    if !metadata.is_file() {
-        return Err(format!("{} is not a file", file.display()));
+    if !metadata.is_file() && !metadata.is_dir() {
+        return Err(format!("{} is not a file or folder", file.display()));
     }
     let meta = match &args.torrent {
         Some(location) => load_torrent(location).await?,
         None => create_torrent(file, &common, args.piece_length)?,
     };
-    let info = single_file(&meta)?;
-    if metadata.len() != info.total_length() {
+    let info = meta.info();
+    if info.is_multi_file() != metadata.is_dir() {
+        return Err(format!(
+            "{} is a {} but the torrent describes a {}",
+            file.display(),
+            if metadata.is_dir() { "folder" } else { "file" },
+            if info.is_multi_file() {
+                "folder"
+            } else {
+                "file"
+            },
+        ));
+    }
+    if metadata.is_file() && metadata.len() != info.total_length() {
         return Err(format!(
             "{} is {} bytes but the torrent describes {} bytes",
             file.display(),
             metadata.len(),
             info.total_length()
         ));
+    }
+    if tracker(&common, &meta)?.is_none() {
+        return Err(
+            "seeding needs a tracker: the torrent names no ws(s):// tracker; \
+                    give --tracker"
+                .to_owned(),
+        );
     }
     let mut session = Session::start(&common, &meta, file, "seed").await?;
     if !session.held.is_full() {
@@ -86,7 +105,7 @@ pub(crate) async fn seed(args: SeedArgs, common: Common) -> Result<Outcome, Stri
 
 pub(crate) async fn fetch(args: FetchArgs, common: Common) -> Result<Outcome, String> {
     let meta = load_torrent(&args.torrent).await?;
-    let info = single_file(&meta)?;
+    let info = meta.info();
     let path = output_path(&args.output, info)?;
     if tracker(&common, &meta)?.is_none() && web_seed(&common, &meta).is_none() {
         return Err(
@@ -142,18 +161,8 @@ fn create_torrent(file: &Path, common: &Common, piece_length: u32) -> Result<Met
     Ok(meta)
 }
 
-fn single_file(meta: &Metainfo) -> Result<&Info, String> {
-    let info = meta.info();
-    if info.is_multi_file() {
-        return Err(format!(
-            "{} is a multi-file torrent; peer handles single-file torrents",
-            info.name()
-        ));
-    }
-    Ok(info)
-}
-
-/// `-o OUT`: the file itself, or the torrent's name inside a directory.
+/// `-o OUT`: the file (or a multi-file torrent's folder) itself, or the
+/// torrent's name inside an existing directory.
 fn output_path(output: &Path, info: &Info) -> Result<PathBuf, String> {
     if !output.is_dir() {
         return Ok(output.to_owned());
@@ -163,7 +172,7 @@ fn output_path(output: &Path, info: &Info) -> Result<PathBuf, String> {
     match (components.next(), components.next()) {
         (Some(Component::Normal(_)), None) => Ok(output.join(name)),
         _ => Err(format!(
-            "the torrent's name {:?} is not a plain file name; give -o a file path",
+            "the torrent's name {:?} is not a plain file name; give -o the path to write",
             info.name()
         )),
     }
@@ -212,7 +221,8 @@ impl Session {
         let origin: Option<Arc<dyn HttpOrigin>> = match web_seed(common, meta) {
             None => None,
             Some(url) => Some(Arc::new(
-                HttpWebSeed::new(&url, WEB_SEED_TIMEOUT).map_err(|e| e.to_string())?,
+                HttpWebSeed::for_torrent(&url, &info, WEB_SEED_TIMEOUT)
+                    .map_err(|e| e.to_string())?,
             )),
         };
         let store = DiskStore::open(path, &info)
