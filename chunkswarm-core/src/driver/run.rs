@@ -29,7 +29,9 @@ use crate::swarm::{HttpRequestId, PeerKey, Swarm};
 /// How the driver uses the tracker and makes connections.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DriverConfig {
-    /// Our peer id, on the tracker and in handshakes.
+    /// Our peer id, on the tracker and in handshakes. The default is one
+    /// fixed id, fine for one peer in a test; [`DriverConfig::seeded`] draws
+    /// a distinct one, as every real peer needs.
     pub peer_id: Id20,
     /// Seeds offer ids.
     pub rng_seed: u64,

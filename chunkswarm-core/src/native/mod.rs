@@ -6,20 +6,26 @@
 //! use std::sync::Arc;
 //! use chunkswarm_core::driver::{driver, DriverConfig, DriverIo, TorrentSpec};
 //! use chunkswarm_core::native::{
-//!     connect_tracker, DiskStore, HttpWebSeed, TokioSleeper, WebRtcConfig, WebRtcConnector,
+//!     entropy_seed, tracker_link, DiskStore, HttpWebSeed, TokioSleeper, WebRtcConfig,
+//!     WebRtcConnector,
 //! };
 //! # async fn run(meta: chunkswarm_core::metainfo::Metainfo) -> Result<(), Box<dyn std::error::Error>> {
 //! let io = DriverIo {
-//!     signaling: Some(connect_tracker("wss://tracker.example/announce").await?),
+//!     // Connects in the background and reconnects whenever the tracker drops.
+//!     signaling: Some(tracker_link("wss://tracker.example/announce")),
 //!     connector: Some(Arc::new(WebRtcConnector::new(WebRtcConfig::default()))),
 //!     sleeper: Arc::new(TokioSleeper),
 //! };
-//! let (handle, driver_future) = driver(DriverConfig::default(), io);
+//! let (handle, driver_future) = driver(DriverConfig::seeded(entropy_seed()), io);
 //! tokio::spawn(driver_future);
 //! let spec = TorrentSpec {
 //!     info: meta.info().clone(),
 //!     store: Arc::new(DiskStore::open("film.webm", meta.info())?),
-//!     origin: Some(Arc::new(HttpWebSeed::new(&meta.web_seeds()[0], std::time::Duration::from_secs(30))?)),
+//!     origin: Some(Arc::new(HttpWebSeed::for_torrent(
+//!         &meta.web_seeds()[0],
+//!         meta.info(),
+//!         std::time::Duration::from_secs(30),
+//!     )?)),
 //!     config: Default::default(),
 //! };
 //! handle.add_torrent(spec).await?;
