@@ -109,8 +109,10 @@
 //! two connections from the connector exchanging 8 MiB with backpressure,
 //! bad SDP, the web seed against a Blob URL), `browser_swarm` (two drivers
 //! on the real connector with an in-page tracker stand-in, a byte-exact
-//! download from peer to peer) and `browser_api` (the `Client` and `Torrent`
-//! objects through their JS names). It then runs
+//! download from peer to peer), `browser_api` (the `Client` and `Torrent`
+//! objects through their JS names) and `browser_tracker` (two `Client`s
+//! meeting through a real `chunkswarm-tracker`, which the script starts in
+//! the namespace; the second gets every byte from the first). It then runs
 //! `tests/run-stream-test.sh`: a page plays a WebM clip through the Service
 //! Worker from a trickling web seed, must be playing before the download
 //! completes, seeks, and compares the bytes. Natively, `cargo test -p

@@ -57,10 +57,27 @@ export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-180}
 export WASM_BINDGEN_TEST_DRIVER_TIMEOUT=${WASM_BINDGEN_TEST_DRIVER_TIMEOUT:-30}
 
 cd "$root"
-# Build first, outside the namespace (the namespace has no network at all).
+# Build first, outside the namespace (the namespace has no network at all):
+# the tests, and the tracker that browser_tracker.rs connects to.
 cargo test -p chunkswarm-wasm --target wasm32-unknown-unknown --tests --no-run "$@"
-# Then run inside a fresh network namespace with only loopback up.
-unshare --net -- bash -c 'ip link set lo up && exec "$@"' bash \
-    cargo test --offline -p chunkswarm-wasm --target wasm32-unknown-unknown --tests "$@"
+cargo build -p chunkswarm-tracker --bin chunkswarm-tracker
+tracker="${CARGO_TARGET_DIR:-$root/target}/debug/chunkswarm-tracker"
+# Then run inside a fresh network namespace with only loopback up, with the
+# tracker on 127.0.0.1:8000 (free: the namespace is new).
+unshare --net -- bash -s "$tracker" "$work" "$@" <<'INNER'
+set -euo pipefail
+tracker=$1
+work=$2
+shift 2
+ip link set lo up
+"$tracker" --listen 127.0.0.1:8000 >"$work/tracker.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+    (exec 3<>/dev/tcp/127.0.0.1/8000) 2>/dev/null && break
+    sleep 0.1
+done
+cargo test --offline -p chunkswarm-wasm --target wasm32-unknown-unknown --tests "$@"
+INNER
 "$crate_dir/tests/run-stream-test.sh"
 echo "run-browser-tests: all browser tests passed"

@@ -20,7 +20,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
 use super::log::LogSink;
-use super::{js_error, set_timeout};
+use super::{clear_timeout, js_error, set_timeout};
 use crate::model::LogLevel;
 
 /// Messages kept while the tracker is unreachable; older ones are dropped.
@@ -29,6 +29,8 @@ const MAX_QUEUED: usize = 256;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 type Callback = Closure<dyn FnMut(JsValue)>;
+/// A pending `setTimeout`: its id and callback.
+type Timer = (JsValue, Closure<dyn FnMut()>);
 
 struct Shared {
     url: String,
@@ -36,7 +38,8 @@ struct Shared {
     queue: RefCell<VecDeque<String>>,
     incoming: RefCell<Option<mpsc::UnboundedSender<SignalIn>>>,
     callbacks: RefCell<Vec<Callback>>,
-    retry: RefCell<Option<Closure<dyn FnMut()>>>,
+    /// The pending reconnection: its timer id and callback.
+    retry: RefCell<Option<Timer>>,
     failures: Cell<u32>,
     /// A socket opened before: the next open is a reconnection.
     connected_before: Cell<bool>,
@@ -132,8 +135,15 @@ impl Shared {
             }
         });
         let ms = i32::try_from(delay.as_millis()).unwrap_or(i32::MAX);
-        if set_timeout(retry.as_ref().unchecked_ref(), ms).is_ok() {
-            *self.retry.borrow_mut() = Some(retry);
+        if let Ok(id) = set_timeout(retry.as_ref().unchecked_ref(), ms) {
+            self.cancel_retry();
+            *self.retry.borrow_mut() = Some((id, retry));
+        }
+    }
+
+    fn cancel_retry(&self) {
+        if let Some((id, _)) = self.retry.borrow_mut().take() {
+            clear_timeout(&id);
         }
     }
 
@@ -158,6 +168,7 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
+        self.cancel_retry();
         if let Some(socket) = self.socket.get_mut().take() {
             detach(&socket);
             let _ = socket.close();
@@ -228,6 +239,7 @@ impl TrackerControl {
     pub fn close(&self) {
         self.shared.flush();
         self.shared.incoming.borrow_mut().take();
+        self.shared.cancel_retry();
         if let Some(socket) = self.shared.socket.borrow_mut().take() {
             detach(&socket);
             let _ = socket.close_with_code(1000);
