@@ -185,6 +185,10 @@ async fn bad_input_is_an_error_not_a_panic() {
     assert!(Client::new(options(&[("trackerUrl", "ftp://127.0.0.1/".into())])).is_err());
     assert!(Client::new(options(&[("maxConnections", (-1).into())])).is_err());
     assert!(Client::new(options(&[("iceServers", "stun:x".into())])).is_err());
+    let bad_server = Array::of1(&options(&[("urls", "http://not-ice.invalid".into())]));
+    assert!(Client::new(options(&[("iceServers", bad_server.into())])).is_err());
+    let stun = Array::of1(&options(&[("urls", "stun:127.0.0.1:3478".into())]));
+    assert!(Client::new(options(&[("iceServers", stun.into())])).is_ok());
     assert!(Client::new("nonsense".into()).is_err());
 
     // An unreachable tracker is not fatal: the client logs and keeps trying.

@@ -99,6 +99,14 @@ impl Client {
             ice_servers: options.ice_servers.clone(),
             ..RtcSettings::default()
         };
+        if let Some(servers) = &settings.ice_servers {
+            // Refuse bad ICE server entries here, not on every connection.
+            let config = web_sys::RtcConfiguration::new();
+            config.set_ice_servers(servers);
+            let probe = web_sys::RtcPeerConnection::new_with_configuration(&config)
+                .map_err(|e| JsError::new(&format!("iceServers: {}", js_error(&e))))?;
+            probe.close();
+        }
         // Single-threaded wasm32: the driver's `Arc`s never cross threads.
         #[allow(clippy::arc_with_non_send_sync)]
         let connector: Arc<dyn PeerConnector> =
