@@ -27,7 +27,8 @@ impl Driver {
         let Some(torrent) = self.torrents.get_mut(&info_hash) else {
             return;
         };
-        if self.signal.is_none() {
+        if self.signal.is_none() || !self.tracker_up {
+            // Announced when the tracker is back (`SignalIn::Reconnected`).
             torrent.next_announce = now + NEVER;
             return;
         }
@@ -219,8 +220,13 @@ impl Driver {
             SignalIn::Failure { info_hash, reason } => {
                 tracing::warn!(?info_hash, %reason, "tracker refused a message");
             }
+            SignalIn::Disconnected => {
+                tracing::info!("tracker unreachable: no offers until it is back");
+                self.tracker_up = false;
+            }
             SignalIn::Reconnected => {
                 tracing::info!("tracker connection back: announcing again");
+                self.tracker_up = true;
                 for torrent in self.torrents.values_mut() {
                     torrent.announced = false;
                     torrent.next_announce = now;

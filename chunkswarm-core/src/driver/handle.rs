@@ -69,6 +69,7 @@ pub(super) enum Command {
     Pause(InfoHash, bool),
     Stats(InfoHash, oneshot::Sender<Option<Stats>>),
     Peers(InfoHash, oneshot::Sender<Option<Vec<PeerSnapshot>>>),
+    Remove(InfoHash, oneshot::Sender<bool>),
     UploadLimit(InfoHash, Option<u64>),
     Subscribe(mpsc::UnboundedSender<DriverEvent>),
     Shutdown,
@@ -99,6 +100,15 @@ impl Handle {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Add(Box::new(spec), reply))?;
         answer.await.map_err(|_| DriverClosed)?
+    }
+
+    /// Stops a torrent: announces `stopped`, closes its connections and
+    /// HTTP requests, and forgets it (store writes under way still finish).
+    /// Returns whether it was running; it may be added again afterwards.
+    pub async fn remove_torrent(&self, info_hash: InfoHash) -> Result<bool, DriverClosed> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Remove(info_hash, reply))?;
+        answer.await.map_err(|_| DriverClosed)
     }
 
     /// Moves the playhead (streaming, seeking) or stops streaming with `None`.

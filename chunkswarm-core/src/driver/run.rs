@@ -129,6 +129,7 @@ pub fn driver(config: DriverConfig, io: DriverIo) -> (Handle, BoxFuture<'static,
         subscribers: Vec::new(),
         next_key: 0,
         next_attempt: 0,
+        tracker_up: true,
         sleep: None,
         turn: 0,
     };
@@ -176,6 +177,8 @@ pub(super) struct Driver {
     pub(super) next_key: u64,
     /// Names connection attempts (see `Connecting::attempt`).
     pub(super) next_attempt: u64,
+    /// False between `SignalIn::Disconnected` and `SignalIn::Reconnected`.
+    pub(super) tracker_up: bool,
     pub(super) rng: SeededRng,
     sleep: Option<(Instant, BoxFuture<'static, ()>)>,
     turn: usize,
@@ -321,6 +324,9 @@ impl Driver {
             Command::Stats(info_hash, reply) => {
                 let stats = self.torrents.get(&info_hash).map(|t| t.swarm.stats(now));
                 let _ = reply.send(stats);
+            }
+            Command::Remove(info_hash, reply) => {
+                let _ = reply.send(self.remove(now, info_hash));
             }
             Command::Peers(info_hash, reply) => {
                 let peers = self.torrents.get(&info_hash).map(|t| t.swarm.peers(now));
@@ -512,6 +518,23 @@ impl Driver {
                 tracing::debug!(error = %e, "tracker message not sent");
             }
         }
+    }
+
+    /// Announces `stopped` and drops the torrent with its connections.
+    fn remove(&mut self, now: Instant, info_hash: InfoHash) -> bool {
+        self.announce_stopped(now, info_hash);
+        let Some(torrent) = self.torrents.remove(&info_hash) else {
+            return false;
+        };
+        for channel in torrent.channels.values() {
+            channel.sender.close();
+        }
+        for abort in torrent.http.values() {
+            abort.abort();
+        }
+        self.peer_torrent.retain(|_, owner| *owner != info_hash);
+        tracing::info!(%info_hash, "torrent removed");
+        true
     }
 
     fn stop(&mut self) {

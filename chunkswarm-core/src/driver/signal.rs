@@ -126,9 +126,14 @@ pub enum SignalIn {
         reason: String,
     },
     /// Not a tracker message: the adapter reports that it connected again
-    /// after losing the connection. The tracker forgot us with the old
-    /// socket, so the driver announces every torrent anew.
+    /// after losing the connection (or after [`SignalIn::Disconnected`]).
+    /// The tracker forgot us with the old socket, so the driver announces
+    /// every torrent anew.
     Reconnected,
+    /// Not a tracker message: the adapter lost the tracker (or could not
+    /// reach it) and is retrying. The driver makes no offers meanwhile,
+    /// since nobody could receive them, until [`SignalIn::Reconnected`].
+    Disconnected,
 }
 
 /// Why a tracker message could not be read.

@@ -143,3 +143,30 @@ fn adding_twice_is_refused_and_dropping_handles_stops_the_driver() {
     drop(handle);
     runner.join().unwrap();
 }
+
+#[test]
+fn a_removed_torrent_is_forgotten_and_can_be_added_again() {
+    let (info, content) = torrent(200_000);
+    let io = DriverIo {
+        signaling: None,
+        connector: None,
+        sleeper: Arc::new(ThreadSleeper),
+    };
+    let (handle, run) = driver(DriverConfig::default(), io);
+    let runner = std::thread::spawn(move || block_on(run));
+    let spec = || TorrentSpec {
+        info: info.clone(),
+        store: Arc::new(MemoryStore::with_content(&info, &content)),
+        origin: None,
+        config: SwarmConfig::default(),
+    };
+    block_on(handle.add_torrent(spec())).unwrap();
+    assert!(block_on(handle.stats(info.info_hash())).unwrap().is_some());
+    assert!(block_on(handle.remove_torrent(info.info_hash())).unwrap());
+    assert!(block_on(handle.stats(info.info_hash())).unwrap().is_none());
+    assert!(!block_on(handle.remove_torrent(info.info_hash())).unwrap());
+    let held = block_on(handle.add_torrent(spec())).unwrap();
+    assert!(held.is_full());
+    handle.shutdown();
+    runner.join().unwrap();
+}

@@ -105,6 +105,11 @@ async fn keep_connected(
                 }
                 Err(e) => {
                     tracing::debug!(%url, error = %e, ?backoff, "tracker unreachable");
+                    if backoff == FIRST_BACKOFF
+                        && incoming.unbounded_send(SignalIn::Disconnected).is_err()
+                    {
+                        return;
+                    }
                     if wait_dropping(&mut outgoing, backoff).await.is_err() {
                         return;
                     }
@@ -118,7 +123,9 @@ async fn keep_connected(
             Ended::DriverGone => return,
             Ended::Lost => {
                 tracing::warn!(%url, "tracker connection lost; reconnecting");
-                if wait_dropping(&mut outgoing, backoff).await.is_err() {
+                if incoming.unbounded_send(SignalIn::Disconnected).is_err()
+                    || wait_dropping(&mut outgoing, backoff).await.is_err()
+                {
                     return;
                 }
             }

@@ -41,8 +41,9 @@ struct Shared {
     /// The pending reconnection: its timer id and callback.
     retry: RefCell<Option<Timer>>,
     failures: Cell<u32>,
-    /// A socket opened before: the next open is a reconnection.
-    connected_before: Cell<bool>,
+    /// The driver was told the tracker is down: the next open is reported
+    /// as a reconnection, so it announces again.
+    down_reported: Cell<bool>,
     log: LogSink,
 }
 
@@ -57,8 +58,9 @@ impl Shared {
         let weak = Rc::downgrade(self);
         let on_open = callback(&weak, |shared, _| {
             shared.failures.set(0);
-            if shared.connected_before.replace(true) {
-                // The tracker forgot us with the old socket: the driver re-announces.
+            if shared.down_reported.replace(false) {
+                // The tracker forgot us with the old socket (or never knew
+                // us): the driver re-announces.
                 if let Some(incoming) = shared.incoming.borrow().as_ref() {
                     let _ = incoming.unbounded_send(SignalIn::Reconnected);
                 }
@@ -100,6 +102,12 @@ impl Shared {
                 format!("tracker connection closed (code {code}): {}", shared.url),
             );
             shared.socket.borrow_mut().take();
+            if !shared.down_reported.replace(true) {
+                // No offers while nobody can receive them.
+                if let Some(incoming) = shared.incoming.borrow().as_ref() {
+                    let _ = incoming.unbounded_send(SignalIn::Disconnected);
+                }
+            }
             shared.reconnect_later();
         });
         socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
@@ -263,7 +271,7 @@ pub fn connect_tracker(
         callbacks: RefCell::new(Vec::new()),
         retry: RefCell::new(None),
         failures: Cell::new(0),
-        connected_before: Cell::new(false),
+        down_reported: Cell::new(false),
         log,
     });
     shared.open()?;
