@@ -160,9 +160,24 @@ async function download(entry, { muted }) {
   $('save').hidden = true;
   renderResults($('results'), lastResults, demo.infoHash, (e) => download(e, { muted: false }));
   torrent.onEvent(onTorrentEvent);
+  watchPlayback(torrent);
   document.title = `${torrent.name} · chunkswarm`;
   refresh(torrent);
   await play(torrent, muted);
+}
+
+/** Logs where the streaming helper moves the engine's playback window. */
+function watchPlayback(t) {
+  const setPlayback = t.setPlayback.bind(t);
+  let lastPiece = -1;
+  t.setPlayback = (bytePos, bytesPerSec) => {
+    const piece = Math.floor(Number(bytePos) / Number(t.pieceLength));
+    if (piece !== lastPiece) {
+      lastPiece = piece;
+      log.add('debug', `playback window at piece ${piece} (byte ${bytePos}, ${fmtBytes(bytesPerSec)}/s)`);
+    }
+    return setPlayback(bytePos, bytesPerSec);
+  };
 }
 
 /** Starts the video: streamed through the Service Worker when possible. */

@@ -172,6 +172,7 @@ export class PeerTable {
     const connected = rows.filter(([, e]) => e.state === 'connected').length;
     this.count.textContent = rows.length ? `${connected} connected` : '';
     this.empty.hidden = rows.length > 0;
+    this.body.closest('.table-wrap').hidden = rows.length === 0;
   }
 }
 

@@ -34,10 +34,23 @@ const TEST_NAME: &str = "two_pages_and_a_native_seeder_share_the_sample";
 const SERVER: &str = "127.0.0.1:8080";
 const CHROMEDRIVER_ADDR: &str = "127.0.0.1:9515";
 /// The origin's cap: slow enough that page A plays while it downloads.
-const ORIGIN_RATE: &str = "64k";
+const ORIGIN_RATE: &str = "32k";
 /// The native seeder's upload cap, for the same reason.
 const SEEDER_RATE: &str = "128k";
 const PAGE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Page A's seek: from early in the 40 s video to near its end, long before
+/// those pieces would arrive in order.
+const SEEK: Seek = Seek {
+    after: 2.0,
+    to: 35.0,
+};
+
+/// Seek the video to `to` seconds once it has played `after` seconds.
+#[derive(Debug, Clone, Copy)]
+struct Seek {
+    after: f64,
+    to: f64,
+}
 
 #[test]
 fn two_pages_and_a_native_seeder_share_the_sample() {
@@ -267,12 +280,28 @@ fn inside_the_namespace() {
         "A",
         &artifacts,
         Some(&artifacts.join("demo-downloading.png")),
+        Some(SEEK),
     );
     assert_eq!(a["sha256"].as_str(), Some(sha256.as_str()), "page A's file");
+    // It played before the download completed.
     let played = a["currentTimeBeforeDone"].as_f64().unwrap_or(0.0);
     assert!(
         played >= 1.0,
-        "page A's video played {played} s before the download completed"
+        "page A's video played only to {played} s before the download completed"
+    );
+    // The seek took, and it plays on from there. (The throttles keep the
+    // download under 30 s, so without the seek the video could not be near
+    // the seek target yet.)
+    std::thread::sleep(Duration::from_secs(3));
+    let now = page_a
+        .eval("return document.getElementById('video').currentTime;")
+        .unwrap()
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(
+        now >= SEEK.to + 1.0,
+        "page A's video is at {now} s, not playing on from its seek to {} s",
+        SEEK.to
     );
 
     // Only the native seeder (and the origin) could serve page A.
@@ -281,7 +310,7 @@ fn inside_the_namespace() {
 
     let page_b = browser(&webdriver, "b");
     page_b.goto(&url).unwrap();
-    let b = finish(&page_b, "B", &artifacts, None);
+    let b = finish(&page_b, "B", &artifacts, None, None);
     assert_eq!(b["sha256"].as_str(), Some(sha256.as_str()), "page B's file");
     let total = b["stats"]["totalBytes"].as_f64().unwrap();
     let p2p = b["stats"]["p2pBytes"].as_f64().unwrap();
@@ -337,10 +366,25 @@ fn browser(webdriver: &Driver, name: &str) -> Session {
 const STATE: &str =
     "const d = window.chunkswarmDemo; return d ? JSON.parse(JSON.stringify(d)) : null;";
 const LOG: &str = "return Array.from(document.querySelectorAll('#log li')).slice(-60).map(li => li.className + ' ' + li.textContent).join('\\n');";
+const FULL_LOG: &str = "return Array.from(document.querySelectorAll('#log li')).map(li => li.className + ' ' + li.textContent).join('\\n');";
+
+/// Saves the page's log (every level) for a look after the run.
+fn save_log(page: &Session, file: &Path) {
+    if let Ok(Value::String(log)) = page.eval(FULL_LOG) {
+        let _ = std::fs::write(file, log);
+    }
+}
 
 /// Waits for the page's download to finish and its digest to be known;
-/// takes a screenshot to `midway` when half the pieces are in.
-fn finish(page: &Session, name: &str, artifacts: &Path, mut midway: Option<&Path>) -> Value {
+/// takes a screenshot to `midway` when half the pieces are in, and seeks the
+/// video as `seek` says.
+fn finish(
+    page: &Session,
+    name: &str,
+    artifacts: &Path,
+    mut midway: Option<&Path>,
+    mut seek: Option<Seek>,
+) -> Value {
     let started = Instant::now();
     let mut last_report = Instant::now();
     loop {
@@ -353,6 +397,7 @@ fn finish(page: &Session, name: &str, artifacts: &Path, mut midway: Option<&Path
         };
         let failed = state["error"].as_str().map(str::to_owned);
         if state["done"] == true && state["sha256"].is_string() {
+            save_log(page, &artifacts.join(format!("page-{name}.log")));
             eprintln!(
                 "page {name}: done in {:?}: {}",
                 started.elapsed(),
@@ -367,8 +412,20 @@ fn finish(page: &Session, name: &str, artifacts: &Path, mut midway: Option<&Path
                 page.screenshot(file).unwrap();
             }
         }
+        let at = state["currentTimeBeforeDone"].as_f64().unwrap_or(0.0);
+        if let Some(Seek { after, to }) = seek {
+            if at >= after && state["done"] == false {
+                page.eval(&format!(
+                    "document.getElementById('video').currentTime = {to}; return true;"
+                ))
+                .unwrap();
+                eprintln!("page {name}: seeked from {at:.1} s to {to} s");
+                seek = None;
+            }
+        }
         if failed.is_some() || started.elapsed() > PAGE_TIMEOUT {
             let _ = page.screenshot(&artifacts.join(format!("failed-{name}.png")));
+            save_log(page, &artifacts.join(format!("page-{name}.log")));
             let log = page.eval(LOG).unwrap_or(Value::Null);
             panic!(
                 "page {name} did not finish ({}): {state}\npage log:\n{}",
