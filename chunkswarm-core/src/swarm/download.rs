@@ -34,11 +34,8 @@ pub(super) struct PartialPiece {
     pub(super) received: u32,
     /// Only this peer may fill it (it is on parole).
     pub(super) exclusive: Option<PeerKey>,
-    /// The whole piece is being fetched over HTTP.
+    /// Its missing blocks are being fetched over HTTP; peers keep off it.
     pub(super) http: Option<HttpRequestId>,
-    /// Peers may fetch its blocks while HTTP does too: a playback rescue
-    /// races both sources, and whichever completes the piece first wins.
-    pub(super) http_racing: bool,
 }
 
 impl PartialPiece {
@@ -49,7 +46,6 @@ impl PartialPiece {
             received: 0,
             exclusive: None,
             http: None,
-            http_racing: false,
         }
     }
 
@@ -60,7 +56,7 @@ impl PartialPiece {
 
     /// Whether `peer` may take blocks of this piece.
     fn open_to(&self, peer: PeerKey, on_parole: bool) -> bool {
-        (self.http.is_none() || self.http_racing)
+        self.http.is_none()
             && match self.exclusive {
                 Some(owner) => owner == peer,
                 None => !on_parole || self.is_untouched(),
@@ -195,7 +191,9 @@ impl Swarm {
             is_seed: peer.is_seed,
         };
         let (partials, have) = (&self.partials, &self.have);
-        let focused = |p: PieceIndex| focus.as_ref().is_none_or(|f| f.contains(&p.get()));
+        let reach = self.reach();
+        let focused =
+            |p: PieceIndex| p.get() < reach && focus.as_ref().is_none_or(|f| f.contains(&p.get()));
         self.picker.pick(view, &mut |p| {
             !have.contains(p) && !partials.contains_key(&p) && focused(p)
         })
@@ -214,7 +212,7 @@ impl Swarm {
     fn has_missing_blocks(&self) -> bool {
         self.partials
             .values()
-            .any(|p| (p.http.is_none() || p.http_racing) && p.blocks.contains(&BlockSlot::Missing))
+            .any(|p| p.http.is_none() && p.blocks.contains(&BlockSlot::Missing))
     }
 
     /// Every wanted block is requested: ask this peer too for blocks others
@@ -340,10 +338,14 @@ impl Swarm {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        if let Some(i) = peer.outstanding.iter().position(|o| o.block == block) {
-            let outstanding = peer.outstanding.remove(i);
-            peer.sample_rtt(now.saturating_duration_since(outstanding.sent_at));
-        }
+        let requested = match peer.outstanding.iter().position(|o| o.block == block) {
+            Some(i) => {
+                let outstanding = peer.outstanding.remove(i);
+                peer.sample_rtt(now.saturating_duration_since(outstanding.sent_at));
+                true
+            }
+            None => peer.take_withdrawn(block),
+        };
         peer.download.record(now, len);
         peer.downloaded += len;
         peer.progress_at = now;
@@ -351,13 +353,13 @@ impl Swarm {
         self.p2p_rate.record(now, len);
 
         let Some(partial) = self.partials.get_mut(&block.piece()) else {
-            return self.unsolicited_block(now, key, data.len());
+            return self.useless_block(now, key, data.len(), requested);
         };
         let index = block.index_in_piece() as usize;
         let slot = partial.blocks.get(index).copied();
         let other = match slot {
             None | Some(BlockSlot::Received(_)) => {
-                return self.unsolicited_block(now, key, data.len());
+                return self.useless_block(now, key, data.len(), requested);
             }
             Some(BlockSlot::Requested { by, also }) => {
                 [Some(by), also].into_iter().flatten().find(|k| *k != key)
@@ -387,6 +389,7 @@ impl Swarm {
         let before = peer.outstanding.len();
         peer.outstanding.retain(|o| o.block != block);
         if peer.outstanding.len() != before {
+            peer.withdrew(block);
             self.send(now, key, &[Message::Cancel(request_of(block))]);
         }
     }
@@ -409,6 +412,7 @@ impl Swarm {
                 continue;
             };
             let timed_out = std::mem::take(&mut peer.outstanding);
+            timed_out.iter().for_each(|o| peer.withdrew(o.block));
             peer.failures += 1;
             let failures = peer.failures;
             peer.backoff_until = Some(now + self.retry.backoff(failures));

@@ -18,6 +18,7 @@
 //! start may exceed it.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use bytes::Bytes;
 use web_time::Instant;
@@ -34,6 +35,8 @@ use crate::rng::mix;
 #[derive(Debug)]
 struct Fetch {
     piece: PieceIndex,
+    /// The blocks it brings: those not yet received when it started.
+    blocks: Range<u32>,
     deadline: Instant,
     reason: Reason,
 }
@@ -77,6 +80,15 @@ impl HttpState {
         if self.patient_until < now {
             self.patient_until = now;
         }
+    }
+
+    /// The piece a playback rescue (or the fast start) is fetching, if any.
+    pub(super) fn rescuing(&self) -> Option<PieceIndex> {
+        self.in_flight
+            .values()
+            .filter(|f| matches!(f.reason, Reason::FastStart | Reason::Deadline))
+            .map(|f| f.piece)
+            .min()
     }
 
     pub(super) fn in_flight_ids(&self) -> Vec<HttpRequestId> {
@@ -142,7 +154,10 @@ impl Swarm {
         }
         let focus = self.focus(now);
         let due = focus.clone().unwrap_or(window);
-        let urgent = self.first_at_risk(now, due, &free);
+        // Rescues go one at a time in playback order: two in parallel would
+        // share the link and both arrive late.
+        let rescuing = self.http.rescuing().is_some();
+        let urgent = self.first_at_risk(now, due, &free).filter(|_| !rescuing);
         if let Some(piece) = urgent {
             return Some((piece, Reason::Deadline));
         }
@@ -172,13 +187,7 @@ impl Swarm {
         let (have, partials) = (&self.have, &self.partials);
         // A viewer fetches unheld pieces only up to a window beyond its
         // window: viewers ahead of it will hold the later ones by then.
-        let horizon = match self.playback {
-            Some(_) => {
-                let window = self.window();
-                window.end.saturating_add(window.end - window.start)
-            }
-            None => u32::MAX,
-        };
+        let horizon = self.reach();
         if self.availability.seeds() == 0 {
             let ranks = self.neighbour_ranks();
             let piece = self.picker.pick_unavailable(&mut |p| {
@@ -218,7 +227,7 @@ impl Swarm {
     pub(super) fn first_at_risk(
         &self,
         now: Instant,
-        due: std::ops::Range<u32>,
+        due: Range<u32>,
         free: &dyn Fn(&Self, PieceIndex) -> bool,
     ) -> Option<PieceIndex> {
         let margin = self.config.streaming.rescue_margin.as_secs_f64();
@@ -298,22 +307,45 @@ impl Swarm {
     fn start_http(&mut self, now: Instant, piece: PieceIndex, reason: Reason) {
         let id = HttpRequestId(self.http.next_id);
         self.http.next_id += 1;
-        let range = self.layout.piece_range(piece);
-        let timeout = self.retry.http_timeout(range.end - range.start);
-        self.http.in_flight.insert(
-            id,
-            Fetch {
-                piece,
-                deadline: now + timeout,
-                reason,
-            },
-        );
         let fresh = !self.partials.contains_key(&piece);
         let partial = self.partials.entry(piece).or_insert_with(|| {
             PartialPiece::new(self.layout.piece_len(piece), self.layout.block_count(piece))
         });
         partial.http = Some(id);
-        partial.http_racing = reason == Reason::Deadline;
+        // HTTP brings the span of blocks not yet received; peers' requests
+        // inside it are withdrawn, so no byte crosses our link twice.
+        let unreceived = |slot: &BlockSlot| !matches!(slot, BlockSlot::Received(_));
+        let first = partial.blocks.iter().position(unreceived).unwrap_or(0);
+        let end = partial
+            .blocks
+            .iter()
+            .rposition(unreceived)
+            .map_or(0, |i| i + 1);
+        let blocks = first as u32..end.max(first + 1) as u32;
+        let mut withdrawn = Vec::new();
+        for index in blocks.clone() {
+            let slot = &mut partial.blocks[index as usize];
+            if let BlockSlot::Requested { by, also } = *slot {
+                withdrawn.extend([Some(by), also].into_iter().flatten().map(|k| (k, index)));
+                *slot = BlockSlot::Missing;
+            }
+        }
+        let range = self.block_span(piece, blocks.clone());
+        let timeout = self.retry.http_timeout(range.end - range.start);
+        self.http.in_flight.insert(
+            id,
+            Fetch {
+                piece,
+                blocks,
+                deadline: now + timeout,
+                reason,
+            },
+        );
+        for (key, index) in withdrawn {
+            if let Some(block) = self.layout.block_at(piece, index) {
+                self.cancel_request(now, key, block);
+            }
+        }
         self.outputs.push_back(Output::HttpFetch { id, range });
         if fresh {
             self.emit(Event::Piece {
@@ -323,12 +355,24 @@ impl Swarm {
         }
     }
 
+    /// The content byte range of a run of a piece's blocks.
+    fn block_span(&self, piece: PieceIndex, blocks: Range<u32>) -> Range<u64> {
+        let offset = |index: u32| {
+            self.layout
+                .block_at(piece, index)
+                .map(|b| self.layout.block_offset(b))
+        };
+        let piece_range = self.layout.piece_range(piece);
+        let start = offset(blocks.start).unwrap_or(piece_range.start);
+        let end = offset(blocks.end).unwrap_or(piece_range.end);
+        start..end
+    }
+
     pub(super) fn cancel_http(&mut self, id: HttpRequestId) {
         if let Some(fetch) = self.http.in_flight.remove(&id) {
             if let Some(partial) = self.partials.get_mut(&fetch.piece) {
                 if partial.http == Some(id) {
                     partial.http = None;
-                    partial.http_racing = false;
                 }
             }
             self.outputs.push_back(Output::HttpCancel { id });
@@ -345,7 +389,8 @@ impl Swarm {
             return;
         };
         let piece = fetch.piece;
-        let expected = self.layout.piece_len(piece) as usize;
+        let span = self.block_span(piece, fetch.blocks.clone());
+        let expected = (span.end - span.start) as usize;
         let body = match result {
             Ok(body) if body.len() == expected => body,
             Ok(body) => {
@@ -358,33 +403,48 @@ impl Swarm {
         self.http.failures = 0;
         self.stats.http_bytes_received += body.len() as u64;
         self.http_rate.record(now, body.len() as u64);
+        let piece_start = self.layout.piece_offset(piece);
         let Some(partial) = self.partials.get_mut(&piece) else {
             return;
         };
         partial.http = None;
-        partial.http_racing = false;
-        partial.data.copy_from_slice(&body);
+        let begin = (span.start - piece_start) as usize;
         let mut cancels = Vec::new();
-        for (index, slot) in partial.blocks.iter_mut().enumerate() {
-            if let BlockSlot::Requested { by, also } = *slot {
-                cancels.extend([Some(by), also].into_iter().flatten().map(|k| (k, index)));
+        for block in self.layout.blocks(piece).skip(fetch.blocks.start as usize) {
+            let index = block.index_in_piece();
+            if !fetch.blocks.contains(&index) {
+                break;
             }
+            let slot = &mut partial.blocks[index as usize];
+            match *slot {
+                // A block that crossed our cancel got here first.
+                BlockSlot::Received(_) => continue,
+                BlockSlot::Requested { by, also } => {
+                    cancels.extend([Some(by), also].into_iter().flatten().map(|k| (k, block)));
+                }
+                BlockSlot::Missing => {}
+            }
+            let at = block.begin() as usize;
+            let len = block.length() as usize;
+            partial.data[at..at + len].copy_from_slice(&body[at - begin..at - begin + len]);
             *slot = BlockSlot::Received(Source::Http);
+            partial.received += 1;
         }
-        partial.received = partial.blocks.len() as u32;
-        for (key, index) in cancels {
-            if let Some(block) = self.layout.block_at(piece, index as u32) {
-                self.cancel_request(now, key, block);
-            }
+        let complete = partial.received as usize == partial.blocks.len();
+        for (key, block) in cancels {
+            self.cancel_request(now, key, block);
         }
-        self.piece_complete(now, piece);
+        if complete {
+            self.piece_complete(now, piece);
+        } else {
+            self.fill_all_requests(now);
+        }
     }
 
     fn http_gave_up(&mut self, now: Instant, piece: PieceIndex, id: HttpRequestId, error: String) {
         if let Some(partial) = self.partials.get_mut(&piece) {
             if partial.http == Some(id) {
                 partial.http = None;
-                partial.http_racing = false;
             }
         }
         self.drop_if_untouched(piece);

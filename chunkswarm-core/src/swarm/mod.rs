@@ -394,10 +394,23 @@ impl Swarm {
         first.get()..last.get() + 1
     }
 
+    /// Pieces at or beyond this index are not fetched yet: while streaming,
+    /// those past the window, so that viewers with a full window leave the
+    /// swarm's upload to those with little buffered.
+    fn reach(&self) -> u32 {
+        let window = self.window();
+        if window.is_empty() {
+            u32::MAX
+        } else {
+            window.end
+        }
+    }
+
     /// While streaming, the pieces that requests are limited to, so that
     /// playback gets the whole link when it needs it: the playhead piece
     /// until it is verified (startup), then the window while one of its
-    /// pieces is due within the rescue margin. `None` when nothing is urgent.
+    /// pieces is due within the rescue margin, cut short at a piece HTTP is
+    /// rescuing. `None` when nothing is urgent.
     fn focus(&self, now: Instant) -> Option<Range<u32>> {
         let window = self.window();
         let playhead = self
@@ -417,7 +430,13 @@ impl Swarm {
                         .deadline(now, p)
                         .is_some_and(|d| d.saturating_duration_since(now) < margin)
             });
-        urgent.then_some(window)
+        if !urgent {
+            return None;
+        }
+        // While HTTP rescues a piece, peers only finish the pieces before it:
+        // later ones would take the link from the rescue and make it late.
+        let end = self.http.rescuing().map_or(window.end, |p| p.get() + 1);
+        Some(window.start..end.clamp(window.start + 1, window.end))
     }
 
     /// When the piece must be verified for playback to continue, if streaming.

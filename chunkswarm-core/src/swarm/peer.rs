@@ -22,6 +22,9 @@ pub(super) enum WireState {
     Closed,
 }
 
+/// Withdrawn requests remembered per peer: more than a full request queue.
+const MAX_CANCELLED_REMEMBERED: usize = 512;
+
 /// A block we asked this peer for.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Outstanding {
@@ -62,6 +65,9 @@ pub(super) struct Peer {
     /// gets pieces no one else is fetching, so blame is unambiguous.
     pub(super) on_parole: bool,
     pub(super) unsolicited_blocks: u32,
+    /// Requests we withdrew, newest last: their blocks may still arrive,
+    /// having crossed our cancel, and are late rather than unsolicited.
+    pub(super) cancelled: VecDeque<Block>,
     /// Block bytes received from it.
     pub(super) downloaded: u64,
     /// Block bytes sent to it.
@@ -93,6 +99,7 @@ impl Peer {
             backoff_until: None,
             on_parole: false,
             unsolicited_blocks: 0,
+            cancelled: VecDeque::new(),
             downloaded: 0,
             uploaded: 0,
         }
@@ -121,6 +128,20 @@ impl Peer {
             && !self.peer_choking
             && self.am_interested
             && self.backoff_until.is_none_or(|until| now >= until)
+    }
+
+    /// Remembers a withdrawn request, within a bound.
+    pub(super) fn withdrew(&mut self, block: Block) {
+        if self.cancelled.len() >= MAX_CANCELLED_REMEMBERED {
+            self.cancelled.pop_front();
+        }
+        self.cancelled.push_back(block);
+    }
+
+    /// Whether the block answers a request we withdrew (forgetting it).
+    pub(super) fn take_withdrawn(&mut self, block: Block) -> bool {
+        let found = self.cancelled.iter().position(|b| *b == block);
+        found.map(|i| self.cancelled.remove(i)).is_some()
     }
 
     /// Folds a round-trip sample into the smoothed estimate (RFC 6298 weights).

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use web_time::Instant;
 
 use super::*;
+use crate::layout::Block;
 use crate::metainfo::TorrentBuilder;
 
 struct Node {
@@ -639,4 +640,105 @@ fn endgame_duplicates_are_cancelled_and_the_download_completes() {
     assert_eq!(stats.p2p_bytes, net.content.len() as u64);
     // Each duplicate costs at most the one block that raced it.
     assert!(stats.wasted_bytes <= 2 * 16_384, "{stats:?}");
+}
+
+#[test]
+fn a_playback_rescue_fetches_only_the_blocks_peers_have_not_delivered() {
+    let (net, info) = Net::new(4 * 65_536, 65_536);
+    let config = SwarmConfig {
+        strategy: crate::pick::Strategy::Streaming,
+        ..SwarmConfig::default()
+    };
+    let now = net.now;
+    let mut viewer = Swarm::new(now, info.clone(), Bitfield::new(4), config);
+    // Peers delivered the first two of the playhead piece's four blocks.
+    let piece = info.layout().piece(0).unwrap();
+    let mut partial = PartialPiece::new(65_536, 4);
+    for index in 0..2 {
+        let at = index * 16_384;
+        partial.data[at..at + 16_384].copy_from_slice(&net.content[at..at + 16_384]);
+        partial.blocks[index] = super::download::BlockSlot::Received(Source::Peer(PeerKey(7)));
+        partial.received += 1;
+    }
+    viewer.partials.insert(piece, partial);
+    let playback = Playback {
+        position: 0,
+        bitrate: 65_536,
+    };
+    viewer.set_playback(now, Some(playback));
+    let fetches: Vec<(HttpRequestId, Range<u64>)> = std::iter::from_fn(|| viewer.poll_output())
+        .filter_map(|o| match o {
+            Output::HttpFetch { id, range } => Some((id, range)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fetches.len(), 1, "one rescue at a time: {fetches:?}");
+    let (id, range) = fetches[0].clone();
+    assert_eq!(range, 32_768..65_536);
+    let body = Bytes::copy_from_slice(&net.content[32_768..65_536]);
+    viewer.handle_http_response(now, id, Ok(body));
+    assert!(viewer.have().contains(piece));
+    let stats = viewer.stats(now);
+    assert_eq!(stats.http_bytes, 32_768, "{stats:?}");
+}
+
+#[test]
+fn blocks_that_cross_our_cancel_are_late_not_unsolicited() {
+    let (mut net, info) = Net::new(64 * 16_384, 16_384);
+    let seeder = net.add(&info, true, false, no_http());
+    let leecher = net.add(&info, false, false, no_http());
+    net.connect(seeder, leecher);
+    let key = PeerKey(seeder as u64);
+    // Run until the leecher has asked the seeder for blocks.
+    while net.nodes[leecher]
+        .swarm
+        .peers
+        .get(&key)
+        .is_none_or(|p| p.outstanding.is_empty())
+    {
+        net.drain(seeder);
+        net.deliver_all();
+    }
+    let now = net.now;
+    let swarm = &mut net.nodes[leecher].swarm;
+    let asked: Vec<Block> = swarm.peers[&key]
+        .outstanding
+        .iter()
+        .map(|o| o.block)
+        .collect();
+    // Another source completes each piece; then the seeder's copies arrive.
+    for block in &asked {
+        swarm.cancel_request(now, key, *block);
+    }
+    let pieces: BTreeSet<PieceIndex> = asked.iter().map(|b| b.piece()).collect();
+    for piece in pieces {
+        let range = swarm.layout.piece_range(piece);
+        let partial = swarm.partials.get_mut(&piece).unwrap();
+        partial
+            .data
+            .copy_from_slice(&net.content[range.start as usize..range.end as usize]);
+        partial
+            .blocks
+            .fill(super::download::BlockSlot::Received(Source::Http));
+        partial.received = partial.blocks.len() as u32;
+        swarm.piece_complete(now, piece);
+    }
+    let late = |block: Block| {
+        let mut data = BytesMut::new();
+        let payload = Bytes::from(vec![0u8; block.length() as usize]);
+        Message::Piece {
+            index: block.piece().get(),
+            begin: block.begin(),
+            block: payload,
+        }
+        .encode(&mut data);
+        data.freeze()
+    };
+    for block in &asked {
+        swarm.handle_peer_data(now, key, &late(*block));
+    }
+    assert_eq!(swarm.peers[&key].unsolicited_blocks, 0);
+    // A second copy of the same block was never asked for.
+    swarm.handle_peer_data(now, key, &late(asked[0]));
+    assert_eq!(swarm.peers[&key].unsolicited_blocks, 1);
 }

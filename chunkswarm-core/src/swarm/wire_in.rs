@@ -154,7 +154,7 @@ impl Swarm {
                 let block_ref = self.layout.block(index, begin, block.len() as u32);
                 match block_ref {
                     Some(b) => self.block_received(now, key, b, &block),
-                    None => self.unsolicited_block(now, key, block.len()),
+                    None => self.useless_block(now, key, block.len(), false),
                 }
             }
             other => {
@@ -164,8 +164,16 @@ impl Swarm {
         }
     }
 
-    pub(super) fn unsolicited_block(&mut self, now: Instant, key: PeerKey, len: usize) {
+    /// A block we cannot use: late if we had asked for it (it crossed our
+    /// cancel, or another source was faster), else unsolicited.
+    pub(super) fn useless_block(&mut self, now: Instant, key: PeerKey, len: usize, asked: bool) {
         self.stats.wasted_bytes += len as u64;
+        if !asked {
+            self.unsolicited_block(now, key);
+        }
+    }
+
+    fn unsolicited_block(&mut self, now: Instant, key: PeerKey) {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
