@@ -19,13 +19,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use chunkswarm_core::layout::DEFAULT_PIECE_LENGTH;
 use chunkswarm_examples::demo::{self, DemoOptions, wasm_pkg};
 use chunkswarm_tracker::{Config, Limits, Tracker, serve_app};
 use clap::Parser;
 
 /// Serve the chunkswarm browser demo: tracker, origin, catalog and page.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Address to listen on. Browsers on other machines need a reachable
     /// address (e.g. 0.0.0.0:8080) and --public-url.
@@ -44,10 +45,10 @@ struct Args {
     /// 0 for no cap.
     #[arg(long, value_name = "RATE", default_value = "256k", value_parser = parse_rate)]
     origin_rate: Rate,
-    /// Piece length of the torrents, in bytes (the default suits the short
-    /// sample; 1048576 suits films).
-    #[arg(long, value_name = "BYTES", default_value_t = demo::DEMO_PIECE_LENGTH)]
-    piece_length: u32,
+    /// Piece length of the torrents, in bytes [default: 131072 for the
+    /// built-in sample, 1048576 (BitTorrent's usual 1 MiB) with --media].
+    #[arg(long, value_name = "BYTES")]
+    piece_length: Option<u32>,
     /// Serve the wasm package in this folder as it is (built beforehand with
     /// chunkswarm-wasm/build-pkg.sh) instead of building one.
     #[arg(long, value_name = "DIR")]
@@ -103,10 +104,15 @@ fn main() -> ExitCode {
 
 async fn run(args: Args, pkg_dir: PathBuf) -> ExitCode {
     let media = args.media.clone().unwrap_or_else(demo::sample_media_dir);
+    let piece_length = args.piece_length.unwrap_or(if args.media.is_some() {
+        DEFAULT_PIECE_LENGTH
+    } else {
+        demo::DEMO_PIECE_LENGTH
+    });
     let config = Config {
         media_dir: Some(media.clone()),
         public_url: args.public_url.clone(),
-        piece_length: args.piece_length,
+        piece_length,
         limits: Limits {
             // Every page of a local demo comes from one address.
             ip_requests_per_second: 200,
@@ -145,7 +151,7 @@ async fn run(args: Args, pkg_dir: PathBuf) -> ExitCode {
     tracing::info!(
         media = %media.display(),
         origin_rate = ?options.origin_rate,
-        piece_length = args.piece_length,
+        piece_length,
         "demo ready: open {url}/ in two browser windows (Ctrl-C stops)"
     );
     let shutdown = async {
