@@ -137,7 +137,12 @@ export async function streamTo(torrent, media, options = {}) {
     if (verified(start, end)) return torrent.read(start, end);
     const rate = bitrate();
     const head = rate > 0 ? playhead() : null;
-    const inWindow = head !== null && start >= head - pieceLength && start <= head + rate * WINDOW_SECONDS;
+    // A read before the playhead's piece (the player re-reading after a
+    // seek) is outside: the window must move back to it, or that piece
+    // would come last.
+    const inWindow = head !== null
+      && Math.floor(start / pieceLength) >= Math.floor(head / pieceLength)
+      && start <= head + rate * WINDOW_SECONDS;
     if (inWindow) return torrent.read(start, end);
     detour += 1;
     torrent.setPlayback(start, Math.ceil(rate || DEFAULT_BITRATE));
