@@ -92,6 +92,35 @@ impl Swarm {
         }
     }
 
+    /// While HTTP rescues a piece under deadline, withdraws peer requests
+    /// for pieces after it: their blocks would share the link with the
+    /// rescue. They are asked again once the rescue is done.
+    pub(super) fn withdraw_past_rescue(&mut self, now: Instant) {
+        let Some(focus) = self.focus(now) else {
+            return;
+        };
+        let Some(rescued) = self.http.rescuing() else {
+            return;
+        };
+        if focus.end > rescued.get() + 1 {
+            return;
+        }
+        let past: Vec<(PeerKey, Block)> = self
+            .peers
+            .iter()
+            .flat_map(|(key, peer)| {
+                peer.outstanding
+                    .iter()
+                    .filter(|o| o.block.piece().get() > rescued.get())
+                    .map(|o| (*key, o.block))
+            })
+            .collect();
+        for (key, block) in past {
+            self.cancel_request(now, key, block);
+            self.release_block(key, block);
+        }
+    }
+
     /// Tops up the peer's request queue.
     pub(super) fn fill_requests(&mut self, now: Instant, key: PeerKey) {
         if self.paused || self.completed {

@@ -185,8 +185,8 @@ impl Swarm {
         let starving_since = self.http.starving_since?;
         let long_starved = now >= starving_since + self.config.http.starving_fallback;
         let (have, partials) = (&self.have, &self.partials);
-        // A viewer fetches unheld pieces only up to a window beyond its
-        // window: viewers ahead of it will hold the later ones by then.
+        // A viewer fetches unheld pieces only within its window: viewers
+        // ahead of it will hold the later ones by then.
         let horizon = self.reach();
         if self.availability.seeds() == 0 {
             let ranks = self.neighbour_ranks();

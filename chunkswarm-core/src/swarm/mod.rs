@@ -275,6 +275,7 @@ impl Swarm {
             self.check_http_timeouts(now);
             self.maybe_rechoke(now);
             self.send_keepalives(now);
+            self.withdraw_past_rescue(now);
             self.fill_all_requests(now);
             self.maybe_fetch_http(now);
             if !self.completed || !self.peers.is_empty() {

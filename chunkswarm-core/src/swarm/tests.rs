@@ -30,6 +30,8 @@ struct Net {
     nodes: Vec<Node>,
     queue: VecDeque<Delivery>,
     origin_up: bool,
+    /// Fetches are kept here unanswered instead of answered at once.
+    held_http: Option<Vec<(usize, HttpRequestId, Range<u64>)>>,
     http_fetches: u64,
     links: BTreeSet<(usize, usize)>,
 }
@@ -67,6 +69,7 @@ impl Net {
             nodes: Vec::new(),
             queue: VecDeque::new(),
             origin_up: true,
+            held_http: None,
             http_fetches: 0,
             links: BTreeSet::new(),
         };
@@ -148,6 +151,9 @@ impl Net {
                         self.links.remove(&(i.min(to), i.max(to)));
                         self.queue.push_back(Delivery::Closed { from: i, to });
                     }
+                }
+                Output::HttpFetch { id, range } if self.held_http.is_some() => {
+                    self.held_http.get_or_insert_default().push((i, id, range));
                 }
                 Output::HttpFetch { id, range } => {
                     self.http_fetches += 1;
@@ -741,4 +747,64 @@ fn blocks_that_cross_our_cancel_are_late_not_unsolicited() {
     // A second copy of the same block was never asked for.
     swarm.handle_peer_data(now, key, &late(asked[0]));
     assert_eq!(swarm.peers[&key].unsolicited_blocks, 1);
+}
+
+#[test]
+fn a_playback_rescue_withdraws_peer_requests_for_later_pieces() {
+    let (mut net, info) = Net::new(8 * 65_536, 65_536);
+    let seeder = net.add(&info, true, false, no_http());
+    let config = SwarmConfig {
+        strategy: crate::pick::Strategy::Streaming,
+        ..SwarmConfig::default()
+    };
+    let viewer = net.add(&info, false, false, config);
+    net.held_http = Some(Vec::new());
+    net.connect(seeder, viewer);
+    let key = PeerKey(seeder as u64);
+    let asked_for = |net: &Net| -> BTreeSet<u32> {
+        net.nodes[viewer]
+            .swarm
+            .peers
+            .get(&key)
+            .map_or_else(BTreeSet::new, |p| {
+                p.outstanding
+                    .iter()
+                    .map(|o| o.block.piece().get())
+                    .collect()
+            })
+    };
+    let first_missing = |net: &Net| net.nodes[viewer].swarm.have().iter_zeros().next();
+    // Run until the viewer asks for a piece past the first one it lacks.
+    while asked_for(&net)
+        .iter()
+        .all(|p| first_missing(&net).is_some_and(|f| *p <= f.get()))
+    {
+        net.drain(seeder);
+        net.deliver_all();
+    }
+    let first = first_missing(&net).unwrap();
+    // Playback starts there: that piece is rescued over HTTP...
+    let now = net.now;
+    let playback = Playback {
+        position: info.layout().piece_offset(first),
+        bitrate: 65_536,
+    };
+    net.nodes[viewer].swarm.set_playback(now, Some(playback));
+    net.drain(viewer);
+    let held = net.held_http.take().unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert!(info.layout().piece_range(first).contains(&held[0].2.start));
+    // ...and the next tick withdraws what would share the link with it.
+    let later = now + Duration::from_millis(300);
+    net.now = later;
+    net.nodes[viewer].swarm.handle_timeout(later);
+    let asked = asked_for(&net);
+    assert!(asked.iter().all(|p| *p <= first.get()), "{asked:?}");
+    let (_, id, range) = held[0].clone();
+    let body = Bytes::copy_from_slice(&net.content[range.start as usize..range.end as usize]);
+    net.nodes[viewer]
+        .swarm
+        .handle_http_response(later, id, Ok(body));
+    net.run_until(Duration::from_secs(60), |n| n.nodes[1].swarm.is_complete());
+    assert_eq!(net.assembled(viewer), net.content);
 }
