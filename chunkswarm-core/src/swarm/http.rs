@@ -37,6 +37,7 @@ struct Fetch {
     piece: PieceIndex,
     /// The blocks it brings: those not yet received when it started.
     blocks: Range<u32>,
+    started: Instant,
     deadline: Instant,
     reason: Reason,
 }
@@ -88,6 +89,17 @@ impl HttpState {
             .values()
             .filter(|f| matches!(f.reason, Reason::FastStart | Reason::Deadline))
             .map(|f| f.piece)
+            .min()
+    }
+
+    /// When the rescue of `piece` was sent, if one is in flight.
+    pub(super) fn rescue_started(&self, piece: PieceIndex) -> Option<Instant> {
+        self.in_flight
+            .values()
+            .filter(|f| {
+                f.piece == piece && matches!(f.reason, Reason::FastStart | Reason::Deadline)
+            })
+            .map(|f| f.started)
             .min()
     }
 
@@ -337,6 +349,7 @@ impl Swarm {
             Fetch {
                 piece,
                 blocks,
+                started: now,
                 deadline: now + timeout,
                 reason,
             },

@@ -411,14 +411,17 @@ impl Swarm {
     /// playback gets the whole link when it needs it: the playhead piece
     /// until it is verified (startup), then the window while one of its
     /// pieces is due within the rescue margin, cut short at a piece HTTP is
-    /// rescuing. `None` when nothing is urgent.
+    /// rescuing unless that rescue is already late. `None` when nothing is
+    /// urgent.
     fn focus(&self, now: Instant) -> Option<Range<u32>> {
         let window = self.window();
         let playhead = self
             .layout
             .piece(window.start)
             .filter(|_| !window.is_empty())?;
-        if !self.have.contains(playhead) {
+        // Startup: the first piece gets the whole link. (Later, a playhead
+        // piece not held is a stall or a seek, handled as a late rescue.)
+        if !self.have.contains(playhead) && self.have.is_clear() {
             return Some(window.start..window.start + 1);
         }
         let margin = self.config.streaming.rescue_margin;
@@ -436,8 +439,25 @@ impl Swarm {
         }
         // While HTTP rescues a piece, peers only finish the pieces before it:
         // later ones would take the link from the rescue and make it late.
-        let end = self.http.rescuing().map_or(window.end, |p| p.get() + 1);
+        // Not once playback has waited on the rescue for the rescue margin:
+        // the origin is slower than playback (throttled, far away), and peers
+        // kept idle would leave the rest of the window to it too.
+        let end = match self.http.rescuing() {
+            Some(piece) if !self.rescue_overdue(now, piece, margin) => piece.get() + 1,
+            _ => window.end,
+        };
         Some(window.start..end.clamp(window.start + 1, window.end))
+    }
+
+    /// Playback has been waiting on the HTTP rescue of `piece` for longer
+    /// than `margin`: the piece is at the playhead and was asked for before.
+    fn rescue_overdue(&self, now: Instant, piece: PieceIndex, margin: Duration) -> bool {
+        let waiting = self.deadline(now, piece).is_some_and(|d| d <= now);
+        waiting
+            && self
+                .http
+                .rescue_started(piece)
+                .is_some_and(|at| now.saturating_duration_since(at) > margin)
     }
 
     /// When the piece must be verified for playback to continue, if streaming.
