@@ -83,6 +83,29 @@ fn swarm_config(http_patience: Duration) -> SwarmConfig {
     config
 }
 
+/// A new peer that fetches `info` without a web seed; returns once it has
+/// every piece.
+async fn fetch_from_peers(
+    tracker: &TestTracker,
+    id: u8,
+    info: &Info,
+) -> (Handle, Arc<MemoryStore>) {
+    let fetcher = peer(Some(tracker), id).await;
+    let mut events = fetcher.events();
+    let store = Arc::new(MemoryStore::new());
+    fetcher
+        .add_torrent(TorrentSpec {
+            info: info.clone(),
+            store: store.clone(),
+            origin: None,
+            config: swarm_config(Duration::from_secs(2)),
+        })
+        .await
+        .unwrap();
+    completed(&mut events).await;
+    (fetcher, store)
+}
+
 /// Waits for `Completed` on the handle's events (subscribed before adding).
 async fn completed(
     events: &mut futures::channel::mpsc::UnboundedReceiver<chunkswarm_core::driver::DriverEvent>,
@@ -120,19 +143,7 @@ async fn two_native_peers_exchange_a_file_over_webrtc_via_the_tracker() {
     // Let the seeder's announce land before the fetcher's offers go out.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let fetcher = peer(Some(&tracker), 2).await;
-    let mut events = fetcher.events();
-    let store = Arc::new(MemoryStore::new());
-    fetcher
-        .add_torrent(TorrentSpec {
-            info: info.clone(),
-            store: store.clone(),
-            origin: None,
-            config: swarm_config(Duration::from_secs(2)),
-        })
-        .await
-        .unwrap();
-    completed(&mut events).await;
+    let (fetcher, store) = fetch_from_peers(&tracker, 2, &info).await;
 
     let stats = fetcher.stats(info.info_hash()).await.unwrap().unwrap();
     assert_eq!(stats.p2p_bytes, 3 << 20);
@@ -267,19 +278,7 @@ async fn a_seeder_announces_again_when_its_tracker_comes_back() {
         _stop: oneshot::channel().0,
     };
 
-    let fetcher = peer(Some(&restarted), 12).await;
-    let mut events = fetcher.events();
-    let store = Arc::new(MemoryStore::new());
-    fetcher
-        .add_torrent(TorrentSpec {
-            info: info.clone(),
-            store: store.clone(),
-            origin: None,
-            config: swarm_config(Duration::from_secs(2)),
-        })
-        .await
-        .unwrap();
-    completed(&mut events).await;
+    let (fetcher, _) = fetch_from_peers(&restarted, 12, &info).await;
     let stats = fetcher.stats(info.info_hash()).await.unwrap().unwrap();
     assert_eq!(stats.p2p_bytes, data.len() as u64);
     fetcher.shutdown();

@@ -167,6 +167,19 @@ async fn finished(child: Child, name: &str) -> Value {
     summary
 }
 
+/// Waits until `peer seed` has written the torrent it made, and a little
+/// longer for its announce to land before fetchers' offers go out.
+async fn seeding_under(torrent: &Path) {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while Metainfo::from_bytes(&std::fs::read(torrent).unwrap_or_default()).is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("seed wrote the torrent");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+}
+
 fn assert_same_file(path: &Path, expected: &[u8]) {
     let got = std::fs::read(path).unwrap();
     assert_eq!(got.len(), expected.len(), "{} length", path.display());
@@ -370,14 +383,7 @@ async fn with_the_origin_down_a_fetch_completes_from_peers_alone() {
         ],
     );
     let torrent = dir.path().join("home.bin.torrent");
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while Metainfo::from_bytes(&std::fs::read(&torrent).unwrap_or_default()).is_err() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("seed wrote the torrent");
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    seeding_under(&torrent).await;
 
     let out = dir.path().join("copy.bin");
     let summary = finished(spawn_fetch(torrent.to_str().unwrap(), &out, &[]), "fetcher").await;
@@ -496,14 +502,7 @@ async fn a_multi_file_torrent_arrives_as_its_folder_from_the_web_seed_and_from_p
         ],
     );
     let torrent = server.media_path("album.torrent");
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while Metainfo::from_bytes(&std::fs::read(&torrent).unwrap_or_default()).is_err() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("seed wrote the torrent");
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    seeding_under(&torrent).await;
     let torrent = torrent.to_str().unwrap().to_owned();
 
     let out = tempfile::tempdir().unwrap();

@@ -154,17 +154,7 @@ impl Driver {
                 {
                     return;
                 }
-                let attempt = self.next_attempt();
-                if let Some(torrent) = self.torrents.get_mut(&info_hash) {
-                    torrent.connecting.insert(
-                        from,
-                        Connecting {
-                            since: now,
-                            attempt,
-                            we_offered: false,
-                        },
-                    );
-                }
+                let attempt = self.start_connecting(now, info_hash, from, false);
                 self.tasks.push(Box::pin(async move {
                     let result = connector.accept_offer(&sdp).await;
                     Done::Answered(info_hash, from, offer_id, attempt, result)
@@ -193,17 +183,7 @@ impl Driver {
                         return;
                     }
                 }
-                let attempt = self.next_attempt();
-                if let Some(torrent) = self.torrents.get_mut(&info_hash) {
-                    torrent.connecting.insert(
-                        from,
-                        Connecting {
-                            since: now,
-                            attempt,
-                            we_offered: true,
-                        },
-                    );
-                }
+                let attempt = self.start_connecting(now, info_hash, from, true);
                 let opening = offer.connection.open(Some(sdp));
                 let task = self.open_task(info_hash, from, attempt, opening);
                 self.tasks.push(task);
@@ -273,9 +253,26 @@ impl Driver {
         self.tasks.push(task);
     }
 
-    fn next_attempt(&mut self) -> u64 {
+    /// Records a new attempt to connect to `remote`, replacing any earlier
+    /// one, and returns its number.
+    fn start_connecting(
+        &mut self,
+        now: Instant,
+        info_hash: InfoHash,
+        remote: Id20,
+        we_offered: bool,
+    ) -> u64 {
         self.next_attempt += 1;
-        self.next_attempt
+        let attempt = self.next_attempt;
+        if let Some(torrent) = self.torrents.get_mut(&info_hash) {
+            let connecting = Connecting {
+                since: now,
+                attempt,
+                we_offered,
+            };
+            torrent.connecting.insert(remote, connecting);
+        }
+        attempt
     }
 
     fn random_id(&mut self) -> Id20 {

@@ -59,6 +59,17 @@ fn torrent(len: usize) -> (Info, Bytes) {
     (meta.info().clone(), Bytes::from(content))
 }
 
+/// A driver without tracker or connector, running on its own thread.
+fn start_web_seed_only() -> (Handle, std::thread::JoinHandle<()>) {
+    let io = DriverIo {
+        signaling: None,
+        connector: None,
+        sleeper: Arc::new(ThreadSleeper),
+    };
+    let (handle, run) = driver(DriverConfig::default(), io);
+    (handle, std::thread::spawn(move || block_on(run)))
+}
+
 fn quick_http() -> SwarmConfig {
     let mut config = SwarmConfig::default();
     config.http.patience = Duration::ZERO;
@@ -74,13 +85,7 @@ fn a_torrent_completes_from_the_web_seed_alone() {
         served: AtomicU64::new(0),
     });
     let store = Arc::new(MemoryStore::new());
-    let io = DriverIo {
-        signaling: None,
-        connector: None,
-        sleeper: Arc::new(ThreadSleeper),
-    };
-    let (handle, run) = driver(DriverConfig::default(), io);
-    let runner = std::thread::spawn(move || block_on(run));
+    let (handle, runner) = start_web_seed_only();
     let mut events = handle.events();
     let held = block_on(handle.add_torrent(TorrentSpec {
         info: info.clone(),
@@ -121,13 +126,7 @@ fn a_torrent_completes_from_the_web_seed_alone() {
 #[test]
 fn adding_twice_is_refused_and_dropping_handles_stops_the_driver() {
     let (info, content) = torrent(100_000);
-    let io = DriverIo {
-        signaling: None,
-        connector: None,
-        sleeper: Arc::new(ThreadSleeper),
-    };
-    let (handle, run) = driver(DriverConfig::default(), io);
-    let runner = std::thread::spawn(move || block_on(run));
+    let (handle, runner) = start_web_seed_only();
     let spec = || TorrentSpec {
         info: info.clone(),
         store: Arc::new(MemoryStore::with_content(&info, &content)),
@@ -147,13 +146,7 @@ fn adding_twice_is_refused_and_dropping_handles_stops_the_driver() {
 #[test]
 fn a_removed_torrent_is_forgotten_and_can_be_added_again() {
     let (info, content) = torrent(200_000);
-    let io = DriverIo {
-        signaling: None,
-        connector: None,
-        sleeper: Arc::new(ThreadSleeper),
-    };
-    let (handle, run) = driver(DriverConfig::default(), io);
-    let runner = std::thread::spawn(move || block_on(run));
+    let (handle, runner) = start_web_seed_only();
     let spec = || TorrentSpec {
         info: info.clone(),
         store: Arc::new(MemoryStore::with_content(&info, &content)),
