@@ -50,6 +50,23 @@ pub(crate) struct Common {
     /// A STUN or TURN server URL (repeatable); none by default.
     #[arg(long = "ice-server", global = true, value_name = "URL")]
     pub(crate) ice_servers: Vec<String>,
+    /// The user name for the TURN servers.
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        env = "CHUNKSWARM_TURN_USERNAME"
+    )]
+    pub(crate) turn_username: Option<String>,
+    /// The credential for the TURN servers (better from the environment).
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECRET",
+        env = "CHUNKSWARM_TURN_CREDENTIAL",
+        hide_env_values = true
+    )]
+    pub(crate) turn_credential: Option<String>,
     /// Use only loopback addresses for WebRTC and no mDNS (tests, one-machine demos).
     #[arg(long, global = true)]
     pub(crate) loopback: bool,

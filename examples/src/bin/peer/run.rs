@@ -367,10 +367,15 @@ fn webrtc_config(common: &Common) -> WebRtcConfig {
     config.ice_servers = common
         .ice_servers
         .iter()
-        .map(|url| IceServer {
-            urls: vec![url.clone()],
-            username: String::new(),
-            credential: String::new(),
+        .map(|url| {
+            let turn = url.starts_with("turn:") || url.starts_with("turns:");
+            let secret =
+                |value: &Option<String>| value.clone().filter(|_| turn).unwrap_or_default();
+            IceServer {
+                urls: vec![url.clone()],
+                username: secret(&common.turn_username),
+                credential: secret(&common.turn_credential),
+            }
         })
         .collect();
     config
