@@ -62,7 +62,9 @@
 //!   bytes per second: moves the streaming window, call it on seek) and
 //!   `clearPlayback()`; `pause()` / `resume()`; `read(start, end)` →
 //!   `Promise<Uint8Array>` with bytes `[start, end)` once verified (`end`
-//!   clamped to the length); `blob(type?)` → `Promise<Blob>` once complete.
+//!   clamped to the length); `blob(type?)` → `Promise<Blob>` once complete;
+//!   `remove()` → `Promise<boolean>` stops the torrent (announcing
+//!   `stopped`), rejects its pending reads and lets it be added again.
 //!
 //! Numbers are JS numbers. Bad arguments (negative or fractional offsets,
 //! wrong types) throw or reject with an `Error`; nothing panics.

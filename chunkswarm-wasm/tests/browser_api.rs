@@ -221,8 +221,22 @@ async fn bad_input_is_an_error_not_a_panic() {
     let torrent = wait(call(&client, "addTorrent", &[bytes.clone().into()]).unwrap())
         .await
         .unwrap();
-    let again = wait(call(&client, "addTorrent", &[bytes.into()]).unwrap()).await;
+    let again = wait(call(&client, "addTorrent", &[bytes.clone().into()]).unwrap()).await;
     assert!(again.is_err(), "the same torrent twice");
+
+    // A removed torrent rejects its pending reads and may be added again.
+    let orphan = call(&torrent, "read", &[0.into(), 10.into()]).unwrap();
+    let removed = wait(call(&torrent, "remove", &[]).unwrap()).await.unwrap();
+    assert_eq!(removed.as_bool(), Some(true));
+    assert!(
+        wait(orphan).await.is_err(),
+        "a pending read rejects on remove"
+    );
+    let removed_twice = wait(call(&torrent, "remove", &[]).unwrap()).await.unwrap();
+    assert_eq!(removed_twice.as_bool(), Some(false));
+    let torrent = wait(call(&client, "addTorrent", &[bytes.into()]).unwrap())
+        .await
+        .expect("added again after remove");
     assert!(call(&torrent, "setPlayback", &[f64::NAN.into(), 1.into()]).is_err());
     assert!(call(&torrent, "setPlayback", &[(-5).into(), 1.into()]).is_err());
     assert!(

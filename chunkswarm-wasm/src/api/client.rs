@@ -39,13 +39,16 @@ thread_local! {
     static NEXT_CLIENT: Cell<u64> = const { Cell::new(1) };
 }
 
+/// A client's torrents by info hash.
+pub(crate) type Torrents = BTreeMap<InfoHash, Rc<TorrentShared>>;
+
 struct ClientInner {
     handle: Handle,
     peer_id: [u8; 20],
     upload_limit: Option<u64>,
     max_peers: Option<usize>,
     listeners: RefCell<Vec<js_sys::Function>>,
-    torrents: RefCell<BTreeMap<InfoHash, Rc<TorrentShared>>>,
+    torrents: Rc<RefCell<Torrents>>,
     stopped: Shared<oneshot::Receiver<()>>,
     log: LogSink,
 }
@@ -141,7 +144,7 @@ impl Client {
             upload_limit: options.upload_limit,
             max_peers,
             listeners: RefCell::new(Vec::new()),
-            torrents: RefCell::new(BTreeMap::new()),
+            torrents: Rc::new(RefCell::new(BTreeMap::new())),
             stopped: stopped.shared(),
             log: sink,
         });
@@ -258,6 +261,7 @@ impl ClientInner {
                 Ok(Torrent {
                     shared,
                     handle: self.handle.clone(),
+                    registry: Rc::downgrade(&self.torrents),
                 }
                 .into())
             }

@@ -68,6 +68,8 @@ impl TorrentShared {
 pub struct Torrent {
     pub(crate) shared: std::rc::Rc<TorrentShared>,
     pub(crate) handle: Handle,
+    /// The client's torrents, to leave on `remove`.
+    pub(crate) registry: std::rc::Weak<RefCell<super::client::Torrents>>,
 }
 
 fn closed(e: impl std::fmt::Display) -> JsValue {
@@ -172,6 +174,27 @@ impl Torrent {
         self.handle
             .set_playback(self.shared.info_hash, None)
             .map_err(|e| JsError::new(&e.to_string()))
+    }
+
+    /// Stops the torrent: announces `stopped`, closes its connections and
+    /// drops its pieces; pending `read`s and `blob`s reject. The client may
+    /// add it again afterwards. Resolves with whether it was running.
+    #[wasm_bindgen(unchecked_return_type = "Promise<boolean>")]
+    pub fn remove(&self) -> js_sys::Promise {
+        let shared = self.shared.clone();
+        let handle = self.handle.clone();
+        let registry = self.registry.clone();
+        future_to_promise(async move {
+            let removed = handle
+                .remove_torrent(shared.info_hash)
+                .await
+                .map_err(closed)?;
+            if let Some(registry) = registry.upgrade() {
+                registry.borrow_mut().remove(&shared.info_hash);
+            }
+            shared.buffer.close();
+            Ok(JsValue::from_bool(removed))
+        })
     }
 
     /// Stops requesting data (uploads go on).
