@@ -245,12 +245,14 @@ impl Swarm {
     }
 
     /// Every wanted block is requested: ask this peer too for blocks others
-    /// are fetching, first come first kept; the loser is cancelled.
+    /// are fetching, first come first kept; the loser is cancelled. Only a
+    /// peer with nothing else to do gets duplicates: a busy one would spend
+    /// upload the swarm needs on copies that are mostly thrown away.
     fn endgame(&mut self, key: PeerKey, room: &mut usize, chosen: &mut Vec<Block>) {
         let Some(peer) = self.peers.get(&key) else {
             return;
         };
-        if peer.on_parole {
+        if peer.on_parole || !peer.outstanding.is_empty() {
             return;
         }
         for (&piece, partial) in self.partials.iter_mut() {
