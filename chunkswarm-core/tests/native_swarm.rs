@@ -83,6 +83,16 @@ fn swarm_config(http_patience: Duration) -> SwarmConfig {
     config
 }
 
+/// A torrent whose store already holds every piece, without a web seed.
+fn seeding(info: &Info, content: &Bytes) -> TorrentSpec {
+    TorrentSpec {
+        info: info.clone(),
+        store: Arc::new(MemoryStore::with_content(info, content)),
+        origin: None,
+        config: SwarmConfig::default(),
+    }
+}
+
 /// A new peer that fetches `info` without a web seed; returns once it has
 /// every piece.
 async fn fetch_from_peers(
@@ -130,15 +140,7 @@ async fn two_native_peers_exchange_a_file_over_webrtc_via_the_tracker() {
     let bytes = Bytes::from(data.clone());
 
     let seeder = peer(Some(&tracker), 1).await;
-    let held = seeder
-        .add_torrent(TorrentSpec {
-            info: info.clone(),
-            store: Arc::new(MemoryStore::with_content(&info, &bytes)),
-            origin: None,
-            config: SwarmConfig::default(),
-        })
-        .await
-        .unwrap();
+    let held = seeder.add_torrent(seeding(&info, &bytes)).await.unwrap();
     assert!(held.is_full());
     // Let the seeder's announce land before the fetcher's offers go out.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -240,15 +242,7 @@ async fn a_seeder_announces_again_when_its_tracker_comes_back() {
     };
     let (seeder, run) = driver(DriverConfig::seeded(11), io);
     tokio::spawn(run);
-    seeder
-        .add_torrent(TorrentSpec {
-            info: info.clone(),
-            store: Arc::new(MemoryStore::with_content(&info, &bytes)),
-            origin: None,
-            config: SwarmConfig::default(),
-        })
-        .await
-        .unwrap();
+    seeder.add_torrent(seeding(&info, &bytes)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // The tracker goes away (forgetting every swarm) and comes back on the

@@ -70,6 +70,16 @@ fn start_web_seed_only() -> (Handle, std::thread::JoinHandle<()>) {
     (handle, std::thread::spawn(move || block_on(run)))
 }
 
+/// A torrent whose store already holds every piece, without a web seed.
+fn seeding(info: &Info, content: &Bytes) -> TorrentSpec {
+    TorrentSpec {
+        info: info.clone(),
+        store: Arc::new(MemoryStore::with_content(info, content)),
+        origin: None,
+        config: SwarmConfig::default(),
+    }
+}
+
 fn quick_http() -> SwarmConfig {
     let mut config = SwarmConfig::default();
     config.http.patience = Duration::ZERO;
@@ -127,12 +137,7 @@ fn a_torrent_completes_from_the_web_seed_alone() {
 fn adding_twice_is_refused_and_dropping_handles_stops_the_driver() {
     let (info, content) = torrent(100_000);
     let (handle, runner) = start_web_seed_only();
-    let spec = || TorrentSpec {
-        info: info.clone(),
-        store: Arc::new(MemoryStore::with_content(&info, &content)),
-        origin: None,
-        config: SwarmConfig::default(),
-    };
+    let spec = || seeding(&info, &content);
     let held = block_on(handle.add_torrent(spec())).unwrap();
     assert!(held.is_full());
     assert!(matches!(
@@ -147,12 +152,7 @@ fn adding_twice_is_refused_and_dropping_handles_stops_the_driver() {
 fn a_removed_torrent_is_forgotten_and_can_be_added_again() {
     let (info, content) = torrent(200_000);
     let (handle, runner) = start_web_seed_only();
-    let spec = || TorrentSpec {
-        info: info.clone(),
-        store: Arc::new(MemoryStore::with_content(&info, &content)),
-        origin: None,
-        config: SwarmConfig::default(),
-    };
+    let spec = || seeding(&info, &content);
     block_on(handle.add_torrent(spec())).unwrap();
     assert!(block_on(handle.stats(info.info_hash())).unwrap().is_some());
     assert!(block_on(handle.remove_torrent(info.info_hash())).unwrap());
