@@ -64,3 +64,28 @@ fn streaming_viewers_start_and_play() {
     assert!(startup.max < 10.0, "{report:#?}");
     assert!(report.http_only_startup_s.is_some());
 }
+
+#[test]
+fn origin_claims_keep_a_sparse_crowd_from_paying_twice() {
+    let crowd = |claim_ttl_s: u64| {
+        let mut params = Params::scenario("flash-crowd", 11).unwrap();
+        params.peers = 30;
+        params.file_bytes = 24 << 20;
+        params.connect_to = 4;
+        params.swarm.http.claim_ttl = std::time::Duration::from_secs(claim_ttl_s);
+        Simulation::new(params).run()
+    };
+    let with = crowd(30);
+    let without = crowd(0);
+    assert_sound(&with);
+    assert_sound(&without);
+    eprintln!(
+        "origin bytes per file: {:.3} with claims, {:.3} without",
+        with.origin_bytes_per_file, without.origin_bytes_per_file
+    );
+    assert!(
+        with.origin_bytes_per_file <= 1.2
+            && with.origin_bytes_per_file < without.origin_bytes_per_file,
+        "{with:#?}\n{without:#?}"
+    );
+}

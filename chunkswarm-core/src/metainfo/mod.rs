@@ -30,6 +30,7 @@ mod encode;
 mod info;
 mod parse;
 
+pub(crate) use bencode_check::check as check_bencode;
 pub use bencode_check::{BencodeError, BencodeProblem};
 pub use create::{CreateError, MAX_DIR_DEPTH, PieceHasher, TorrentBuilder};
 pub use info::{FileEntry, Info, InfoError, InfoHash, PieceHash};

@@ -31,15 +31,20 @@ pub struct HttpConfig {
     /// at once, for a fast start.
     pub first_piece_from_http: bool,
     /// When fewer block requests than this are outstanding to peers, the
-    /// download is starving and pieces no connected peer holds go to HTTP.
+    /// download is starving (see `starving_fallback`).
     pub starving_below_blocks: u32,
     /// How long after start, or after the last peer left, before pieces that
     /// no peer holds are fetched over HTTP: time for peers to arrive.
     pub patience: Duration,
-    /// How long the peer pipeline must starve before HTTP also takes pieces
-    /// that a neighbour ranks higher for (and so should fetch itself), or any
-    /// piece when no peer will serve us.
+    /// How long the peer pipeline must starve before HTTP also takes unheld
+    /// pieces that a neighbour ranks higher for (and so should fetch itself),
+    /// or any piece when no peer will serve us.
     pub starving_fallback: Duration,
+    /// How long a neighbour's `cs_origin` claim keeps us from fetching the
+    /// same unheld piece from the origin (see
+    /// [`wire::extension`](crate::wire::extension)). Zero turns claims off:
+    /// none are offered, sent or heeded.
+    pub claim_ttl: Duration,
 }
 
 impl Default for HttpConfig {
@@ -52,6 +57,7 @@ impl Default for HttpConfig {
             starving_below_blocks: 16,
             patience: Duration::from_secs(2),
             starving_fallback: Duration::from_secs(10),
+            claim_ttl: Duration::from_secs(30),
         }
     }
 }

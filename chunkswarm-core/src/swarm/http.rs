@@ -5,17 +5,21 @@
 //! 1. the fast start (the first piece, or the playhead's);
 //! 2. a playback deadline that peers are about to miss;
 //! 3. a piece whose peer attempts ran out (the retry policy decides);
-//! 4. while the peer pipeline is starving (fewer block requests outstanding
-//!    than `starving_below_blocks`), one piece at a time that no connected
-//!    peer holds. Among such pieces a peer takes only those it ranks highest
-//!    for among its neighbours (rendezvous hashing of peer id and piece), so
-//!    neighbours split the origin's pieces instead of fetching the same ones;
-//!    after `starving_fallback` of starving it takes any such piece, or any
-//!    piece at all when no peer will serve it.
+//! 4. a piece no connected peer holds, one at a time, so that the origin
+//!    puts every piece into the swarm early, while peers still have the
+//!    upload to spread it. A peer takes only the pieces it ranks highest for
+//!    among its neighbours (rendezvous hashing of peer id and piece), so
+//!    neighbours split the origin's pieces, and none that someone nearby
+//!    claimed to be fetching already (see `claims`). Once the peer pipeline
+//!    has starved (fewer block requests outstanding than
+//!    `starving_below_blocks`) for `starving_fallback`, it also takes
+//!    unclaimed pieces a neighbour ranks higher for, and any piece at all
+//!    when no peer will serve it.
 //!
-//! Reason 4 waits `patience` after start or after the last peer left. Reasons
-//! 3 and 4 respect the origin budget's P2P share; deadlines and the fast
-//! start may exceed it.
+//! Reason 4 waits `patience` after start or after the last peer left. A
+//! `MaxBytesPerSecond` budget bounds every reason; a `TargetP2pShare` budget
+//! bounds reason 3 only, since the others are pieces peers cannot supply in
+//! time or at all.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -101,6 +105,10 @@ impl HttpState {
             })
             .map(|f| f.started)
             .min()
+    }
+
+    pub(super) fn in_flight_pieces(&self) -> impl Iterator<Item = PieceIndex> + '_ {
+        self.in_flight.values().map(|f| f.piece)
     }
 
     pub(super) fn in_flight_ids(&self) -> Vec<HttpRequestId> {
@@ -193,20 +201,21 @@ impl Swarm {
         if now < self.http.patient_until || busy {
             return None;
         }
-        // Pieces no peer holds go to HTTP only while peers cannot keep us busy.
-        let starving_since = self.http.starving_since?;
-        let long_starved = now >= starving_since + self.config.http.starving_fallback;
-        let (have, partials) = (&self.have, &self.partials);
+        let long_starved = self
+            .http
+            .starving_since
+            .is_some_and(|since| now >= since + self.config.http.starving_fallback);
+        let (have, partials, claims) = (&self.have, &self.partials, &self.claims);
         // A viewer fetches unheld pieces only within its window: viewers
         // ahead of it will hold the later ones by then.
         let horizon = self.reach();
         if self.availability.seeds() == 0 {
             let ranks = self.neighbour_ranks();
+            let unheld = |p: PieceIndex| {
+                !have.contains(p) && !partials.contains_key(&p) && p.get() < horizon
+            };
             let piece = self.picker.pick_unavailable(&mut |p| {
-                !have.contains(p)
-                    && !partials.contains_key(&p)
-                    && p.get() < horizon
-                    && (long_starved || ranks.owns(p))
+                unheld(p) && !claims.is_claimed(p, now) && (long_starved || ranks.owns(p))
             });
             if let Some(piece) = piece {
                 return Some((piece, Reason::NoPeerSource));
@@ -219,7 +228,8 @@ impl Swarm {
         if serving || !long_starved {
             return None;
         }
-        // Peers hold what is left but none will serve us: take any piece.
+        // Peers hold what is left but none will serve us: take any piece
+        // that is not on its way to someone nearby.
         let everything = Bitfield::new(0);
         let view = PeerView {
             has: &everything,
@@ -227,7 +237,7 @@ impl Swarm {
         };
         self.picker
             .pick(view, &mut |p| {
-                !have.contains(p) && !partials.contains_key(&p)
+                !have.contains(p) && !partials.contains_key(&p) && !claims.is_claimed(p, now)
             })
             .map(|p| (p, Reason::NoPeerSource))
     }
@@ -360,6 +370,7 @@ impl Swarm {
             }
         }
         self.outputs.push_back(Output::HttpFetch { id, range });
+        self.claim_origin_fetch(now, piece);
         if fresh {
             self.emit(Event::Piece {
                 piece,

@@ -26,6 +26,7 @@
 //! order never misses one. Network faults never surface as errors: they
 //! become retries and [`Event`]s.
 
+mod claims;
 mod config;
 mod download;
 mod http;
@@ -60,6 +61,7 @@ use crate::retry::{RetryPolicy, StandardRetry};
 use crate::rng::SeededRng;
 use crate::wire::{DecoderLimits, Handshake, HandshakeDecoder, Message, Reserved};
 
+use claims::Claims;
 use download::PartialPiece;
 use http::HttpState;
 use peer::Peer;
@@ -92,6 +94,7 @@ pub struct Swarm {
     attempts: BTreeMap<PieceIndex, u32>,
     suspects: BTreeMap<PieceIndex, Vec<Suspect>>,
     http: HttpState,
+    claims: Claims,
     upload: UploadState,
     playback: Option<Playback>,
     outputs: VecDeque<Output>,
@@ -167,6 +170,7 @@ impl Swarm {
             rng: SeededRng::new(config.rng_seed ^ 0x5357_4152_4d00_0000),
             http: HttpState::new(now, &config, layout.piece_length()),
             upload: UploadState::new(now, &config),
+            claims: Claims::default(),
             availability: Availability::new(layout.piece_count()),
             info,
             layout,
@@ -300,7 +304,7 @@ impl Swarm {
         );
         self.peers.insert(peer, state);
         let handshake = Handshake {
-            reserved: Reserved::NONE.with_fast(true),
+            reserved: Reserved::NONE.with_fast(true).with_extended(true),
             info_hash: *self.info.info_hash().as_bytes(),
             peer_id: self.config.peer_id,
         };

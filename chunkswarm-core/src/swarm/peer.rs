@@ -38,6 +38,8 @@ pub(super) struct Peer {
     pub(super) wire: WireState,
     pub(super) peer_id: Option<[u8; 20]>,
     pub(super) fast: bool,
+    /// The extended id it wants `cs_origin` claims sent with, if it speaks them.
+    pub(super) origin_claim_id: Option<u8>,
     /// The pieces it has; meaningless while `is_seed`.
     pub(super) has: Bitfield,
     /// It has every piece; counted once in the availability seed counter.
@@ -80,6 +82,7 @@ impl Peer {
             wire: WireState::Handshaking(handshake),
             peer_id: None,
             fast: false,
+            origin_claim_id: None,
             has: Bitfield::new(pieces),
             is_seed: false,
             am_choking: true,

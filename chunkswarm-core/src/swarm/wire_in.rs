@@ -101,6 +101,9 @@ impl Swarm {
             Message::Bitfield(self.have.to_bytes().into())
         };
         self.send(now, key, &[announce]);
+        if handshake.reserved.supports_extended() {
+            self.send_extension_handshake(now, key);
+        }
         self.emit(Event::PeerConnected {
             peer: key,
             peer_id: handshake.peer_id,
@@ -113,7 +116,8 @@ impl Swarm {
         let fast = self.peers.get(&key).is_some_and(|p| p.fast);
         let violation = |what: &str| CloseReason::Protocol(what.to_owned());
         match message {
-            Message::KeepAlive | Message::Port(_) | Message::Extended { .. } => {}
+            Message::KeepAlive | Message::Port(_) => {}
+            Message::Extended { id, payload } => self.extension_message(now, key, id, &payload),
             Message::Suggest { .. } | Message::AllowedFast { .. } if fast => {}
             Message::Bitfield(bytes) if first => {
                 match Bitfield::from_bytes(&bytes, self.layout.piece_count()) {

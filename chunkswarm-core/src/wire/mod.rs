@@ -3,7 +3,9 @@
 //! Covers BEP 3 (the handshake and the core messages), `port` from BEP 5,
 //! the BEP 6 fast extension (`suggest`, `have all`, `have none`,
 //! `reject request`, `allowed fast`) and BEP 10 `extended` messages, whose
-//! payload is passed through uninterpreted. All integers are big-endian;
+//! payload the codec passes through uninterpreted; [`extension`] reads and
+//! writes the payloads chunkswarm speaks (the extension handshake and the
+//! `cs_origin` claim). All integers are big-endian;
 //! every message after the handshake is a `u32` length, an id byte and a
 //! payload.
 //!
@@ -97,6 +99,7 @@
 //! ```
 
 mod decoder;
+pub mod extension;
 mod handshake;
 mod limits;
 mod message;

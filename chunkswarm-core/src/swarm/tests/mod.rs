@@ -11,6 +11,8 @@ use super::*;
 use crate::layout::Block;
 use crate::metainfo::TorrentBuilder;
 
+mod claims;
+
 struct Node {
     swarm: Swarm,
     store: BTreeMap<u32, Bytes>,

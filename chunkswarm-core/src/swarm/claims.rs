@@ -1,0 +1,183 @@
+//! Origin claims: the BEP 10 extension handshake and `cs_origin` messages
+//! (see [`crate::wire::extension`]).
+//!
+//! When a swarm starts fetching a piece from the origin it tells every
+//! neighbour that speaks `cs_origin`, and they pass the claim on once. A
+//! claimed piece is left to its claimant: HTTP takes it for no neighbour
+//! here until the claim expires, unless the download has starved for
+//! `starving_fallback` and nothing unclaimed is left. Peers that are not
+//! connected to each other but share a neighbour thus stop paying the origin
+//! for the same piece. Claims never delay playback rescues or pieces whose
+//! peer attempts ran out, and a hostile claimant can only postpone a fetch
+//! until the starving fallback.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use web_time::Instant;
+
+use super::{CloseReason, PeerKey, Swarm};
+use crate::layout::PieceIndex;
+use crate::wire::Message;
+use crate::wire::extension::{
+    EXTENSION_HANDSHAKE_ID, ExtensionHandshake, MAX_CLAIM_HOPS, ORIGIN_CLAIM, OriginClaim,
+};
+
+/// The extended id our peers send `cs_origin` messages with.
+const LOCAL_ORIGIN_CLAIM_ID: u8 = 1;
+
+/// Pieces claimed by someone nearby, each until its claim expires. A piece
+/// is claimed once: an expired entry stays, so claims repeated by a peer
+/// that never delivers cannot hold a piece back for longer than one
+/// `claim_ttl`. Entries are bounded by the piece count.
+#[derive(Debug, Default)]
+pub(super) struct Claims {
+    until: BTreeMap<PieceIndex, Instant>,
+}
+
+impl Claims {
+    pub(super) fn is_claimed(&self, piece: PieceIndex, now: Instant) -> bool {
+        self.until.get(&piece).is_some_and(|until| now < *until)
+    }
+
+    /// Records a claim; returns whether the piece had never been claimed.
+    fn insert(&mut self, piece: PieceIndex, until: Instant) -> bool {
+        let fresh = !self.until.contains_key(&piece);
+        self.until.entry(piece).or_insert(until);
+        fresh
+    }
+
+    fn active(&self, now: Instant) -> impl Iterator<Item = PieceIndex> + '_ {
+        self.until
+            .iter()
+            .filter(move |(_, until)| now < **until)
+            .map(|(piece, _)| *piece)
+    }
+}
+
+impl Swarm {
+    /// Sends our extension handshake to a peer that set the BEP 10 bit.
+    pub(super) fn send_extension_handshake(&mut self, now: Instant, key: PeerKey) {
+        let mut extensions = BTreeMap::new();
+        if !self.config.http.claim_ttl.is_zero() {
+            extensions.insert(ORIGIN_CLAIM.to_owned(), LOCAL_ORIGIN_CLAIM_ID);
+        }
+        let handshake = ExtensionHandshake {
+            extensions,
+            client: Some(concat!("chunkswarm ", env!("CARGO_PKG_VERSION")).to_owned()),
+            request_queue: u32::try_from(self.config.max_incoming_requests).ok(),
+        };
+        let message = Message::Extended {
+            id: EXTENSION_HANDSHAKE_ID,
+            payload: handshake.encode(),
+        };
+        self.send(now, key, &[message]);
+    }
+
+    /// An `extended` message arrived.
+    pub(super) fn extension_message(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        id: u8,
+        payload: &Bytes,
+    ) {
+        let result = match id {
+            EXTENSION_HANDSHAKE_ID => ExtensionHandshake::decode(payload).map(|handshake| {
+                let id = handshake.id_of(ORIGIN_CLAIM);
+                if let Some(peer) = self.peers.get_mut(&key) {
+                    peer.origin_claim_id = id;
+                }
+                if let Some(id) = id {
+                    self.send_active_claims(now, key, id);
+                }
+            }),
+            LOCAL_ORIGIN_CLAIM_ID => {
+                OriginClaim::decode(payload).map(|claim| self.claim_heard(now, key, claim))
+            }
+            // Extensions we did not offer: nothing to do.
+            _ => Ok(()),
+        };
+        if let Err(e) = result {
+            self.drop_peer(now, key, CloseReason::Protocol(e.to_string()), true);
+        }
+    }
+
+    /// We are fetching `piece` from the origin: tell the neighbours.
+    pub(super) fn claim_origin_fetch(&mut self, now: Instant, piece: PieceIndex) {
+        let claim = OriginClaim {
+            piece: piece.get(),
+            hops: MAX_CLAIM_HOPS,
+        };
+        self.broadcast_claim(now, claim, None);
+    }
+
+    /// Brings a new neighbour up to date: our own origin fetches, passed on
+    /// once more as fresh claims are, and the claims we heard, not passed on.
+    fn send_active_claims(&mut self, now: Instant, key: PeerKey, id: u8) {
+        if self.config.http.claim_ttl.is_zero() {
+            return;
+        }
+        let own = self
+            .http
+            .in_flight_pieces()
+            .map(|piece| (piece, MAX_CLAIM_HOPS));
+        let heard = self.claims.active(now).map(|piece| (piece, 0));
+        let mut messages: Vec<Message> = own
+            .chain(heard)
+            .map(|(piece, hops)| Message::Extended {
+                id,
+                payload: OriginClaim {
+                    piece: piece.get(),
+                    hops,
+                }
+                .encode(),
+            })
+            .collect();
+        messages.dedup();
+        self.send(now, key, &messages);
+    }
+
+    fn claim_heard(&mut self, now: Instant, from: PeerKey, claim: OriginClaim) {
+        let ttl = self.config.http.claim_ttl;
+        if ttl.is_zero() {
+            return;
+        }
+        let Some(piece) = self.layout.piece(claim.piece) else {
+            let reason = CloseReason::Protocol("origin claim for a piece out of range".into());
+            return self.drop_peer(now, from, reason, true);
+        };
+        if self.have.contains(piece) {
+            return;
+        }
+        // Passed on only the first time, so a claim crosses each connection
+        // once.
+        if self.claims.insert(piece, now + ttl) && claim.hops > 0 {
+            let onward = OriginClaim {
+                hops: claim.hops - 1,
+                ..claim
+            };
+            self.broadcast_claim(now, onward, Some(from));
+        }
+    }
+
+    fn broadcast_claim(&mut self, now: Instant, claim: OriginClaim, except: Option<PeerKey>) {
+        if self.config.http.claim_ttl.is_zero() {
+            return;
+        }
+        let payload = claim.encode();
+        let targets: Vec<(PeerKey, u8)> = self
+            .peers
+            .iter()
+            .filter(|(key, peer)| Some(**key) != except && peer.is_active())
+            .filter_map(|(key, peer)| Some((*key, peer.origin_claim_id?)))
+            .collect();
+        for (key, id) in targets {
+            let message = Message::Extended {
+                id,
+                payload: payload.clone(),
+            };
+            self.send(now, key, &[message]);
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Origin claims: who fetches an unheld piece from the origin when peers
+//! that are not connected to each other share a neighbour.
+
+use super::*;
+use crate::wire::extension::OriginClaim;
+
+/// No wait before unheld pieces go to HTTP, and no ownership among
+/// neighbours: every node wants to fetch piece 0 at its first tick.
+fn eager(claim_ttl: Duration) -> SwarmConfig {
+    SwarmConfig {
+        http: HttpConfig {
+            patience: Duration::ZERO,
+            starving_fallback: Duration::ZERO,
+            claim_ttl,
+            ..HttpConfig::default()
+        },
+        ..SwarmConfig::default()
+    }
+}
+
+/// Nodes connected in a line, handshakes done, with HTTP fetches held.
+fn line(nodes: usize, config: &SwarmConfig) -> Net {
+    let (mut net, info) = Net::new(16_384, 16_384);
+    net.held_http = Some(Vec::new());
+    for _ in 0..nodes {
+        net.add(&info, false, false, config.clone());
+    }
+    for i in 1..nodes {
+        net.connect(i - 1, i);
+    }
+    settle(&mut net);
+    net
+}
+
+fn settle(net: &mut Net) {
+    while !net.queue.is_empty() {
+        net.deliver_all();
+    }
+}
+
+/// Runs one node's periodic work and reports whether it asked the origin
+/// for anything.
+fn tick_fetches(net: &mut Net, i: usize) -> bool {
+    let before = net.held_http.as_ref().map_or(0, Vec::len);
+    net.now += Duration::from_millis(300);
+    let now = net.now;
+    net.nodes[i].swarm.handle_timeout(now);
+    net.drain(i);
+    let after = net.held_http.as_ref().map_or(0, Vec::len);
+    after > before
+}
+
+fn claim_bytes(id: u8, payload: &[u8]) -> Bytes {
+    let mut data = BytesMut::new();
+    Message::Extended {
+        id,
+        payload: Bytes::copy_from_slice(payload),
+    }
+    .encode(&mut data);
+    data.freeze()
+}
+
+#[test]
+fn a_claim_reaches_two_hops_and_no_further() {
+    let mut net = line(4, &eager(Duration::from_secs(30)));
+    assert!(tick_fetches(&mut net, 0), "the first node fetches piece 0");
+    settle(&mut net);
+    assert!(!tick_fetches(&mut net, 1), "its neighbour heard the claim");
+    assert!(!tick_fetches(&mut net, 2), "the neighbour's neighbour too");
+    assert!(tick_fetches(&mut net, 3), "three hops away it is not heard");
+}
+
+#[test]
+fn without_claims_every_node_pays_the_origin() {
+    let mut net = line(3, &eager(Duration::ZERO));
+    for i in 0..3 {
+        assert!(tick_fetches(&mut net, i), "node {i}");
+        settle(&mut net);
+    }
+}
+
+#[test]
+fn a_newcomer_hears_the_claims_in_force() {
+    let mut net = line(2, &eager(Duration::from_secs(30)));
+    assert!(tick_fetches(&mut net, 0));
+    settle(&mut net);
+    let info = net.nodes[0].swarm.info().clone();
+    let late = net.add(&info, false, false, eager(Duration::from_secs(30)));
+    net.connect(1, late);
+    settle(&mut net);
+    assert!(
+        !tick_fetches(&mut net, late),
+        "told by node 1 on connecting"
+    );
+}
+
+#[test]
+fn a_claim_holds_a_piece_back_only_once_for_its_ttl() {
+    let ttl = Duration::from_secs(5);
+    let mut net = line(1, &eager(ttl));
+    let start = net.now;
+    let now = net.now;
+    let swarm = &mut net.nodes[0].swarm;
+    let liar = PeerKey(7);
+    swarm.handle_peer_connected(now, liar);
+    let mut hello = BytesMut::new();
+    Handshake {
+        reserved: Reserved::NONE.with_fast(true).with_extended(true),
+        info_hash: *swarm.info().info_hash().as_bytes(),
+        peer_id: *b"-XX0001-liarliarliar",
+    }
+    .encode(&mut hello);
+    swarm.handle_peer_data(now, liar, &hello);
+    let claim = OriginClaim { piece: 0, hops: 0 }.encode();
+    swarm.handle_peer_data(now, liar, &claim_bytes(1, &claim));
+    assert!(!tick_fetches(&mut net, 0), "claimed");
+    // Claiming again and again does not keep the piece away from the origin.
+    let mut fetched = false;
+    for _ in 0..30 {
+        let now = net.now;
+        let swarm = &mut net.nodes[0].swarm;
+        swarm.handle_peer_data(now, liar, &claim_bytes(1, &claim));
+        if tick_fetches(&mut net, 0) {
+            fetched = true;
+            break;
+        }
+    }
+    assert!(fetched, "fetched once the claim expired");
+    assert!(net.now.duration_since(start) >= ttl);
+}
+
+#[test]
+fn malformed_extension_messages_close_the_connection() {
+    let info_hash = {
+        let net = line(1, &eager(Duration::from_secs(30)));
+        *net.nodes[0].swarm.info().info_hash().as_bytes()
+    };
+    let cases: [(u8, &[u8]); 4] = [
+        (1, b"d4:hopsi0e5:piecei1ee"), // piece out of range
+        (1, b"d4:hopsi0ee"),           // no piece
+        (
+            1,
+            b"llllllllllllllllllllllllllllllllllllllllllllllllllllllllllll",
+        ),
+        (0, b"i42e"), // a handshake that is not a dictionary
+    ];
+    for (id, payload) in cases {
+        let mut net = line(1, &eager(Duration::from_secs(30)));
+        let now = net.now;
+        let swarm = &mut net.nodes[0].swarm;
+        swarm.handle_peer_connected(now, PeerKey(7));
+        let mut hello = BytesMut::new();
+        Handshake {
+            reserved: Reserved::NONE.with_extended(true),
+            info_hash,
+            peer_id: *b"-XX0001-badbadbadbad",
+        }
+        .encode(&mut hello);
+        swarm.handle_peer_data(now, PeerKey(7), &hello);
+        swarm.handle_peer_data(now, PeerKey(7), &claim_bytes(id, payload));
+        let outputs: Vec<Output> = std::iter::from_fn(|| swarm.poll_output()).collect();
+        assert!(
+            outputs.iter().any(|o| matches!(
+                o,
+                Output::Close {
+                    peer: PeerKey(7),
+                    reason: CloseReason::Protocol(_)
+                }
+            )),
+            "{payload:?}"
+        );
+    }
+}
