@@ -85,10 +85,14 @@ impl Swarm {
         let result = match id {
             EXTENSION_HANDSHAKE_ID => ExtensionHandshake::decode(payload).map(|handshake| {
                 let id = handshake.id_of(ORIGIN_CLAIM);
-                if let Some(peer) = self.peers.get_mut(&key) {
-                    peer.origin_claim_id = id;
-                }
-                if let Some(id) = id {
+                let Some(peer) = self.peers.get_mut(&key) else {
+                    return;
+                };
+                peer.origin_claim_id = id;
+                // A repeated handshake may change the id, but the claims in
+                // force go out once, so repeating it cannot make us talk.
+                if let Some(id) = id.filter(|_| !peer.told_claims) {
+                    peer.told_claims = true;
                     self.send_active_claims(now, key, id);
                 }
             }),

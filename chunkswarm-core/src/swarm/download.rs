@@ -54,6 +54,16 @@ impl PartialPiece {
         self.http.is_none() && self.blocks.iter().all(|b| *b == BlockSlot::Missing)
     }
 
+    /// Nothing is fetching it: no block requested, no HTTP fetch. Its
+    /// peers may have left halfway.
+    pub(super) fn is_idle(&self) -> bool {
+        self.http.is_none()
+            && !self
+                .blocks
+                .iter()
+                .any(|b| matches!(b, BlockSlot::Requested { .. }))
+    }
+
     /// Whether `peer` may take blocks of this piece.
     fn open_to(&self, peer: PeerKey, on_parole: bool) -> bool {
         self.http.is_none()

@@ -212,7 +212,9 @@ impl Swarm {
         if self.availability.seeds() == 0 {
             let ranks = self.neighbour_ranks();
             let unheld = |p: PieceIndex| {
-                !have.contains(p) && !partials.contains_key(&p) && p.get() < horizon
+                !have.contains(p)
+                    && partials.get(&p).is_none_or(PartialPiece::is_idle)
+                    && p.get() < horizon
             };
             let piece = self.picker.pick_unavailable(&mut |p| {
                 unheld(p) && !claims.is_claimed(p, now) && (long_starved || ranks.owns(p))
@@ -237,7 +239,9 @@ impl Swarm {
         };
         self.picker
             .pick(view, &mut |p| {
-                !have.contains(p) && !partials.contains_key(&p) && !claims.is_claimed(p, now)
+                !have.contains(p)
+                    && partials.get(&p).is_none_or(PartialPiece::is_idle)
+                    && !claims.is_claimed(p, now)
             })
             .map(|p| (p, Reason::NoPeerSource))
     }

@@ -40,6 +40,8 @@ pub(super) struct Peer {
     pub(super) fast: bool,
     /// The extended id it wants `cs_origin` claims sent with, if it speaks them.
     pub(super) origin_claim_id: Option<u8>,
+    /// The claims in force when it first offered `cs_origin` were sent to it.
+    pub(super) told_claims: bool,
     /// The pieces it has; meaningless while `is_seed`.
     pub(super) has: Bitfield,
     /// It has every piece; counted once in the availability seed counter.
@@ -83,6 +85,7 @@ impl Peer {
             peer_id: None,
             fast: false,
             origin_claim_id: None,
+            told_claims: false,
             has: Bitfield::new(pieces),
             is_seed: false,
             am_choking: true,

@@ -50,7 +50,7 @@ fn tick_fetches(net: &mut Net, i: usize) -> bool {
     after > before
 }
 
-fn claim_bytes(id: u8, payload: &[u8]) -> Bytes {
+fn extended(id: u8, payload: &[u8]) -> Bytes {
     let mut data = BytesMut::new();
     Message::Extended {
         id,
@@ -112,14 +112,14 @@ fn a_claim_holds_a_piece_back_only_once_for_its_ttl() {
     .encode(&mut hello);
     swarm.handle_peer_data(now, liar, &hello);
     let claim = OriginClaim { piece: 0, hops: 0 }.encode();
-    swarm.handle_peer_data(now, liar, &claim_bytes(1, &claim));
+    swarm.handle_peer_data(now, liar, &extended(1, &claim));
     assert!(!tick_fetches(&mut net, 0), "claimed");
     // Claiming again and again does not keep the piece away from the origin.
     let mut fetched = false;
     for _ in 0..30 {
         let now = net.now;
         let swarm = &mut net.nodes[0].swarm;
-        swarm.handle_peer_data(now, liar, &claim_bytes(1, &claim));
+        swarm.handle_peer_data(now, liar, &extended(1, &claim));
         if tick_fetches(&mut net, 0) {
             fetched = true;
             break;
@@ -157,7 +157,7 @@ fn malformed_extension_messages_close_the_connection() {
         }
         .encode(&mut hello);
         swarm.handle_peer_data(now, PeerKey(7), &hello);
-        swarm.handle_peer_data(now, PeerKey(7), &claim_bytes(id, payload));
+        swarm.handle_peer_data(now, PeerKey(7), &extended(id, payload));
         let outputs: Vec<Output> = std::iter::from_fn(|| swarm.poll_output()).collect();
         assert!(
             outputs.iter().any(|o| matches!(
@@ -170,4 +170,47 @@ fn malformed_extension_messages_close_the_connection() {
             "{payload:?}"
         );
     }
+}
+
+#[test]
+fn claims_in_force_go_to_a_peer_once_however_often_it_shakes_hands() {
+    let mut net = line(1, &eager(Duration::from_secs(30)));
+    assert!(
+        tick_fetches(&mut net, 0),
+        "node 0 fetches piece 0: a claim in force"
+    );
+    let now = net.now;
+    let swarm = &mut net.nodes[0].swarm;
+    swarm.handle_peer_connected(now, PeerKey(7));
+    std::iter::from_fn(|| swarm.poll_output()).for_each(drop);
+    let mut hello = BytesMut::new();
+    Handshake {
+        reserved: Reserved::NONE.with_extended(true),
+        info_hash: *swarm.info().info_hash().as_bytes(),
+        peer_id: *b"-XX0001-chattychatty",
+    }
+    .encode(&mut hello);
+    swarm.handle_peer_data(now, PeerKey(7), &hello);
+    std::iter::from_fn(|| swarm.poll_output()).for_each(drop);
+    let offer = b"d1:md9:cs_origini3eee";
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        swarm.handle_peer_data(now, PeerKey(7), &extended(0, offer));
+        let outputs: Vec<Output> = std::iter::from_fn(|| swarm.poll_output()).collect();
+        sent.push(
+            outputs
+                .iter()
+                .filter(|o| {
+                    matches!(
+                        o,
+                        Output::Send {
+                            peer: PeerKey(7),
+                            ..
+                        }
+                    )
+                })
+                .count(),
+        );
+    }
+    assert_eq!(sent, [1, 0, 0]);
 }

@@ -810,3 +810,28 @@ fn a_playback_rescue_withdraws_peer_requests_for_later_pieces() {
     net.run_until(Duration::from_secs(60), |n| n.nodes[1].swarm.is_complete());
     assert_eq!(net.assembled(viewer), net.content);
 }
+
+#[test]
+fn a_piece_half_done_when_its_peers_left_completes_over_http() {
+    let (mut net, info) = Net::new(8 * 65_536, 65_536);
+    let seeder = net.add(&info, true, false, no_http());
+    let leecher = net.add(&info, false, false, SwarmConfig::default());
+    net.connect(seeder, leecher);
+    let half_done = |net: &Net| {
+        net.nodes[leecher]
+            .swarm
+            .partials
+            .values()
+            .any(|p| p.received > 0 && (p.received as usize) < p.blocks.len())
+    };
+    while !half_done(&net) {
+        net.drain(seeder);
+        net.deliver_all();
+    }
+    net.disconnect(seeder, leecher);
+    net.queue.clear();
+    net.run_until(Duration::from_secs(60), |n| n.nodes[1].swarm.is_complete());
+    let swarm = &net.nodes[leecher].swarm;
+    assert!(swarm.is_complete(), "stuck at {:?}", swarm.have());
+    assert!(net.assembled(leecher) == net.content);
+}
