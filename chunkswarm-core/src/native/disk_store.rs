@@ -1,6 +1,7 @@
 //! A piece store on disk: one file, or a multi-file torrent's files in a
 //! folder. Resumable.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
@@ -25,19 +26,36 @@ use crate::piece_map::Bitfield;
 /// so after a restart the download resumes with what was already written and
 /// a piece torn by a crash is fetched again. Seeding existing files is the
 /// same call: every piece verifies.
+///
+/// At most [`DEFAULT_MAX_OPEN_FILES`] files are open at once (see
+/// [`with_max_open_files`](Self::with_max_open_files)): the least recently
+/// used is closed to open another, so a torrent of thousands of files stays
+/// within the process's descriptor limit.
 #[derive(Debug, Clone)]
 pub struct DiskStore {
     path: PathBuf,
     layout: Layout,
-    files: Arc<Mutex<Vec<Segment>>>,
+    files: Arc<Mutex<Files>>,
 }
 
-/// One file: where its bytes sit in the content, and its open handle.
+/// Files a [`DiskStore`] keeps open at once unless told otherwise.
+pub const DEFAULT_MAX_OPEN_FILES: usize = 64;
+
+/// The torrent's files in content order, and which of them are open.
+#[derive(Debug)]
+struct Files {
+    segments: Vec<Segment>,
+    /// Indices of the segments with an open handle, least recently used first.
+    open: VecDeque<usize>,
+    max_open: usize,
+}
+
+/// One file: where its bytes sit in the content, and its handle while open.
 #[derive(Debug)]
 struct Segment {
     content: Range<u64>,
     path: PathBuf,
-    file: File,
+    file: Option<File>,
 }
 
 impl DiskStore {
@@ -45,7 +63,7 @@ impl DiskStore {
     /// torrent `info` at `path`. Existing files are kept as they are.
     pub fn open(path: impl Into<PathBuf>, info: &Info) -> Result<Self, StoreError> {
         let path = path.into();
-        let mut files = Vec::with_capacity(info.files().len());
+        let mut segments = Vec::with_capacity(info.files().len());
         for entry in info.files() {
             let file_path = if info.is_multi_file() {
                 entry.path().iter().fold(path.clone(), |p, c| p.join(c))
@@ -55,24 +73,35 @@ impl DiskStore {
             if let Some(parent) = file_path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).map_err(|e| io_error(parent, &e))?;
             }
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&file_path)
-                .map_err(|e| io_error(&file_path, &e))?;
-            files.push(Segment {
+            // Created now, so that the whole layout exists; opened on use.
+            open_file(&file_path)?;
+            segments.push(Segment {
                 content: entry.byte_range(),
                 path: file_path,
-                file,
+                file: None,
             });
         }
+        let files = Files {
+            segments,
+            open: VecDeque::new(),
+            max_open: DEFAULT_MAX_OPEN_FILES,
+        };
         Ok(Self {
             path,
             layout: info.layout(),
             files: Arc::new(Mutex::new(files)),
         })
+    }
+
+    /// Keeps at most `max` files open at once (at least one).
+    #[must_use]
+    pub fn with_max_open_files(self, max: usize) -> Self {
+        {
+            let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+            files.max_open = max.max(1);
+            files.close_beyond(max.max(1));
+        }
+        self
     }
 
     /// Where the content is: the file, or the folder of a multi-file torrent.
@@ -83,7 +112,7 @@ impl DiskStore {
     /// Runs `op` on the files on tokio's blocking pool.
     async fn with_files<T: Send + 'static>(
         &self,
-        op: impl FnOnce(&mut [Segment]) -> Result<T, StoreError> + Send + 'static,
+        op: impl FnOnce(&mut Files) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let files = self.files.clone();
         let joined = tokio::task::spawn_blocking(move || {
@@ -95,42 +124,110 @@ impl DiskStore {
     }
 }
 
+fn open_file(path: &Path) -> Result<File, StoreError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| io_error(path, &e))
+}
+
 fn io_error(path: &Path, e: &std::io::Error) -> StoreError {
     StoreError::Io(format!("{}: {e}", path.display()))
 }
 
-/// The parts of `range` (content bytes) in each file: the file, the offset
-/// in the file, and the offset in `range`, with the length.
-fn spans(
-    files: &mut [Segment],
-    range: Range<u64>,
-) -> impl Iterator<Item = (&mut Segment, u64, usize, usize)> {
-    files.iter_mut().filter_map(move |segment| {
-        let start = range.start.max(segment.content.start);
-        let end = range.end.min(segment.content.end);
-        (start < end).then(|| {
-            let in_file = start - segment.content.start;
-            let in_range = (start - range.start) as usize;
-            (segment, in_file, in_range, (end - start) as usize)
-        })
-    })
+/// A part of a content range that lies in one file.
+struct Span {
+    segment: usize,
+    /// Offset in the file.
+    in_file: u64,
+    /// Offset in the range.
+    at: usize,
+    len: usize,
 }
 
-/// Reads `range` of the content; `None` if a file is too short to hold it.
-fn read_range(files: &mut [Segment], range: Range<u64>) -> Result<Option<Vec<u8>>, StoreError> {
-    let mut data = vec![0u8; (range.end - range.start) as usize];
-    for (segment, in_file, at, len) in spans(files, range) {
-        let io = |e: std::io::Error| io_error(&segment.path, &e);
-        if segment.file.metadata().map_err(io)?.len() < in_file + len as u64 {
-            return Ok(None);
-        }
-        segment.file.seek(SeekFrom::Start(in_file)).map_err(io)?;
-        segment
-            .file
-            .read_exact(&mut data[at..at + len])
-            .map_err(io)?;
+impl Files {
+    /// The parts of `range` (content bytes) in each file, in order.
+    fn spans(&self, range: Range<u64>) -> Vec<Span> {
+        // Segments are in content order: skip those that end before the range.
+        let first = self
+            .segments
+            .partition_point(|s| s.content.end <= range.start);
+        self.segments[first..]
+            .iter()
+            .enumerate()
+            .take_while(|(_, s)| s.content.start < range.end)
+            .filter_map(|(i, segment)| {
+                let start = range.start.max(segment.content.start);
+                let end = range.end.min(segment.content.end);
+                (start < end).then(|| Span {
+                    segment: first + i,
+                    in_file: start - segment.content.start,
+                    at: (start - range.start) as usize,
+                    len: (end - start) as usize,
+                })
+            })
+            .collect()
     }
-    Ok(Some(data))
+
+    /// The segment's open handle, opening it (and closing the least
+    /// recently used one if at the limit) when needed.
+    fn file(&mut self, index: usize) -> Result<(&mut File, &Path), StoreError> {
+        if let Some(at) = self.open.iter().position(|&i| i == index) {
+            self.open.remove(at);
+        } else {
+            self.close_beyond(self.max_open - 1);
+            let segment = &mut self.segments[index];
+            segment.file = Some(open_file(&segment.path)?);
+        }
+        self.open.push_back(index);
+        let segment = &mut self.segments[index];
+        match segment.file.as_mut() {
+            Some(file) => Ok((file, &segment.path)),
+            None => Err(io_error(
+                &segment.path,
+                &std::io::Error::other("file handle missing"),
+            )),
+        }
+    }
+
+    /// Closes the least recently used files until at most `keep` are open.
+    fn close_beyond(&mut self, keep: usize) {
+        while self.open.len() > keep {
+            if let Some(i) = self.open.pop_front() {
+                self.segments[i].file = None;
+            }
+        }
+    }
+
+    /// Reads `range` of the content; `None` if a file is too short to hold it.
+    fn read_range(&mut self, range: Range<u64>) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut data = vec![0u8; (range.end - range.start) as usize];
+        for span in self.spans(range) {
+            let (file, path) = self.file(span.segment)?;
+            let io = |e: std::io::Error| io_error(path, &e);
+            if file.metadata().map_err(io)?.len() < span.in_file + span.len as u64 {
+                return Ok(None);
+            }
+            file.seek(SeekFrom::Start(span.in_file)).map_err(io)?;
+            file.read_exact(&mut data[span.at..span.at + span.len])
+                .map_err(io)?;
+        }
+        Ok(Some(data))
+    }
+
+    fn write_range(&mut self, range: Range<u64>, data: &[u8]) -> Result<(), StoreError> {
+        for span in self.spans(range) {
+            let (file, path) = self.file(span.segment)?;
+            let io = |e: std::io::Error| io_error(path, &e);
+            file.seek(SeekFrom::Start(span.in_file)).map_err(io)?;
+            file.write_all(&data[span.at..span.at + span.len])
+                .map_err(io)?;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -141,7 +238,7 @@ impl PieceStore for DiskStore {
             let layout = info.layout();
             let mut have = Bitfield::new(layout.piece_count());
             for piece in layout.pieces() {
-                if let Some(data) = read_range(files, layout.piece_range(piece))? {
+                if let Some(data) = files.read_range(layout.piece_range(piece))? {
                     if info.verify_piece(piece, &data) {
                         have.insert(piece);
                     }
@@ -157,7 +254,7 @@ impl PieceStore for DiskStore {
             return Err(StoreError::OutOfRange(piece.get()));
         }
         let range = self.layout.piece_range(piece);
-        self.with_files(move |files| read_range(files, range))
+        self.with_files(move |files| files.read_range(range))
             .await?
             .map(Bytes::from)
             .ok_or(StoreError::Missing(piece.get()))
@@ -170,15 +267,8 @@ impl PieceStore for DiskStore {
             return Err(StoreError::OutOfRange(piece.get()));
         }
         let range = self.layout.piece_range(piece);
-        self.with_files(move |files| {
-            for (segment, in_file, at, len) in spans(files, range) {
-                let io = |e: std::io::Error| io_error(&segment.path, &e);
-                segment.file.seek(SeekFrom::Start(in_file)).map_err(io)?;
-                segment.file.write_all(&data[at..at + len]).map_err(io)?;
-            }
-            Ok(())
-        })
-        .await
+        self.with_files(move |files| files.write_range(range, &data))
+            .await
     }
 }
 
@@ -289,6 +379,57 @@ mod tests {
                 std::fs::read(copy_root.join(name)).unwrap(),
                 std::fs::read(root.join(name)).unwrap(),
                 "{name}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn thousands_of_files_stay_within_the_open_file_limit() {
+        let src = tempfile::tempdir().unwrap();
+        let root = src.path().join("many");
+        for i in 0..1_200usize {
+            let dir = root.join(format!("d{}", i % 7));
+            std::fs::create_dir_all(&dir).unwrap();
+            let bytes: Vec<u8> = (0..(i * 37) % 5_000).map(|j| (i + j) as u8).collect();
+            std::fs::write(dir.join(format!("f{i:04}")), bytes).unwrap();
+        }
+        let meta = TorrentBuilder::new()
+            .piece_length(16 << 10)
+            .build_from_path(&root)
+            .unwrap();
+        let info = meta.info().clone();
+        assert_eq!(info.files().len(), 1_200);
+        let open_now = |store: &DiskStore| store.files.lock().unwrap().open.len();
+
+        let seed = DiskStore::open(&root, &info)
+            .unwrap()
+            .with_max_open_files(3);
+        assert!(seed.verified(&info).await.unwrap().is_full());
+        assert!(open_now(&seed) <= 3);
+
+        let out = tempfile::tempdir().unwrap();
+        let copy_root = out.path().join("copy");
+        let copy = DiskStore::open(&copy_root, &info)
+            .unwrap()
+            .with_max_open_files(3);
+        assert_eq!(open_now(&copy), 0, "files are created, not kept open");
+        // Out of order, so handles are reopened as well as reused.
+        let mut pieces: Vec<PieceIndex> = info.layout().pieces().collect();
+        pieces.reverse();
+        for piece in pieces {
+            copy.write(piece, seed.read(piece).await.unwrap())
+                .await
+                .unwrap();
+            assert!(open_now(&copy) <= 3 && open_now(&seed) <= 3);
+        }
+        assert!(copy.verified(&info).await.unwrap().is_full());
+        for entry in info.files() {
+            let rel = entry.path().iter().fold(PathBuf::new(), |p, c| p.join(c));
+            assert_eq!(
+                std::fs::read(copy_root.join(&rel)).unwrap(),
+                std::fs::read(root.join(&rel)).unwrap(),
+                "{}",
+                rel.display()
             );
         }
     }

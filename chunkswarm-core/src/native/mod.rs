@@ -45,7 +45,7 @@ use std::time::Duration;
 
 use crate::driver::{BoxFuture, Sleeper};
 
-pub use disk_store::DiskStore;
+pub use disk_store::{DEFAULT_MAX_OPEN_FILES, DiskStore};
 pub use http::{HttpWebSeed, WebSeedError, http_get};
 pub use tracker::{TrackerConnectError, connect_tracker, tracker_link};
 pub use webrtc::{IceServer, WebRtcConfig, WebRtcConnector};
