@@ -52,7 +52,14 @@ impl Swarm {
             };
             let was_first = std::mem::replace(first, false);
             match decoder.decode() {
-                Ok(Some(message)) => self.handle_message(now, key, message, was_first),
+                Ok(Some(message)) => {
+                    // The BEP 10 handshake may precede the bitfield (or have
+                    // all / have none): WebTorrent sends it first.
+                    if was_first && matches!(message, Message::Extended { .. }) {
+                        *first = true;
+                    }
+                    self.handle_message(now, key, message, was_first);
+                }
                 Ok(None) => {
                     *first = was_first;
                     break;

@@ -11,7 +11,7 @@ use super::*;
 use crate::layout::Block;
 use crate::metainfo::TorrentBuilder;
 
-mod claims;
+mod extension;
 
 struct Node {
     swarm: Swarm,

@@ -1,5 +1,6 @@
-//! Origin claims: who fetches an unheld piece from the origin when peers
-//! that are not connected to each other share a neighbour.
+//! BEP 10 extension messages: the handshake's place on the wire, and origin
+//! claims, which decide who fetches an unheld piece from the origin when
+//! peers that are not connected to each other share a neighbour.
 
 use super::*;
 use crate::wire::extension::OriginClaim;
@@ -213,4 +214,35 @@ fn claims_in_force_go_to_a_peer_once_however_often_it_shakes_hands() {
         );
     }
     assert_eq!(sent, [1, 0, 0]);
+}
+
+#[test]
+fn an_extension_handshake_may_come_before_the_bitfield() {
+    // WebTorrent's order: handshake, extension handshake, then have all.
+    let (mut net, info) = Net::new(4 * 16_384, 16_384);
+    let leecher = net.add(&info, false, false, no_http());
+    let now = net.now;
+    let swarm = &mut net.nodes[leecher].swarm;
+    swarm.handle_peer_connected(now, PeerKey(7));
+    let mut wire = BytesMut::new();
+    Handshake {
+        reserved: Reserved::NONE.with_fast(true).with_extended(true),
+        info_hash: *info.info_hash().as_bytes(),
+        peer_id: *b"-WW0208-webtorrent00",
+    }
+    .encode(&mut wire);
+    Message::Extended {
+        id: 0,
+        payload: Bytes::from_static(b"d1:md11:lt_donthavei7eee"),
+    }
+    .encode(&mut wire);
+    Message::HaveAll.encode(&mut wire);
+    swarm.handle_peer_data(now, PeerKey(7), &wire);
+    let outputs: Vec<Output> = std::iter::from_fn(|| swarm.poll_output()).collect();
+    assert!(
+        !outputs.iter().any(|o| matches!(o, Output::Close { .. })),
+        "{outputs:?}"
+    );
+    let peer = swarm.peers(now).into_iter().find(|p| p.peer == PeerKey(7));
+    assert!(peer.is_some_and(|p| p.is_seed && p.am_interested));
 }
