@@ -51,6 +51,21 @@ fn tick_fetches(net: &mut Net, i: usize) -> bool {
     after > before
 }
 
+/// Connects a hand-driven peer `key` to `swarm` and feeds it this peer's
+/// handshake (fast and extension bits set), with `then` right behind it.
+fn raw_peer(swarm: &mut Swarm, now: Instant, key: PeerKey, peer_id: &[u8; 20], then: &[u8]) {
+    swarm.handle_peer_connected(now, key);
+    let mut wire = BytesMut::new();
+    Handshake {
+        reserved: Reserved::NONE.with_fast(true).with_extended(true),
+        info_hash: *swarm.info().info_hash().as_bytes(),
+        peer_id: *peer_id,
+    }
+    .encode(&mut wire);
+    wire.extend_from_slice(then);
+    swarm.handle_peer_data(now, key, &wire);
+}
+
 fn extended(id: u8, payload: &[u8]) -> Bytes {
     let mut data = BytesMut::new();
     Message::Extended {
@@ -103,17 +118,14 @@ fn a_claim_holds_a_piece_back_only_once_for_its_ttl() {
     let now = net.now;
     let swarm = &mut net.nodes[0].swarm;
     let liar = PeerKey(7);
-    swarm.handle_peer_connected(now, liar);
-    let mut hello = BytesMut::new();
-    Handshake {
-        reserved: Reserved::NONE.with_fast(true).with_extended(true),
-        info_hash: *swarm.info().info_hash().as_bytes(),
-        peer_id: *b"-XX0001-liarliarliar",
-    }
-    .encode(&mut hello);
-    swarm.handle_peer_data(now, liar, &hello);
     let claim = OriginClaim { piece: 0, hops: 0 }.encode();
-    swarm.handle_peer_data(now, liar, &extended(1, &claim));
+    raw_peer(
+        swarm,
+        now,
+        liar,
+        b"-XX0001-liarliarliar",
+        &extended(1, &claim),
+    );
     assert!(!tick_fetches(&mut net, 0), "claimed");
     // Claiming again and again does not keep the piece away from the origin.
     let mut fetched = false;
@@ -132,10 +144,6 @@ fn a_claim_holds_a_piece_back_only_once_for_its_ttl() {
 
 #[test]
 fn malformed_extension_messages_close_the_connection() {
-    let info_hash = {
-        let net = line(1, &eager(Duration::from_secs(30)));
-        *net.nodes[0].swarm.info().info_hash().as_bytes()
-    };
     let cases: [(u8, &[u8]); 4] = [
         (1, b"d4:hopsi0e5:piecei1ee"), // piece out of range
         (1, b"d4:hopsi0ee"),           // no piece
@@ -149,16 +157,8 @@ fn malformed_extension_messages_close_the_connection() {
         let mut net = line(1, &eager(Duration::from_secs(30)));
         let now = net.now;
         let swarm = &mut net.nodes[0].swarm;
-        swarm.handle_peer_connected(now, PeerKey(7));
-        let mut hello = BytesMut::new();
-        Handshake {
-            reserved: Reserved::NONE.with_extended(true),
-            info_hash,
-            peer_id: *b"-XX0001-badbadbadbad",
-        }
-        .encode(&mut hello);
-        swarm.handle_peer_data(now, PeerKey(7), &hello);
-        swarm.handle_peer_data(now, PeerKey(7), &extended(id, payload));
+        let message = extended(id, payload);
+        raw_peer(swarm, now, PeerKey(7), b"-XX0001-badbadbadbad", &message);
         let outputs: Vec<Output> = std::iter::from_fn(|| swarm.poll_output()).collect();
         assert!(
             outputs.iter().any(|o| matches!(
@@ -182,16 +182,7 @@ fn claims_in_force_go_to_a_peer_once_however_often_it_shakes_hands() {
     );
     let now = net.now;
     let swarm = &mut net.nodes[0].swarm;
-    swarm.handle_peer_connected(now, PeerKey(7));
-    std::iter::from_fn(|| swarm.poll_output()).for_each(drop);
-    let mut hello = BytesMut::new();
-    Handshake {
-        reserved: Reserved::NONE.with_extended(true),
-        info_hash: *swarm.info().info_hash().as_bytes(),
-        peer_id: *b"-XX0001-chattychatty",
-    }
-    .encode(&mut hello);
-    swarm.handle_peer_data(now, PeerKey(7), &hello);
+    raw_peer(swarm, now, PeerKey(7), b"-XX0001-chattychatty", &[]);
     std::iter::from_fn(|| swarm.poll_output()).for_each(drop);
     let offer = b"d1:md9:cs_origini3eee";
     let mut sent = Vec::new();
@@ -223,21 +214,14 @@ fn an_extension_handshake_may_come_before_the_bitfield() {
     let leecher = net.add(&info, false, false, no_http());
     let now = net.now;
     let swarm = &mut net.nodes[leecher].swarm;
-    swarm.handle_peer_connected(now, PeerKey(7));
     let mut wire = BytesMut::new();
-    Handshake {
-        reserved: Reserved::NONE.with_fast(true).with_extended(true),
-        info_hash: *info.info_hash().as_bytes(),
-        peer_id: *b"-WW0208-webtorrent00",
-    }
-    .encode(&mut wire);
     Message::Extended {
         id: 0,
         payload: Bytes::from_static(b"d1:md11:lt_donthavei7eee"),
     }
     .encode(&mut wire);
     Message::HaveAll.encode(&mut wire);
-    swarm.handle_peer_data(now, PeerKey(7), &wire);
+    raw_peer(swarm, now, PeerKey(7), b"-WW0208-webtorrent00", &wire);
     let outputs: Vec<Output> = std::iter::from_fn(|| swarm.poll_output()).collect();
     assert!(
         !outputs.iter().any(|o| matches!(o, Output::Close { .. })),
