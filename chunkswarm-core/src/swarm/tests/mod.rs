@@ -449,6 +449,8 @@ enum Action {
     Garbage(usize),
     Seek(u8),
     Pause(bool),
+    /// A peer claims it is fetching a piece from the origin (it may lie).
+    Claim(usize, usize, u32),
 }
 
 fn action() -> impl proptest::strategy::Strategy<Value = Action> {
@@ -461,6 +463,8 @@ fn action() -> impl proptest::strategy::Strategy<Value = Action> {
         (0..5usize).prop_map(Action::Garbage),
         any::<u8>().prop_map(Action::Seek),
         any::<bool>().prop_map(Action::Pause),
+        (2..5usize, 0..2usize, 0..14u32)
+            .prop_map(|(from, to, piece)| Action::Claim(from, to, piece)),
     ]
 }
 
@@ -497,6 +501,12 @@ proptest::proptest! {
                     let position = u64::from(to) * 800;
                     let playback = Playback { position, bitrate: 50_000 };
                     net.nodes[1].swarm.set_playback(now, Some(playback));
+                }
+                Action::Claim(from, to, piece) if net.linked(from, to) => {
+                    let mut data = BytesMut::new();
+                    let claim = crate::wire::extension::OriginClaim { piece, hops: 1 };
+                    Message::Extended { id: 1, payload: claim.encode() }.encode(&mut data);
+                    net.nodes[to].swarm.handle_peer_data(now, PeerKey(from as u64), &data);
                 }
                 Action::Pause(true) => net.nodes[0].swarm.pause(),
                 Action::Pause(false) => net.nodes[0].swarm.resume(now),
