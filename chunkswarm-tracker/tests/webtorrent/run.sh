@@ -7,7 +7,9 @@
 #
 # Usage (as root, from anywhere): bash chunkswarm-tracker/tests/webtorrent/run.sh
 # Needs node and npm. Installs into a temporary directory (or
-# $WEBTORRENT_COMPAT_DIR). `webrtc-polyfill`'s native engine (node-datachannel)
+# $WEBTORRENT_COMPAT_DIR) the packages pinned by the peer wire check's lockfile
+# (examples/tests/webtorrent), whose webtorrent brings bittorrent-tracker 11.
+# `webrtc-polyfill`'s native engine (node-datachannel)
 # only builds from source with cmake, so its entry point is pointed at
 # `@roamhq/wrtc`, which ships its binary in an npm package: the WebRTC engine
 # changes, the tracker client code does not.
@@ -15,9 +17,10 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../../.." && pwd)"
 work="${WEBTORRENT_COMPAT_DIR:-$(mktemp -d)}"
+npm_dir="$repo/examples/tests/webtorrent"
+cp "$npm_dir/package.json" "$npm_dir/package-lock.json" "$work/"
 if [ ! -d "$work/node_modules/bittorrent-tracker" ]; then
-  (cd "$work" && npm init -y >/dev/null &&
-    npm install --ignore-scripts --no-audit --no-fund bittorrent-tracker@11 @roamhq/wrtc@0.10 >/dev/null)
+  (cd "$work" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null)
 fi
 cat > "$work/node_modules/webrtc-polyfill/index.js" <<'SHIM'
 import wrtc from '@roamhq/wrtc'
@@ -26,7 +29,7 @@ export default wrtc
 SHIM
 cp "$here/peer.mjs" "$work/"
 (cd "$repo" && cargo build -q -p chunkswarm-tracker --bin chunkswarm-tracker)
-tracker="$repo/target/debug/chunkswarm-tracker"
+tracker="${CARGO_TARGET_DIR:-$repo/target}/debug/chunkswarm-tracker"
 
 unshare -n bash -s "$tracker" "$work" <<'INNER'
 set -uo pipefail
