@@ -12,8 +12,10 @@
 //! - [`piece_map`]: the compact bitfield in BEP 3 bit order and per-piece
 //!   availability counts that the piece picker reads.
 //! - [`wire`]: the BitTorrent peer wire protocol (BEP 3, the BEP 6 fast
-//!   extension, BEP 10 extended messages passed through) as a streaming codec
-//!   that takes bytes split anywhere and bounds every length before it allocates.
+//!   extension, BEP 10 extended messages) as a streaming codec that takes
+//!   bytes split anywhere and bounds every length before it allocates;
+//!   [`wire::extension`] reads and writes the BEP 10 handshake and the
+//!   `cs_origin` claims the engine uses to share out origin fetches.
 //! - [`swarm`]: the sans-IO engine, one [`swarm::Swarm`] per torrent, with its
 //!   policies behind small traits: [`pick`] (piece order) and [`retry`]
 //!   (timeouts, backoff, when to pay the HTTP origin); [`rate`] holds the rate
