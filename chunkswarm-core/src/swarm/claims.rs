@@ -127,7 +127,7 @@ impl Swarm {
             .in_flight_pieces()
             .map(|piece| (piece, MAX_CLAIM_HOPS));
         let heard = self.claims.active(now).map(|piece| (piece, 0));
-        let mut messages: Vec<Message> = own
+        let messages: Vec<Message> = own
             .chain(heard)
             .map(|(piece, hops)| Message::Extended {
                 id,
@@ -138,7 +138,6 @@ impl Swarm {
                 .encode(),
             })
             .collect();
-        messages.dedup();
         self.send(now, key, &messages);
     }
 

@@ -206,18 +206,19 @@ impl Swarm {
             .starving_since
             .is_some_and(|since| now >= since + self.config.http.starving_fallback);
         let (have, partials, claims) = (&self.have, &self.partials, &self.claims);
+        // Not held, nothing fetching it, and not on its way to someone nearby.
+        let takeable = |p: PieceIndex| {
+            !have.contains(p)
+                && partials.get(&p).is_none_or(PartialPiece::is_idle)
+                && !claims.is_claimed(p, now)
+        };
         // A viewer fetches unheld pieces only within its window: viewers
         // ahead of it will hold the later ones by then.
         let horizon = self.reach();
         if self.availability.seeds() == 0 {
             let ranks = self.neighbour_ranks();
-            let unheld = |p: PieceIndex| {
-                !have.contains(p)
-                    && partials.get(&p).is_none_or(PartialPiece::is_idle)
-                    && p.get() < horizon
-            };
             let piece = self.picker.pick_unavailable(&mut |p| {
-                unheld(p) && !claims.is_claimed(p, now) && (long_starved || ranks.owns(p))
+                takeable(p) && p.get() < horizon && (long_starved || ranks.owns(p))
             });
             if let Some(piece) = piece {
                 return Some((piece, Reason::NoPeerSource));
@@ -230,19 +231,14 @@ impl Swarm {
         if serving || !long_starved {
             return None;
         }
-        // Peers hold what is left but none will serve us: take any piece
-        // that is not on its way to someone nearby.
+        // Peers hold what is left but none will serve us: take any piece.
         let everything = Bitfield::new(0);
         let view = PeerView {
             has: &everything,
             is_seed: true,
         };
         self.picker
-            .pick(view, &mut |p| {
-                !have.contains(p)
-                    && partials.get(&p).is_none_or(PartialPiece::is_idle)
-                    && !claims.is_claimed(p, now)
-            })
+            .pick(view, &mut |p| takeable(p))
             .map(|p| (p, Reason::NoPeerSource))
     }
 
