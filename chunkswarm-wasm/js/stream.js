@@ -157,6 +157,10 @@ export async function streamTo(torrent, media, options = {}) {
 
   const events = ['loadedmetadata', 'durationchange', 'seeking', 'timeupdate', 'play'];
   events.forEach((name) => media.addEventListener(name, follow));
+  // A file the element cannot play has no playhead to follow: the download
+  // then goes on in the torrent's order instead of waiting on a window.
+  const unplayable = () => torrent.clearPlayback();
+  media.addEventListener('error', unplayable);
   const url = new URL(`chunkswarm-stream/${torrent.infoHash}/${encodeURIComponent(torrent.name)}`,
     registration.scope).href;
   media.src = url;
@@ -164,6 +168,7 @@ export async function streamTo(torrent, media, options = {}) {
     url,
     stop() {
       events.forEach((name) => media.removeEventListener(name, follow));
+      media.removeEventListener('error', unplayable);
       streams.delete(torrent.infoHash);
       torrent.clearPlayback();
     },

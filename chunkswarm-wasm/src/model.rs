@@ -169,6 +169,20 @@ pub enum ClientEvent {
     Done {
         info_hash: String,
     },
+    /// Where the torrent's pieces are kept, and what happened to the storage.
+    Storage {
+        info_hash: String,
+        /// `opfs` or `memory`.
+        store: &'static str,
+        /// `ready` (pieces are being kept), `full` (the quota or disk is
+        /// full: the torrent is paused) or `failed` (a write failed: paused).
+        state: &'static str,
+        /// Why the store was chosen or stopped: `null` when all is well.
+        reason: Option<String>,
+        /// Pieces found stored and verified again when the torrent was added.
+        resumed_pieces: u32,
+        resumed_bytes: f64,
+    },
     Log {
         info_hash: Option<String>,
         level: LogLevel,
@@ -257,7 +271,8 @@ impl ClientEvent {
             | Self::Progress { info_hash, .. }
             | Self::HashFailed { info_hash, .. }
             | Self::HttpFailed { info_hash, .. }
-            | Self::Done { info_hash } => Some(info_hash),
+            | Self::Done { info_hash }
+            | Self::Storage { info_hash, .. } => Some(info_hash),
             Self::Log { info_hash, .. } => info_hash.as_deref(),
         }
     }

@@ -3,9 +3,12 @@
 //
 // Hooks for tests and curious people: `window.chunkswarmDemo` (see `demo`
 // below) and URL parameters: `?q=TEXT` fills the search, `?autoplay=FILE`
-// starts the catalog entry whose file is FILE (muted, so browsers allow it).
+// starts the catalog entry whose file is FILE (muted, so browsers allow it),
+// `?webseed=off` downloads from peers only, `?storage=memory` keeps pieces
+// in memory instead of the browser's file system (OPFS).
 
 import { Grid, Log, PeerTable, el, fmtBytes, peerLabel, renderResults, renderStats } from './view.js';
+import { sha256Hex } from './sha256.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -26,8 +29,13 @@ const demo = {
   peers: [],          // the latest peer list
   currentTimeBeforeDone: 0, // the furthest the video played before `done`
   playing: false,
+  storage: null,      // the latest `storage` event: where pieces are kept, and why
+  stored: null,       // what client.storage() listed last
+  statsAtStart: null, // the torrent's Stats right after it was added (resumed pieces)
 };
 window.chunkswarmDemo = demo;
+/** Resumes the torrent on screen (after its storage was full, say). */
+window.chunkswarmResume = () => torrent.resume();
 
 const log = new Log($('log'), $('log-debug'));
 const grid = new Grid($('grid'));
@@ -89,6 +97,7 @@ async function start() {
     client = new wasm.Client({
       trackerUrl: `${scheme}://${location.host}/announce`,
       iceServers: [],
+      storage: params.get('storage') || 'auto',
     });
   } catch (e) {
     fail('cannot start the client', e);
@@ -114,6 +123,7 @@ async function start() {
     if (err) log.add('warn', `video: ${err.message || `media error ${err.code}`}`);
   });
 
+  await showStorage();
   const query = params.get('q') ?? '';
   $('search-input').value = query;
   await search(query);
@@ -144,7 +154,7 @@ async function download(entry, { muted }) {
   log.add('info', `fetching the torrent of ${entry.file}`);
   let added;
   try {
-    added = await client.addTorrent(entry.torrent_url, {});
+    added = await client.addTorrent(entry.torrent_url, params.get('webseed') === 'off' ? { webSeed: false } : {});
   } catch (e) {
     fail(`cannot add ${entry.file}`, e);
     return;
@@ -154,6 +164,11 @@ async function download(entry, { muted }) {
     started: true, done: false, sha256: null, stats: null, currentTimeBeforeDone: 0,
     name: torrent.name, infoHash: torrent.infoHash, length: Number(torrent.length), pieceCount: torrent.pieceCount,
   });
+  try {
+    demo.statsAtStart = plain(await torrent.stats(), STATS_KEYS);
+  } catch (e) {
+    log.add('debug', `stats: ${e.message}`);
+  }
   log.add('info', `${torrent.name}: ${fmtBytes(torrent.length)} in ${torrent.pieceCount} pieces of ${fmtBytes(torrent.pieceLength)}, infohash ${torrent.infoHash}`);
   grid.reset(torrent.pieceCount);
   $('grid-count').textContent = `${torrent.pieceCount} × ${fmtBytes(torrent.pieceLength)}`;
@@ -232,6 +247,11 @@ function onTimeUpdate() {
 }
 
 function onClientEvent(ev) {
+  // Sent while the torrent is being added, before its own listeners exist.
+  if (ev.type === 'storage') {
+    demo.storage = { ...ev };
+    showStorage();
+  }
   if (ev.type === 'log' && !ev.infoHash) log.add(ev.level, ev.message);
   else if (!torrent || ev.infoHash !== torrent.infoHash) logEvent(ev);
 }
@@ -250,6 +270,53 @@ function onTorrentEvent(ev) {
       break;
     default:
   }
+}
+
+/** The storage card: where this torrent's pieces are, and what the origin stores. */
+async function showStorage() {
+  const where = $('storage-where');
+  const s = demo.storage;
+  if (s) {
+    const place = s.store === 'opfs' ? 'on disk (the browser\'s file system, OPFS)' : 'in memory';
+    const resumed = s.resumedPieces ? `; ${s.resumedPieces} pieces (${fmtBytes(s.resumedBytes)}) found stored and verified again` : '';
+    where.textContent = `Pieces are kept ${place}${resumed}${s.reason ? ` (${s.reason})` : ''}.`;
+    where.className = s.state === 'ready' ? 'note' : 'note warn';
+  }
+  let info;
+  try {
+    info = await client.storage();
+  } catch (e) {
+    log.add('debug', `storage listing: ${e.message}`);
+    return;
+  }
+  demo.stored = info;
+  $('storage-quota').textContent = info.available
+    ? `${fmtBytes(info.usage ?? 0)} used of ${fmtBytes(info.quota ?? 0)}`
+    : `unavailable: ${info.reason}`;
+  const list = $('stored');
+  list.replaceChildren(...info.torrents.map((t) => {
+    const remove = el('button', { type: 'button', class: 'ghost small' }, 'Remove');
+    remove.addEventListener('click', async () => {
+      remove.disabled = true;
+      try {
+        await client.removeStored(t.infoHash);
+        log.add('info', `removed ${t.name ?? t.infoHash} from storage`);
+        if (torrent && torrent.infoHash === t.infoHash) {
+          torrent = null;
+          demo.started = false;
+        }
+      } catch (e) {
+        log.add('warn', e.message);
+      }
+      showStorage();
+    });
+    const pct = t.length ? Math.round((t.storedBytes / t.length) * 100) : 0;
+    return el('li', {},
+      el('span', { class: 'stored-name' }, t.name ?? t.infoHash),
+      el('small', {}, `${fmtBytes(t.storedBytes)} of ${fmtBytes(t.length ?? 0)} (${pct}%)${t.openHere ? ' · open here' : ''}`),
+      remove);
+  }));
+  $('stored-empty').hidden = info.torrents.length > 0;
 }
 
 function logEvent(ev) {
@@ -279,6 +346,9 @@ function logEvent(ev) {
       break;
     case 'done':
       log.add('success', 'every piece verified');
+      break;
+    case 'storage':
+      log.add(ev.state === 'ready' ? 'info' : 'warn', `storage: ${ev.store} ${ev.state}${ev.reason ? `: ${ev.reason}` : ''}`);
       break;
     default:
   }
@@ -323,8 +393,9 @@ function finished(t) {
   if (t !== torrent || finishing) return;
   finishing = (async () => {
     demo.done = true;
-    const blob = await t.blob(mimeOf(t.name));
-    const url = URL.createObjectURL(blob);
+    // On OPFS a File read from disk as it is used, whatever its size.
+    const file = await t.file(mimeOf(t.name));
+    const url = URL.createObjectURL(file);
     const save = $('save');
     save.href = url;
     save.download = t.name;
@@ -333,13 +404,13 @@ function finished(t) {
       video.src = url;
       await startPlayback();
     }
-    // The file's digest, for checking against the original.
-    if (blob.size <= 512 << 20 && crypto.subtle) {
-      const digest = await crypto.subtle.digest('SHA-256', await blob.arrayBuffer());
-      demo.sha256 = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
-      log.add('success', `downloaded ${fmtBytes(blob.size)}, SHA-256 ${demo.sha256}`);
-    }
+    // The file's digest, for checking against the original, streamed from
+    // the store so the file is never whole in memory.
+    const started = performance.now();
+    demo.sha256 = await sha256Hex(file.stream());
+    log.add('success', `downloaded ${fmtBytes(file.size)}, SHA-256 ${demo.sha256} (hashed in ${((performance.now() - started) / 1000).toFixed(1)} s)`);
     showStats(await t.stats());
+    showStorage();
     grid.update(t.pieceStates());
   })().catch((e) => log.add('error', `finishing: ${e.message}`));
 }
@@ -352,7 +423,8 @@ function mimeOf(name) {
 function togglePause() {
   if (!torrent) return;
   paused = !paused;
-  if (paused) torrent.pause(); else torrent.resume();
+  if (paused) torrent.pause();
+  else torrent.resume().catch((e) => log.add('warn', e.message));
   $('pause').textContent = paused ? 'Resume' : 'Pause';
   log.add('info', paused ? 'download paused' : 'download resumed');
 }

@@ -21,10 +21,12 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise, spawn_local};
 
 use super::options::{ClientOptions, TorrentOptions};
+use super::storage::{self, StorageMode, WorkerSlot};
 use super::to_js;
-use super::torrent::{Torrent, TorrentShared};
+use super::torrent::{Torrent, TorrentShared, stop};
 use crate::model::{ClientEvent, LogLevel};
 use crate::peer_id::display_peer_id;
+use crate::store::opfs::StoreNotice;
 use crate::web::http::FetchWebSeed;
 use crate::web::log::{self, LogSink};
 use crate::web::rtc::{RtcSettings, WebRtcConnector};
@@ -34,6 +36,8 @@ use crate::web::{fetch_request, js_error, random_bytes};
 
 /// How long one web-seed request may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bytes of pieces a torrent keeps in memory to serve peers (`memoryCache`).
+const DEFAULT_MEMORY_CACHE: u64 = 32 << 20;
 
 thread_local! {
     static NEXT_CLIENT: Cell<u64> = const { Cell::new(1) };
@@ -51,6 +55,28 @@ struct ClientInner {
     torrents: Rc<RefCell<Torrents>>,
     stopped: Shared<oneshot::Receiver<()>>,
     log: LogSink,
+    storage_mode: StorageMode,
+    memory_cache: u64,
+    opfs: WorkerSlot,
+    notices: mpsc::UnboundedSender<StoreNotice>,
+}
+
+/// Hands an event to the listeners of the client and of one torrent.
+#[derive(Clone)]
+pub(crate) struct Dispatch(Weak<ClientInner>);
+
+impl std::fmt::Debug for Dispatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Dispatch")
+    }
+}
+
+impl Dispatch {
+    pub(crate) fn send(&self, torrent: &TorrentShared, event: &ClientEvent) {
+        if let Some(client) = self.0.upgrade() {
+            client.dispatch(Some(torrent), event);
+        }
+    }
 }
 
 /// A chunkswarm client: a driver, a tracker connection and its torrents
@@ -81,6 +107,7 @@ impl Client {
         #[wasm_bindgen(unchecked_optional_param_type = "ClientOptions")] options: JsValue,
     ) -> Result<Client, JsError> {
         let options = ClientOptions::parse(&options)?;
+        let storage_mode = StorageMode::parse(options.storage.as_deref())?;
         log::install();
         let id = NEXT_CLIENT.with(|n| n.replace(n.get() + 1));
         let (log_tx, log_rx) = mpsc::unbounded::<ClientEvent>();
@@ -138,6 +165,7 @@ impl Client {
             }
             .instrument(log::client_span(id)),
         );
+        let (notices, notices_rx) = mpsc::unbounded();
         let inner = Rc::new(ClientInner {
             handle,
             peer_id,
@@ -147,8 +175,12 @@ impl Client {
             torrents: Rc::new(RefCell::new(BTreeMap::new())),
             stopped: stopped.shared(),
             log: sink,
+            storage_mode,
+            memory_cache: options.memory_cache.unwrap_or(DEFAULT_MEMORY_CACHE),
+            opfs: RefCell::new(None),
+            notices,
         });
-        spawn_local(dispatch(Rc::downgrade(&inner), events, log_rx));
+        spawn_local(dispatch(Rc::downgrade(&inner), events, log_rx, notices_rx));
         Ok(Client { inner })
     }
 
@@ -182,7 +214,37 @@ impl Client {
             let options = TorrentOptions::parse(&options)?;
             let bytes = load_metainfo(&source).await?;
             let meta = Metainfo::from_bytes(&bytes).map_err(|e| js(format!("bad torrent: {e}")))?;
-            inner.start(meta, options).await
+            inner.start(meta, &bytes, options).await
+        })
+    }
+
+    /// The torrents stored in this origin's OPFS, with the bytes each
+    /// holds, and the origin's storage quota and usage.
+    #[wasm_bindgen(unchecked_return_type = "Promise<StorageInfo>")]
+    pub fn storage(&self) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let info = storage::list(&inner.opfs).await.map_err(js)?;
+            Ok(to_js(&info))
+        })
+    }
+
+    /// Deletes a stored torrent (its pieces and resume state), stopping it
+    /// first if this client runs it. Rejects if another tab has it open.
+    #[wasm_bindgen(js_name = removeStored, unchecked_return_type = "Promise<void>")]
+    pub fn remove_stored(&self, info_hash: String) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let hash = InfoHash::from_hex(&info_hash)
+                .ok_or_else(|| js(format!("not an info hash: {info_hash:?}")))?;
+            let running = inner.torrents.borrow().get(&hash).cloned();
+            if let Some(shared) = running {
+                stop(&shared, &inner.handle, &Rc::downgrade(&inner.torrents)).await?;
+            }
+            storage::remove(&inner.opfs, &hash.to_hex())
+                .await
+                .map_err(|e| js(format!("cannot remove {info_hash}: {e}")))?;
+            Ok(JsValue::UNDEFINED)
         })
     }
 
@@ -194,8 +256,9 @@ impl Client {
         future_to_promise(async move {
             inner.handle.shutdown();
             let _ = inner.stopped.clone().await;
-            for torrent in inner.torrents.borrow().values() {
-                torrent.buffer.close();
+            let torrents: Vec<_> = inner.torrents.borrow().values().cloned().collect();
+            for torrent in torrents {
+                torrent.storage.close().await;
             }
             Ok(JsValue::UNDEFINED)
         })
@@ -206,6 +269,7 @@ impl ClientInner {
     async fn start(
         self: Rc<Self>,
         meta: Metainfo,
+        torrent_bytes: &[u8],
         options: TorrentOptions,
     ) -> Result<JsValue, JsValue> {
         let info = meta.info().clone();
@@ -216,7 +280,7 @@ impl ClientInner {
             Some("sequential") => Strategy::Sequential,
             Some(other) => return Err(js(format!("unknown strategy `{other}`"))),
         };
-        let web_seed = options.web_seed.or_else(|| {
+        let web_seed = options.web_seed.unwrap_or_else(|| {
             meta.web_seeds()
                 .iter()
                 .find(|url| url.starts_with("http://") || url.starts_with("https://"))
@@ -225,15 +289,32 @@ impl ClientInner {
         if self.torrents.borrow().contains_key(&info_hash) {
             return Err(js("torrent already added"));
         }
-        let shared = Rc::new(TorrentShared::new(info.clone()));
+        let opened = storage::open(
+            self.storage_mode,
+            &self.opfs,
+            &info,
+            torrent_bytes,
+            self.notices.clone(),
+        )
+        .await?;
+        if self.torrents.borrow().contains_key(&info_hash) {
+            // Added again while the store opened.
+            opened.storage.close().await;
+            return Err(js("torrent already added"));
+        }
+        let shared = Rc::new(TorrentShared::new(info.clone(), opened.storage));
         // Registered before the driver starts it, so no early event is missed.
         self.torrents.borrow_mut().insert(info_hash, shared.clone());
         let origin = web_seed
             .as_deref()
             .map(|url| Arc::new(FetchWebSeed::new(url, HTTP_TIMEOUT)) as Arc<dyn HttpOrigin>);
+        let piece_length = u64::from(info.layout().piece_length()).max(1);
         let mut config = SwarmConfig {
             strategy,
             upload_rate_limit: self.upload_limit,
+            piece_cache: usize::try_from(self.memory_cache / piece_length)
+                .unwrap_or(1)
+                .max(1),
             ..SwarmConfig::default()
         };
         if let Some(max) = self.max_peers {
@@ -241,35 +322,72 @@ impl ClientInner {
         }
         let spec = TorrentSpec {
             info,
-            store: shared.buffer.clone(),
+            store: shared.storage.piece_store(),
             origin,
             config,
         };
+        let full = opened.state != "ready";
         match self.handle.add_torrent(spec).await {
             Ok(held) => {
+                if full {
+                    // Nothing can be written: wait for `resume()` after space is freed.
+                    let _ = self.handle.pause(info_hash, true);
+                }
                 shared.mark_held(held.iter_ones().map(|p| p.get()));
                 self.log.log(
                     LogLevel::Info,
                     Some(info_hash.to_hex()),
                     format!(
-                        "torrent added: {} ({} pieces, web seed {})",
+                        "torrent added: {} ({} pieces, {} of them stored, web seed {}, pieces kept in {}{})",
                         shared.info.name(),
                         shared.info.layout().piece_count(),
-                        web_seed.as_deref().unwrap_or("none")
+                        held.count_ones(),
+                        web_seed.as_deref().unwrap_or("none"),
+                        shared.storage.kind(),
+                        opened.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default(),
                     ),
+                );
+                self.dispatch(
+                    Some(&shared),
+                    &shared.storage_event(opened.state, opened.reason),
                 );
                 Ok(Torrent {
                     shared,
                     handle: self.handle.clone(),
                     registry: Rc::downgrade(&self.torrents),
+                    dispatch: Dispatch(Rc::downgrade(&self)),
                 }
                 .into())
             }
             Err(e) => {
                 self.torrents.borrow_mut().remove(&info_hash);
+                shared.storage.close().await;
                 Err(js(e))
             }
         }
+    }
+
+    /// The storage of a torrent refused a write: pause it and say so.
+    fn storage_failed(&self, notice: &StoreNotice) {
+        let Some(torrent) = self.torrents.borrow().get(&notice.info_hash).cloned() else {
+            return;
+        };
+        let _ = self.handle.pause(notice.info_hash, true);
+        let state = if notice.error.is_quota() {
+            "full"
+        } else {
+            "failed"
+        };
+        let reason = format!(
+            "{}; the torrent is paused, verified pieces wait in memory: free space and resume",
+            notice.error
+        );
+        self.log.log(
+            LogLevel::Warn,
+            Some(notice.info_hash.to_hex()),
+            format!("storage {state}: {reason}"),
+        );
+        self.dispatch(Some(&torrent), &torrent.storage_event(state, Some(reason)));
     }
 
     /// Hands one event to the client's and its torrent's listeners.
@@ -291,12 +409,17 @@ async fn dispatch(
     client: Weak<ClientInner>,
     events: mpsc::UnboundedReceiver<DriverEvent>,
     logs: mpsc::UnboundedReceiver<ClientEvent>,
+    notices: mpsc::UnboundedReceiver<StoreNotice>,
 ) {
     enum Next {
         Driver(DriverEvent),
         Log(ClientEvent),
+        Storage(StoreNotice),
     }
-    let mut merged = stream::select(events.map(Next::Driver), logs.map(Next::Log));
+    let mut merged = stream::select(
+        stream::select(events.map(Next::Driver), logs.map(Next::Log)),
+        notices.map(Next::Storage),
+    );
     while let Some(next) = merged.next().await {
         let Some(client) = client.upgrade() else {
             break;
@@ -310,6 +433,7 @@ async fn dispatch(
                 let event = ClientEvent::from_engine(info_hash, &event);
                 client.dispatch(torrent.as_deref(), &event);
             }
+            Next::Storage(notice) => client.storage_failed(&notice),
             Next::Log(event) => {
                 let torrent = event
                     .info_hash()

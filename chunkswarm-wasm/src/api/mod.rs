@@ -3,6 +3,7 @@
 
 mod client;
 mod options;
+mod storage;
 mod torrent;
 
 pub use client::Client;

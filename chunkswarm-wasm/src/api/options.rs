@@ -9,12 +9,15 @@ pub(crate) struct ClientOptions {
     pub(crate) ice_servers: Option<JsValue>,
     pub(crate) max_connections: Option<u64>,
     pub(crate) upload_limit: Option<u64>,
+    pub(crate) storage: Option<String>,
+    pub(crate) memory_cache: Option<u64>,
 }
 
 /// `addTorrent` options (`TorrentOptions` in TypeScript).
 #[derive(Debug, Default)]
 pub(crate) struct TorrentOptions {
-    pub(crate) web_seed: Option<String>,
+    /// `None`: the torrent's own; `Some(None)`: none at all (`webSeed: false`).
+    pub(crate) web_seed: Option<Option<String>>,
     pub(crate) strategy: Option<String>,
 }
 
@@ -75,6 +78,8 @@ impl ClientOptions {
             ice_servers,
             max_connections: number(options, "maxConnections")?,
             upload_limit: number(options, "uploadLimit")?,
+            storage: string(options, "storage")?,
+            memory_cache: number(options, "memoryCache")?,
         })
     }
 }
@@ -82,7 +87,11 @@ impl ClientOptions {
 impl TorrentOptions {
     pub(crate) fn parse(options: &JsValue) -> Result<Self, JsError> {
         Ok(Self {
-            web_seed: string(options, "webSeed")?,
+            web_seed: match field(options, "webSeed")? {
+                Some(v) if v.as_bool() == Some(false) => Some(None),
+                Some(_) => Some(string(options, "webSeed")?),
+                None => None,
+            },
             strategy: string(options, "strategy")?,
         })
     }

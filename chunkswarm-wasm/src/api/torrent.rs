@@ -1,7 +1,6 @@
 //! The `Torrent` class: one torrent of a client, its bytes and its controls.
 
 use std::cell::{Cell, RefCell};
-use std::sync::Arc;
 
 use chunkswarm_core::driver::Handle;
 use chunkswarm_core::metainfo::{Info, InfoHash};
@@ -10,27 +9,27 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::options::count;
+use super::storage::Storage;
 use super::to_js;
-use crate::model::{PIECE_VERIFIED_PEER, PeerView, StatsView, piece_code};
-use crate::store::PieceBuffer;
+use crate::model::{ClientEvent, PIECE_VERIFIED_PEER, PeerView, StatsView, piece_code};
 
 /// What the client and its `Torrent` objects share about one torrent.
 #[derive(Debug)]
 pub(crate) struct TorrentShared {
     pub(crate) info_hash: InfoHash,
     pub(crate) info: Info,
-    pub(crate) buffer: Arc<PieceBuffer>,
+    pub(crate) storage: Storage,
     states: RefCell<Vec<u8>>,
     pub(crate) listeners: RefCell<Vec<js_sys::Function>>,
     done: Cell<bool>,
 }
 
 impl TorrentShared {
-    pub(crate) fn new(info: Info) -> Self {
+    pub(crate) fn new(info: Info, storage: Storage) -> Self {
         let layout = info.layout();
         Self {
             info_hash: info.info_hash(),
-            buffer: Arc::new(PieceBuffer::new(layout)),
+            storage,
             states: RefCell::new(vec![0; layout.piece_count() as usize]),
             listeners: RefCell::new(Vec::new()),
             done: Cell::new(false),
@@ -45,6 +44,30 @@ impl TorrentShared {
             if let Some(slot) = states.get_mut(piece as usize) {
                 *slot = PIECE_VERIFIED_PEER;
             }
+        }
+    }
+
+    /// A `storage` event of this torrent.
+    pub(crate) fn storage_event(&self, state: &'static str, reason: Option<String>) -> ClientEvent {
+        let (resumed_pieces, resumed_bytes) = match &self.storage {
+            Storage::Opfs(store) => {
+                let layout = self.info.layout();
+                let bytes: u64 = store
+                    .resumed()
+                    .iter_ones()
+                    .map(|p| u64::from(layout.piece_len(p)))
+                    .sum();
+                (store.resumed().count_ones(), bytes as f64)
+            }
+            Storage::Memory(_) => (0, 0.0),
+        };
+        ClientEvent::Storage {
+            info_hash: self.info_hash.to_hex(),
+            store: self.storage.kind(),
+            state,
+            reason,
+            resumed_pieces,
+            resumed_bytes,
         }
     }
 
@@ -70,6 +93,8 @@ pub struct Torrent {
     pub(crate) handle: Handle,
     /// The client's torrents, to leave on `remove`.
     pub(crate) registry: std::rc::Weak<RefCell<super::client::Torrents>>,
+    /// Hands an event to the client's and the torrent's listeners.
+    pub(crate) dispatch: super::client::Dispatch,
 }
 
 fn closed(e: impl std::fmt::Display) -> JsValue {
@@ -177,24 +202,24 @@ impl Torrent {
     }
 
     /// Stops the torrent: announces `stopped`, closes its connections and
-    /// drops its pieces; pending `read`s and `blob`s reject. The client may
-    /// add it again afterwards. Resolves with whether it was running.
+    /// releases its storage (pieces on OPFS stay stored, to resume from
+    /// when it is added again; `client.removeStored` deletes them); pending
+    /// `read`s and `blob`s reject. Resolves with whether it was running.
     #[wasm_bindgen(unchecked_return_type = "Promise<boolean>")]
     pub fn remove(&self) -> js_sys::Promise {
         let shared = self.shared.clone();
         let handle = self.handle.clone();
         let registry = self.registry.clone();
         future_to_promise(async move {
-            let removed = handle
-                .remove_torrent(shared.info_hash)
-                .await
-                .map_err(closed)?;
-            if let Some(registry) = registry.upgrade() {
-                registry.borrow_mut().remove(&shared.info_hash);
-            }
-            shared.buffer.close();
+            let removed = stop(&shared, &handle, &registry).await?;
             Ok(JsValue::from_bool(removed))
         })
+    }
+
+    /// Where the pieces are kept: `'opfs'` or `'memory'`.
+    #[wasm_bindgen(getter)]
+    pub fn storage(&self) -> String {
+        self.shared.storage.kind().to_owned()
     }
 
     /// Stops requesting data (uploads go on).
@@ -204,11 +229,31 @@ impl Torrent {
             .map_err(|e| JsError::new(&e.to_string()))
     }
 
-    /// Resumes requesting data.
-    pub fn resume(&self) -> Result<(), JsError> {
-        self.handle
-            .pause(self.shared.info_hash, false)
-            .map_err(|e| JsError::new(&e.to_string()))
+    /// Resumes requesting data. When the storage had stopped (quota or
+    /// disk full), writes the pieces kept in memory first; rejects, still
+    /// paused, if the storage still refuses them.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn resume(&self) -> js_sys::Promise {
+        let shared = self.shared.clone();
+        let handle = self.handle.clone();
+        let dispatch = self.dispatch.clone();
+        future_to_promise(async move {
+            if let Storage::Opfs(store) = &shared.storage {
+                if store.failure().is_some() {
+                    if let Err(e) = store.retry().await {
+                        let event = shared.storage_event(
+                            if e.is_quota() { "full" } else { "failed" },
+                            Some(e.to_string()),
+                        );
+                        dispatch.send(&shared, &event);
+                        return Err(closed(format!("the storage still refuses writes: {e}")));
+                    }
+                    dispatch.send(&shared, &shared.storage_event("ready", None));
+                }
+            }
+            handle.pause(shared.info_hash, false).map_err(closed)?;
+            Ok(JsValue::UNDEFINED)
+        })
     }
 
     /// Resolves with bytes `[start, end)` once they are verified; `end` is
@@ -224,28 +269,47 @@ impl Torrent {
             } else {
                 count(end, "end")?
             };
-            let range = shared.buffer.clamp(start, end).map_err(closed)?;
-            let bytes = shared.buffer.wait_range(range).await.map_err(closed)?;
-            Ok(js_sys::Uint8Array::from(&bytes[..]).into())
+            let range = shared.storage.held().clamp(start, end).map_err(closed)?;
+            let bytes = shared.storage.read(range).await.map_err(closed)?;
+            Ok(bytes.into())
         })
     }
 
-    /// Resolves with the whole file as a `Blob` once every piece is verified.
-    #[wasm_bindgen(unchecked_return_type = "Promise<Blob>")]
-    pub fn blob(&self, r#type: Option<String>) -> js_sys::Promise {
+    /// Resolves with the whole content as a `File` named after the torrent
+    /// once every piece is verified. On OPFS the `File` is the stored file
+    /// itself, read from disk as it is used, whatever its size.
+    #[wasm_bindgen(unchecked_return_type = "Promise<File>")]
+    pub fn file(&self, r#type: Option<String>) -> js_sys::Promise {
         let shared = self.shared.clone();
         future_to_promise(async move {
-            let pieces = shared.buffer.wait_all().await.map_err(closed)?;
-            let parts = js_sys::Array::new();
-            for piece in &pieces {
-                parts.push(&js_sys::Uint8Array::from(&piece[..]));
-            }
-            let options = web_sys::BlobPropertyBag::new();
-            if let Some(kind) = &r#type {
-                options.set_type(kind);
-            }
-            let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options)?;
-            Ok(blob.into())
+            let file = shared
+                .storage
+                .file(shared.info.name(), r#type.as_deref())
+                .await?;
+            Ok(file.into())
         })
     }
+
+    /// The same as [`file`](Self::file) (a `File` is a `Blob`).
+    #[wasm_bindgen(unchecked_return_type = "Promise<Blob>")]
+    pub fn blob(&self, r#type: Option<String>) -> js_sys::Promise {
+        self.file(r#type)
+    }
+}
+
+/// Removes a torrent from the driver and the client, and closes its storage.
+pub(crate) async fn stop(
+    shared: &TorrentShared,
+    handle: &Handle,
+    registry: &std::rc::Weak<RefCell<super::client::Torrents>>,
+) -> Result<bool, JsValue> {
+    let removed = handle
+        .remove_torrent(shared.info_hash)
+        .await
+        .map_err(closed)?;
+    if let Some(registry) = registry.upgrade() {
+        registry.borrow_mut().remove(&shared.info_hash);
+    }
+    shared.storage.close().await;
+    Ok(removed)
 }

@@ -15,6 +15,7 @@
 pub mod channel;
 pub mod http;
 pub mod log;
+pub mod opfs;
 pub mod rtc;
 pub mod sleep;
 pub mod tracker;

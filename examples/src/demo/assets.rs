@@ -29,6 +29,11 @@ const APP_FILES: &[AppFile] = &[
         body: include_str!("../../demo/view.js"),
     },
     AppFile {
+        name: "sha256.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../demo/sha256.js"),
+    },
+    AppFile {
         name: "demo.css",
         content_type: "text/css; charset=utf-8",
         body: include_str!("../../demo/demo.css"),

@@ -15,24 +15,24 @@
 //! built first if it is stale (`.ci/install` installs everything).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../browser/harness.rs"]
+mod harness;
+#[path = "../browser/webdriver.rs"]
 mod webdriver;
 
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chunkswarm_core::metainfo::Metainfo;
-use chunkswarm_examples::demo::{sample_media_dir, wasm_pkg::PkgBuild};
+use chunkswarm_examples::demo::sample_media_dir;
+use harness::{Running, artifacts, browser, in_namespace, pkg_dir, start_chromedriver, wait_for};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
-use webdriver::{Driver, Session};
+use webdriver::Session;
 
-/// Set in the re-run inside the namespace.
-const INNER: &str = "CHUNKSWARM_BROWSER_E2E_INNER";
 const TEST_NAME: &str = "two_pages_and_a_native_seeder_share_the_sample";
 const SERVER: &str = "127.0.0.1:8080";
-const CHROMEDRIVER_ADDR: &str = "127.0.0.1:9515";
 /// The origin's cap: slow enough that page A plays while it downloads.
 const ORIGIN_RATE: &str = "32k";
 /// The native seeder's upload cap, for the same reason.
@@ -54,156 +54,18 @@ struct Seek {
 
 #[test]
 fn two_pages_and_a_native_seeder_share_the_sample() {
-    if std::env::var_os(INNER).is_some() {
+    if in_namespace(TEST_NAME) {
         inside_the_namespace();
-    } else {
-        make_the_namespace();
     }
 }
 
-fn chromium() -> String {
-    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
-}
-
-fn chromedriver() -> String {
-    std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into())
-}
-
-fn artifacts() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .join("artifacts");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn have(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
-/// Checks the tools, builds the wasm package, and runs this test again in
-/// a new network namespace.
-fn make_the_namespace() {
-    let missing: Vec<String> = [chromium(), chromedriver(), "unshare".into(), "ip".into()]
-        .into_iter()
-        .filter(|p| !have(p))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "the browser test needs {missing:?}: install Debian's chromium, chromium-driver, \
-         util-linux and iproute2 (`bash .ci/install` does), or point $CHROMIUM and \
-         $CHROMEDRIVER at them"
-    );
-    let pkg = PkgBuild::for_this_workspace();
-    pkg.ensure(true)
-        .unwrap_or_else(|e| panic!("cannot build the wasm package: {e}"));
-
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
-    let mut unshare = Command::new("unshare");
-    if !root {
-        // An unprivileged user namespace maps us to root inside.
-        unshare.arg("--map-root-user");
-    }
-    let started = Instant::now();
-    let status = unshare
-        .args(["--net", "--"])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
-        .env(INNER, "1")
-        .env("CHUNKSWARM_DEMO_PKG", &pkg.out_dir)
-        .status()
-        .expect("cannot run unshare");
-    eprintln!("namespace run took {:?}", started.elapsed());
-    assert!(
-        status.success(),
-        "the test inside the network namespace failed ({status}); see its output above. \
-         If unshare itself failed, run as root or enable unprivileged user namespaces \
-         (sysctl kernel.unprivileged_userns_clone=1), e.g. `sudo cargo test -p \
-         chunkswarm-examples --test browser_e2e`"
-    );
-}
-
-/// A child process killed when dropped.
-struct Running {
-    name: &'static str,
-    child: Child,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Running {
-    fn spawn(name: &'static str, command: &mut Command, log: &Path) -> Self {
-        let file = std::fs::File::create(log).unwrap();
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Self { name, child }
-    }
-
-    fn check(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("{} exited early: {status}", self.name);
-        }
-    }
-}
-
-fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !ready() {
-        assert!(Instant::now() < deadline, "{what} not ready in {timeout:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A plain HTTP GET to the server: status and body.
 fn http_get(path: &str) -> Option<(u16, Vec<u8>)> {
-    use std::io::{Read as _, Write as _};
-    let mut stream = TcpStream::connect(SERVER).ok()?;
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {SERVER}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .ok()?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).ok()?;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    assert!(
-        !head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked"),
-        "{path}: chunked answers are not expected"
-    );
-    Some((status, raw[split + 4..].to_vec()))
+    harness::http_get(SERVER, path)
 }
 
 fn inside_the_namespace() {
-    let up = Command::new("ip")
-        .args(["link", "set", "lo", "up"])
-        .status()
-        .expect("cannot run ip");
-    assert!(up.success(), "ip link set lo up failed: {up}");
     let artifacts = artifacts();
-    let pkg = std::env::var("CHUNKSWARM_DEMO_PKG").expect("the outer run names the package");
+    let pkg = pkg_dir();
 
     let mut server = Running::spawn(
         "the server",
@@ -219,22 +81,10 @@ fn inside_the_namespace() {
             .env("RUST_LOG", "info,chunkswarm_tracker=debug"),
         &artifacts.join("server.log"),
     );
-    let mut chromedriver = Running::spawn(
-        "chromedriver",
-        Command::new(chromedriver()).arg(format!(
-            "--port={}",
-            CHROMEDRIVER_ADDR.rsplit(':').next().unwrap()
-        )),
-        &artifacts.join("chromedriver.log"),
-    );
+    let (_chromedriver, webdriver) = start_chromedriver(&artifacts);
     wait_for("the server", Duration::from_secs(30), || {
         server.check();
         http_get("/healthz").is_some_and(|(status, _)| status == 200)
-    });
-    let webdriver = Driver::new(CHROMEDRIVER_ADDR.parse::<SocketAddr>().unwrap());
-    wait_for("chromedriver", Duration::from_secs(30), || {
-        chromedriver.check();
-        webdriver.ready()
     });
 
     // The sample and its torrent, as the server makes it.
@@ -273,7 +123,7 @@ fn inside_the_namespace() {
     });
 
     let url = format!("http://{SERVER}/?autoplay=sample.webm");
-    let page_a = browser(&webdriver, "a");
+    let (page_a, _) = browser(&webdriver, "a");
     page_a.goto(&url).unwrap();
     let a = finish(
         &page_a,
@@ -303,7 +153,7 @@ fn inside_the_namespace() {
     let a_p2p = a["stats"]["p2pBytes"].as_f64().unwrap_or(0.0);
     assert!(a_p2p > 0.0, "page A got nothing from the native seeder");
 
-    let page_b = browser(&webdriver, "b");
+    let (page_b, _) = browser(&webdriver, "b");
     page_b.goto(&url).unwrap();
     let b = finish(&page_b, "B", &artifacts, None, None);
     assert_eq!(b["sha256"].as_str(), Some(sha256.as_str()), "page B's file");
@@ -328,34 +178,6 @@ fn inside_the_namespace() {
     seeder.check();
     drop((page_a, page_b));
     server.check();
-}
-
-fn browser(webdriver: &Driver, name: &str) -> Session {
-    let profile = tempfile::Builder::new()
-        .prefix(&format!("chromium-{name}-"))
-        .tempdir()
-        .unwrap()
-        .keep();
-    let args: Vec<String> = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--allow-loopback-in-peer-connection",
-        "--use-fake-ui-for-media-stream",
-        "--autoplay-policy=no-user-gesture-required",
-        "--window-size=1280,1000",
-    ]
-    .iter()
-    .map(|a| (*a).to_owned())
-    .chain([format!("--user-data-dir={}", profile.display())])
-    .collect();
-    webdriver
-        .session(&chromium(), &args)
-        .unwrap_or_else(|e| panic!("cannot start Chromium {name}: {e}"))
 }
 
 const STATE: &str =

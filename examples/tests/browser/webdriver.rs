@@ -1,6 +1,8 @@
 //! A small W3C WebDriver client for chromedriver: blocking HTTP/1.1 over a
 //! `TcpStream`, JSON bodies. Only what the end-to-end test needs.
 
+#![allow(dead_code)]
+
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -159,6 +161,35 @@ impl Session {
             "POST",
             &self.path("/execute/sync"),
             Some(&json!({ "script": script, "args": [] })),
+        )
+    }
+
+    /// Runs `script` (an async function body; its `return` is awaited).
+    pub(crate) fn eval_async(&self, script: &str) -> Result<Value, String> {
+        let wrapped = format!(
+            "const done = arguments[arguments.length - 1];\n\
+             (async () => {{ {script} }})().then(done, (e) => done({{ error: String(e && e.message || e) }}));"
+        );
+        self.driver.call(
+            "POST",
+            &self.path("/execute/async"),
+            Some(&json!({ "script": wrapped, "args": [] })),
+        )
+    }
+
+    /// Reloads the page.
+    pub(crate) fn refresh(&self) -> Result<(), String> {
+        self.driver
+            .call("POST", &self.path("/refresh"), Some(&json!({})))
+            .map(drop)
+    }
+
+    /// Sends a DevTools protocol command (ChromeDriver's extension).
+    pub(crate) fn cdp(&self, cmd: &str, params: Value) -> Result<Value, String> {
+        self.driver.call(
+            "POST",
+            &self.path("/goog/cdp/execute"),
+            Some(&json!({ "cmd": cmd, "params": params })),
         )
     }
 

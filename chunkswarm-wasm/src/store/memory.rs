@@ -1,15 +1,14 @@
-//! The browser's piece store: verified pieces in memory, readable by byte
-//! range as soon as they arrive.
+//! The memory store: verified pieces in the page's memory, readable by byte
+//! range as soon as they arrive. The fallback where OPFS is missing, and the
+//! choice for content small enough to keep.
 //!
 //! The driver writes only pieces that passed their hash check, so whatever
 //! [`PieceBuffer::wait_range`] returns is verified content. Readers waiting
 //! for bytes are woken by every write and fail once the buffer is closed.
 
 use std::fmt;
-use std::future::Future;
 use std::ops::Range;
 use std::sync::{Mutex, MutexGuard};
-use std::task::{Poll, Waker};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -18,43 +17,20 @@ use chunkswarm_core::layout::{Layout, PieceIndex};
 use chunkswarm_core::metainfo::Info;
 use chunkswarm_core::piece_map::Bitfield;
 
-/// Why a byte range cannot be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReadError {
-    /// The range is empty-backwards or starts past the end of the content.
-    #[error("bad range {start}..{end} of content of {length} bytes")]
-    BadRange {
-        /// First byte asked for.
-        start: u64,
-        /// One past the last byte asked for.
-        end: u64,
-        /// Length of the content.
-        length: u64,
-    },
-    /// The torrent was removed (its client destroyed) before the bytes arrived.
-    #[error("the torrent is closed")]
-    Closed,
-}
-
-struct State {
-    pieces: Vec<Option<Bytes>>,
-    waiting: Vec<Waker>,
-    closed: bool,
-}
+use super::held::{HeldPieces, ReadError};
 
 /// Verified pieces of one torrent, kept in memory.
 pub struct PieceBuffer {
-    layout: Layout,
-    state: Mutex<State>,
+    held: HeldPieces,
+    pieces: Mutex<Vec<Option<Bytes>>>,
 }
 
 impl fmt::Debug for PieceBuffer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = self.lock();
+        let pieces = self.lock();
         f.debug_struct("PieceBuffer")
-            .field("pieces", &state.pieces.len())
-            .field("held", &state.pieces.iter().flatten().count())
-            .field("closed", &state.closed)
+            .field("pieces", &pieces.len())
+            .field("held", &pieces.iter().flatten().count())
             .finish()
     }
 }
@@ -62,51 +38,46 @@ impl fmt::Debug for PieceBuffer {
 impl PieceBuffer {
     /// An empty buffer for content cut as `layout` says.
     pub fn new(layout: Layout) -> Self {
-        let count = layout.piece_count() as usize;
         Self {
-            layout,
-            state: Mutex::new(State {
-                pieces: vec![None; count],
-                waiting: Vec::new(),
-                closed: false,
-            }),
+            held: HeldPieces::new(layout),
+            pieces: Mutex::new(vec![None; layout.piece_count() as usize]),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, Vec<Option<Bytes>>> {
         // Nothing panics while holding the lock; a poisoned one is still consistent.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.pieces.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Clamps `start..end` to the content: `end` past the end is cut back;
-    /// a backwards range or a start past the end is an error.
+    /// Which pieces are held, and the readers waiting on them.
+    pub fn held(&self) -> &HeldPieces {
+        &self.held
+    }
+
+    /// Clamps `start..end` to the content (see [`HeldPieces::clamp`]).
     pub fn clamp(&self, start: u64, end: u64) -> Result<Range<u64>, ReadError> {
-        let length = self.layout.total_length();
-        if start > end || start > length {
-            return Err(ReadError::BadRange { start, end, length });
-        }
-        Ok(start..end.min(length))
+        self.held.clamp(start, end)
     }
 
     /// The bytes of `range` (already clamped) if every piece under it is held.
-    fn try_read(&self, state: &State, range: &Range<u64>) -> Option<Bytes> {
+    fn try_read(&self, range: &Range<u64>) -> Option<Bytes> {
         if range.is_empty() {
             return Some(Bytes::new());
         }
-        let first = self.layout.piece_at_offset(range.start)?;
-        let last = self.layout.piece_at_offset(range.end - 1)?;
-        if first == last {
-            let data = state.pieces.get(first.as_usize())?.as_ref()?;
-            let offset = self.layout.piece_offset(first);
+        let layout = self.held.layout();
+        let pieces = self.lock();
+        let under = self.held.pieces_under(range);
+        if let [piece] = under[..] {
+            let data = pieces.get(piece.as_usize())?.as_ref()?;
+            let offset = layout.piece_offset(piece);
             let from = usize::try_from(range.start - offset).ok()?;
             let to = usize::try_from(range.end - offset).ok()?;
             return data.get(from..to).map(|_| data.slice(from..to));
         }
         let mut out = Vec::with_capacity(usize::try_from(range.end - range.start).ok()?);
-        for index in first.get()..=last.get() {
-            let piece = self.layout.piece(index)?;
-            let data = state.pieces.get(piece.as_usize())?.as_ref()?;
-            let offset = self.layout.piece_offset(piece);
+        for piece in under {
+            let data = pieces.get(piece.as_usize())?.as_ref()?;
+            let offset = layout.piece_offset(piece);
             let from = usize::try_from(range.start.saturating_sub(offset)).ok()?;
             let to = usize::try_from(range.end.min(offset + data.len() as u64) - offset).ok()?;
             out.extend_from_slice(data.get(from..to)?);
@@ -116,58 +87,30 @@ impl PieceBuffer {
 
     /// Whether every piece under `range` (clamped) is held now.
     pub fn has_range(&self, range: &Range<u64>) -> bool {
-        let state = self.lock();
-        self.try_read(&state, range).is_some()
+        self.held.has_range(range)
     }
 
     /// Completes with the bytes of `range` (clamped with [`clamp`](Self::clamp))
     /// once every piece under it is verified.
-    pub fn wait_range(&self, range: Range<u64>) -> impl Future<Output = Result<Bytes, ReadError>> {
-        futures::future::poll_fn(move |cx| {
-            let mut state = self.lock();
-            if let Some(bytes) = self.try_read(&state, &range) {
-                return Poll::Ready(Ok(bytes));
-            }
-            if state.closed {
-                return Poll::Ready(Err(ReadError::Closed));
-            }
-            if !state.waiting.iter().any(|w| w.will_wake(cx.waker())) {
-                state.waiting.push(cx.waker().clone());
-            }
-            Poll::Pending
-        })
+    pub async fn wait_range(&self, range: Range<u64>) -> Result<Bytes, ReadError> {
+        self.held.wait_range(range.clone()).await?;
+        self.try_read(&range).ok_or(ReadError::Closed)
     }
 
     /// Every piece in order, or `None` while one is missing.
     pub fn all_pieces(&self) -> Option<Vec<Bytes>> {
-        self.lock().pieces.iter().cloned().collect()
+        self.lock().iter().cloned().collect()
     }
 
     /// Completes with every piece in order once all are verified.
-    pub fn wait_all(&self) -> impl Future<Output = Result<Vec<Bytes>, ReadError>> {
-        futures::future::poll_fn(move |cx| {
-            let mut state = self.lock();
-            if let Some(pieces) = state.pieces.iter().cloned().collect() {
-                return Poll::Ready(Ok(pieces));
-            }
-            if state.closed {
-                return Poll::Ready(Err(ReadError::Closed));
-            }
-            if !state.waiting.iter().any(|w| w.will_wake(cx.waker())) {
-                state.waiting.push(cx.waker().clone());
-            }
-            Poll::Pending
-        })
+    pub async fn wait_all(&self) -> Result<Vec<Bytes>, ReadError> {
+        self.held.wait_all().await?;
+        self.all_pieces().ok_or(ReadError::Closed)
     }
 
     /// Fails every waiting and future reader of missing bytes.
     pub fn close(&self) {
-        let waiting = {
-            let mut state = self.lock();
-            state.closed = true;
-            std::mem::take(&mut state.waiting)
-        };
-        waiting.into_iter().for_each(Waker::wake);
+        self.held.close();
     }
 }
 
@@ -175,10 +118,11 @@ impl PieceBuffer {
 #[cfg_attr(not(target_arch = "wasm32"), async_trait)]
 impl PieceStore for PieceBuffer {
     async fn verified(&self, info: &Info) -> Result<Bitfield, StoreError> {
-        let mut have = Bitfield::new(self.layout.piece_count());
-        let mut state = self.lock();
-        for piece in self.layout.pieces() {
-            if let Some(slot) = state.pieces.get_mut(piece.as_usize()) {
+        let layout = self.held.layout();
+        let mut have = Bitfield::new(layout.piece_count());
+        let mut pieces = self.lock();
+        for piece in layout.pieces() {
+            if let Some(slot) = pieces.get_mut(piece.as_usize()) {
                 match slot {
                     Some(data) if info.verify_piece(piece, data) => {
                         have.insert(piece);
@@ -192,7 +136,6 @@ impl PieceStore for PieceBuffer {
 
     async fn read(&self, piece: PieceIndex) -> Result<Bytes, StoreError> {
         self.lock()
-            .pieces
             .get(piece.as_usize())
             .cloned()
             .flatten()
@@ -200,21 +143,20 @@ impl PieceStore for PieceBuffer {
     }
 
     async fn write(&self, piece: PieceIndex, data: Bytes) -> Result<(), StoreError> {
-        if self.layout.piece(piece.get()) != Some(piece)
-            || data.len() != self.layout.piece_len(piece) as usize
+        let layout = self.held.layout();
+        if layout.piece(piece.get()) != Some(piece)
+            || data.len() != layout.piece_len(piece) as usize
         {
             return Err(StoreError::OutOfRange(piece.get()));
         }
-        let waiting = {
-            let mut state = self.lock();
-            let slot = state
-                .pieces
+        {
+            let mut pieces = self.lock();
+            let slot = pieces
                 .get_mut(piece.as_usize())
                 .ok_or(StoreError::OutOfRange(piece.get()))?;
             *slot = Some(data);
-            std::mem::take(&mut state.waiting)
-        };
-        waiting.into_iter().for_each(Waker::wake);
+        }
+        self.held.insert(piece);
         Ok(())
     }
 }
@@ -224,6 +166,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::store::ReadError;
     use chunkswarm_core::metainfo::TorrentBuilder;
     use futures::FutureExt as _;
     use futures::executor::block_on;
