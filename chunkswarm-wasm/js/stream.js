@@ -122,7 +122,9 @@ export async function streamTo(torrent, media, options = {}) {
   };
   const playhead = () => Math.min(torrent.length - 1, Math.floor(media.currentTime * bitrate()));
   let detour = 0; // reads in flight that moved the window away from the playhead
+  let unplayable = false; // the element gave up on the file (it cannot decode it)
   const follow = () => {
+    if (unplayable) return;
     const rate = bitrate();
     if (rate > 0 && detour === 0 && torrent.length > 0) torrent.setPlayback(playhead(), Math.ceil(rate));
   };
@@ -134,7 +136,7 @@ export async function streamTo(torrent, media, options = {}) {
     return true;
   };
   const onRead = async (start, end) => {
-    if (verified(start, end)) return torrent.read(start, end);
+    if (unplayable || verified(start, end)) return torrent.read(start, end);
     const rate = bitrate();
     const head = rate > 0 ? playhead() : null;
     // A read before the playhead's piece (the player re-reading after a
@@ -158,9 +160,13 @@ export async function streamTo(torrent, media, options = {}) {
   const events = ['loadedmetadata', 'durationchange', 'seeking', 'timeupdate', 'play'];
   events.forEach((name) => media.addEventListener(name, follow));
   // A file the element cannot play has no playhead to follow: the download
-  // then goes on in the torrent's order instead of waiting on a window.
-  const unplayable = () => torrent.clearPlayback();
-  media.addEventListener('error', unplayable);
+  // then goes on in the torrent's order instead of waiting on a window
+  // (reads the worker still makes must not move one back either).
+  const onError = () => {
+    unplayable = true;
+    torrent.clearPlayback();
+  };
+  media.addEventListener('error', onError);
   const url = new URL(`chunkswarm-stream/${torrent.infoHash}/${encodeURIComponent(torrent.name)}`,
     registration.scope).href;
   media.src = url;
@@ -168,7 +174,7 @@ export async function streamTo(torrent, media, options = {}) {
     url,
     stop() {
       events.forEach((name) => media.removeEventListener(name, follow));
-      media.removeEventListener('error', unplayable);
+      media.removeEventListener('error', onError);
       streams.delete(torrent.infoHash);
       torrent.clearPlayback();
     },

@@ -34,7 +34,7 @@
 //!   maxConnections?, uploadLimit? /* bytes/s */, storage?, memoryCache? }`
 //!   where `storage` is `'auto'` (default: OPFS where the browser has it,
 //!   memory otherwise), `'opfs'` or `'memory'`, and `memoryCache` the bytes
-//!   of pieces each torrent keeps in memory to serve peers (default 32 MiB). Starts the driver at
+//!   of pieces each torrent keeps in memory to serve peers (default 8 MiB). Starts the driver at
 //!   once; the tracker WebSocket connects in the background and reconnects
 //!   with backoff after a drop. Without `trackerUrl` torrents use their web
 //!   seed alone. Throws on bad options or a URL the browser refuses.

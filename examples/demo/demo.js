@@ -32,6 +32,8 @@ const demo = {
   storage: null,      // the latest `storage` event: where pieces are kept, and why
   stored: null,       // what client.storage() listed last
   statsAtStart: null, // the torrent's Stats right after it was added (resumed pieces)
+  addedAt: null,      // performance.now() when the torrent was added
+  doneAt: null,       // performance.now() when its last piece was verified
 };
 window.chunkswarmDemo = demo;
 /** Resumes the torrent on screen (after its storage was full, say). */
@@ -162,6 +164,7 @@ async function download(entry, { muted }) {
   torrent = added;
   Object.assign(demo, {
     started: true, done: false, sha256: null, stats: null, currentTimeBeforeDone: 0,
+    addedAt: performance.now(), doneAt: null,
     name: torrent.name, infoHash: torrent.infoHash, length: Number(torrent.length), pieceCount: torrent.pieceCount,
   });
   try {
@@ -393,6 +396,7 @@ function finished(t) {
   if (t !== torrent || finishing) return;
   finishing = (async () => {
     demo.done = true;
+    demo.doneAt = performance.now();
     // On OPFS a File read from disk as it is used, whatever its size.
     const file = await t.file(mimeOf(t.name));
     const url = URL.createObjectURL(file);

@@ -37,7 +37,7 @@ use crate::web::{fetch_request, js_error, random_bytes};
 /// How long one web-seed request may take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bytes of pieces a torrent keeps in memory to serve peers (`memoryCache`).
-const DEFAULT_MEMORY_CACHE: u64 = 32 << 20;
+const DEFAULT_MEMORY_CACHE: u64 = 8 << 20;
 
 thread_local! {
     static NEXT_CLIENT: Cell<u64> = const { Cell::new(1) };

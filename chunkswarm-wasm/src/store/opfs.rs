@@ -35,6 +35,35 @@ pub(crate) struct StoreNotice {
     pub(crate) error: WorkerError,
 }
 
+/// Piece-sized buffers lent to the worker and handed back: without them
+/// every piece written or read would leave a MiB of garbage in the page
+/// and in the worker, which their collectors let grow to hundreds of MiB.
+struct BufferPool {
+    size: u32,
+    free: RefCell<Vec<js_sys::ArrayBuffer>>,
+}
+
+impl BufferPool {
+    /// Buffers kept for reuse; more in flight at once are made and dropped.
+    const KEEP: usize = 8;
+
+    fn take(&self) -> js_sys::ArrayBuffer {
+        self.free
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| js_sys::ArrayBuffer::new(self.size))
+    }
+
+    fn give(&self, buffer: JsValue) {
+        if let Ok(buffer) = buffer.dyn_into::<js_sys::ArrayBuffer>() {
+            let mut free = self.free.borrow_mut();
+            if buffer.byte_length() == self.size && free.len() < Self::KEEP {
+                free.push(buffer);
+            }
+        }
+    }
+}
+
 /// A torrent's pieces on OPFS.
 pub struct OpfsStore {
     worker: Rc<OpfsWorker>,
@@ -48,6 +77,7 @@ pub struct OpfsStore {
     /// Why writes stopped, until a retry succeeds.
     failure: RefCell<Option<WorkerError>>,
     notices: mpsc::UnboundedSender<StoreNotice>,
+    buffers: BufferPool,
 }
 
 impl std::fmt::Debug for OpfsStore {
@@ -127,6 +157,10 @@ impl OpfsStore {
             unwritten: RefCell::new(BTreeMap::new()),
             failure: RefCell::new(failure),
             notices,
+            buffers: BufferPool {
+                size: layout.piece_length(),
+                free: RefCell::new(Vec::new()),
+            },
         })
     }
 
@@ -157,22 +191,28 @@ impl OpfsStore {
     }
 
     async fn write_to_disk(&self, piece: PieceIndex, data: &[u8]) -> Result<(), WorkerError> {
-        let buffer = js_sys::Uint8Array::from(data);
+        let buffer = self.buffers.take();
+        js_sys::Uint8Array::new_with_byte_offset_and_length(&buffer, 0, data.len() as u32)
+            .copy_from(data);
         let at = self.held.layout().piece_offset(piece);
-        self.worker
+        let reply = self
+            .worker
             .call(
                 "write",
                 &self.dir_request(&[
                     ("piece", JsValue::from(piece.get())),
                     ("at", JsValue::from_f64(at as f64)),
-                    ("data", buffer.buffer().into()),
+                    ("data", buffer.clone().into()),
+                    ("length", JsValue::from(data.len() as u32)),
                 ]),
-                &[buffer.buffer().into()],
+                &[buffer.into()],
             )
-            .await
-            .map(drop)
+            .await?;
+        self.buffers.give(field(&reply, "data"));
+        Ok(())
     }
 
+    /// Bytes `range` in a new buffer (handed to JavaScript).
     async fn read_from_disk(&self, range: Range<u64>) -> Result<js_sys::Uint8Array, WorkerError> {
         let reply = self
             .worker
@@ -189,6 +229,29 @@ impl OpfsStore {
             )
             .await?;
         Ok(js_sys::Uint8Array::new(&field(&reply, "data")))
+    }
+
+    /// One piece, read into a pooled buffer and copied into wasm memory.
+    async fn read_piece(&self, piece: PieceIndex) -> Result<Bytes, WorkerError> {
+        let layout = self.held.layout();
+        let length = layout.piece_len(piece);
+        let buffer = self.buffers.take();
+        let reply = self
+            .worker
+            .call(
+                "read",
+                &self.dir_request(&[
+                    ("at", JsValue::from_f64(layout.piece_offset(piece) as f64)),
+                    ("length", JsValue::from(length)),
+                    ("into", buffer.clone().into()),
+                ]),
+                &[buffer.into()],
+            )
+            .await?;
+        let data = field(&reply, "data");
+        let bytes = js_sys::Uint8Array::new_with_byte_offset_and_length(&data, 0, length).to_vec();
+        self.buffers.give(data);
+        Ok(Bytes::from(bytes))
     }
 
     /// Writes the pieces kept in memory (reserving the file first) and
@@ -299,9 +362,7 @@ impl PieceStore for OpfsStore {
         if !self.held.contains(piece) {
             return Err(StoreError::Missing(piece.get()));
         }
-        let range = self.held.layout().piece_range(piece);
-        let array = self.read_from_disk(range).await.map_err(store_error)?;
-        Ok(Bytes::from(array.to_vec()))
+        self.read_piece(piece).await.map_err(store_error)
     }
 
     async fn write(&self, piece: PieceIndex, data: Bytes) -> Result<(), StoreError> {

@@ -22,8 +22,12 @@
 //           Every piece marked in `have` is read back and its SHA-1
 //           compared with `hashes`; `have` lists those that match.
 //   reserve { dir } -> {}      sets the data file to its full length again
-//   write   { dir, piece, at, data } -> {}
-//   read    { dir, at, length } -> { data }   (an ArrayBuffer, transferred)
+//   write   { dir, piece, at, data, length } -> { data }  (`data` handed back)
+//   read    { dir, at, length, into? } -> { data }  (`into`, or a new buffer)
+//
+// Buffers are transferred both ways, so the page can reuse them: a worker
+// left to collect a MiB of garbage per piece grows by hundreds of MiB
+// before its next GC.
 //   file    { dir } -> { file }  the data file as a disk-backed File
 //   close   { dir } -> {}
 //   remove  { dir } -> {}      deletes the torrent's folder (closing it here first)
@@ -34,6 +38,8 @@ const ROOT = 'chunkswarm';
 const LOCK_WAIT_MS = 3000;
 /** Writes between two flushes of the data and have files. */
 const FLUSH_EVERY = 32;
+
+const ONE = new Uint8Array([1]);
 
 /** dir -> { data, have, length, writes } */
 const open = new Map();
@@ -183,26 +189,29 @@ async function run(request) {
       return [{}];
     }
     case 'write': {
+      // `data` comes back with the reply, for the page to fill again.
       const entry = opened(request.dir);
-      const bytes = new Uint8Array(request.data);
+      const bytes = new Uint8Array(request.data, 0, request.length);
       const written = entry.data.write(bytes, { at: request.at });
       if (written !== bytes.length) {
         throw new Error(`wrote ${written} of ${bytes.length} bytes of piece ${request.piece}`);
       }
-      entry.have.write(new Uint8Array([1]), { at: request.piece });
+      entry.have.write(ONE, { at: request.piece });
       entry.writes += 1;
       if (entry.writes % FLUSH_EVERY === 0) {
         entry.data.flush();
         entry.have.flush();
       }
-      return [{}];
+      return [{ data: request.data }, [request.data]];
     }
     case 'read': {
+      // Into `into` when the page lends a buffer, else a new one.
       const entry = opened(request.dir);
-      const bytes = new Uint8Array(request.length);
+      const buffer = request.into || new ArrayBuffer(request.length);
+      const bytes = new Uint8Array(buffer, 0, request.length);
       const read = entry.data.read(bytes, { at: request.at });
       if (read !== bytes.length) throw new Error(`read ${read} of ${bytes.length} bytes at ${request.at}`);
-      return [{ data: bytes.buffer }, [bytes.buffer]];
+      return [{ data: buffer }, [buffer]];
     }
     case 'file': {
       const entry = opened(request.dir);

@@ -47,6 +47,12 @@ fn have(program: &str) -> bool {
 /// tools, builds the wasm package, runs `test_name` again under
 /// `unshare --net` and asserts it passed.
 pub(crate) fn in_namespace(test_name: &str) -> bool {
+    let args = ["--exact", test_name, "--nocapture", "--test-threads=1"];
+    run_in_namespace(&args.map(String::from))
+}
+
+/// [`in_namespace`] for a program of its own: the re-run gets `args`.
+pub(crate) fn run_in_namespace(args: &[String]) -> bool {
     if std::env::var_os(INNER).is_some() {
         let up = Command::new("ip")
             .args(["link", "set", "lo", "up"])
@@ -82,7 +88,7 @@ pub(crate) fn in_namespace(test_name: &str) -> bool {
     let status = unshare
         .args(["--net", "--"])
         .arg(std::env::current_exe().unwrap())
-        .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+        .args(args)
         .env(INNER, "1")
         .env("CHUNKSWARM_DEMO_PKG", &pkg.out_dir)
         .status()
