@@ -46,7 +46,9 @@ impl WorkerError {
     }
 }
 
-type Pending = Rc<RefCell<HashMap<u32, oneshot::Sender<Result<js_sys::Object, WorkerError>>>>>;
+/// Requests waiting for their reply; `None` once the worker failed.
+type Pending =
+    Rc<RefCell<Option<HashMap<u32, oneshot::Sender<Result<js_sys::Object, WorkerError>>>>>>;
 
 /// The running worker.
 pub(crate) struct OpfsWorker {
@@ -60,7 +62,7 @@ pub(crate) struct OpfsWorker {
 impl std::fmt::Debug for OpfsWorker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpfsWorker")
-            .field("pending", &self.pending.borrow().len())
+            .field("pending", &self.pending.borrow().as_ref().map(HashMap::len))
             .finish_non_exhaustive()
     }
 }
@@ -106,14 +108,18 @@ impl OpfsWorker {
         let _ = web_sys::Url::revoke_object_url(&url);
         let worker = worker?;
 
-        let pending: Pending = Rc::default();
+        let pending: Pending = Rc::new(RefCell::new(Some(HashMap::new())));
         let replies = pending.clone();
         let on_message = Closure::<dyn FnMut(_)>::new(move |event: web_sys::MessageEvent| {
             let reply = event.data();
             let Some(id) = get(&reply, "id").as_f64() else {
                 return;
             };
-            let Some(sender) = replies.borrow_mut().remove(&(id as u32)) else {
+            let sender = replies
+                .borrow_mut()
+                .as_mut()
+                .and_then(|pending| pending.remove(&(id as u32)));
+            let Some(sender) = sender else {
                 return;
             };
             let result = if get(&reply, "ok").as_bool() == Some(true) {
@@ -127,10 +133,11 @@ impl OpfsWorker {
             let _ = sender.send(result);
         });
         worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        // A worker that fails to start or throws fails every request.
+        // A worker that fails to load (a CSP without `blob:`, say) fails
+        // every request, now and later.
         let failed = pending.clone();
         let on_error = Closure::<dyn FnMut(_)>::new(move |_: web_sys::Event| {
-            failed.borrow_mut().clear();
+            failed.borrow_mut().take();
         });
         worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
         Ok(Rc::new(Self {
@@ -158,10 +165,15 @@ impl OpfsWorker {
         set("id", &JsValue::from(id));
         set("op", &JsValue::from_str(op));
         let (tx, rx) = oneshot::channel();
-        self.pending.borrow_mut().insert(id, tx);
+        match self.pending.borrow_mut().as_mut() {
+            Some(pending) => pending.insert(id, tx),
+            None => return Err(WorkerError::gone()),
+        };
         let transfer: js_sys::Array = transfer.iter().collect();
         if let Err(e) = self.worker.post_message_with_transfer(request, &transfer) {
-            self.pending.borrow_mut().remove(&id);
+            if let Some(pending) = self.pending.borrow_mut().as_mut() {
+                pending.remove(&id);
+            }
             return Err(WorkerError {
                 name: "DataCloneError".into(),
                 message: js_error(&e),
