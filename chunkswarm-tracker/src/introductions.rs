@@ -6,10 +6,11 @@
 //!
 //! 1. **Holders of its next pieces**: members holding most of the first
 //!    [`NEXT_PIECES`] pieces the asker lacks from its playback position (from
-//!    piece 0 without one). Seeders hold them all.
-//! 2. **Members it can help**: members that lack pieces the asker holds in
-//!    their own next [`NEXT_PIECES`] pieces from their playback position, or,
-//!    for members without one, that hold fewer pieces than the asker.
+//!    piece 0 without one), within [`WINDOW`] pieces of the first it lacks.
+//!    Seeders hold them all.
+//! 2. **Members it can help**: members that lack pieces the asker holds
+//!    within [`WINDOW`] pieces of their own playback position, or, for
+//!    members without one, that hold fewer pieces than the asker.
 //! 3. **A random share** of about a quarter of `want`, drawn from every
 //!    eligible member, so the overlay stays connected and members the piece
 //!    map cannot rank (WebTorrent clients, which report no pieces) still
@@ -23,21 +24,21 @@
 //! The cost is bounded whatever the swarm's size: ranking looks at no more
 //! than [`RANKED_MEMBERS`] members (all of them in smaller swarms; otherwise
 //! a run of consecutive members from a random start, so every member is as
-//! likely to be looked at), and each look is a few bit tests.
+//! likely to be looked at), and each look is a few word operations on the
+//! bitfields.
 
-use chunkswarm_core::layout::{Layout, PieceIndex};
 use chunkswarm_core::piece_map::Bitfield;
 
 /// How many of a peer's missing pieces, from its playback position on, count
 /// as its next pieces.
-pub const NEXT_PIECES: usize = 16;
+pub const NEXT_PIECES: u32 = 16;
 
-/// How far past a member's playback position its next pieces are looked
-/// for, so that ranking one member stays a few bit tests.
-const MEMBER_SPAN: u32 = 4 * NEXT_PIECES as u32;
+/// How far past a peer's playback position (or its first missing piece) the
+/// choice looks, in pieces: one bitfield word.
+pub const WINDOW: u32 = 64;
 
 /// The most members ranked for one choice.
-pub const RANKED_MEMBERS: usize = 1024;
+pub const RANKED_MEMBERS: usize = 512;
 
 /// What the piece map knows a peer holds.
 #[derive(Debug, Clone, Copy)]
@@ -52,12 +53,15 @@ pub enum Holdings<'a> {
 }
 
 impl Holdings<'_> {
-    fn has(&self, piece: PieceIndex) -> bool {
-        match self {
-            Self::Unknown => false,
-            Self::All => true,
-            Self::Some(field) => field.contains(piece),
-        }
+    /// The [`WINDOW`] pieces from `start` on, lowest bit first, limited to the
+    /// `piece_count` pieces of the content.
+    fn window(&self, start: u32, piece_count: u32) -> u64 {
+        let bits = match self {
+            Self::Unknown => 0,
+            Self::All => u64::MAX,
+            Self::Some(field) => field.bits_from(start),
+        };
+        bits & within(start, piece_count)
     }
 
     fn count(&self, piece_count: u32) -> u32 {
@@ -67,6 +71,29 @@ impl Holdings<'_> {
             Self::Some(field) => field.count_ones(),
         }
     }
+}
+
+/// The bits of the [`WINDOW`] from `start` that name pieces of the content.
+fn within(start: u32, piece_count: u32) -> u64 {
+    match piece_count.saturating_sub(start) {
+        0 => 0,
+        left if left >= WINDOW => u64::MAX,
+        left => (1u64 << left) - 1,
+    }
+}
+
+/// The lowest `n` set bits of `bits`.
+fn lowest_ones(mut bits: u64, n: u32) -> u64 {
+    let mut kept = 0;
+    for _ in 0..n {
+        if bits == 0 {
+            break;
+        }
+        let lowest = bits & bits.wrapping_neg();
+        kept |= lowest;
+        bits ^= lowest;
+    }
+    kept
 }
 
 /// A swarm member as the choice sees it.
@@ -106,15 +133,16 @@ pub fn choose<M: Member>(
     if want == 0 || members.is_empty() {
         return chosen;
     }
-    // One-byte pieces: the way to name piece `i` of `piece_count`.
-    let space = Layout::new(u64::from(asker.piece_count), 1).ok();
-    if let (Holdings::Some(_), Some(space)) = (asker.holdings, space) {
+    if matches!(asker.holdings, Holdings::Some(_)) && asker.piece_count > 0 {
         let random_share = (want + 2) / 4;
-        let ranking = Ranking {
+        rank(
             asker,
-            space: &space,
-        };
-        ranking.rank(members, want - random_share, &eligible, rng, &mut chosen);
+            members,
+            want - random_share,
+            &eligible,
+            rng,
+            &mut chosen,
+        );
     }
     pick_random(members.len(), want, &eligible, rng, &mut chosen);
     chosen
@@ -132,110 +160,107 @@ struct Ranked {
     tie: u32,
 }
 
-/// The asker and the piece indices of its content.
-struct Ranking<'a, 'b> {
-    asker: &'a Asker<'b>,
-    space: &'a Layout,
+/// The asker's next pieces: where their window starts, and which of its
+/// pieces they are. `None` if it lacks nothing.
+fn next_pieces(asker: &Asker<'_>) -> Option<(u32, u64)> {
+    let count = asker.piece_count;
+    let position = asker.position.unwrap_or(0).min(count - 1);
+    let starts = (position..count)
+        .step_by(WINDOW as usize)
+        .chain((0..position).step_by(WINDOW as usize));
+    for start in starts {
+        let missing = !asker.holdings.window(start, count) & within(start, count);
+        if missing != 0 {
+            let first = start + missing.trailing_zeros();
+            let missing = !asker.holdings.window(first, count) & within(first, count);
+            return Some((first, lowest_ones(missing, NEXT_PIECES)));
+        }
+    }
+    None
 }
 
-impl Ranking<'_, '_> {
-    /// Adds up to `slots` ranked members to `chosen`: holders of the asker's next
-    /// pieces first, then members it can help (a quarter of the slots for those
-    /// when `slots` reaches 4 and some exist).
-    fn rank<M: Member>(
-        &self,
-        members: &[M],
-        slots: usize,
-        eligible: &impl Fn(usize) -> bool,
-        rng: &mut fastrand::Rng,
-        chosen: &mut Vec<usize>,
-    ) {
-        let asker = self.asker;
-        let next: Vec<PieceIndex> = match asker.holdings {
-            Holdings::All => Vec::new(),
-            holdings => self
-                .next_missing(holdings, asker.position, u32::MAX)
-                .collect(),
-        };
-        let asker_count = asker.holdings.count(asker.piece_count);
-        let n = members.len();
-        let (start, span) = if n <= RANKED_MEMBERS {
-            (0, n)
-        } else {
-            (rng.usize(0..n), RANKED_MEMBERS)
-        };
-        let mut ranked: Vec<Ranked> = Vec::with_capacity(span);
-        for offset in 0..span {
-            let index = (start + offset) % n;
-            if !eligible(index) {
-                continue;
-            }
-            let member = &members[index];
-            let holdings = member.holdings();
-            let holds_next = next.iter().filter(|&&p| holdings.has(p)).count() as u32;
-            let can_be_helped = match (holdings, member.position()) {
-                // Nothing known to rank by: left to the random share.
-                (Holdings::All | Holdings::Unknown, _) => false,
-                (_, Some(position)) => self
-                    .next_missing(holdings, Some(position), MEMBER_SPAN)
-                    .any(|p| asker.holdings.has(p)),
-                (_, None) => holdings.count(asker.piece_count) < asker_count,
-            };
-            if holds_next > 0 || can_be_helped {
-                ranked.push(Ranked {
-                    index,
-                    holds_next,
-                    can_be_helped,
-                    tie: rng.u32(..),
-                });
-            }
+/// Adds up to `slots` ranked members to `chosen`: holders of the asker's next
+/// pieces first, then members it can help (a quarter of the slots for those
+/// when `slots` reaches 4 and some exist).
+fn rank<M: Member>(
+    asker: &Asker<'_>,
+    members: &[M],
+    slots: usize,
+    eligible: &impl Fn(usize) -> bool,
+    rng: &mut fastrand::Rng,
+    chosen: &mut Vec<usize>,
+) {
+    let count = asker.piece_count;
+    let (next_start, next_mask) = next_pieces(asker).unwrap_or((0, 0));
+    let asker_count = asker.holdings.count(count);
+    let n = members.len();
+    let (start, span) = if n <= RANKED_MEMBERS {
+        (0, n)
+    } else {
+        (rng.usize(0..n), RANKED_MEMBERS)
+    };
+    let mut ranked: Vec<Ranked> = Vec::with_capacity(span);
+    for offset in 0..span {
+        let index = (start + offset) % n;
+        if !eligible(index) {
+            continue;
         }
-        let helper_slots = if slots >= 4 { slots / 4 } else { 0 };
-        let helped_exist = ranked.iter().any(|r| r.holds_next == 0 && r.can_be_helped);
-        let holder_slots = if helped_exist {
-            slots - helper_slots
-        } else {
-            slots
+        let member = &members[index];
+        let holdings = member.holdings();
+        let holds_next = (holdings.window(next_start, count) & next_mask).count_ones();
+        let can_be_helped = match (holdings, member.position()) {
+            // Nothing known to rank by: left to the random share.
+            (Holdings::All | Holdings::Unknown, _) => false,
+            (_, Some(position)) => {
+                let from = position.min(count - 1);
+                let lacks = !holdings.window(from, count) & within(from, count);
+                asker.holdings.window(from, count) & lacks != 0
+            }
+            (_, None) => holdings.count(count) < asker_count,
         };
-        ranked.sort_unstable_by(|a, b| b.holds_next.cmp(&a.holds_next).then(a.tie.cmp(&b.tie)));
-        let holders = ranked.iter().take_while(|r| r.holds_next > 0);
-        chosen.extend(holders.take(holder_slots).map(|r| r.index));
-        let room = slots.saturating_sub(chosen.len());
-        let helped = ranked
-            .iter()
-            .filter(|r| r.can_be_helped && !chosen.contains(&r.index))
-            .take(room)
-            .map(|r| r.index)
-            .collect::<Vec<_>>();
-        chosen.extend(helped);
-        // Slots left for want of helped members go back to the next holders.
-        let room = slots.saturating_sub(chosen.len());
-        let more = ranked
-            .iter()
-            .filter(|r| r.holds_next > 0 && !chosen.contains(&r.index))
-            .take(room)
-            .map(|r| r.index)
-            .collect::<Vec<_>>();
-        chosen.extend(more);
+        if holds_next > 0 || can_be_helped {
+            ranked.push(Ranked {
+                index,
+                holds_next,
+                can_be_helped,
+                tie: rng.u32(..),
+            });
+        }
     }
-
-    /// Up to [`NEXT_PIECES`] pieces missing from `holdings` among the `span`
-    /// pieces from `position` on (clamped to the content, wrapping to the start).
-    fn next_missing<'h>(
-        &self,
-        holdings: Holdings<'h>,
-        position: Option<u32>,
-        span: u32,
-    ) -> impl Iterator<Item = PieceIndex> {
-        let count = self.space.piece_count();
-        let start = position.unwrap_or(0).min(count - 1);
-        (start..count)
-            .chain(0..start)
-            .take(span as usize)
-            .filter_map(|i| self.space.piece(i))
-            .filter(move |&p| !holdings.has(p))
-            .take(NEXT_PIECES)
+    let helper_slots = if slots >= 4 { slots / 4 } else { 0 };
+    let helped_exist = ranked.iter().any(|r| r.holds_next == 0 && r.can_be_helped);
+    let holder_slots = if helped_exist {
+        slots - helper_slots
+    } else {
+        slots
+    };
+    let best_first =
+        |a: &Ranked, b: &Ranked| b.holds_next.cmp(&a.holds_next).then(a.tie.cmp(&b.tie));
+    if slots < ranked.len() {
+        ranked.select_nth_unstable_by(slots, best_first);
+        ranked[..slots].sort_unstable_by(best_first);
+    } else {
+        ranked.sort_unstable_by(best_first);
     }
+    let holders = ranked.iter().take_while(|r| r.holds_next > 0);
+    chosen.extend(holders.take(holder_slots).map(|r| r.index));
+    let room = slots.saturating_sub(chosen.len());
+    let helped = ranked
+        .iter()
+        .filter(|r| r.can_be_helped && !chosen.contains(&r.index))
+        .take(room)
+        .map(|r| r.index)
+        .collect::<Vec<_>>();
+    chosen.extend(helped);
+    // Slots left for want of helped members go back to the next holders.
+    let room = slots.saturating_sub(chosen.len());
+    let more = ranked
+        .iter()
+        .filter(|r| r.holds_next > 0 && !chosen.contains(&r.index))
+        .take(room)
+        .map(|r| r.index)
+        .collect::<Vec<_>>();
+    chosen.extend(more);
 }
 
 /// Fills `chosen` up to `want` with random eligible members not chosen yet.
