@@ -2,7 +2,7 @@
 //! on must hold at any size, and a seed must replay exactly.
 #![allow(clippy::unwrap_used)]
 
-use chunkswarm_benches::sim::{Params, Report, Simulation};
+use chunkswarm_benches::sim::{Introductions, Params, Report, Simulation};
 
 fn run(name: &str, seed: u64, peers: usize, mib: u64) -> Report {
     let mut params = Params::scenario(name, seed).unwrap();
@@ -88,4 +88,20 @@ fn origin_claims_keep_a_sparse_crowd_from_paying_twice() {
             && with.origin_bytes_per_file < without.origin_bytes_per_file,
         "{with:#?}\n{without:#?}"
     );
+}
+
+#[test]
+fn peers_meet_through_the_tracker_either_way_and_fill_sparse_overlays() {
+    for introductions in [Introductions::Tracker, Introductions::Random] {
+        let mut params = Params::scenario("streaming", 4).unwrap();
+        params.peers = 10;
+        params.file_bytes = 8 << 20;
+        // Few connections each: re-announces must keep everyone reachable.
+        params.connect_to = 3;
+        params.introductions = introductions;
+        let report = Simulation::new(params).run();
+        assert_sound(&report);
+        assert_eq!(report.introductions, introductions);
+        assert!(report.p2p_bytes > 0, "{report:#?}");
+    }
 }

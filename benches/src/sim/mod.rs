@@ -13,6 +13,7 @@
 pub mod net;
 mod report;
 mod scenario;
+mod tracker;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -24,6 +25,7 @@ use web_time::Instant;
 
 pub use report::{Report, Summary};
 pub use scenario::{Params, SCENARIOS};
+pub use tracker::Introductions;
 
 use net::{Endpoint, HIGH_WATER, LOW_WATER, Link, Network};
 
@@ -42,10 +44,6 @@ impl SimRng {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next()) * n as u128) >> 64) as usize
     }
 
     fn unit(&mut self) -> f64 {
@@ -75,6 +73,8 @@ struct SimPeer {
     isolated: bool,
     viewer: Option<Viewer>,
     http_bodies: BTreeMap<u64, (usize, Vec<u8>)>,
+    /// When it announces to the tracker next.
+    next_announce: Duration,
 }
 
 /// A run in progress.
@@ -84,6 +84,8 @@ pub struct Simulation {
     base: Instant,
     now: Duration,
     rng: SimRng,
+    /// The tracker's own generator, for its introductions.
+    tracker_rng: fastrand::Rng,
     info: Info,
     content: Vec<Bytes>,
     peers: Vec<SimPeer>,
@@ -133,6 +135,7 @@ impl Simulation {
             base: Instant::now(),
             now: Duration::ZERO,
             rng,
+            tracker_rng: fastrand::Rng::with_seed(params.seed ^ 0x7472_6163_6b65_72),
             info,
             content,
             peers,
@@ -180,6 +183,7 @@ impl Simulation {
         let dt = self.params.dt;
         self.now += dt;
         self.join_due();
+        self.announce_due();
         self.churn(dt);
         self.connect_due();
         self.close_due();
@@ -227,20 +231,7 @@ impl Simulation {
             .download
             .insert(Endpoint::Peer(i), self.params.peer_down);
         if !peer.isolated {
-            let present: Vec<usize> = (0..self.peers.len())
-                .filter(|&j| j != i && self.is_present(j) && !self.peers[j].isolated)
-                .collect();
-            let mut chosen = present;
-            let k = self.params.connect_to.min(chosen.len());
-            for n in 0..k {
-                let pick = n + self.rng.below(chosen.len() - n);
-                chosen.swap(n, pick);
-            }
-            // Signaling through the tracker and ICE take a few round trips.
-            let setup = self.params.latency * 6;
-            for &j in &chosen[..k] {
-                self.connects.push((self.now + setup, i, j));
-            }
+            self.announce(i);
         }
         self.drain(i);
     }
@@ -588,6 +579,7 @@ impl SimPeer {
                 next_report: Duration::ZERO,
             }),
             http_bodies: BTreeMap::new(),
+            next_announce: Duration::ZERO,
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct Report {
     pub scenario: String,
     /// Seed.
     pub seed: u64,
+    /// How the tracker introduced peers.
+    pub introductions: super::Introductions,
     /// Peers that took part (joined, whether or not they left).
     pub peers: usize,
     /// Content length.
@@ -162,6 +164,7 @@ pub(super) fn build(sim: &Simulation, wall: Duration) -> Report {
     Report {
         scenario: params.name.clone(),
         seed: params.seed,
+        introductions: params.introductions,
         peers: swarm_peers.len(),
         file_bytes: params.file_bytes,
         p2p_bytes: p2p,

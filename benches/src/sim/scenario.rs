@@ -5,6 +5,8 @@ use std::time::Duration;
 use chunkswarm_core::pick::Strategy;
 use chunkswarm_core::swarm::{HttpConfig, SwarmConfig};
 
+use super::Introductions;
+
 const MIB: u64 = 1 << 20;
 /// Bytes per second in one megabit per second.
 const MBIT: f64 = 125_000.0;
@@ -32,8 +34,15 @@ pub struct Params {
     pub latency: Duration,
     /// Peers join evenly spread over this time.
     pub join_window: Duration,
-    /// Peers a newcomer is introduced to.
+    /// Connections a peer asks the tracker for (it announces with offers
+    /// while it has fewer).
     pub connect_to: usize,
+    /// Offers in one announce (the tracker's limit, as WebTorrent's).
+    pub offers_per_announce: usize,
+    /// Peers re-announce this often.
+    pub announce_every: Duration,
+    /// How the tracker chooses whom offers reach.
+    pub introductions: Introductions,
     /// Fraction of peers leaving per minute (each replaced by a newcomer).
     pub churn_per_minute: f64,
     /// Churn stops at this time.
@@ -70,6 +79,9 @@ impl Params {
             latency: Duration::from_millis(25),
             join_window: Duration::from_secs(10),
             connect_to: 30,
+            offers_per_announce: 10,
+            announce_every: Duration::from_secs(15),
+            introductions: Introductions::Tracker,
             churn_per_minute: 0.0,
             churn_until: Duration::ZERO,
             corrupt_fraction: 0.0,
