@@ -135,7 +135,7 @@ impl Simulation {
             base: Instant::now(),
             now: Duration::ZERO,
             rng,
-            tracker_rng: fastrand::Rng::with_seed(params.seed ^ 0x7472_6163_6b65_72),
+            tracker_rng: fastrand::Rng::with_seed(params.seed ^ 0x0074_7261_636b_6572),
             info,
             content,
             peers,
