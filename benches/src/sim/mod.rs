@@ -4,8 +4,12 @@
 //! network ([`net`]): a virtual clock advancing in fixed steps, per-peer
 //! upload and download capacity, link latency, an HTTP origin with its own
 //! upload capacity, peers joining over time, churn, peers that corrupt the
-//! blocks they serve, and streaming viewers with a playhead. Every random
-//! choice comes from the scenario's seed, so a seed replays a run exactly.
+//! blocks they serve, and streaming viewers with a playhead that may seek
+//! once. Peers announce and re-announce, and meet as the tracker introduces
+//! them, through the tracker's own selection code
+//! ([`chunkswarm_tracker::introductions`], or at random: [`Introductions`]).
+//! Every random choice comes from the scenario's seed, so a seed replays a
+//! run exactly.
 //!
 //! Content is generated from the piece index, so a run never holds more than
 //! one copy of it however many peers there are.
