@@ -5,9 +5,11 @@
 //! (the *asker*), in this order of preference:
 //!
 //! 1. **Holders of its next pieces**: members holding most of the first
-//!    [`NEXT_PIECES`] pieces the asker lacks from its playback position (from
-//!    piece 0 without one), within [`WINDOW`] pieces of the first it lacks.
-//!    Seeders hold them all.
+//!    [`NEXT_PIECES`] pieces the asker lacks from its playback position,
+//!    within [`WINDOW`] pieces of the first it lacks. Seeders hold them all.
+//!    An asker without a playback position (downloading rarest first) has
+//!    no next pieces: any member holding a piece it lacks serves it as well
+//!    as another.
 //! 2. **Members it can help**: members that lack pieces the asker holds
 //!    within [`WINDOW`] pieces of their own playback position, or, for
 //!    members without one, that hold fewer pieces than the asker.
@@ -207,7 +209,14 @@ fn rank<M: Member>(
         }
         let member = &members[index];
         let holdings = member.holdings();
-        let holds_next = (holdings.window(next_start, count) & next_mask).count_ones();
+        let holds_next = match (asker.position, asker.holdings, holdings) {
+            (Some(_), _, _) => (holdings.window(next_start, count) & next_mask).count_ones(),
+            (None, _, Holdings::Unknown) => 0,
+            (None, Holdings::Some(mine), Holdings::Some(theirs)) => {
+                u32::from(mine.wants_any_from(theirs))
+            }
+            (None, _, _) => 1,
+        };
         let can_be_helped = match (holdings, member.position()) {
             // Nothing known to rank by: left to the random share.
             (Holdings::All | Holdings::Unknown, _) => false,

@@ -105,6 +105,30 @@ fn holders_of_the_next_pieces_fill_the_ranked_slots() {
 }
 
 #[test]
+fn without_a_position_any_holder_of_a_missing_piece_ranks_alike() {
+    // Ten members hold only what the asker has; three hold a piece it lacks,
+    // one near the start of the content and two far from it.
+    let mut members: Vec<TestMember> = (0..10).map(|_| holding(0..10, None)).collect();
+    members.extend([
+        holding([40], None),
+        holding([60], None),
+        holding(0..33, None),
+    ]);
+    let mine = field(0..32);
+    let mut firsts = HashSet::new();
+    for seed in 0..50 {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        // 4 offers: 3 ranked, 1 random.
+        let picks = choose(&asker(&mine, None), &members, 4, &mut rng);
+        let mut ranked = picks[..3].to_vec();
+        ranked.sort_unstable();
+        assert_eq!(ranked, vec![10, 11, 12], "seed {seed}: {picks:?}");
+        firsts.insert(picks[0]);
+    }
+    assert_eq!(firsts.len(), 3, "ties are broken at random");
+}
+
+#[test]
 fn a_member_the_asker_can_help_gets_a_slot() {
     let mut members: Vec<TestMember> = (0..10).map(|_| holding(0..40, Some(30))).collect();
     // Plays at piece 5 and lacks 5..20, which the asker holds.
