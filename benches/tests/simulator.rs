@@ -2,7 +2,7 @@
 //! on must hold at any size, and a seed must replay exactly.
 #![allow(clippy::unwrap_used)]
 
-use chunkswarm_benches::sim::{Params, Report, Simulation};
+use chunkswarm_benches::sim::{Introductions, Params, Report, Simulation};
 
 fn run(name: &str, seed: u64, peers: usize, mib: u64) -> Report {
     let mut params = Params::scenario(name, seed).unwrap();
@@ -88,4 +88,48 @@ fn origin_claims_keep_a_sparse_crowd_from_paying_twice() {
             && with.origin_bytes_per_file < without.origin_bytes_per_file,
         "{with:#?}\n{without:#?}"
     );
+}
+
+#[test]
+fn peers_meet_through_the_tracker_either_way_and_fill_sparse_overlays() {
+    for introductions in [Introductions::Tracker, Introductions::Random] {
+        let mut params = Params::scenario("streaming", 4).unwrap();
+        params.peers = 10;
+        params.file_bytes = 8 << 20;
+        // Few connections each: re-announces must keep everyone reachable.
+        params.connect_to = 3;
+        params.introductions = introductions;
+        let report = Simulation::new(params).run();
+        assert_sound(&report);
+        assert_eq!(report.introductions, introductions);
+        assert!(report.p2p_bytes > 0, "{report:#?}");
+    }
+}
+
+#[test]
+fn seeking_viewers_resume_at_their_new_position() {
+    let mut params = Params::scenario("vod", 2).unwrap();
+    params.peers = 8;
+    params.file_bytes = 16 << 20;
+    params.join_window = std::time::Duration::from_secs(10);
+    params.seek_fraction = 1.0;
+    let report = Simulation::new(params).run();
+    assert_sound(&report);
+    assert_eq!(report.seekers, 8, "{report:#?}");
+    let seeks = report.seek_to_play_s.unwrap();
+    assert!(seeks.max < 10.0, "{report:#?}");
+    // Every viewer seeks: no one is left for the non-seekers' stall.
+    assert!(report.stall_s.is_none());
+}
+
+#[test]
+fn two_windows_report_each_peers_share_from_peers() {
+    let report = Simulation::new(Params::scenario("two-windows", 1).unwrap()).run();
+    assert_sound(&report);
+    assert_eq!(report.p2p_share_by_peer.len(), 2, "{report:#?}");
+    assert_eq!(
+        report.p2p_share_by_peer[0], 0.0,
+        "the first window has no peer yet"
+    );
+    assert!(report.p2p_share_by_peer[1] > 0.0, "{report:#?}");
 }

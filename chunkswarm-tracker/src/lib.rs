@@ -60,8 +60,12 @@
 //!   `{"action":"announce","interval","info_hash","complete","incomplete"}`.
 //!   Each offer (at most [`Limits::max_offers_per_announce`]; like
 //!   WebTorrent's tracker, the number of offers is the `numwant`) goes to a
-//!   different random peer of the swarm (seeders skip seeders) as
-//!   `{"action":"announce","offer","offer_id","peer_id","info_hash"}`.
+//!   different peer of the swarm (seeders skip seeders) as
+//!   `{"action":"announce","offer","offer_id","peer_id","info_hash"}`. The
+//!   chunk registry chooses the peers ([`introductions`]): those holding the
+//!   pieces the announcing peer lacks next, those it can help, and a random
+//!   share; a peer that reports no pieces (a WebTorrent client) meets random
+//!   peers, as on WebTorrent's tracker.
 //! - `{"action":"announce","info_hash","peer_id","to_peer_id","answer","offer_id"}`
 //!   relays the answer to the offerer as
 //!   `{"action":"announce","answer","offer_id","peer_id","info_hash"}`, with
@@ -91,6 +95,11 @@
 //!   A bad report (or one past
 //!   [`Limits::max_bitfield_bytes_per_connection`]) does not fail the
 //!   announce: its answer carries a `"warning message"`.
+//! - On `announce`, `"x_cs_position": <piece index>` gives the piece the
+//!   peer's playhead is in, while it plays as it downloads; the tracker then
+//!   introduces it first to holders of the pieces it lacks from there on.
+//!   Every announce replaces it (absent means none). Not an integer in
+//!   `0..2^32`: the announce is refused.
 //! - `{"action":"x_cs_have","info_hash","peer_id","pieces":[indices]}` adds
 //!   pieces the peer gained since (at most 4096 per message). No reply
 //!   unless refused.
@@ -123,6 +132,7 @@ mod config;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod http;
+pub mod introductions;
 mod library;
 mod limits;
 mod metrics;

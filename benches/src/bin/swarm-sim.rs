@@ -1,13 +1,14 @@
 //! Runs one simulated swarm scenario and prints its report.
 //!
 //! ```text
-//! swarm-sim --scenario NAME [--seed N] [--peers N] [--size-mib N] [--json]
+//! swarm-sim --scenario NAME [--seed N] [--peers N] [--size-mib N]
+//!           [--introductions tracker|random] [--json]
 //! ```
 #![allow(clippy::print_stdout)]
 
 use std::process::ExitCode;
 
-use chunkswarm_benches::sim::{Params, SCENARIOS, Simulation};
+use chunkswarm_benches::sim::{Introductions, Params, SCENARIOS, Simulation};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,7 +37,8 @@ fn main() -> ExitCode {
 
 fn parse(args: &[String]) -> Result<(Params, bool), String> {
     let usage = format!(
-        "usage: swarm-sim --scenario {{{}}} [--seed N] [--peers N] [--size-mib N] [--json]",
+        "usage: swarm-sim --scenario {{{}}} [--seed N] [--peers N] [--size-mib N] \
+         [--introductions tracker|random] [--json]",
         SCENARIOS.join("|")
     );
     let mut scenario = None;
@@ -44,6 +46,7 @@ fn parse(args: &[String]) -> Result<(Params, bool), String> {
     let mut peers = None;
     let mut size = None;
     let mut json = false;
+    let mut introductions = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut number = |name: &str| -> Result<u64, String> {
@@ -59,6 +62,12 @@ fn parse(args: &[String]) -> Result<(Params, bool), String> {
             "--seed" => seed = number("--seed")?,
             "--peers" => peers = Some(number("--peers")? as usize),
             "--size-mib" => size = Some(number("--size-mib")?),
+            "--introductions" => {
+                let value = it
+                    .next()
+                    .ok_or_else(|| format!("--introductions needs a value\n{usage}"))?;
+                introductions = Some(value.parse::<Introductions>()?);
+            }
             "--json" => json = true,
             "-h" | "--help" => return Err(usage),
             other => return Err(format!("unexpected argument {other:?}\n{usage}")),
@@ -69,6 +78,9 @@ fn parse(args: &[String]) -> Result<(Params, bool), String> {
         .ok_or_else(|| format!("unknown scenario {name:?}\n{usage}"))?;
     if let Some(peers) = peers {
         params.peers = peers;
+    }
+    if let Some(introductions) = introductions {
+        params.introductions = introductions;
     }
     if let Some(mib) = size {
         params.file_bytes = mib << 20;

@@ -4,28 +4,36 @@
 //! network ([`net`]): a virtual clock advancing in fixed steps, per-peer
 //! upload and download capacity, link latency, an HTTP origin with its own
 //! upload capacity, peers joining over time, churn, peers that corrupt the
-//! blocks they serve, and streaming viewers with a playhead. Every random
-//! choice comes from the scenario's seed, so a seed replays a run exactly.
+//! blocks they serve, and streaming viewers with a playhead that may seek
+//! once. Peers announce and re-announce, and meet as the tracker introduces
+//! them, through the tracker's own selection code
+//! ([`chunkswarm_tracker::introductions`], or at random: [`Introductions`]).
+//! Every random choice comes from the scenario's seed, so a seed replays a
+//! run exactly.
 //!
 //! Content is generated from the piece index, so a run never holds more than
 //! one copy of it however many peers there are.
 
 pub mod net;
+mod playback;
 mod report;
 mod scenario;
+mod tracker;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bytes::Bytes;
 use chunkswarm_core::metainfo::{Info, TorrentBuilder};
-use chunkswarm_core::swarm::{Event, HttpRequestId, Output, PeerKey, Playback, Swarm, SwarmConfig};
+use chunkswarm_core::swarm::{Event, HttpRequestId, Output, PeerKey, Swarm, SwarmConfig};
 use web_time::Instant;
 
 pub use report::{Report, Summary};
 pub use scenario::{Params, SCENARIOS};
+pub use tracker::Introductions;
 
 use net::{Endpoint, HIGH_WATER, LOW_WATER, Link, Network};
+use playback::Viewer;
 
 /// Stream id of the peer-to-peer connection on a link; HTTP responses use
 /// their request id plus one.
@@ -44,23 +52,9 @@ impl SimRng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: usize) -> usize {
-        ((u128::from(self.next()) * n as u128) >> 64) as usize
-    }
-
     fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
-}
-
-/// A streaming viewer's playhead.
-#[derive(Debug, Clone)]
-struct Viewer {
-    bitrate: f64,
-    position: f64,
-    started_at: Option<Duration>,
-    stalled: Duration,
-    next_report: Duration,
 }
 
 /// One simulated peer.
@@ -75,6 +69,8 @@ struct SimPeer {
     isolated: bool,
     viewer: Option<Viewer>,
     http_bodies: BTreeMap<u64, (usize, Vec<u8>)>,
+    /// When it announces to the tracker next.
+    next_announce: Duration,
 }
 
 /// A run in progress.
@@ -84,6 +80,8 @@ pub struct Simulation {
     base: Instant,
     now: Duration,
     rng: SimRng,
+    /// The tracker's own generator, for its introductions.
+    tracker_rng: fastrand::Rng,
     info: Info,
     content: Vec<Bytes>,
     peers: Vec<SimPeer>,
@@ -116,12 +114,23 @@ impl Simulation {
                 .join_window
                 .mul_f64(i as f64 / params.peers.max(1) as f64);
             let corrupt = rng.unit() < params.corrupt_fraction;
-            peers.push(SimPeer::new(joins_at, corrupt, false, params.bitrate));
+            let viewer = params.bitrate.map(|bitrate| {
+                Viewer::new(
+                    bitrate,
+                    params.seek_fraction,
+                    params.file_bytes as f64,
+                    &mut rng,
+                )
+            });
+            peers.push(SimPeer::new(joins_at, corrupt, false, viewer));
         }
         if params.http_only_viewer {
             // Joins mid-way, so it meets the origin as loaded as the viewers do.
             let joins_at = params.join_window / 2;
-            peers.push(SimPeer::new(joins_at, false, true, params.bitrate));
+            let viewer = params
+                .bitrate
+                .map(|bitrate| Viewer::new(bitrate, 0.0, params.file_bytes as f64, &mut rng));
+            peers.push(SimPeer::new(joins_at, false, true, viewer));
         }
         let mut net = Network {
             latency: params.latency,
@@ -133,6 +142,7 @@ impl Simulation {
             base: Instant::now(),
             now: Duration::ZERO,
             rng,
+            tracker_rng: fastrand::Rng::with_seed(params.seed ^ 0x0074_7261_636b_6572),
             info,
             content,
             peers,
@@ -180,6 +190,7 @@ impl Simulation {
         let dt = self.params.dt;
         self.now += dt;
         self.join_due();
+        self.announce_due();
         self.churn(dt);
         self.connect_due();
         self.close_due();
@@ -211,11 +222,7 @@ impl Simulation {
         let now = self.instant();
         let mut swarm = Swarm::new(now, self.info.clone(), have, config);
         if let Some(viewer) = &self.peers[i].viewer {
-            let playback = Playback {
-                position: 0,
-                bitrate: viewer.bitrate as u64,
-            };
-            swarm.set_playback(now, Some(playback));
+            swarm.set_playback(now, Some(viewer.playback()));
         }
         let peer = &mut self.peers[i];
         peer.swarm = Some(swarm);
@@ -227,20 +234,7 @@ impl Simulation {
             .download
             .insert(Endpoint::Peer(i), self.params.peer_down);
         if !peer.isolated {
-            let present: Vec<usize> = (0..self.peers.len())
-                .filter(|&j| j != i && self.is_present(j) && !self.peers[j].isolated)
-                .collect();
-            let mut chosen = present;
-            let k = self.params.connect_to.min(chosen.len());
-            for n in 0..k {
-                let pick = n + self.rng.below(chosen.len() - n);
-                chosen.swap(n, pick);
-            }
-            // Signaling through the tracker and ICE take a few round trips.
-            let setup = self.params.latency * 6;
-            for &j in &chosen[..k] {
-                self.connects.push((self.now + setup, i, j));
-            }
+            self.announce(i);
         }
         self.drain(i);
     }
@@ -259,7 +253,13 @@ impl Simulation {
             if self.is_present(i) && !self.peers[i].isolated && self.rng.unit() < p {
                 self.leave(i);
                 let corrupt = self.rng.unit() < self.params.corrupt_fraction;
-                let newcomer = SimPeer::new(self.now, corrupt, false, self.params.bitrate);
+                let total = self.params.file_bytes as f64;
+                let seek_fraction = self.params.seek_fraction;
+                let viewer = self
+                    .params
+                    .bitrate
+                    .map(|bitrate| Viewer::new(bitrate, seek_fraction, total, &mut self.rng));
+                let newcomer = SimPeer::new(self.now, corrupt, false, viewer);
                 self.peers.push(newcomer);
             }
         }
@@ -431,51 +431,6 @@ impl Simulation {
         }
     }
 
-    /// Advances every viewer's playhead, or counts a stall.
-    fn play(&mut self, dt: Duration) {
-        let total = self.params.file_bytes as f64;
-        let layout = self.info.layout();
-        let now = self.now;
-        let instant = self.instant();
-        for peer in &mut self.peers {
-            let (Some(viewer), Some(swarm)) = (peer.viewer.as_mut(), peer.swarm.as_mut()) else {
-                continue;
-            };
-            if viewer.position >= total {
-                continue;
-            }
-            let playable = |offset: f64| {
-                let offset = (offset.min(total - 1.0)) as u64;
-                layout
-                    .piece_at_offset(offset)
-                    .is_some_and(|p| swarm.have().contains(p))
-            };
-            match viewer.started_at {
-                None if playable(0.0) => viewer.started_at = Some(now),
-                None => {}
-                Some(_) => {
-                    let next = viewer.position + viewer.bitrate * dt.as_secs_f64();
-                    if playable(next) && playable(viewer.position) {
-                        viewer.position = next.min(total);
-                    } else {
-                        viewer.stalled += dt;
-                    }
-                }
-            }
-            if now >= viewer.next_report {
-                viewer.next_report = now + Duration::from_secs(1);
-                let playback = Playback {
-                    position: viewer.position as u64,
-                    bitrate: viewer.bitrate as u64,
-                };
-                swarm.set_playback(instant, Some(playback));
-            }
-        }
-        for i in 0..self.peers.len() {
-            self.drain(i);
-        }
-    }
-
     /// Tells senders when a link fills past the high-water mark or drains.
     fn backpressure(&mut self) {
         let now = self.instant();
@@ -572,7 +527,7 @@ impl Simulation {
 }
 
 impl SimPeer {
-    fn new(joins_at: Duration, corrupt: bool, isolated: bool, bitrate: Option<f64>) -> Self {
+    fn new(joins_at: Duration, corrupt: bool, isolated: bool, viewer: Option<Viewer>) -> Self {
         Self {
             swarm: None,
             joins_at,
@@ -580,14 +535,9 @@ impl SimPeer {
             completed_at: None,
             corrupt,
             isolated,
-            viewer: bitrate.map(|bitrate| Viewer {
-                bitrate,
-                position: 0.0,
-                started_at: None,
-                stalled: Duration::ZERO,
-                next_report: Duration::ZERO,
-            }),
+            viewer,
             http_bodies: BTreeMap::new(),
+            next_announce: Duration::ZERO,
         }
     }
 }

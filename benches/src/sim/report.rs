@@ -40,6 +40,8 @@ pub struct Report {
     pub scenario: String,
     /// Seed.
     pub seed: u64,
+    /// How the tracker introduced peers.
+    pub introductions: super::Introductions,
     /// Peers that took part (joined, whether or not they left).
     pub peers: usize,
     /// Content length.
@@ -60,8 +62,17 @@ pub struct Report {
     pub fluid_bound_s: f64,
     /// Join-to-first-playable-piece time of streaming viewers.
     pub startup_s: Option<Summary>,
-    /// Total playback stall of streaming viewers.
+    /// Total playback stall of streaming viewers that do not seek.
     pub stall_s: Option<Summary>,
+    /// Viewers that seek once.
+    pub seekers: usize,
+    /// From a seek until the new position played, of seekers that seeked.
+    pub seek_to_play_s: Option<Summary>,
+    /// Total stall of seekers besides waiting on their seek.
+    pub seekers_stall_s: Option<Summary>,
+    /// Of each peer's verified bytes, the share from peers, in join order;
+    /// only for runs of at most 10 peers.
+    pub p2p_share_by_peer: Vec<f64>,
     /// Startup of the HTTP-only reference viewer.
     pub http_only_startup_s: Option<f64>,
     /// Total stall of the HTTP-only reference viewer.
@@ -122,10 +133,43 @@ pub(super) fn build(sim: &Simulation, wall: Duration) -> Report {
             Some((started - peer.joins_at).as_secs_f64())
         })
         .collect();
+    let seeks = |i: usize| {
+        sim.peers[i]
+            .viewer
+            .as_ref()
+            .is_some_and(|v| v.seek.is_some())
+    };
+    let stall_of = |i: usize| Some(sim.peers[i].viewer.as_ref()?.stalled.as_secs_f64());
     let stalls: Vec<f64> = viewers
         .iter()
-        .filter_map(|&i| Some(sim.peers[i].viewer.as_ref()?.stalled.as_secs_f64()))
+        .filter(|&&i| !seeks(i))
+        .filter_map(|&i| stall_of(i))
         .collect();
+    let seekers: Vec<usize> = viewers.iter().copied().filter(|&i| seeks(i)).collect();
+    let seeker_stalls: Vec<f64> = seekers.iter().filter_map(|&i| stall_of(i)).collect();
+    let seek_to_play: Vec<f64> = seekers
+        .iter()
+        .filter_map(|&i| {
+            let seek = sim.peers[i].viewer.as_ref()?.seek.as_ref()?;
+            Some(seek.to_play?.as_secs_f64())
+        })
+        .collect();
+    let p2p_share_by_peer: Vec<f64> = if swarm_peers.len() <= 10 {
+        swarm_peers
+            .iter()
+            .filter_map(|&i| {
+                let stats = sim.peers[i].swarm.as_ref()?.stats(now);
+                let total = stats.p2p_bytes + stats.http_bytes;
+                Some(if total == 0 {
+                    0.0
+                } else {
+                    stats.p2p_bytes as f64 / total as f64
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let http_only_startup_s = sim
         .peers
         .iter()
@@ -162,6 +206,7 @@ pub(super) fn build(sim: &Simulation, wall: Duration) -> Report {
     Report {
         scenario: params.name.clone(),
         seed: params.seed,
+        introductions: params.introductions,
         peers: swarm_peers.len(),
         file_bytes: params.file_bytes,
         p2p_bytes: p2p,
@@ -177,6 +222,10 @@ pub(super) fn build(sim: &Simulation, wall: Duration) -> Report {
         fluid_bound_s,
         startup_s: Summary::of(startup),
         stall_s: Summary::of(stalls),
+        seekers: seekers.len(),
+        seek_to_play_s: Summary::of(seek_to_play),
+        seekers_stall_s: Summary::of(seeker_stalls),
+        p2p_share_by_peer,
         http_only_startup_s,
         http_only_stall_s,
         incomplete: swarm_peers

@@ -5,6 +5,8 @@ use std::time::Duration;
 use chunkswarm_core::pick::Strategy;
 use chunkswarm_core::swarm::{HttpConfig, SwarmConfig};
 
+use super::Introductions;
+
 const MIB: u64 = 1 << 20;
 /// Bytes per second in one megabit per second.
 const MBIT: f64 = 125_000.0;
@@ -32,8 +34,15 @@ pub struct Params {
     pub latency: Duration,
     /// Peers join evenly spread over this time.
     pub join_window: Duration,
-    /// Peers a newcomer is introduced to.
+    /// Connections a peer asks the tracker for (it announces with offers
+    /// while it has fewer).
     pub connect_to: usize,
+    /// Offers in one announce (the tracker's limit, as WebTorrent's).
+    pub offers_per_announce: usize,
+    /// Peers re-announce this often.
+    pub announce_every: Duration,
+    /// How the tracker chooses whom offers reach.
+    pub introductions: Introductions,
     /// Fraction of peers leaving per minute (each replaced by a newcomer).
     pub churn_per_minute: f64,
     /// Churn stops at this time.
@@ -42,6 +51,8 @@ pub struct Params {
     pub corrupt_fraction: f64,
     /// Streaming bitrate in bytes per second: every peer is a viewer.
     pub bitrate: Option<f64>,
+    /// Fraction of viewers that seek once to a random point.
+    pub seek_fraction: f64,
     /// Adds one viewer that uses only the origin, as the startup reference.
     pub http_only_viewer: bool,
     /// The run stops here even if peers are still downloading.
@@ -53,7 +64,18 @@ pub struct Params {
 }
 
 /// Names accepted by [`Params::scenario`].
-pub const SCENARIOS: &[&str] = &["flash-crowd", "streaming", "churn", "corrupt"];
+pub const SCENARIOS: &[&str] = &[
+    "flash-crowd",
+    "streaming",
+    "vod",
+    "two-windows",
+    "churn",
+    "corrupt",
+];
+
+/// The demo's built-in sample: its length, and its duration in seconds.
+const SAMPLE_BYTES: u64 = 3_617_811;
+const SAMPLE_SECONDS: f64 = 40.0;
 
 impl Params {
     /// The parameters of a named scenario.
@@ -70,10 +92,14 @@ impl Params {
             latency: Duration::from_millis(25),
             join_window: Duration::from_secs(10),
             connect_to: 30,
+            offers_per_announce: 10,
+            announce_every: Duration::from_secs(15),
+            introductions: Introductions::Tracker,
             churn_per_minute: 0.0,
             churn_until: Duration::ZERO,
             corrupt_fraction: 0.0,
             bitrate: None,
+            seek_fraction: 0.0,
             http_only_viewer: false,
             time_limit: Duration::from_secs(3600),
             dt: Duration::from_millis(10),
@@ -92,12 +118,37 @@ impl Params {
                 join_window: Duration::from_secs(60),
                 bitrate: Some(5.0 * MBIT),
                 http_only_viewer: true,
+                swarm: streaming_engine(),
+                ..base
+            },
+            // 300 viewers over 5 minutes of a 256 MiB film at 4 Mbit/s; 10%
+            // seek once to a random point.
+            "vod" => Self {
+                peers: 300,
+                peer_up: 10.0 * MBIT,
+                peer_down: 20.0 * MBIT,
+                origin_up: 100.0 * MBIT,
+                join_window: Duration::from_secs(300),
+                bitrate: Some(4.0 * MBIT),
+                seek_fraction: 0.1,
+                http_only_viewer: true,
+                swarm: streaming_engine(),
+                ..base
+            },
+            // The demo: two browser windows 4 s apart play the sample, over
+            // loopback, from an origin capped at 256 KiB/s.
+            "two-windows" => Self {
+                peers: 2,
+                file_bytes: SAMPLE_BYTES,
+                piece_length: 128 << 10,
+                peer_up: 100.0 * MBIT,
+                peer_down: 100.0 * MBIT,
+                origin_up: 256.0 * 1024.0,
+                latency: Duration::from_millis(5),
+                join_window: Duration::from_secs(8),
+                bitrate: Some(SAMPLE_BYTES as f64 / SAMPLE_SECONDS),
                 swarm: SwarmConfig {
                     strategy: Strategy::Streaming,
-                    http: HttpConfig {
-                        first_piece_from_http: true,
-                        ..HttpConfig::default()
-                    },
                     ..SwarmConfig::default()
                 },
                 ..base
@@ -119,5 +170,17 @@ impl Params {
             },
             _ => return None,
         })
+    }
+}
+
+/// The engine of a streaming viewer whose first piece comes from the origin.
+fn streaming_engine() -> SwarmConfig {
+    SwarmConfig {
+        strategy: Strategy::Streaming,
+        http: HttpConfig {
+            first_piece_from_http: true,
+            ..HttpConfig::default()
+        },
+        ..SwarmConfig::default()
     }
 }

@@ -10,6 +10,7 @@ use super::io::{ConnectError, Offered};
 use super::run::{Done, Driver};
 use super::signal::{Announce, AnnounceEvent, Id20, SignalIn, SignalOut};
 use super::torrent::{Connecting, PendingOffer};
+use crate::layout::PieceIndex;
 use crate::metainfo::InfoHash;
 
 /// Used when there is no tracker: nothing to announce, ever.
@@ -99,6 +100,7 @@ impl Driver {
             event,
             offers: sdps,
             bitfield: Some(torrent.swarm.have().clone()),
+            position: torrent.swarm.playback_piece().map(PieceIndex::get),
         });
         self.send_signal(message);
     }
@@ -129,6 +131,7 @@ impl Driver {
             event: Some(event),
             offers: Vec::new(),
             bitfield: Some(torrent.swarm.have().clone()),
+            position: torrent.swarm.playback_piece().map(PieceIndex::get),
         });
         self.send_signal(message);
     }

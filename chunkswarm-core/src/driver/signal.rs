@@ -3,8 +3,8 @@
 //! Info hashes, peer ids and offer ids travel as 20-character JSON strings
 //! whose characters (U+0000 to U+00FF) are the bytes, as WebTorrent writes
 //! them. Offers and answers are `{"type":"offer"|"answer","sdp":..}`.
-//! chunkswarm's extensions (`x_cs_bitfield`, `x_cs_pieces`, `x_cs_have`) are
-//! extra fields and actions a WebTorrent tracker ignores.
+//! chunkswarm's extensions (`x_cs_bitfield`, `x_cs_pieces`, `x_cs_position`,
+//! `x_cs_have`) are extra fields and actions a WebTorrent tracker ignores.
 //!
 //! [`SignalIn::parse`] never panics: anything it does not understand is an
 //! error, which the driver logs and skips.
@@ -51,6 +51,10 @@ pub struct Announce {
     pub offers: Vec<(Id20, String)>,
     /// The pieces we hold (the `x_cs_bitfield` extension).
     pub bitfield: Option<Bitfield>,
+    /// The piece our playhead is in, while playing (the `x_cs_position`
+    /// extension): the tracker introduces us first to holders of the pieces
+    /// we lack from there on.
+    pub position: Option<u32>,
 }
 
 /// A message to the tracker.
@@ -206,6 +210,9 @@ impl SignalOut {
                     object.insert("x_cs_bitfield".into(), json!(hex(&bits.to_bytes())));
                     object.insert("x_cs_pieces".into(), json!(bits.len()));
                 }
+                if let Some(position) = a.position {
+                    object.insert("x_cs_position".into(), json!(position));
+                }
                 Value::Object(object).to_string()
             }
             Self::Answer {
@@ -350,10 +357,12 @@ mod tests {
             event: Some(AnnounceEvent::Started),
             offers: vec![(offer, "sdp".into())],
             bitfield: Some(bits),
+            position: Some(3),
         })
         .to_json();
         let value: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(value["event"], "started");
+        assert_eq!(value["x_cs_position"], 3);
         assert_eq!(value["offers"][0]["offer"]["type"], "offer");
         assert_eq!(value["x_cs_bitfield"], "8000");
         assert_eq!(value["x_cs_pieces"], 10);

@@ -105,6 +105,20 @@ impl Bitfield {
         self.words.get(word).is_some_and(|w| w & mask != 0)
     }
 
+    /// The 64 pieces from index `start` on as bits, lowest bit first: bit `i`
+    /// is set when piece `start + i` is in the set. Pieces beyond `len` read
+    /// as absent, so a scan can test 64 pieces at once anywhere.
+    pub fn bits_from(&self, start: u32) -> u64 {
+        let word = (start / WORD_BITS) as usize;
+        let shift = start % WORD_BITS;
+        let high = self.words.get(word).copied().unwrap_or(0) << shift;
+        let low = match shift {
+            0 => 0,
+            _ => self.words.get(word + 1).copied().unwrap_or(0) >> (WORD_BITS - shift),
+        };
+        (high | low).reverse_bits()
+    }
+
     /// Adds the piece; returns whether it was newly added. A piece beyond
     /// `len` is not added and `false` is returned.
     pub fn insert(&mut self, piece: PieceIndex) -> bool {
@@ -299,6 +313,21 @@ mod tests {
 
     fn piece(i: u32) -> PieceIndex {
         PieceIndex::new_unchecked(i)
+    }
+
+    #[test]
+    fn bits_from_reads_64_pieces_at_any_offset() {
+        let mut field = Bitfield::new(150);
+        for i in [0, 3, 63, 64, 100, 149] {
+            field.insert(piece(i));
+        }
+        for start in 0..160 {
+            let expected = (0..64u32)
+                .filter(|i| start + i < 150 && field.contains(piece(start + i)))
+                .fold(0u64, |bits, i| bits | 1 << i);
+            assert_eq!(field.bits_from(start), expected, "from {start}");
+        }
+        assert_eq!(field.bits_from(u32::MAX), 0);
     }
 
     #[test]

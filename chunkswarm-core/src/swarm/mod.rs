@@ -362,6 +362,12 @@ impl Swarm {
         self.maybe_fetch_http(now);
     }
 
+    /// The piece the playhead is in, while the content plays as it
+    /// downloads (see [`set_playback`](Self::set_playback)).
+    pub fn playback_piece(&self) -> Option<PieceIndex> {
+        self.layout.piece_at_offset(self.playback?.position)
+    }
+
     /// Stops requesting new data (uploads continue).
     pub fn pause(&mut self) {
         self.paused = true;

@@ -184,7 +184,8 @@ impl Registry {
     }
 
     /// Handles an announce from `conn`: membership, seeding state, piece
-    /// report, and forwarding its offers to random other peers.
+    /// report and playback position, and forwarding its offers to the
+    /// members the piece map chooses ([`crate::introductions`]).
     /// `library_pieces` is the piece count if the tracker knows the torrent.
     pub(crate) fn announce(
         &mut self,
@@ -243,6 +244,7 @@ impl Registry {
                 conn,
                 complete: false,
                 pieces: None,
+                position: None,
                 last_seen: now,
             });
         }
@@ -253,6 +255,7 @@ impl Registry {
         let before = swarm.get(&msg.peer_id).map_or(0, SwarmPeer::bitfield_bytes);
         if let Some(peer) = swarm.get_mut(&msg.peer_id) {
             peer.last_seen = now;
+            peer.position = msg.position;
         }
         if msg.complete || msg.event == Event::Completed {
             swarm.set_complete(&msg.peer_id, msg.event == Event::Completed);
@@ -290,8 +293,7 @@ impl Registry {
         if want == 0 {
             return (0, 0);
         }
-        let i_am_seeder = swarm.get(&msg.peer_id).is_some_and(|p| p.complete);
-        let targets = swarm.choose(&mut self.rng, want, &msg.peer_id, i_am_seeder);
+        let targets = swarm.introduce(&mut self.rng, want, &msg.peer_id);
         let (mut forwarded, mut dropped) = (0, 0);
         let mut sent = Vec::with_capacity(targets.len());
         for (offer, &target) in msg.offers.iter().zip(&targets) {

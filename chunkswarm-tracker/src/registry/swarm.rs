@@ -6,6 +6,7 @@ use std::time::Instant;
 use chunkswarm_core::piece_map::Bitfield;
 
 use super::ConnId;
+use crate::introductions::{self, Asker, Holdings, Member};
 use crate::signaling::ids::PeerId;
 use crate::signaling::reply::SwarmCounts;
 
@@ -19,7 +20,23 @@ pub(crate) struct SwarmPeer {
     /// Pieces it reported (chunkswarm extension); `None` if it never did, or
     /// once it is complete.
     pub(crate) pieces: Option<Bitfield>,
+    /// The piece its playhead is in (`x_cs_position`), if it reported one.
+    pub(crate) position: Option<u32>,
     pub(crate) last_seen: Instant,
+}
+
+impl Member for SwarmPeer {
+    fn holdings(&self) -> Holdings<'_> {
+        match (&self.pieces, self.complete) {
+            (_, true) => Holdings::All,
+            (Some(field), false) => Holdings::Some(field),
+            (None, false) => Holdings::Unknown,
+        }
+    }
+
+    fn position(&self) -> Option<u32> {
+        self.position
+    }
 }
 
 impl SwarmPeer {
@@ -125,42 +142,23 @@ impl Swarm {
         }
     }
 
-    /// Up to `want` random members other than `except`, skipping seeders if
-    /// `skip_seeders`. Returns indices into [`peers`](Self::peers).
-    pub(crate) fn choose(
+    /// Up to `want` members to introduce `asker` to, by the piece map (see
+    /// [`introductions`]). Returns indices into [`peers`](Self::peers).
+    pub(crate) fn introduce(
         &self,
         rng: &mut fastrand::Rng,
         want: usize,
-        except: &PeerId,
-        skip_seeders: bool,
+        asker: &PeerId,
     ) -> Vec<usize> {
-        let eligible = |p: &SwarmPeer| p.peer_id != *except && !(skip_seeders && p.complete);
-        let n = self.peers.len();
-        if want == 0 || n == 0 {
-            return Vec::new();
-        }
-        if n <= 4 * want + 16 {
-            let mut candidates: Vec<usize> = (0..n).filter(|&i| eligible(&self.peers[i])).collect();
-            let take = want.min(candidates.len());
-            for k in 0..take {
-                let j = rng.usize(k..candidates.len());
-                candidates.swap(k, j);
-            }
-            candidates.truncate(take);
-            return candidates;
-        }
-        // Large swarm: sample with rejection; a few misses only mean fewer offers.
-        let mut chosen = Vec::with_capacity(want);
-        for _ in 0..want * 8 {
-            if chosen.len() == want {
-                break;
-            }
-            let i = rng.usize(0..n);
-            if eligible(&self.peers[i]) && !chosen.contains(&i) {
-                chosen.push(i);
-            }
-        }
-        chosen
+        let index = self.index.get(asker).copied();
+        let me = index.and_then(|i| self.peers.get(i));
+        let asker = Asker {
+            holdings: me.map_or(Holdings::Unknown, Member::holdings),
+            position: me.and_then(|p| p.position),
+            index,
+            piece_count: self.piece_count.unwrap_or(0),
+        };
+        introductions::choose(&asker, &self.peers, want, rng)
     }
 
     /// Removes members not seen since `deadline`; returns them.
@@ -186,6 +184,7 @@ mod tests {
             conn: u64::from(n),
             complete,
             pieces: None,
+            position: None,
             last_seen: Instant::now(),
         }
     }
@@ -217,7 +216,7 @@ mod tests {
     }
 
     #[test]
-    fn choose_gives_distinct_eligible_peers() {
+    fn introduce_gives_distinct_eligible_peers() {
         let mut rng = fastrand::Rng::with_seed(7);
         for size in [0u8, 1, 2, 5, 40, 200] {
             let mut swarm = Swarm::default();
@@ -225,7 +224,8 @@ mod tests {
                 swarm.insert(peer(n, n % 2 == 1));
             }
             let me = Id20([0; 20]);
-            let picks = swarm.choose(&mut rng, 10, &me, true);
+            swarm.set_complete(&me, false);
+            let picks = swarm.introduce(&mut rng, 10, &me);
             let mut sorted = picks.clone();
             sorted.sort_unstable();
             sorted.dedup();

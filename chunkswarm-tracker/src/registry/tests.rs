@@ -255,6 +255,7 @@ fn full_queues_lose_offers_instead_of_blocking() {
                 offer: &sdp,
             }],
             bitfield: None,
+            position: None,
         };
         dropped += registry.announce(0, &msg, None, now).unwrap().dropped;
     }

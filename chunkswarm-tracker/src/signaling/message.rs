@@ -52,6 +52,8 @@ pub(crate) struct Announce<'a> {
     pub(crate) offers: Vec<Offer<'a>>,
     /// The chunkswarm extension `x_cs_bitfield`, with `x_cs_pieces` if given.
     pub(crate) bitfield: Option<(Vec<u8>, Option<u32>)>,
+    /// The chunkswarm extension `x_cs_position`: the piece the playhead is in.
+    pub(crate) position: Option<u32>,
 }
 
 /// One offer of an announce, forwarded verbatim.
@@ -137,6 +139,9 @@ pub(crate) enum MessageError {
     /// `x_cs_bitfield` is not hex, or `x_cs_pieces` is not a count.
     #[error("invalid x_cs_bitfield")]
     Bitfield,
+    /// `x_cs_position` is not a piece index.
+    #[error("invalid x_cs_position")]
+    Position,
     /// `pieces` of `x_cs_have` is not a list of piece indices.
     #[error("invalid pieces")]
     Pieces,
@@ -174,6 +179,8 @@ struct Fields<'a> {
     x_cs_bitfield: Option<&'a RawValue>,
     #[serde(borrow, default)]
     x_cs_pieces: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    x_cs_position: Option<&'a RawValue>,
     #[serde(borrow, default)]
     pieces: Option<&'a RawValue>,
 }
@@ -275,6 +282,12 @@ pub(crate) fn parse(text: &str) -> Result<Request<'_>, Refusal> {
             Some((bytes, pieces))
         }
     };
+    let position = match fields.x_cs_position.filter(|raw| !is_null(raw)) {
+        None => None,
+        Some(raw) => {
+            Some(serde_json::from_str::<u32>(raw.get()).map_err(|_| fail(MessageError::Position))?)
+        }
+    };
     Ok(Request::Announce(Announce {
         info_hash,
         peer_id,
@@ -282,6 +295,7 @@ pub(crate) fn parse(text: &str) -> Result<Request<'_>, Refusal> {
         complete: left_is_zero(fields.left),
         offers,
         bitfield,
+        position,
     }))
 }
 
@@ -434,6 +448,33 @@ mod tests {
             "{\"action\":\"scrape\",\"info_hash\":[1]}",
         ] {
             assert!(parse(text).is_err(), "{text:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn the_playback_position_is_a_piece_index() {
+        let with = |position: serde_json::Value| {
+            serde_json::json!({"action": "announce", "info_hash": bin(1), "peer_id": bin(2),
+                               "x_cs_position": position})
+            .to_string()
+        };
+        let position = |text: &str| match parse(text) {
+            Ok(Request::Announce(a)) => Ok(a.position),
+            Ok(_) => panic!("not an announce"),
+            Err(refusal) => Err(refusal.error),
+        };
+        assert_eq!(position(&with(serde_json::json!(17))), Ok(Some(17)));
+        assert_eq!(position(&with(serde_json::Value::Null)), Ok(None));
+        let absent =
+            serde_json::json!({"action": "announce", "info_hash": bin(1), "peer_id": bin(2)});
+        assert_eq!(position(&absent.to_string()), Ok(None));
+        for bad in [
+            serde_json::json!(-1),
+            serde_json::json!(1.5),
+            serde_json::json!("3"),
+            serde_json::json!(u64::from(u32::MAX) + 1),
+        ] {
+            assert_eq!(position(&with(bad)), Err(MessageError::Position));
         }
     }
 

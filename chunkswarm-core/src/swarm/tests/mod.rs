@@ -362,7 +362,10 @@ fn streaming_fetches_the_window_in_order_and_seeks() {
         position: 20 * 16_384,
         bitrate: 16_384,
     };
+    assert_eq!(net.nodes[viewer].swarm.playback_piece(), None);
     net.nodes[viewer].swarm.set_playback(now, Some(playback));
+    let playhead = net.nodes[viewer].swarm.playback_piece();
+    assert_eq!(playhead.map(|p| p.get()), Some(20));
     net.connect(seeder, viewer);
     net.run_until(Duration::from_secs(10), |n| {
         n.nodes[1].swarm.have().count_ones() >= 5
