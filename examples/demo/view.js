@@ -206,21 +206,50 @@ function row(key, entry, pieceCount) {
   );
 }
 
-/** The colour-coded log, newest at the bottom, bounded. */
+/** The colour-coded log, newest at the bottom, bounded. Debug lines are
+ * kept aside and shown only while the debug box is ticked, so a download of
+ * thousands of pieces does not churn the page with hidden lines. */
 export class Log {
   constructor(list, debugToggle) {
     this.list = list;
     this.max = 500;
-    debugToggle.addEventListener('change', () => this.list.classList.toggle('show-debug', debugToggle.checked));
+    this.debug = [];
+    this.seq = 0;
+    this.showDebug = debugToggle.checked;
+    debugToggle.addEventListener('change', () => {
+      this.showDebug = debugToggle.checked;
+      this.list.classList.toggle('show-debug', this.showDebug);
+      if (this.showDebug) this.render();
+    });
+  }
+
+  line(level, message) {
+    const now = new Date();
+    const stamp = `${String(now.getMinutes()).padStart(2, '0')}:${String(now.getSeconds()).padStart(2, '0')}.${String(now.getMilliseconds()).padStart(3, '0')}`;
+    const li = el('li', { class: level }, el('time', {}, stamp), message);
+    li.dataset.seq = String(++this.seq);
+    return li;
   }
 
   add(level, message) {
+    if (level === 'debug' && !this.showDebug) {
+      this.debug.push(this.line(level, message));
+      if (this.debug.length > this.max) this.debug.shift();
+      return;
+    }
     const atBottom = this.list.scrollTop + this.list.clientHeight >= this.list.scrollHeight - 24;
-    const now = new Date();
-    const stamp = `${String(now.getMinutes()).padStart(2, '0')}:${String(now.getSeconds()).padStart(2, '0')}.${String(now.getMilliseconds()).padStart(3, '0')}`;
-    this.list.append(el('li', { class: level }, el('time', {}, stamp), message));
+    this.list.append(this.line(level, message));
     while (this.list.childElementCount > this.max) this.list.firstElementChild.remove();
     if (atBottom) this.list.scrollTop = this.list.scrollHeight;
+  }
+
+  /** Merges the debug lines kept aside into the list, in time order. */
+  render() {
+    const lines = [...this.list.children, ...this.debug];
+    lines.sort((a, b) => Number(a.dataset.seq) - Number(b.dataset.seq));
+    this.debug = [];
+    this.list.replaceChildren(...lines.slice(-this.max));
+    this.list.scrollTop = this.list.scrollHeight;
   }
 }
 
