@@ -121,7 +121,7 @@ fn main() {
     let mut figures = Vec::new();
     for store in &options.stores {
         let (page, profile) = browser(&webdriver, &format!("bench-{store}"));
-        let mut memory = RendererMemory::new(&profile);
+        let mut memory = RendererMemory::new(profile.path());
         let started = Instant::now();
         page.goto(&format!("{ORIGIN}/?autoplay=film.webm&storage={store}"))
             .unwrap();
@@ -158,6 +158,7 @@ fn main() {
         );
         figures.push(figure);
         drop(page);
+        drop(profile);
     }
     let rate = |name: &str| {
         figures

@@ -193,13 +193,13 @@ pub(crate) fn start_chromedriver(artifacts: &Path) -> (Running, Driver) {
 }
 
 /// A headless Chromium with a fresh profile, as ARCHITECTURE.md lists its
-/// flags; returns the session and its profile folder.
-pub(crate) fn browser(webdriver: &Driver, name: &str) -> (Session, PathBuf) {
+/// flags; returns the session and its profile folder, deleted when dropped
+/// (drop the session first).
+pub(crate) fn browser(webdriver: &Driver, name: &str) -> (Session, tempfile::TempDir) {
     let profile = tempfile::Builder::new()
         .prefix(&format!("chromium-{name}-"))
         .tempdir()
-        .unwrap()
-        .keep();
+        .unwrap();
     let args: Vec<String> = [
         "--headless",
         "--no-sandbox",
@@ -215,7 +215,7 @@ pub(crate) fn browser(webdriver: &Driver, name: &str) -> (Session, PathBuf) {
     ]
     .iter()
     .map(|a| (*a).to_owned())
-    .chain([format!("--user-data-dir={}", profile.display())])
+    .chain([format!("--user-data-dir={}", profile.path().display())])
     .collect();
     let session = webdriver
         .session(&chromium(), &args)

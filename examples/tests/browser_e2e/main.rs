@@ -123,7 +123,7 @@ fn inside_the_namespace() {
     });
 
     let url = format!("http://{SERVER}/?autoplay=sample.webm");
-    let (page_a, _) = browser(&webdriver, "a");
+    let (page_a, profile_a) = browser(&webdriver, "a");
     page_a.goto(&url).unwrap();
     let a = finish(
         &page_a,
@@ -153,7 +153,7 @@ fn inside_the_namespace() {
     let a_p2p = a["stats"]["p2pBytes"].as_f64().unwrap_or(0.0);
     assert!(a_p2p > 0.0, "page A got nothing from the native seeder");
 
-    let (page_b, _) = browser(&webdriver, "b");
+    let (page_b, profile_b) = browser(&webdriver, "b");
     page_b.goto(&url).unwrap();
     let b = finish(&page_b, "B", &artifacts, None, None);
     assert_eq!(b["sha256"].as_str(), Some(sha256.as_str()), "page B's file");
@@ -177,6 +177,7 @@ fn inside_the_namespace() {
 
     seeder.check();
     drop((page_a, page_b));
+    drop((profile_a, profile_b));
     server.check();
 }
 

@@ -185,7 +185,7 @@ fn a_film_sized_file_survives_a_reload_and_seeds_a_second_page() {
     });
 
     let (page_a, profile_a) = browser(&webdriver, "film-a");
-    let mut memory_a = RendererMemory::new(&profile_a);
+    let mut memory_a = RendererMemory::new(profile_a.path());
     let url = format!("{ORIGIN}/?autoplay=film.webm");
     page_a.goto(&url).unwrap();
     let started = Instant::now();
@@ -251,7 +251,7 @@ fn a_film_sized_file_survives_a_reload_and_seeds_a_second_page() {
     // Page B: the seeder gone and no web seed, so every byte comes from A.
     drop(seeder);
     let (page_b, profile_b) = browser(&webdriver, "film-b");
-    let mut memory_b = RendererMemory::new(&profile_b);
+    let mut memory_b = RendererMemory::new(profile_b.path());
     page_b
         .goto(&format!("{ORIGIN}/?autoplay=film.webm&webseed=off"))
         .unwrap();
@@ -288,6 +288,8 @@ fn a_film_sized_file_survives_a_reload_and_seeds_a_second_page() {
         );
     }
     server.check();
+    drop((page_a, page_b));
+    drop((profile_a, profile_b));
 }
 
 #[test]
@@ -302,7 +304,7 @@ fn a_quota_below_the_file_pauses_the_torrent() {
     let mut server = start_server(media.path(), &artifacts);
     let (_chromedriver, webdriver) = start_chromedriver(&artifacts);
     let (page, profile) = browser(&webdriver, "quota");
-    let mut memory = RendererMemory::new(&profile);
+    let mut memory = RendererMemory::new(profile.path());
     let quota = |bytes: u64| {
         page.cdp(
             "Storage.overrideQuotaForOrigin",
@@ -349,4 +351,6 @@ fn a_quota_below_the_file_pauses_the_torrent() {
     assert_eq!(done["storage"]["state"], "ready", "{}", done["storage"]);
     save_log(&page, &artifacts.join("storage-page-quota.log"));
     server.check();
+    drop(page);
+    drop(profile);
 }
