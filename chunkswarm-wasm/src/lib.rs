@@ -86,7 +86,7 @@
 //!
 //! Where the browser has the Origin Private File System with sync access
 //! handles, a torrent's verified pieces go to one OPFS file
-//! ([`store::opfs::OpfsStore`]) and the page keeps only a bounded cache
+//! (`store::opfs::OpfsStore`, wasm32 only) and the page keeps only a bounded cache
 //! (`memoryCache` of pieces for uploads, plus the pieces in flight), so a
 //! film of several GiB downloads, streams and seeds in a tab. Elsewhere, with
 //! `storage: 'memory'`, or when another tab has the same torrent open, the

@@ -1,6 +1,6 @@
 //! Where a page keeps a torrent's verified pieces.
 //!
-//! - [`opfs::OpfsStore`] (wasm32): the default wherever the browser has the
+//! - `opfs::OpfsStore` (wasm32 only): the default wherever the browser has the
 //!   Origin Private File System with sync access handles. The content is one
 //!   file on disk; the page holds no piece, so a film of several GiB fits in
 //!   a tab, and a page reloaded or opened again later resumes from it.

@@ -8,8 +8,8 @@
 //!
 //! A piece the disk refuses (quota or disk full, or any write error) is not
 //! lost: it stays in memory, readable and served, the store reports the
-//! failure ([`StoreNotice`]) so the client pauses the torrent, and
-//! [`OpfsStore::retry`] writes the kept pieces once there is room again.
+//! failure (`StoreNotice`) so the client pauses the torrent, and
+//! `OpfsStore::retry` (the torrent's `resume()`) writes the kept pieces once there is room again.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
