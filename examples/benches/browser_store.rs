@@ -20,14 +20,12 @@ mod harness;
 #[path = "../tests/browser/webdriver.rs"]
 mod webdriver;
 
-use std::io::Write as _;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use harness::{
-    RendererMemory, Running, artifacts, browser, pkg_dir, run_in_namespace, start_chromedriver,
-    wait_for,
+    DEMO_STATE, RendererMemory, Running, artifacts, browser, pkg_dir, random_file,
+    run_in_namespace, start_chromedriver, wait_for,
 };
 use serde_json::Value;
 
@@ -67,23 +65,6 @@ fn options() -> Options {
         }
     }
     options
-}
-
-/// Writes `mib` MiB of pseudo-random bytes (xorshift64) to `path`.
-fn random_file(path: &Path, mib: u64) {
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let mut chunk = vec![0u8; 1 << 20];
-    for _ in 0..mib {
-        for word in chunk.chunks_exact_mut(8) {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            word.copy_from_slice(&state.to_le_bytes());
-        }
-        out.write_all(&chunk).unwrap();
-    }
-    out.flush().unwrap();
 }
 
 struct Figure {
@@ -127,9 +108,7 @@ fn main() {
             .unwrap();
         let state = loop {
             memory.sample();
-            let state = page
-                .eval("const d = window.chunkswarmDemo; return d ? JSON.parse(JSON.stringify(d)) : null;")
-                .unwrap_or(Value::Null);
+            let state = page.eval(DEMO_STATE).unwrap_or(Value::Null);
             if state["doneAt"].is_number() {
                 break state;
             }

@@ -3,6 +3,7 @@
 //! and the renderer processes' peak memory.
 #![allow(dead_code)]
 
+use std::io::Write as _;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -10,7 +11,43 @@ use std::time::{Duration, Instant};
 
 use chunkswarm_examples::demo::wasm_pkg::PkgBuild;
 
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
 use crate::webdriver::{Driver, Session};
+
+/// Reads the demo page's `window.chunkswarmDemo` as JSON.
+pub(crate) const DEMO_STATE: &str =
+    "const d = window.chunkswarmDemo; return d ? JSON.parse(JSON.stringify(d)) : null;";
+const FULL_LOG: &str = "return Array.from(document.querySelectorAll('#log li')).map(li => li.className + ' ' + li.textContent).join('\\n');";
+
+/// Saves the demo page's log (every line it shows) for a look after the run.
+pub(crate) fn save_log(page: &Session, file: &Path) {
+    if let Ok(Value::String(log)) = page.eval(FULL_LOG) {
+        let _ = std::fs::write(file, log);
+    }
+}
+
+/// Writes `mib` MiB of pseudo-random bytes (xorshift64) to `path`; returns
+/// their hex SHA-256.
+pub(crate) fn random_file(path: &Path, mib: u64) -> String {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut hash = Sha256::new();
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut chunk = vec![0u8; 1 << 20];
+    for _ in 0..mib {
+        for word in chunk.chunks_exact_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            word.copy_from_slice(&state.to_le_bytes());
+        }
+        hash.update(&chunk);
+        out.write_all(&chunk).unwrap();
+    }
+    out.flush().unwrap();
+    hex::encode(hash.finalize())
+}
 
 /// Set in the re-run inside the namespace.
 const INNER: &str = "CHUNKSWARM_BROWSER_TEST_INNER";

@@ -26,7 +26,10 @@ use std::time::{Duration, Instant};
 
 use chunkswarm_core::metainfo::Metainfo;
 use chunkswarm_examples::demo::sample_media_dir;
-use harness::{Running, artifacts, browser, in_namespace, pkg_dir, start_chromedriver, wait_for};
+use harness::{
+    DEMO_STATE, Running, artifacts, browser, in_namespace, pkg_dir, save_log, start_chromedriver,
+    wait_for,
+};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use webdriver::Session;
@@ -181,17 +184,7 @@ fn inside_the_namespace() {
     server.check();
 }
 
-const STATE: &str =
-    "const d = window.chunkswarmDemo; return d ? JSON.parse(JSON.stringify(d)) : null;";
 const LOG: &str = "return Array.from(document.querySelectorAll('#log li')).slice(-60).map(li => li.className + ' ' + li.textContent).join('\\n');";
-const FULL_LOG: &str = "return Array.from(document.querySelectorAll('#log li')).map(li => li.className + ' ' + li.textContent).join('\\n');";
-
-/// Saves the page's log (every level) for a look after the run.
-fn save_log(page: &Session, file: &Path) {
-    if let Ok(Value::String(log)) = page.eval(FULL_LOG) {
-        let _ = std::fs::write(file, log);
-    }
-}
 
 /// Waits for the page's download to finish and its digest to be known;
 /// takes a screenshot to `midway` when half the pieces are in, and seeks the
@@ -206,7 +199,7 @@ fn finish(
     let started = Instant::now();
     let mut last_report = Instant::now();
     loop {
-        let state = match page.eval(STATE) {
+        let state = match page.eval(DEMO_STATE) {
             Ok(state) => state,
             Err(e) => {
                 eprintln!("page {name}: cannot read its state: {e}");

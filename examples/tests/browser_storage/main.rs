@@ -27,18 +27,16 @@ mod harness;
 #[path = "../browser/webdriver.rs"]
 mod webdriver;
 
-use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chunkswarm_core::metainfo::Metainfo;
 use harness::{
-    RendererMemory, Running, artifacts, browser, in_namespace, pkg_dir, start_chromedriver,
-    wait_for,
+    DEMO_STATE, RendererMemory, Running, artifacts, browser, in_namespace, pkg_dir, random_file,
+    save_log, start_chromedriver, wait_for,
 };
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 use webdriver::Session;
 
 const SERVER: &str = "127.0.0.1:8080";
@@ -47,33 +45,8 @@ const PAGE_TIMEOUT: Duration = Duration::from_secs(900);
 /// For the quota test's steps on a small file.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
-const STATE: &str =
-    "const d = window.chunkswarmDemo; return d ? JSON.parse(JSON.stringify(d)) : null;";
-const FULL_LOG: &str = "return Array.from(document.querySelectorAll('#log li')).map(li => li.className + ' ' + li.textContent).join('\\n');";
-
 fn http_get(path: &str) -> Option<(u16, Vec<u8>)> {
     harness::http_get(SERVER, path)
-}
-
-/// Writes `mib` MiB of pseudo-random bytes to `path`; returns their SHA-256.
-fn random_file(path: &Path, mib: u64) -> String {
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut hash = Sha256::new();
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut chunk = vec![0u8; 1 << 20];
-    for _ in 0..mib {
-        for word in chunk.chunks_exact_mut(8) {
-            // xorshift64
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            word.copy_from_slice(&state.to_le_bytes());
-        }
-        hash.update(&chunk);
-        out.write_all(&chunk).unwrap();
-    }
-    out.flush().unwrap();
-    hex::encode(hash.finalize())
 }
 
 /// The server on a media folder holding `film.webm`, up and answering.
@@ -95,13 +68,7 @@ fn start_server(media: &Path, artifacts: &Path) -> Running {
 }
 
 fn state(page: &Session) -> Value {
-    page.eval(STATE).unwrap_or(Value::Null)
-}
-
-fn save_log(page: &Session, file: &Path) {
-    if let Ok(Value::String(log)) = page.eval(FULL_LOG) {
-        let _ = std::fs::write(file, log);
-    }
+    page.eval(DEMO_STATE).unwrap_or(Value::Null)
 }
 
 /// Polls the page (and the renderer memory) until `until` holds for its
