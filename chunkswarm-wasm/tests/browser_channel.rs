@@ -172,6 +172,24 @@ async fn the_web_seed_fetches_exact_ranges() {
         seed.get_range(5..5).await,
         Err(HttpError::Length { expected: 0, .. })
     ));
+    // Ranges longer than one read buffer, one after another and at once
+    // (the reused buffers must never mix two bodies).
+    let big = pattern(3 << 20, 11);
+    let seed = FetchWebSeed::new(&blob_url(&big), Duration::from_secs(10));
+    for range in [0..(1 << 20) + 17, 5..1_500_000, (2 << 20)..(3 << 20)] {
+        let got = seed.get_range(range.start as u64..range.end as u64).await;
+        assert_eq!(&got.unwrap()[..], &big[range]);
+    }
+    let ranges: Vec<_> = (0..6).map(|i| i * 400_000..i * 400_000 + 700_001).collect();
+    let fetched = future::join_all(
+        ranges
+            .iter()
+            .map(|r| seed.get_range(r.start as u64..r.end as u64)),
+    )
+    .await;
+    for (range, got) in ranges.into_iter().zip(fetched) {
+        assert_eq!(&got.unwrap()[..], &big[range]);
+    }
     let missing = FetchWebSeed::new("blob:http://127.0.0.1/nothing", Duration::from_secs(5));
     assert!(matches!(
         missing.get_range(0..10).await,

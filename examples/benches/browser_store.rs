@@ -12,7 +12,10 @@
 //! (bytes over the time from adding the torrent to its last piece verified,
 //! as the page measures it), the wall time, and the peak resident memory of
 //! the page's renderer processes; then the OPFS / memory rate ratio (goal
-//! ≥ 0.8). Runs in a network namespace of its own, like the browser tests.
+//! ≥ 0.8). At each tenth of the download, a breakdown of where the memory
+//! is: the largest renderer's resident memory (and the part of it that is
+//! not mapped files, Chromium's code mostly), the page's JS heap and the
+//! engine's wasm linear memory. Runs in a network namespace of its own, like the browser tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 #[path = "../tests/browser/harness.rs"]
@@ -67,6 +70,45 @@ fn options() -> Options {
     options
 }
 
+/// Where the page's memory is, at each tenth of the download.
+#[derive(Default)]
+struct Breakdown {
+    rows: Vec<String>,
+    next_tenth: u64,
+}
+
+impl Breakdown {
+    const HEAP: &str = "return performance.memory ? performance.memory.usedJSHeapSize : null;";
+
+    fn sample(&mut self, page: &webdriver::Session, state: &Value, memory: &RendererMemory) {
+        let (Some(verified), Some(total)) = (
+            state["stats"]["verifiedBytes"].as_f64(),
+            state["stats"]["totalBytes"].as_f64(),
+        ) else {
+            return;
+        };
+        if total <= 0.0 || verified * 10.0 < total * self.next_tenth as f64 {
+            return;
+        }
+        let mib = |v: Option<f64>| v.map_or("?".into(), |b| format!("{:.0}", b / 1048576.0));
+        let heap = page.eval(Self::HEAP).ok().and_then(|v| v.as_f64());
+        let (rss, anon) = memory.largest_now_mib();
+        self.rows.push(format!(
+            "  {:>3}%  renderer {rss:>5.0} MiB (own {anon:>4.0})  JS heap {:>4} MiB  wasm memory {:>4} MiB",
+            self.next_tenth * 10,
+            mib(heap),
+            mib(state["wasmMemoryBytes"].as_f64()),
+        ));
+        self.next_tenth += 1;
+    }
+
+    fn print(&self) {
+        for row in &self.rows {
+            println!("{row}");
+        }
+    }
+}
+
 struct Figure {
     store: String,
     rate_mib_s: f64,
@@ -103,12 +145,14 @@ fn main() {
     for store in &options.stores {
         let (page, profile) = browser(&webdriver, &format!("bench-{store}"));
         let mut memory = RendererMemory::new(profile.path());
+        let mut breakdown = Breakdown::default();
         let started = Instant::now();
         page.goto(&format!("{ORIGIN}/?autoplay=film.webm&storage={store}"))
             .unwrap();
         let state = loop {
             memory.sample();
             let state = page.eval(DEMO_STATE).unwrap_or(Value::Null);
+            breakdown.sample(&page, &state, &memory);
             if state["doneAt"].is_number() {
                 break state;
             }
@@ -135,6 +179,7 @@ fn main() {
             "{:>6}: {:.1} MiB/s ({} MiB in {seconds:.1} s, {:.1?} from navigation), renderer peak {:.0} MiB",
             figure.store, figure.rate_mib_s, options.mib, figure.wall, figure.peak_mib
         );
+        breakdown.print();
         figures.push(figure);
         drop(page);
         drop(profile);

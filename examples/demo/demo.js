@@ -34,6 +34,7 @@ const demo = {
   statsAtStart: null, // the torrent's Stats right after it was added (resumed pieces)
   addedAt: null,      // performance.now() when the torrent was added
   doneAt: null,       // performance.now() when its last piece was verified
+  // wasmMemoryBytes: the wasm module's linear memory, once loaded
 };
 window.chunkswarmDemo = demo;
 /** Resumes the torrent on screen (after its storage was full, say). */
@@ -84,7 +85,9 @@ function plain(value, keys) {
 async function start() {
   try {
     wasm = await import('/pkg/chunkswarm_wasm.js');
-    await wasm.default();
+    const exports = await wasm.default();
+    // For the storage benchmark's memory breakdown: the engine's linear memory.
+    Object.defineProperty(demo, 'wasmMemoryBytes', { enumerable: true, get: () => exports.memory.buffer.byteLength });
   } catch (e) {
     fail('the wasm package did not load (the server builds it; see its log)', e);
     return;

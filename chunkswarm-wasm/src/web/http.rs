@@ -3,7 +3,8 @@
 //!
 //! The body is read as a stream and abandoned as soon as it runs past the
 //! range, so a server ignoring `Range` cannot make the page download a whole
-//! film into memory. Each request is aborted (`AbortController`) when its
+//! film into memory; it is read into reused buffers (see [`body`](super::body)).
+//! Each request is aborted (`AbortController`) when its
 //! future is dropped (the engine cancelled it) or its timeout passes.
 
 use std::ops::Range;
@@ -15,10 +16,9 @@ use chunkswarm_core::driver::{HttpError, HttpOrigin};
 use futures::future::{self, Either};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{
-    AbortController, Headers, ReadableStreamDefaultReader, Request, RequestInit, Response,
-};
+use web_sys::{AbortController, Headers, Request, RequestInit, Response};
 
+use super::body::BodyReader;
 use super::sleep::Timeout;
 use super::{fetch_request, js_error};
 
@@ -91,30 +91,20 @@ async fn fetch_range(
     let Some(body) = response.body() else {
         return Err(HttpError::Length { expected, got: 0 });
     };
-    let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
     let capacity = usize::try_from(expected).map_err(|_| HttpError::Length {
         expected,
         got: u64::MAX,
     })?;
     let mut out = Vec::with_capacity(capacity);
-    loop {
-        let chunk = JsFuture::from(reader.read()).await.map_err(transport)?;
-        let done = js_sys::Reflect::get(&chunk, &JsValue::from_str("done"))
-            .map_err(transport)?
-            .is_truthy();
-        if done {
-            break;
+    let mut reader = BodyReader::new(&body);
+    while reader.read_into(&mut out).await.map_err(transport)? {
+        if out.len() as u64 > expected {
+            reader.cancel();
+            return Err(HttpError::Length {
+                expected,
+                got: out.len() as u64,
+            });
         }
-        let value = js_sys::Reflect::get(&chunk, &JsValue::from_str("value")).map_err(transport)?;
-        let bytes: js_sys::Uint8Array = value.dyn_into().map_err(transport)?;
-        let got = out.len() as u64 + u64::from(bytes.length());
-        if got > expected {
-            let _ = reader.cancel();
-            return Err(HttpError::Length { expected, got });
-        }
-        let start = out.len();
-        out.resize(start + bytes.length() as usize, 0);
-        bytes.copy_to(&mut out[start..]);
     }
     if out.len() as u64 != expected {
         return Err(HttpError::Length {

@@ -6,12 +6,14 @@
 //! - [`channel`] — the open `RTCDataChannel` as a byte stream with
 //!   buffered-amount backpressure;
 //! - [`tracker`] — the WebTorrent tracker over a `WebSocket`, reconnecting;
-//! - [`http`] — the web seed with `fetch` and `Range`;
+//! - [`http`] — the web seed with `fetch` and `Range`, its bodies read into
+//!   reused buffers (`body`);
 //! - [`sleep`] — `setTimeout`;
 //! - [`log`] — `tracing` records of the driver routed to each client's listeners.
 //!
 //! Every JS failure becomes the trait's error type; nothing here panics.
 
+mod body;
 pub mod channel;
 pub mod http;
 pub mod log;

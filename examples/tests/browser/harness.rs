@@ -346,6 +346,20 @@ impl RendererMemory {
         }
     }
 
+    /// The largest renderer's resident memory right now, and the part of it
+    /// that is its own (anonymous) rather than mapped files such as Chromium's
+    /// code, in MiB.
+    #[allow(dead_code)] // the storage benchmark's breakdown
+    pub(crate) fn largest_now_mib(&self) -> (f64, f64) {
+        renderers(&self.profile)
+            .into_iter()
+            .filter_map(|pid| Some((status_kib(pid, "VmRSS:")?, status_kib(pid, "RssAnon:")?)))
+            .max()
+            .map_or((0.0, 0.0), |(rss, anon)| {
+                (rss as f64 / 1024.0, anon as f64 / 1024.0)
+            })
+    }
+
     /// The highest peak seen, in MiB.
     pub(crate) fn peak_mib(&self) -> f64 {
         self.peak_kib as f64 / 1024.0
