@@ -11,7 +11,8 @@
 // position = currentTime × bitrate, bitrate = length / duration once the
 // duration is known. A read the playhead window does not cover (the
 // element looking for an index at the end of the file, or a seek before
-// the duration is known) moves the window to that read until it is served.
+// the duration is known) moves the window to that read until it is served,
+// unless the element is only buffering ahead while it plays.
 //
 // The page must be inside the worker's scope (serve the worker script from
 // the page's directory, or send `Service-Worker-Allowed`), in a secure
@@ -22,6 +23,8 @@
 const DEFAULT_BITRATE = 250000;
 /** Seconds ahead of the playhead that count as inside the playback window. */
 const WINDOW_SECONDS = 20;
+/** `HTMLMediaElement.readyState`: data for the playhead and a little beyond. */
+const HAVE_FUTURE_DATA = 3;
 /** How long to wait for the worker to take control of the page. */
 const CONTROL_TIMEOUT_MS = 10000;
 
@@ -142,10 +145,14 @@ export async function streamTo(torrent, media, options = {}) {
     // A read before the playhead's piece (the player re-reading after a
     // seek) is outside: the window must move back to it, or that piece
     // would come last.
-    const inWindow = head !== null
-      && Math.floor(start / pieceLength) >= Math.floor(head / pieceLength)
-      && start <= head + rate * WINDOW_SECONDS;
-    if (inWindow) return torrent.read(start, end);
+    const ahead = head !== null && Math.floor(start / pieceLength) >= Math.floor(head / pieceLength);
+    const inWindow = ahead && start <= head + rate * WINDOW_SECONDS;
+    // Further ahead while the element has data to play on is buffering: the
+    // read waits for the window to reach it. Moving the window there would
+    // make those pieces look due now, and the origin would be paid for what
+    // peers deliver long before playback needs it.
+    const buffering = ahead && !media.seeking && media.readyState >= HAVE_FUTURE_DATA;
+    if (inWindow || buffering) return torrent.read(start, end);
     detour += 1;
     torrent.setPlayback(start, Math.ceil(rate || DEFAULT_BITRATE));
     try {

@@ -39,6 +39,13 @@ const demo = {
 window.chunkswarmDemo = demo;
 /** Resumes the torrent on screen (after its storage was full, say). */
 window.chunkswarmResume = () => torrent.resume();
+/** Stops streaming the torrent on screen: the download then goes on in the
+ * torrent's order at full speed instead of following the playhead. */
+window.chunkswarmStopStreaming = () => {
+  currentStream?.stop();
+  currentStream = null;
+  demo.streaming = false;
+};
 
 const log = new Log($('log'), $('log-debug'));
 const grid = new Grid($('grid'));

@@ -2,11 +2,15 @@
 //! with bounded memory, and resumes after a reload.
 //!
 //! `a_film_sized_file_survives_a_reload_and_seeds_a_second_page`: the
-//! `server` example serves a file of random bytes (1 GiB; `CHUNKSWARM_FILM_MIB`
-//! sets another size) as `film.webm`, a native `peer` seeds it, and page A
-//! downloads it from both. At about half way A is reloaded: it must find
-//! its pieces stored, verified again, and fetch no more than what was
-//! missing plus one piece per source in flight. Its SHA-256, computed by
+//! `server` example serves a real video of about 1 GiB (`CHUNKSWARM_FILM_MIB`
+//! sets another size; ffmpeg makes it of noise, which does not compress) as
+//! `film.webm`, a native `peer` seeds it, and page A downloads it from both.
+//! The video plays while it downloads, and then from 80 % of its length
+//! after a seek there long before those pieces would have come in order.
+//! At about half way A is reloaded: it must find its pieces stored,
+//! verified again, play again, and fetch no more than what was missing plus
+//! one piece per source in flight (it stops streaming once it plays, so the
+//! rest comes at full speed rather than a window ahead of the playhead). Its SHA-256, computed by
 //! streaming the stored file, must be the file's. Then the seeder stops and
 //! page B, with no web seed, fetches the whole file from A. The peak
 //! resident memory of each page's renderer processes is printed, and must
@@ -37,6 +41,7 @@ use harness::{
     save_log, start_chromedriver, wait_for,
 };
 use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
 use webdriver::Session;
 
 const SERVER: &str = "127.0.0.1:8080";
@@ -113,6 +118,72 @@ fn number(value: &Value) -> f64 {
     value.as_f64().unwrap_or(0.0)
 }
 
+/// Writes a playable WebM of about `mib` MiB to `path` (ffmpeg: ten seconds
+/// of VP8 noise at 20 Mbit/s with an Opus tone, repeated; seek index in
+/// front, a key frame every 2 s); returns its hex SHA-256.
+fn film_video(path: &Path, mib: u64) -> String {
+    let dir = path.parent().unwrap();
+    let segment = dir.join("segment.webm");
+    // Arguments split at spaces (no path here has one), then the output.
+    let ffmpeg = |args: &str, output: &Path| {
+        let status = Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-y"])
+            .args(args.split_whitespace())
+            .arg(output)
+            .status()
+            .expect("ffmpeg (Debian's ffmpeg; .ci/install installs it)");
+        assert!(status.success(), "ffmpeg {args}: {status}");
+    };
+    ffmpeg(
+        "-f rawvideo -pix_fmt yuv420p -s 640x360 -r 25 -i /dev/urandom \
+         -f lavfi -i sine=frequency=440:sample_rate=48000 -t 10 \
+         -c:v libvpx -deadline realtime -cpu-used 8 -g 50 \
+         -b:v 20M -minrate 20M -maxrate 20M -bufsize 20M -c:a libopus -b:a 64k -shortest",
+        &segment,
+    );
+    let segment_bytes = std::fs::metadata(&segment).unwrap().len();
+    let repeats = ((mib << 20) / segment_bytes).max(1);
+    let list = dir.join("segments.txt");
+    let line = format!("file '{}'\n", segment.display());
+    std::fs::write(&list, line.repeat(repeats as usize)).unwrap();
+    ffmpeg(
+        &format!(
+            "-f concat -safe 0 -i {} -c copy -cues_to_front 1",
+            list.display()
+        ),
+        path,
+    );
+    std::fs::remove_file(&segment).unwrap();
+    std::fs::remove_file(&list).unwrap();
+    let mut file = std::fs::File::open(path).unwrap();
+    let mut hash = Sha256::new();
+    std::io::copy(&mut file, &mut hash).unwrap();
+    hex::encode(hash.finalize())
+}
+
+/// The demo's video element: where it is, how long it is, whether it failed.
+const VIDEO: &str = "const v = document.getElementById('video'); \
+    return { time: v.currentTime, duration: v.duration, error: v.error ? v.error.message || String(v.error.code) : null };";
+
+fn stop_streaming(page: &Session) {
+    page.eval("window.chunkswarmStopStreaming(); return null;")
+        .unwrap();
+}
+
+/// Waits until the video has played to `at` seconds; panics if it fails.
+fn wait_until_played(page: &Session, name: &str, memory: &mut RendererMemory, at: f64) -> Value {
+    let mut video = Value::Null;
+    watch(page, name, memory, PAGE_TIMEOUT, |_| {
+        video = page.eval(VIDEO).unwrap_or(Value::Null);
+        assert!(
+            video["error"].is_null(),
+            "page {name}'s video failed: {video}"
+        );
+        number(&video["time"]) >= at
+    });
+    video
+}
+
 #[test]
 fn a_film_sized_file_survives_a_reload_and_seeds_a_second_page() {
     if !in_namespace("a_film_sized_file_survives_a_reload_and_seeds_a_second_page") {
@@ -125,7 +196,7 @@ fn a_film_sized_file_survives_a_reload_and_seeds_a_second_page() {
         .unwrap_or(1024);
     let media = tempfile::tempdir().unwrap();
     let film = media.path().join("film.webm");
-    let sha256 = random_file(&film, mib);
+    let sha256 = film_video(&film, mib);
     let mut server = start_server(media.path(), &artifacts);
     let (_chromedriver, webdriver) = start_chromedriver(&artifacts);
     let (_, torrent) = http_get("/torrents/film.webm.torrent").unwrap();
@@ -156,6 +227,29 @@ fn a_film_sized_file_survives_a_reload_and_seeds_a_second_page() {
     let url = format!("{ORIGIN}/?autoplay=film.webm");
     page_a.goto(&url).unwrap();
     let started = Instant::now();
+    // It plays from the start, then from far ahead: a seek to 80 %.
+    let video = wait_until_played(&page_a, "A", &mut memory_a, 2.0);
+    let duration = number(&video["duration"]);
+    assert!(duration > 60.0, "page A's video: {video}");
+    let target = (duration * 0.8).floor();
+    page_a
+        .eval(&format!(
+            "document.getElementById('video').currentTime = {target}; return null;"
+        ))
+        .unwrap();
+    let sought = Instant::now();
+    wait_until_played(&page_a, "A", &mut memory_a, target + 2.0);
+    let at_seek = state(&page_a);
+    eprintln!(
+        "page A: played 2 s of {duration:.0} s in {:.1?}, then from {target} s {:.1?} after the seek, with {} of {length} bytes verified",
+        started.elapsed() - sought.elapsed(),
+        sought.elapsed(),
+        at_seek["stats"]["verifiedBytes"]
+    );
+    assert!(
+        at_seek["done"] != true,
+        "page A finished before the seek could show anything: {at_seek}"
+    );
     let before = watch(&page_a, "A", &mut memory_a, PAGE_TIMEOUT, |s| {
         s["storage"]["store"] == "opfs" && number(&s["stats"]["verifiedBytes"]) >= length / 2.0
     });
@@ -175,6 +269,11 @@ fn a_film_sized_file_survives_a_reload_and_seeds_a_second_page() {
     );
     let resumed_bytes = number(&resumed["storage"]["resumedBytes"]);
     eprintln!("page A: {resumed_bytes} bytes found stored after the reload");
+    // The reloaded page plays again, from what it stored. Then it stops
+    // streaming: a streaming viewer fetches only a window ahead of the
+    // playhead, so the rest would take as long as the film.
+    wait_until_played(&page_a, "A", &mut memory_a, 2.0);
+    stop_streaming(&page_a);
     // What was verified before the reload is still there (the last poll
     // came moments before it, so every write it counted had long finished).
     assert!(
@@ -223,6 +322,10 @@ fn a_film_sized_file_survives_a_reload_and_seeds_a_second_page() {
         .goto(&format!("{ORIGIN}/?autoplay=film.webm&webseed=off"))
         .unwrap();
     let started = Instant::now();
+    watch(&page_b, "B", &mut memory_b, PAGE_TIMEOUT, |s| {
+        s["streaming"] == true
+    });
+    stop_streaming(&page_b);
     let b = watch(&page_b, "B", &mut memory_b, PAGE_TIMEOUT, |s| {
         memory_a.sample();
         s["done"] == true && s["sha256"].is_string()
