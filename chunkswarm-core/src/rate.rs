@@ -37,12 +37,61 @@ impl RateEstimator {
         self.level += bytes as f64;
     }
 
+    /// Lets `span` pass without decay, as if it had not happened.
+    fn skip(&mut self, span: Duration) {
+        if let Some(last) = self.last.as_mut() {
+            *last += span;
+        }
+    }
+
     /// Bytes per second as of `now`.
     pub fn rate(&self, now: Instant) -> f64 {
         let dt = self.last.map_or(0.0, |last| {
             now.saturating_duration_since(last).as_secs_f64()
         });
         self.level * (-dt / self.window).exp() / self.window
+    }
+}
+
+/// A rate counted over busy time only: while idle (nothing asked of the
+/// source) it neither decays nor grows, so it tells what the source
+/// delivers when asked, which a demand-paced flow's idle spells would
+/// otherwise hide.
+#[derive(Debug, Clone)]
+pub struct BusyRate {
+    inner: RateEstimator,
+    idle_since: Option<Instant>,
+}
+
+impl BusyRate {
+    /// An estimator averaging over about `window` of busy time.
+    pub fn new(window: Duration) -> Self {
+        Self {
+            inner: RateEstimator::new(window),
+            idle_since: None,
+        }
+    }
+
+    /// Records `bytes` transferred at `now`.
+    pub fn record(&mut self, now: Instant, bytes: u64) {
+        self.inner.record(self.idle_since.unwrap_or(now), bytes);
+    }
+
+    /// Whether anything is asked of the source as of `now`.
+    pub fn set_busy(&mut self, now: Instant, busy: bool) {
+        match (busy, self.idle_since) {
+            (false, None) => self.idle_since = Some(now),
+            (true, Some(since)) => {
+                self.inner.skip(now.saturating_duration_since(since));
+                self.idle_since = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// Bytes per second of busy time, as of `now`.
+    pub fn rate(&self, now: Instant) -> f64 {
+        self.inner.rate(self.idle_since.unwrap_or(now))
     }
 }
 
@@ -114,6 +163,33 @@ mod tests {
         assert!((r - 100_000.0).abs() < 3_000.0, "{r}");
         let later = rate.rate(start + Duration::from_secs(40));
         assert!(later < 1_000.0, "{later}");
+    }
+
+    #[test]
+    fn busy_rate_ignores_idle_spells() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut busy = BusyRate::new(Duration::from_secs(2));
+        let mut plain = RateEstimator::new(Duration::from_secs(2));
+        // Bursts at 100 kB/s for 2 s, then 8 s with nothing asked, twice.
+        for burst in [0, 10_000] {
+            busy.set_busy(at(burst), true);
+            for ms in (burst..burst + 2_000).step_by(10) {
+                busy.record(at(ms), 1_000);
+                plain.record(at(ms), 1_000);
+            }
+            busy.set_busy(at(burst + 2_000), false);
+        }
+        let idle_end = at(20_000);
+        let plain_rate = plain.rate(idle_end);
+        let busy_rate = busy.rate(idle_end);
+        assert!(plain_rate < 5_000.0, "{plain_rate}");
+        // Two 2 s bursts into a 2 s window: most of the way to 100 kB/s.
+        assert!(busy_rate > 60_000.0 && busy_rate < 100_000.0, "{busy_rate}");
+        // Busy again with nothing arriving: now it decays.
+        busy.set_busy(idle_end, true);
+        let stalled = busy.rate(at(30_000));
+        assert!(stalled < 1_000.0, "{stalled}");
     }
 
     #[test]

@@ -392,6 +392,7 @@ impl Swarm {
         peer.progress_at = now;
         peer.failures = 0;
         self.p2p_rate.record(now, len);
+        self.p2p_capacity.record(now, len);
 
         let Some(partial) = self.partials.get_mut(&block.piece()) else {
             return self.useless_block(now, key, data.len(), requested);

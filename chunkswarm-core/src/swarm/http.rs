@@ -135,6 +135,8 @@ impl Swarm {
         {
             return;
         }
+        let asking = self.peers.values().any(|p| !p.outstanding.is_empty());
+        self.p2p_capacity.set_busy(now, asking);
         if self.starving() {
             self.http.starving_since.get_or_insert(now);
         } else {
@@ -243,7 +245,9 @@ impl Swarm {
     }
 
     /// The first piece of `due` (in playback order) that peers will not
-    /// deliver before its deadline: at the current peer download rate the
+    /// deliver before its deadline: at the rate peers deliver when asked
+    /// (measured over the time requests were outstanding, so that a viewer
+    /// whose window is full does not take its idle peers for slow ones) the
     /// bytes still missing up to and including it arrive later than the
     /// deadline minus the rescue margin.
     pub(super) fn first_at_risk(
@@ -253,7 +257,7 @@ impl Swarm {
         free: &dyn Fn(&Self, PieceIndex) -> bool,
     ) -> Option<PieceIndex> {
         let margin = self.config.streaming.rescue_margin.as_secs_f64();
-        let rate = self.p2p_rate.rate(now).max(1.0);
+        let rate = self.p2p_capacity.rate(now).max(1.0);
         let mut backlog = 0u64;
         for piece in due.filter_map(|i| self.layout.piece(i)) {
             if self.have.contains(piece) {

@@ -56,7 +56,7 @@ use crate::layout::{Layout, PieceIndex};
 use crate::metainfo::Info;
 use crate::pick::{PiecePicker, PriorityPicker};
 use crate::piece_map::{Availability, Bitfield};
-use crate::rate::RateEstimator;
+use crate::rate::{BusyRate, RateEstimator};
 use crate::retry::{RetryPolicy, StandardRetry};
 use crate::rng::SeededRng;
 use crate::wire::{DecoderLimits, Handshake, HandshakeDecoder, Message, Reserved};
@@ -101,6 +101,9 @@ pub struct Swarm {
     rng: SeededRng,
     stats: Stats,
     p2p_rate: RateEstimator,
+    /// Peer download rate over the time requests were outstanding: what
+    /// peers deliver when asked, for deciding what they will deliver in time.
+    p2p_capacity: BusyRate,
     http_rate: RateEstimator,
     upload_rate: RateEstimator,
     next_tick: Instant,
@@ -186,6 +189,7 @@ impl Swarm {
             outputs: VecDeque::new(),
             stats,
             p2p_rate: RateEstimator::new(window),
+            p2p_capacity: BusyRate::new(window),
             http_rate: RateEstimator::new(window),
             upload_rate: RateEstimator::new(window),
             next_tick: now,
