@@ -7,6 +7,7 @@
 //!
 //! - [`metainfo`]: BitTorrent v1 `.torrent` files, parsed and created, with
 //!   the infohash computed over the info dictionary exactly as received.
+//! - [`magnet`]: magnet links (BEP 9), parsed and written.
 //! - [`layout`]: piece and 16 KiB block geometry, with indices that are in range
 //!   by construction.
 //! - [`piece_map`]: the compact bitfield in BEP 3 bit order and per-piece
@@ -30,6 +31,7 @@
 
 pub mod driver;
 pub mod layout;
+pub mod magnet;
 pub mod metainfo;
 #[cfg(feature = "native")]
 pub mod native;
