@@ -62,6 +62,14 @@ pub enum MagnetError {
     /// `xl` is not a whole number of bytes.
     #[error("bad length `{0}` (`xl` is a whole number of bytes)")]
     BadLength(String),
+    /// The torrent found for the link is another one.
+    #[error("the torrent found has infohash {got}, not the link's {expected}")]
+    WrongTorrent {
+        /// The link's infohash.
+        expected: InfoHash,
+        /// The torrent's.
+        got: InfoHash,
+    },
 }
 
 /// A parsed magnet link. Lists keep the link's order, without repeats.
@@ -165,6 +173,25 @@ impl Magnet {
             (None, false) => return Err(MagnetError::MissingInfoHash),
         };
         Ok(magnet)
+    }
+
+    /// The torrent the link names, from its metainfo found anywhere (an `xs`
+    /// URL, a peer): refused unless its infohash is the link's, and given
+    /// the link's trackers and web seeds besides its own.
+    pub fn resolve(&self, mut metainfo: Metainfo) -> Result<Metainfo, MagnetError> {
+        if metainfo.info_hash() != self.info_hash {
+            return Err(MagnetError::WrongTorrent {
+                expected: self.info_hash,
+                got: metainfo.info_hash(),
+            });
+        }
+        for tracker in &self.trackers {
+            metainfo.add_tracker(tracker);
+        }
+        for seed in &self.web_seeds {
+            metainfo.add_web_seed(seed);
+        }
+        Ok(metainfo)
     }
 
     /// The swarm's identity.

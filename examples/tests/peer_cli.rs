@@ -395,6 +395,42 @@ async fn with_the_origin_down_a_fetch_completes_from_peers_alone() {
     seeder.kill().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_magnet_link_with_the_torrents_url_fetches_with_no_peer() {
+    let data = content(3 * MIB + 777, 9);
+    let server = Server::start("linked.webm", &data).await;
+    let info_hash = server.metainfo("linked.webm").await.info_hash();
+    let encode = |url: &str| url.replace(':', "%3A").replace('/', "%2F");
+    let xs = encode(&server.torrent_url("linked.webm"));
+    let link = format!(
+        "magnet:?xt=urn:btih:{}&dn=linked.webm&xs={xs}",
+        info_hash.to_hex()
+    );
+    let out = tempfile::tempdir().unwrap();
+    let summary = finished(spawn_fetch(&link, out.path(), &["--no-tracker"]), "fetcher").await;
+    assert_same_file(&out.path().join("linked.webm"), &data);
+    assert_eq!(u64_of(&summary, "bytes_http"), data.len() as u64);
+
+    // A link whose `xs` serves another torrent, and one with no `xs`.
+    let other = format!("magnet:?xt=urn:btih:{}&xs={xs}", "ab".repeat(20));
+    let bare = format!("magnet:?xt=urn:btih:{}", info_hash.to_hex());
+    for (link, expected) in [
+        (other, "not the link's"),
+        (bare, "no http(s) `xs`"),
+        ("magnet:?dn=x".to_owned(), "bad magnet link"),
+    ] {
+        let output = peer()
+            .args(["fetch", &link, "-o"])
+            .arg(out.path())
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{link} succeeded");
+        assert!(stderr.contains(expected), "{link}: {stderr}");
+    }
+}
+
 #[tokio::test]
 async fn bad_input_gets_a_clear_error_and_a_failing_exit_code() {
     let dir = tempfile::tempdir().unwrap();

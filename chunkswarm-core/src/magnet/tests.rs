@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::metainfo::TorrentBuilder;
+use crate::metainfo::{Metainfo, TorrentBuilder};
 
 const HEX: &str = "c9e15763f722f23e98a29decdfae341b98d53056";
 const BASE32: &str = "ZHQVOY7XELZD5GFCTXWN7LRUDOMNKMCW";
@@ -132,6 +132,45 @@ fn a_torrents_link_names_it_and_reads_back() {
     assert_eq!(back, magnet);
     assert_eq!(back.web_seeds(), ["https://media.example/film & more.webm"]);
     assert_eq!(back.sources(), ["https://media.example/film.torrent"]);
+}
+
+#[test]
+fn a_torrent_resolves_its_link_and_gains_its_hints() {
+    let torrent = TorrentBuilder::new()
+        .announce("wss://a.example/announce")
+        .web_seed("https://media.example/x")
+        .build_from_reader("x", vec![5u8; 20_000].as_slice())
+        .unwrap();
+    let link = format!(
+        "magnet:?xt=urn:btih:{}&tr=wss%3A%2F%2Fb.example%2Fannounce&tr=wss%3A%2F%2Fa.example%2Fannounce\
+         &ws=https%3A%2F%2Fmirror.example%2Fx",
+        torrent.info_hash().to_hex()
+    );
+    let resolved = Magnet::parse(&link)
+        .unwrap()
+        .resolve(torrent.clone())
+        .unwrap();
+    assert_eq!(resolved.info_hash(), torrent.info_hash());
+    assert_eq!(
+        resolved.trackers(),
+        ["wss://a.example/announce", "wss://b.example/announce"]
+    );
+    assert_eq!(
+        resolved.web_seeds(),
+        ["https://media.example/x", "https://mirror.example/x"]
+    );
+    // It survives being written out and read back.
+    let again = Metainfo::from_bytes(&resolved.to_bytes()).unwrap();
+    assert_eq!(again, resolved);
+
+    let other = Magnet::new(hash());
+    assert_eq!(
+        other.resolve(torrent.clone()),
+        Err(MagnetError::WrongTorrent {
+            expected: hash(),
+            got: torrent.info_hash()
+        })
+    );
 }
 
 fn unique(list: Vec<String>) -> Vec<String> {

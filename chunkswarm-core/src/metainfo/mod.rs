@@ -106,6 +106,26 @@ impl Metainfo {
     pub fn creation_date(&self) -> Option<i64> {
         self.creation_date
     }
+
+    /// Adds a tracker not listed yet, as a tier of its own after the others.
+    pub(crate) fn add_tracker(&mut self, url: &str) {
+        if self.trackers().contains(&url) {
+            return;
+        }
+        if self.announce_list.is_empty() {
+            self.announce_list
+                .extend(self.announce.iter().map(|a| vec![a.clone()]));
+        }
+        self.announce_list.push(vec![url.to_owned()]);
+        self.announce.get_or_insert_with(|| url.to_owned());
+    }
+
+    /// Adds a web seed not listed yet.
+    pub(crate) fn add_web_seed(&mut self, url: &str) {
+        if !self.web_seeds.iter().any(|u| u == url) {
+            self.web_seeds.push(url.to_owned());
+        }
+    }
 }
 
 #[cfg(test)]

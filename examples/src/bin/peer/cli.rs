@@ -92,7 +92,8 @@ pub(crate) struct SeedArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct FetchArgs {
-    /// The torrent: a path or an http(s) URL.
+    /// The torrent: a path, an http(s) URL, or a magnet link with an `xs`
+    /// (the URL of its .torrent).
     pub(crate) torrent: String,
     /// Where the content goes: a file path, or an existing directory to put
     /// the torrent's file in. A partial file there is resumed.

@@ -22,6 +22,7 @@ use crate::cli::{Common, FetchArgs, SeedArgs};
 use crate::progress::Progress;
 use crate::source::{load_torrent, tracker, web_seed};
 use crate::summary::Summary;
+use chunkswarm_core::magnet::Magnet;
 
 const WEB_SEED_TIMEOUT: Duration = Duration::from_secs(30);
 const REFRESH: Duration = Duration::from_millis(250);
@@ -92,6 +93,11 @@ pub(crate) async fn seed(args: SeedArgs, common: Common) -> Result<Outcome, Stri
             None => "Ctrl-C".to_owned(),
         }
     );
+    let mut magnet = Magnet::from_metainfo(&meta);
+    if let Some(url) = args.torrent.as_ref().filter(|t| t.starts_with("http")) {
+        magnet = magnet.with_source(url.clone());
+    }
+    eprintln!("magnet: {magnet}");
     let deadline = args.duration.map(seconds);
     let outcome = session.watch(Watch::Seed { deadline }).await;
     let summary = session.finish("seed").await;

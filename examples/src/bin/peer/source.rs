@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use chunkswarm_core::magnet::Magnet;
 use chunkswarm_core::metainfo::Metainfo;
 use chunkswarm_core::native::http_get;
 
@@ -13,9 +14,21 @@ use crate::cli::Common;
 const MAX_TORRENT_BYTES: usize = 64 << 20;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Reads a torrent from a path or an `http(s)://` URL.
+/// Reads a torrent from a path, an `http(s)://` URL, or a magnet link whose
+/// `xs` names where the `.torrent` is (the link's trackers and web seeds are
+/// added to the torrent's own).
 pub(crate) async fn load_torrent(location: &str) -> Result<Metainfo, String> {
-    let bytes = if location.starts_with("http://") || location.starts_with("https://") {
+    if location
+        .get(..7)
+        .is_some_and(|s| s.eq_ignore_ascii_case("magnet:"))
+    {
+        return load_magnet(location).await;
+    }
+    load_file_or_url(location).await
+}
+
+async fn load_file_or_url(location: &str) -> Result<Metainfo, String> {
+    let bytes = if is_http(location) {
         http_get(location, MAX_TORRENT_BYTES, FETCH_TIMEOUT)
             .await
             .map_err(|e| format!("cannot fetch {location}: {e}"))?
@@ -64,6 +77,36 @@ pub(crate) fn web_seed(common: &Common, meta: &Metainfo) -> Option<String> {
         .iter()
         .find(|url| url.starts_with("http://") || url.starts_with("https://"))
         .cloned()
+}
+
+async fn load_magnet(link: &str) -> Result<Metainfo, String> {
+    let magnet = Magnet::parse(link).map_err(|e| format!("bad magnet link: {e}"))?;
+    let sources: Vec<&String> = magnet.sources().iter().filter(|u| is_http(u)).collect();
+    if sources.is_empty() {
+        return Err(
+            "the magnet link has no http(s) `xs` (the URL of its .torrent); \
+             fetching a torrent's metadata from peers is not supported yet"
+                .to_owned(),
+        );
+    }
+    let mut failures = Vec::new();
+    for url in sources {
+        let found = load_file_or_url(url)
+            .await
+            .and_then(|meta| magnet.resolve(meta).map_err(|e| format!("{url}: {e}")));
+        match found {
+            Ok(meta) => return Ok(meta),
+            Err(e) => failures.push(e),
+        }
+    }
+    Err(format!(
+        "no source of the magnet link gave its torrent: {}",
+        failures.join("; ")
+    ))
+}
+
+fn is_http(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
 }
 
 fn is_websocket(url: &str) -> bool {
