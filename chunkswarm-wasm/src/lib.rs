@@ -41,7 +41,9 @@
 //!   `client.peerId` is `-CS0001-` plus twelve random characters
 //!   (`crypto.getRandomValues`).
 //! - `client.addTorrent(source, options?)`: `source` is the URL of a
-//!   `.torrent` or its bytes (`Uint8Array`, at most 32 MiB); options
+//!   `.torrent`, its bytes (`Uint8Array`, at most 32 MiB), or a magnet link
+//!   with an `xs` (the `.torrent`'s URL; its trackers and `ws` web seeds
+//!   join the torrent's); options
 //!   `{ webSeed?, strategy? }` where `webSeed` overrides the torrent's
 //!   `url-list` (the first `http(s)` entry is used otherwise; `false`: none) and `strategy`
 //!   is `'streaming'` (default), `'rarest'` or `'sequential'`. Resolves with

@@ -134,6 +134,52 @@ async fn a_client_downloads_from_its_web_seed_and_reports_it() {
 }
 
 #[wasm_bindgen_test]
+async fn a_magnet_link_with_the_torrents_url_downloads() {
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+    let meta = TorrentBuilder::new()
+        .piece_length(64 << 10)
+        .build_from_reader("linked.bin", content.as_slice())
+        .unwrap();
+    let xs = blob_url(&meta.to_bytes());
+    let encoded = |url: &str| url.replace(':', "%3A").replace('/', "%2F");
+    let link = format!(
+        "magnet:?xt=urn:btih:{}&dn=linked.bin&xs={}",
+        meta.info_hash().to_hex(),
+        encoded(&xs)
+    );
+    let client: JsValue = Client::new(JsValue::UNDEFINED).unwrap().into();
+    let web_seed = options(&[("webSeed", blob_url(&content).into())]);
+    let torrent = wait(call(&client, "addTorrent", &[link.into(), web_seed]).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        get(&torrent, "infoHash").as_string().unwrap(),
+        meta.info_hash().to_hex()
+    );
+    let all = wait(call(&torrent, "read", &[0.into(), 300_000.into()]).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(all.dyn_into::<Uint8Array>().unwrap().to_vec(), content);
+
+    // A link whose `xs` serves another torrent; one with no `xs`; no topic.
+    let other = format!(
+        "magnet:?xt=urn:btih:{}&xs={}",
+        "ab".repeat(20),
+        encoded(&xs)
+    );
+    let bare = format!("magnet:?xt=urn:btih:{}", meta.info_hash().to_hex());
+    for (link, expected) in [
+        (other, "not the link's"),
+        (bare, "no `xs`"),
+        ("magnet:?dn=x".to_owned(), "bad magnet link"),
+    ] {
+        let rejected = wait(call(&client, "addTorrent", &[link.clone().into()]).unwrap()).await;
+        let message = get(&rejected.unwrap_err(), "message").as_string().unwrap();
+        assert!(message.contains(expected), "{link}: {message}");
+    }
+}
+
+#[wasm_bindgen_test]
 async fn bad_input_is_an_error_not_a_panic() {
     // (Relative URLs are fine: WebSocket resolves them against the page.)
     assert!(Client::new(options(&[("trackerUrl", "ftp://127.0.0.1/".into())])).is_err());

@@ -10,6 +10,7 @@ use std::time::Duration;
 use chunkswarm_core::driver::{
     DriverConfig, DriverEvent, DriverIo, Handle, HttpOrigin, PeerConnector, TorrentSpec, driver,
 };
+use chunkswarm_core::magnet::Magnet;
 use chunkswarm_core::metainfo::{InfoHash, MAX_METAINFO_LEN, Metainfo};
 use chunkswarm_core::pick::Strategy;
 use chunkswarm_core::swarm::SwarmConfig;
@@ -201,8 +202,9 @@ impl Client {
         self.inner.listeners.borrow_mut().push(listener);
     }
 
-    /// Adds a torrent from the URL of a `.torrent` or its bytes and starts
-    /// downloading and seeding it.
+    /// Adds a torrent from the URL of a `.torrent`, its bytes, or a magnet
+    /// link with an `xs` (the URL of its `.torrent`), and starts downloading
+    /// and seeding it.
     #[wasm_bindgen(js_name = addTorrent, unchecked_return_type = "Promise<Torrent>")]
     pub fn add_torrent(
         &self,
@@ -212,6 +214,14 @@ impl Client {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let options = TorrentOptions::parse(&options)?;
+            let magnet = source.as_string().filter(|s| {
+                s.get(..7)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("magnet:"))
+            });
+            if let Some(link) = magnet {
+                let meta = load_magnet(&link).await?;
+                return inner.start(meta.clone(), &meta.to_bytes(), options).await;
+            }
             let bytes = load_metainfo(&source).await?;
             let meta = Metainfo::from_bytes(&bytes).map_err(|e| js(format!("bad torrent: {e}")))?;
             inner.start(meta, &bytes, options).await
@@ -443,6 +453,35 @@ async fn dispatch(
             }
         }
     }
+}
+
+/// The torrent of a magnet link, fetched from the link's first `xs` that
+/// serves it, with the link's trackers and web seeds added.
+async fn load_magnet(link: &str) -> Result<Metainfo, JsValue> {
+    let magnet = Magnet::parse(link).map_err(|e| js(format!("bad magnet link: {e}")))?;
+    if magnet.sources().is_empty() {
+        return Err(js(
+            "the magnet link has no `xs` (the URL of its .torrent); fetching a torrent's \
+             metadata from peers is not supported yet",
+        ));
+    }
+    let mut failures = Vec::new();
+    for url in magnet.sources() {
+        let found = match load_metainfo(&JsValue::from_str(url)).await {
+            Ok(bytes) => Metainfo::from_bytes(&bytes)
+                .map_err(|e| format!("{url}: bad torrent: {e}"))
+                .and_then(|meta| magnet.resolve(meta).map_err(|e| format!("{url}: {e}"))),
+            Err(e) => Err(js_error(&e)),
+        };
+        match found {
+            Ok(meta) => return Ok(meta),
+            Err(e) => failures.push(e),
+        }
+    }
+    Err(js(format!(
+        "no source of the magnet link gave its torrent: {}",
+        failures.join("; ")
+    )))
 }
 
 /// The `.torrent` bytes: given, or fetched from a URL (at most
