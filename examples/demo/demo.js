@@ -124,7 +124,9 @@ async function start() {
 
   $('search-form').addEventListener('submit', (e) => {
     e.preventDefault();
-    search($('search-input').value);
+    const text = $('search-input').value.trim();
+    if (/^magnet:/i.test(text)) openMagnet(text);
+    else search(text);
   });
   $('pause').addEventListener('click', togglePause);
   video.addEventListener('timeupdate', onTimeUpdate);
@@ -157,6 +159,15 @@ async function search(query) {
   } catch (e) {
     log.add('error', `search failed: ${e.message}`);
   }
+}
+
+/** Downloads and plays a pasted magnet link (it needs an `xs`: the URL of its .torrent). */
+function openMagnet(link) {
+  let name = 'magnet link';
+  try {
+    name = new URLSearchParams(link.slice(link.indexOf('?') + 1)).get('dn') || name;
+  } catch { /* the client reports a malformed link */ }
+  download({ title: name, file: name, torrent_url: link }, { muted: false });
 }
 
 async function download(entry, { muted }) {
