@@ -4,8 +4,9 @@
 //! machine and Chromium connects its peers on loopback.
 //!
 //! The seeder is the `peer` example (`peer seed`), its upload capped, and
-//! the origin is capped too. Page A downloads the sample while it plays; page B then downloads it and
-//! gets at least half of its bytes from peers. Both pages' SHA-256 of the
+//! the origin is capped too. Page A downloads the sample while it plays; page B then starts from
+//! the sample's magnet link pasted into the search box, and gets at least half of its bytes from
+//! peers. Both pages' SHA-256 of the
 //! file must equal the sample's, and A's video must have played before its
 //! download completed. Screenshots go to `target/artifacts/`.
 //!
@@ -24,6 +25,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use chunkswarm_core::magnet::Magnet;
 use chunkswarm_core::metainfo::Metainfo;
 use chunkswarm_examples::demo::sample_media_dir;
 use harness::{
@@ -156,8 +158,23 @@ fn inside_the_namespace() {
     let a_p2p = a["stats"]["p2pBytes"].as_f64().unwrap_or(0.0);
     assert!(a_p2p > 0.0, "page A got nothing from the native seeder");
 
+    // Page B starts from the sample's magnet link, pasted into the search
+    // box: the torrent comes from the link's `xs`.
+    let magnet = Magnet::from_metainfo(&metainfo).with_source(&torrent_url);
     let (page_b, profile_b) = browser(&webdriver, "b");
-    page_b.goto(&url).unwrap();
+    page_b.goto(&format!("http://{SERVER}/")).unwrap();
+    wait_for("page B's client", Duration::from_secs(60), || {
+        page_b
+            .eval("return window.chunkswarmDemo && window.chunkswarmDemo.ready;")
+            .is_ok_and(|ready| ready == true)
+    });
+    page_b
+        .eval(&format!(
+            "document.getElementById('search-input').value = {}; \
+             document.getElementById('search-form').requestSubmit(); return null;",
+            Value::String(magnet.to_string())
+        ))
+        .unwrap();
     let b = finish(&page_b, "B", &artifacts, None, None);
     assert_eq!(b["sha256"].as_str(), Some(sha256.as_str()), "page B's file");
     let total = b["stats"]["totalBytes"].as_f64().unwrap();
