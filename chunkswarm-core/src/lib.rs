@@ -16,7 +16,9 @@
 //!   extension, BEP 10 extended messages) as a streaming codec that takes
 //!   bytes split anywhere and bounds every length before it allocates;
 //!   [`wire::extension`] reads and writes the BEP 10 handshake and the
-//!   `cs_origin` claims the engine uses to share out origin fetches.
+//!   `cs_origin` claims the engine uses to share out origin fetches;
+//!   [`wire::metadata`] passes a torrent's info dictionary between peers
+//!   (BEP 9), verified against the infohash.
 //! - [`swarm`]: the sans-IO engine, one [`swarm::Swarm`] per torrent, with its
 //!   policies behind small traits: [`pick`] (piece order) and [`retry`]
 //!   (timeouts, backoff, when to pay the HTTP origin); [`rate`] holds the rate

@@ -57,6 +57,20 @@ enum Container {
 
 /// Checks that `input` is exactly one well-formed bencode value.
 pub(crate) fn check(input: &[u8]) -> Result<(), BencodeError> {
+    let len = value_len(input)?;
+    if len == input.len() {
+        Ok(())
+    } else {
+        Err(BencodeError {
+            offset: len,
+            problem: BencodeProblem::TrailingBytes,
+        })
+    }
+}
+
+/// The length of the well-formed bencode value that `input` starts with
+/// (what follows it is not looked at).
+pub(crate) fn value_len(input: &[u8]) -> Result<usize, BencodeError> {
     let mut stack = [Container::List; MAX_DEPTH];
     let mut depth = 0usize;
     let mut pos = 0usize;
@@ -100,11 +114,7 @@ pub(crate) fn check(input: &[u8]) -> Result<(), BencodeError> {
             mark_value_done(&mut stack, depth);
         }
         if depth == 0 {
-            return if pos == input.len() {
-                Ok(())
-            } else {
-                fail(pos, BencodeProblem::TrailingBytes)
-            };
+            return Ok(pos);
         }
     }
 }

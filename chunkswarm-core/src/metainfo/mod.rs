@@ -30,8 +30,8 @@ mod encode;
 mod info;
 mod parse;
 
-pub(crate) use bencode_check::check as check_bencode;
 pub use bencode_check::{BencodeError, BencodeProblem};
+pub(crate) use bencode_check::{check as check_bencode, value_len as bencode_value_len};
 pub use create::{CreateError, MAX_DIR_DEPTH, PieceHasher, TorrentBuilder};
 pub use info::{FileEntry, Info, InfoError, InfoHash, PieceHash};
 pub use parse::MetainfoError;

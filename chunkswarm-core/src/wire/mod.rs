@@ -5,7 +5,8 @@
 //! `reject request`, `allowed fast`) and BEP 10 `extended` messages, whose
 //! payload the codec passes through uninterpreted; [`extension`] reads and
 //! writes the payloads chunkswarm speaks (the extension handshake and the
-//! `cs_origin` claim). All integers are big-endian;
+//! `cs_origin` claim), and [`metadata`] the BEP 9 `ut_metadata` exchange of a
+//! torrent's info dictionary. All integers are big-endian;
 //! every message after the handshake is a `u32` length, an id byte and a
 //! payload.
 //!
@@ -103,6 +104,7 @@ pub mod extension;
 mod handshake;
 mod limits;
 mod message;
+pub mod metadata;
 #[cfg(test)]
 mod tests;
 
