@@ -1,5 +1,6 @@
 //! Origin claims: the BEP 10 extension handshake and `cs_origin` messages
-//! (see [`crate::wire::extension`]).
+//! (see [`crate::wire::extension`]). The handshake also offers `ut_metadata`
+//! (see [`metadata`](super::metadata)).
 //!
 //! When a swarm starts fetching a piece from the origin it tells every
 //! neighbour that speaks `cs_origin`, and they pass the claim on once. A
@@ -16,12 +17,14 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use web_time::Instant;
 
+use super::metadata::LOCAL_METADATA_ID;
 use super::{CloseReason, PeerKey, Swarm};
 use crate::layout::PieceIndex;
 use crate::wire::Message;
 use crate::wire::extension::{
     EXTENSION_HANDSHAKE_ID, ExtensionHandshake, MAX_CLAIM_HOPS, ORIGIN_CLAIM, OriginClaim,
 };
+use crate::wire::metadata::METADATA_EXTENSION;
 
 /// The extended id our peers send `cs_origin` messages with.
 const LOCAL_ORIGIN_CLAIM_ID: u8 = 1;
@@ -62,10 +65,12 @@ impl Swarm {
         if !self.config.http.claim_ttl.is_zero() {
             extensions.insert(ORIGIN_CLAIM.to_owned(), LOCAL_ORIGIN_CLAIM_ID);
         }
+        extensions.insert(METADATA_EXTENSION.to_owned(), LOCAL_METADATA_ID);
         let handshake = ExtensionHandshake {
             extensions,
             client: Some(concat!("chunkswarm ", env!("CARGO_PKG_VERSION")).to_owned()),
             request_queue: u32::try_from(self.config.max_incoming_requests).ok(),
+            metadata_size: Some(self.info.encoded().len() as u64),
         };
         let message = Message::Extended {
             id: EXTENSION_HANDSHAKE_ID,
@@ -89,6 +94,7 @@ impl Swarm {
                     return;
                 };
                 peer.origin_claim_id = id;
+                peer.metadata_id = handshake.id_of(METADATA_EXTENSION);
                 // A repeated handshake may change the id, but the claims in
                 // force go out once, so repeating it cannot make us talk.
                 if let Some(id) = id.filter(|_| !peer.told_claims) {
@@ -99,6 +105,7 @@ impl Swarm {
             LOCAL_ORIGIN_CLAIM_ID => {
                 OriginClaim::decode(payload).map(|claim| self.claim_heard(now, key, claim))
             }
+            LOCAL_METADATA_ID => self.metadata_message(now, key, payload),
             // Extensions we did not offer: nothing to do.
             _ => Ok(()),
         };

@@ -30,6 +30,7 @@ mod claims;
 mod config;
 mod download;
 mod http;
+mod metadata;
 mod output;
 mod peer;
 mod upload;

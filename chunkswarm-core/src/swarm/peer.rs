@@ -42,6 +42,10 @@ pub(super) struct Peer {
     pub(super) origin_claim_id: Option<u8>,
     /// The claims in force when it first offered `cs_origin` were sent to it.
     pub(super) told_claims: bool,
+    /// The extended id it wants `ut_metadata` messages sent with.
+    pub(super) metadata_id: Option<u8>,
+    /// Metadata requests it made (answered or rejected).
+    pub(super) metadata_requests: u32,
     /// The pieces it has; meaningless while `is_seed`.
     pub(super) has: Bitfield,
     /// It has every piece; counted once in the availability seed counter.
@@ -86,6 +90,8 @@ impl Peer {
             fast: false,
             origin_claim_id: None,
             told_claims: false,
+            metadata_id: None,
+            metadata_requests: 0,
             has: Bitfield::new(pieces),
             is_seed: false,
             am_choking: true,

@@ -64,6 +64,9 @@ pub struct ExtensionHandshake {
     pub client: Option<String>,
     /// How many requests the sender queues before dropping more (`reqq`).
     pub request_queue: Option<u32>,
+    /// Bytes in the torrent's info dictionary, offered over `ut_metadata`
+    /// (BEP 9 `metadata_size`).
+    pub metadata_size: Option<u64>,
 }
 
 impl ExtensionHandshake {
@@ -81,6 +84,9 @@ impl ExtensionHandshake {
             .map(|(name, id)| (key(name), Value::from(*id)))
             .collect();
         let mut entries = vec![("m", Value::Dict(m))];
+        if let Some(size) = self.metadata_size {
+            entries.push(("metadata_size", Value::from(size)));
+        }
         if let Some(queue) = self.request_queue {
             entries.push(("reqq", Value::from(queue)));
         }
@@ -118,10 +124,14 @@ impl ExtensionHandshake {
             .get(b"reqq".as_slice())
             .and_then(Value::as_u64)
             .and_then(|n| u32::try_from(n).ok());
+        let metadata_size = dict
+            .get(b"metadata_size".as_slice())
+            .and_then(Value::as_u64);
         Ok(Self {
             extensions,
             client,
             request_queue,
+            metadata_size,
         })
     }
 }
@@ -196,6 +206,7 @@ mod tests {
             extensions,
             client: Some("chunkswarm 0.1".into()),
             request_queue: Some(512),
+            metadata_size: Some(31_235),
         };
         let decoded = ExtensionHandshake::decode(&handshake.encode()).unwrap();
         assert_eq!(decoded, handshake);
@@ -209,6 +220,8 @@ mod tests {
         assert_eq!(decoded.id_of("ut_pex"), Some(2));
         assert_eq!(decoded.request_queue, Some(250));
         assert_eq!(decoded.client.as_deref(), Some("WebTorrent 2.0"));
+        assert_eq!(decoded.metadata_size, Some(31_235));
+        assert_eq!(decoded.id_of("ut_metadata"), Some(1));
     }
 
     #[test]

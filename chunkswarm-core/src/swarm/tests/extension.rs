@@ -230,3 +230,110 @@ fn an_extension_handshake_may_come_before_the_bitfield() {
     let peer = swarm.peers(now).into_iter().find(|p| p.peer == PeerKey(7));
     assert!(peer.is_some_and(|p| p.is_seed && p.am_interested));
 }
+
+/// The `extended` messages `swarm` sent to `peer`; `first` when the bytes
+/// begin with its handshake.
+fn extended_sent(swarm: &mut Swarm, peer: PeerKey, first: bool) -> Vec<(u8, Bytes)> {
+    use crate::wire::{Decoder, DecoderLimits, HandshakeDecoder};
+    let limits = DecoderLimits::new().with_piece_count(100_000);
+    let mut bytes = BytesMut::new();
+    for output in std::iter::from_fn(|| swarm.poll_output()) {
+        if let Output::Send { peer: to, data } = output {
+            if to == peer {
+                bytes.extend_from_slice(&data);
+            }
+        }
+    }
+    let mut decoder = if first {
+        let mut handshaking = HandshakeDecoder::new(limits);
+        handshaking.extend(&bytes);
+        handshaking.decode().unwrap().unwrap().1
+    } else {
+        let mut decoder = Decoder::new(limits);
+        decoder.extend(&bytes);
+        decoder
+    };
+    let mut out = Vec::new();
+    while let Ok(Some(message)) = decoder.decode() {
+        if let Message::Extended { id, payload } = message {
+            out.push((id, payload));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_metadata_goes_to_peers_that_ask_within_limits() {
+    use crate::wire::extension::ExtensionHandshake;
+    use crate::wire::metadata::{METADATA_EXTENSION, MetadataAssembler, MetadataMessage};
+
+    // An info dictionary of two metadata pieces.
+    let (mut net, info) = Net::new(1_200 * 16_384, 16_384);
+    let seeder = net.add(&info, true, false, no_http());
+    let now = net.now;
+    let swarm = &mut net.nodes[seeder].swarm;
+    // A WebTorrent client opened from a magnet: handshake, then its
+    // extension handshake asking for `ut_metadata` answers on id 3.
+    raw_peer(
+        swarm,
+        now,
+        PeerKey(7),
+        b"-WW0208-magnetmagnet",
+        &extended(0, b"d1:md11:ut_metadatai3eee"),
+    );
+    let ours = extended_sent(swarm, PeerKey(7), true);
+    let (_, handshake) = ours.iter().find(|(id, _)| *id == 0).unwrap();
+    let handshake = ExtensionHandshake::decode(handshake).unwrap();
+    let size = handshake.metadata_size.unwrap();
+    assert_eq!(size, info.encoded().len() as u64);
+    let their_id = handshake.id_of(METADATA_EXTENSION).unwrap();
+
+    let mut assembler = MetadataAssembler::new(info.info_hash(), size).unwrap();
+    let missing: Vec<u32> = assembler.missing().collect();
+    assert_eq!(missing, [0, 1]);
+    for piece in missing.into_iter().chain([9]) {
+        let request = MetadataMessage::Request { piece }.encode();
+        swarm.handle_peer_data(now, PeerKey(7), &extended(their_id, &request));
+        let replies = extended_sent(swarm, PeerKey(7), false);
+        assert_eq!(replies.len(), 1, "{replies:?}");
+        assert_eq!(replies[0].0, 3, "answered on the id it asked for");
+        match MetadataMessage::decode(&replies[0].1).unwrap() {
+            MetadataMessage::Data {
+                piece,
+                total_size,
+                data,
+            } => assembler.add(piece, total_size, &data).unwrap(),
+            MetadataMessage::Reject { piece } => assert_eq!(piece, 9),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(assembler.finish().unwrap(), info);
+
+    // Asking on and on: rejected once three copies went out.
+    let request = MetadataMessage::Request { piece: 0 }.encode();
+    let mut kinds = Vec::new();
+    for _ in 0..6 {
+        swarm.handle_peer_data(now, PeerKey(7), &extended(their_id, &request));
+        for (_, payload) in extended_sent(swarm, PeerKey(7), false) {
+            kinds.push(matches!(
+                MetadataMessage::decode(&payload).unwrap(),
+                MetadataMessage::Data { .. }
+            ));
+        }
+    }
+    assert_eq!(kinds, [true, true, true, false, false, false]);
+
+    // A malformed metadata message closes the connection.
+    swarm.handle_peer_data(now, PeerKey(7), &extended(their_id, b"d8:msg_typei9ee"));
+    let outputs: Vec<Output> = std::iter::from_fn(|| swarm.poll_output()).collect();
+    assert!(
+        outputs.iter().any(|o| matches!(
+            o,
+            Output::Close {
+                peer: PeerKey(7),
+                reason: CloseReason::Protocol(_)
+            }
+        )),
+        "{outputs:?}"
+    );
+}
