@@ -16,7 +16,8 @@ use crate::wire::{Decoder, HandshakeDecoder};
 pub(super) enum WireState {
     /// Waiting for the peer's 68-byte handshake.
     Handshaking(HandshakeDecoder),
-    /// Exchanging messages; `first` until the first message after the handshake.
+    /// Exchanging messages; `first` until the peer's first availability
+    /// message (bitfield, have all, have none or have).
     Active { decoder: Decoder, first: bool },
     /// Transitional, while the decoder is being moved.
     Closed,

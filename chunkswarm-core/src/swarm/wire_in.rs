@@ -53,9 +53,19 @@ impl Swarm {
             let was_first = std::mem::replace(first, false);
             match decoder.decode() {
                 Ok(Some(message)) => {
-                    // The BEP 10 handshake may precede the bitfield (or have
-                    // all / have none): WebTorrent sends it first.
-                    if was_first && matches!(message, Message::Extended { .. }) {
+                    // Other messages may precede the bitfield (or have all /
+                    // have none): WebTorrent sends its BEP 10 handshake first,
+                    // and, opened from a magnet link, asks for the metadata
+                    // and says it is interested before it can send a bitfield.
+                    // It stays the first availability message, though.
+                    let availability = matches!(
+                        message,
+                        Message::Bitfield(_)
+                            | Message::HaveAll
+                            | Message::HaveNone
+                            | Message::Have { .. }
+                    );
+                    if was_first && !availability {
                         *first = true;
                     }
                     self.handle_message(now, key, message, was_first);

@@ -1,6 +1,6 @@
 // An unchanged WebTorrent client (npm `webtorrent`) in a chunkswarm swarm.
 // Usage:
-//   node client.mjs fetch <torrent file> <out dir> <seconds>
+//   node client.mjs fetch <torrent file or magnet link> <out dir> <seconds>
 //   node client.mjs seed <file> <announce url> <torrent file to write> <seconds>
 // `fetch` prints one JSON line when the download is done (or the time is up):
 // the SHA-256 of what it got and how many peers it met; `seed` writes the
@@ -26,7 +26,9 @@ function finish (torrent) {
 
 if (mode === 'fetch') {
   const [torrentPath, outDir, seconds] = args
-  const torrent = client.add(readFileSync(torrentPath), { path: outDir, private: false })
+  // A magnet link (its metadata then comes from the peers) or a .torrent file.
+  const source = torrentPath.startsWith('magnet:') ? torrentPath : readFileSync(torrentPath)
+  const torrent = client.add(source, { path: outDir, private: false })
   torrent.on('wire', () => { report.peers++ })
   torrent.on('done', () => {
     report.done = true

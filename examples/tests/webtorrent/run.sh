@@ -3,7 +3,9 @@
 # WebTorrent's browser builds) and a native chunkswarm `peer` exchange a file
 # over WebRTC through the chunkswarm tracker, both ways:
 #   1. `peer seed` seeds; WebTorrent fetches and must get the file byte-exact.
-#   2. WebTorrent seeds a torrent it made; `peer fetch` must complete (it
+#   2. WebTorrent opens the magnet link `peer seed` printed (no `xs`, no web
+#      seed): the metadata comes from chunkswarm (BEP 9), then the file.
+#   3. WebTorrent seeds a torrent it made; `peer fetch` must complete (it
 #      re-verifies every piece on disk before exiting with 0).
 # No web seed either way: every byte crosses the peer wire (BEP 3, with the
 # BEP 6 and BEP 10 extensions each side speaks).
@@ -50,7 +52,7 @@ rm -rf one two && mkdir -p one two
 echo "1. chunkswarm seeds, WebTorrent fetches"
 head -c 12582917 /dev/urandom > one/source.bin
 "$bin/peer" seed one/source.bin --tracker "$announce" --piece-length 262144 --no-web-seed \
-  --loopback --duration 90 > one/seed.log 2>&1 &
+  --loopback --duration 150 > one/seed.log 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [ -s one/source.bin.torrent ] && break; sleep 0.1; done
 # (node's WebRTC binding may crash on exit after printing: the report decides.)
@@ -64,7 +66,19 @@ node -e '
   process.exit(ok ? 0 : 1)
 ' "$work/one/fetch.json" "$want"
 
-echo "2. WebTorrent seeds, chunkswarm fetches"
+echo "2. chunkswarm seeds, WebTorrent opens its magnet link"
+magnet=$(sed -n 's/^magnet: //p' one/seed.log)
+case "$magnet" in magnet:*xt=urn:btih:*) ;; *) echo "2. FAILED: no magnet link in the seeder's log"; exit 1 ;; esac
+timeout 80 node client.mjs fetch "$magnet" one/out-magnet 70 > one/magnet.json || true
+cat one/magnet.json
+node -e '
+  const r = require(process.argv[1])
+  const ok = r.done && r.sha256 === process.argv[2] && r.peers >= 1
+  console.log(ok ? "2. ok: metadata and file from chunkswarm" : "2. FAILED")
+  process.exit(ok ? 0 : 1)
+' "$work/one/magnet.json" "$want"
+
+echo "3. WebTorrent seeds, chunkswarm fetches"
 head -c 9437203 /dev/urandom > two/source.bin
 node client.mjs seed two/source.bin "$announce" two/source.torrent 80 > two/seed.json &
 pids+=($!)
@@ -73,6 +87,6 @@ timeout 70 "$bin/peer" fetch two/source.torrent -o two/out.bin --tracker "$annou
   --no-web-seed --loopback --timeout 60 --json > two/fetch.json
 cat two/fetch.json
 cmp two/source.bin two/out.bin
-echo "2. ok: byte-exact from WebTorrent"
+echo "3. ok: byte-exact from WebTorrent"
 echo "webtorrent peer wire compatibility: ok"
 INNER

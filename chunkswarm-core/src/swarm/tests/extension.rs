@@ -231,6 +231,53 @@ fn an_extension_handshake_may_come_before_the_bitfield() {
     assert!(peer.is_some_and(|p| p.is_seed && p.am_interested));
 }
 
+#[test]
+fn a_peer_opened_from_a_magnet_may_send_its_bitfield_late_but_only_first() {
+    // WebTorrent with a magnet link: extension handshake, a metadata
+    // request, `interested`, and only then `have none`.
+    let (mut net, info) = Net::new(4 * 16_384, 16_384);
+    let seeder = net.add(&info, true, false, no_http());
+    let now = net.now;
+    let swarm = &mut net.nodes[seeder].swarm;
+    let mut wire = BytesMut::new();
+    for message in [
+        Message::Extended {
+            id: 0,
+            payload: Bytes::from_static(b"d1:md11:ut_metadatai3eee"),
+        },
+        Message::Extended {
+            id: 2,
+            payload: Bytes::from_static(b"d8:msg_typei0e5:piecei0ee"),
+        },
+        Message::Interested,
+        Message::HaveNone,
+        Message::Have { piece: 1 },
+    ] {
+        message.encode(&mut wire);
+    }
+    raw_peer(swarm, now, PeerKey(7), b"-WW0208-magnetmagnet", &wire);
+    let outputs: Vec<Output> = std::iter::from_fn(|| swarm.poll_output()).collect();
+    assert!(
+        !outputs.iter().any(|o| matches!(o, Output::Close { .. })),
+        "{outputs:?}"
+    );
+    // A second availability message is still a violation.
+    let mut late = BytesMut::new();
+    Message::HaveAll.encode(&mut late);
+    swarm.handle_peer_data(now, PeerKey(7), &late);
+    let outputs: Vec<Output> = std::iter::from_fn(|| swarm.poll_output()).collect();
+    assert!(
+        outputs.iter().any(|o| matches!(
+            o,
+            Output::Close {
+                peer: PeerKey(7),
+                ..
+            }
+        )),
+        "{outputs:?}"
+    );
+}
+
 /// The `extended` messages `swarm` sent to `peer`; `first` when the bytes
 /// begin with its handshake.
 fn extended_sent(swarm: &mut Swarm, peer: PeerKey, first: bool) -> Vec<(u8, Bytes)> {
