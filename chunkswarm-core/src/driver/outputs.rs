@@ -106,6 +106,14 @@ impl Driver {
                         torrent.completed_announced = true;
                         self.announce_completed(now, info_hash);
                     }
+                    // Subscribers read the content when they hear it: not
+                    // before every verified piece is in the store.
+                    if let Some(torrent) = self.torrents.get_mut(&info_hash) {
+                        if !torrent.writing.is_empty() {
+                            torrent.completed_waiting = true;
+                            return;
+                        }
+                    }
                 }
                 Event::Progress(stats) => {
                     torrent.uploaded = stats.uploaded_bytes;
@@ -113,7 +121,11 @@ impl Driver {
                 _ => {}
             }
         }
-        let event = DriverEvent { info_hash, event };
+        self.publish(DriverEvent { info_hash, event });
+    }
+
+    /// Hands an event to every subscriber still listening.
+    pub(super) fn publish(&mut self, event: DriverEvent) {
         self.subscribers
             .retain(|subscriber| subscriber.unbounded_send(event.clone()).is_ok());
     }

@@ -24,7 +24,7 @@ use crate::layout::PieceIndex;
 use crate::metainfo::InfoHash;
 use crate::piece_map::Bitfield;
 use crate::rng::SeededRng;
-use crate::swarm::{HttpRequestId, PeerKey, Swarm};
+use crate::swarm::{Event, HttpRequestId, PeerKey, Swarm};
 
 /// How the driver uses the tracker and makes connections.
 #[derive(Debug, Clone, PartialEq)]
@@ -373,8 +373,16 @@ impl Driver {
             spec.origin,
             self.config.announce_interval,
         );
+        let complete = torrent.swarm.is_complete();
         self.torrents.insert(info_hash, torrent);
         let _ = reply.send(Ok(held));
+        // Complete from the start: subscribers hear it as they would have.
+        if complete {
+            self.publish(DriverEvent {
+                info_hash,
+                event: Event::Completed,
+            });
+        }
     }
 
     fn channel_event(&mut self, now: Instant, key: PeerKey, event: Option<ChannelEvent>) {
@@ -428,8 +436,15 @@ impl Driver {
                 if let Err(e) = result {
                     tracing::warn!(%info_hash, piece = piece.get(), error = %e, "piece write failed");
                 }
-                if let Some(t) = self.torrents.get_mut(&info_hash) {
-                    t.writing.remove(&piece);
+                let Some(t) = self.torrents.get_mut(&info_hash) else {
+                    return;
+                };
+                t.writing.remove(&piece);
+                if t.writing.is_empty() && std::mem::take(&mut t.completed_waiting) {
+                    self.publish(DriverEvent {
+                        info_hash,
+                        event: Event::Completed,
+                    });
                 }
                 return;
             }

@@ -126,11 +126,78 @@ fn a_torrent_completes_from_the_web_seed_alone() {
     let stats = block_on(handle.stats(info.info_hash())).unwrap().unwrap();
     assert_eq!(stats.http_bytes, 300_000);
     assert!(origin.served.load(Ordering::Relaxed) <= 300_000 + (64 << 10));
-    // `Completed` may come before the last store write lands; shutdown waits
-    // for every write.
     handle.shutdown();
     runner.join().unwrap();
     assert_eq!(store.content(&info).unwrap(), content.to_vec());
+}
+
+/// A memory store whose writes take a while, as a disk's may.
+#[derive(Debug)]
+struct SlowStore(MemoryStore);
+
+#[async_trait]
+impl PieceStore for SlowStore {
+    async fn verified(&self, info: &Info) -> Result<crate::piece_map::Bitfield, StoreError> {
+        self.0.verified(info).await
+    }
+
+    async fn read(&self, piece: crate::layout::PieceIndex) -> Result<Bytes, StoreError> {
+        self.0.read(piece).await
+    }
+
+    async fn write(&self, piece: crate::layout::PieceIndex, data: Bytes) -> Result<(), StoreError> {
+        ThreadSleeper.sleep(Duration::from_millis(30)).await;
+        self.0.write(piece, data).await
+    }
+}
+
+#[test]
+fn completed_is_heard_only_once_every_piece_reads_back() {
+    for round in 0..5 {
+        let (info, content) = torrent(500_000 + round * 7_777);
+        let origin = Arc::new(FakeOrigin {
+            content: content.clone(),
+            served: AtomicU64::new(0),
+        });
+        let store = Arc::new(SlowStore(MemoryStore::new()));
+        let (handle, runner) = start_web_seed_only();
+        let mut events = handle.events();
+        block_on(handle.add_torrent(TorrentSpec {
+            info: info.clone(),
+            store: store.clone(),
+            origin: Some(origin),
+            config: quick_http(),
+        }))
+        .unwrap();
+        block_on(async {
+            while let Some(event) = events.next().await {
+                if event.event == Event::Completed {
+                    break;
+                }
+            }
+        });
+        // Read at once, as a program that heard `Completed` would.
+        assert_eq!(
+            store.0.content(&info).unwrap(),
+            content.to_vec(),
+            "round {round}"
+        );
+        handle.shutdown();
+        runner.join().unwrap();
+    }
+}
+
+#[test]
+fn a_torrent_complete_when_added_reports_completed() {
+    let (info, content) = torrent(100_000);
+    let (handle, runner) = start_web_seed_only();
+    let mut events = handle.events();
+    block_on(handle.add_torrent(seeding(&info, &content))).unwrap();
+    let first = block_on(events.next()).unwrap();
+    assert_eq!(first.info_hash, info.info_hash());
+    assert_eq!(first.event, Event::Completed);
+    handle.shutdown();
+    runner.join().unwrap();
 }
 
 #[test]

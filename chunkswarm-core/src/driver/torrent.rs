@@ -61,6 +61,9 @@ pub(super) struct Torrent {
     /// Pieces verified since the last `x_cs_have`.
     pub(super) new_haves: Vec<u32>,
     pub(super) completed_announced: bool,
+    /// The engine said `Completed` while writes were still pending: the
+    /// event goes out once the last one has landed.
+    pub(super) completed_waiting: bool,
     pub(super) uploaded: u64,
 }
 
@@ -88,6 +91,7 @@ impl Torrent {
             interval,
             new_haves: Vec::new(),
             completed_announced,
+            completed_waiting: false,
             uploaded: 0,
         }
     }
