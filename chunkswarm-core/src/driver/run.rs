@@ -29,9 +29,9 @@ use crate::swarm::{Event, HttpRequestId, PeerKey, Swarm};
 /// How the driver uses the tracker and makes connections.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DriverConfig {
-    /// Our peer id, on the tracker and in handshakes. The default is one
-    /// fixed id, fine for one peer in a test; [`DriverConfig::seeded`] draws
-    /// a distinct one, as every real peer needs.
+    /// Our peer id, on the tracker and in handshakes. Every
+    /// `DriverConfig::default()` draws its own, so peers made with defaults
+    /// meet each other; [`DriverConfig::seeded`] gives a reproducible one.
     pub peer_id: Id20,
     /// Seeds offer ids.
     pub rng_seed: u64,
@@ -50,25 +50,34 @@ pub struct DriverConfig {
     pub lonely_interval: Duration,
 }
 
+/// A different seed on every call: the standard library's per-process
+/// random hash keys, a call counter and the clock. Not for cryptography; for
+/// ids that must not repeat (two peers in one process, two processes).
+fn fresh_seed() -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
+    let since_epoch = web_time::SystemTime::now()
+        .duration_since(web_time::UNIX_EPOCH)
+        .unwrap_or_default();
+    hasher.write_u128(since_epoch.as_nanos());
+    hasher.finish()
+}
+
 impl Default for DriverConfig {
+    /// Sound settings with a peer id and RNG seed of their own: two
+    /// defaults never share a peer id (the seed mixes the standard library's
+    /// per-process random hash keys, a call counter and the clock).
     fn default() -> Self {
-        Self {
-            peer_id: *b"-CS0001-000000000000",
-            rng_seed: 0,
-            offers_per_announce: 5,
-            max_connections: 32,
-            offer_ttl: Duration::from_secs(50),
-            connect_timeout: Duration::from_secs(20),
-            announce_interval: Duration::from_secs(120),
-            lonely_interval: Duration::from_secs(15),
-        }
+        Self::seeded(fresh_seed())
     }
 }
 
 impl DriverConfig {
     /// The default settings with a peer id (`-CS0001-` and 12 letters or
-    /// digits) and RNG drawn from `seed`. Take the seed from the platform's
-    /// entropy (every peer needs its own id); the same seed gives the same id.
+    /// digits) and RNG drawn from `seed`; the same seed gives the same id.
     pub fn seeded(seed: u64) -> Self {
         const ALPHABET: &[u8; 62] =
             b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -80,7 +89,12 @@ impl DriverConfig {
         Self {
             peer_id,
             rng_seed: seed,
-            ..Self::default()
+            offers_per_announce: 5,
+            max_connections: 32,
+            offer_ttl: Duration::from_secs(50),
+            connect_timeout: Duration::from_secs(20),
+            announce_interval: Duration::from_secs(120),
+            lonely_interval: Duration::from_secs(15),
         }
     }
 }

@@ -188,6 +188,14 @@ fn completed_is_heard_only_once_every_piece_reads_back() {
 }
 
 #[test]
+fn every_default_config_has_its_own_peer_id() {
+    let ids: std::collections::BTreeSet<_> =
+        (0..100).map(|_| DriverConfig::default().peer_id).collect();
+    assert_eq!(ids.len(), 100);
+    assert_eq!(DriverConfig::seeded(7), DriverConfig::seeded(7));
+}
+
+#[test]
 fn a_torrent_complete_when_added_reports_completed() {
     let (info, content) = torrent(100_000);
     let (handle, runner) = start_web_seed_only();
