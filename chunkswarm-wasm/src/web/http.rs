@@ -3,7 +3,7 @@
 //!
 //! The body is read as a stream and abandoned as soon as it runs past the
 //! range, so a server ignoring `Range` cannot make the page download a whole
-//! film into memory; it is read into reused buffers (see [`body`](super::body)).
+//! film into memory; it is read into reused buffers (the `body` module).
 //! Each request is aborted (`AbortController`) when its
 //! future is dropped (the engine cancelled it) or its timeout passes.
 
