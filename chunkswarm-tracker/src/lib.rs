@@ -115,8 +115,23 @@
 //! connection, open connections in all and per address, a per-address token
 //! bucket over connections, messages and HTTP requests, idle connections
 //! closed, a bounded queue per connection and a write deadline so a client
-//! that does not read only loses its own messages, and too many bad messages
-//! closing the connection with 1008.
+//! that does not read only loses its own messages, and an abuse budget per
+//! connection ([`Limits::abuse`], a token bucket) whose exhaustion closes it
+//! with 1008.
+//!
+//! Refusals are sorted by cause. What a correct client meets in a churning
+//! swarm (an answer to a peer that left or to an offer that expired or was
+//! forgotten, a recipient that does not read, pieces reported for a swarm it
+//! was dropped from for silence) and limits reached get their
+//! `failure reason` and cost nothing. Only what a correct client never sends
+//! (unparsable or invalid messages, another connection's `peer_id`, malformed
+//! piece reports, messages past the address's rate) spends the budget, which
+//! refills over time, so a long-lived connection is never closed for a
+//! lifetime total.
+//!
+//! Behind a load balancer or reverse proxy, list it in
+//! [`Config::trusted_proxies`]: the per-address limits then key on the client
+//! address its `X-Forwarded-For` gives ([`IpCidr`] says how blocks are written).
 //!
 //! # Compatibility check with WebTorrent
 //!
@@ -137,6 +152,7 @@ mod library;
 mod limits;
 mod metrics;
 mod origin;
+mod proxy;
 mod registry;
 mod serve;
 mod signaling;
@@ -150,7 +166,8 @@ use axum::routing::get;
 
 pub use catalog::{Catalog, CatalogEntry, CatalogError, SearchFuture};
 pub use chunkswarm_core::metainfo;
-pub use config::{Config, Limits, TlsFiles};
+pub use config::{Config, Limits, RateBudget, TlsFiles};
+pub use proxy::{IpCidr, IpCidrError};
 pub use serve::{ServeError, serve, serve_app};
 pub use tls::TlsError;
 pub use tracker::{Tracker, TrackerError};

@@ -24,22 +24,24 @@ pub(crate) enum Rejection {
     UnknownPeer,
     /// A message lost because its recipient's queue was full.
     SlowPeer,
-    /// A bad piece report.
+    /// A bad piece report, or one past the connection's bitfield budget.
     BadPieces,
+    /// A piece report for a swarm the peer is not (or no longer) in.
+    NotInSwarm,
     /// An address over its rate.
     RateLimited,
     /// An address over its connection limit, or the tracker full.
     TooManyConnections,
     /// A connection closed for sending nothing.
     Idle,
-    /// A connection closed for too many errors.
+    /// A connection closed for spending its abuse budget.
     TooManyErrors,
     /// An HTTP path that tried to leave the media library.
     BadPath,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 15] = [
+    const ALL: [Rejection; 16] = [
         Self::InvalidMessage,
         Self::MessageTooLarge,
         Self::PeerIdTaken,
@@ -50,6 +52,7 @@ impl Rejection {
         Self::UnknownPeer,
         Self::SlowPeer,
         Self::BadPieces,
+        Self::NotInSwarm,
         Self::RateLimited,
         Self::TooManyConnections,
         Self::Idle,
@@ -69,6 +72,7 @@ impl Rejection {
             Self::UnknownPeer => "unknown_peer",
             Self::SlowPeer => "slow_peer",
             Self::BadPieces => "bad_pieces",
+            Self::NotInSwarm => "not_in_swarm",
             Self::RateLimited => "rate_limited",
             Self::TooManyConnections => "too_many_connections",
             Self::Idle => "idle",

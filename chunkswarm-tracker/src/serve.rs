@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 
+use crate::proxy::client_address;
 use crate::tls::TlsListener;
 use crate::{Tracker, router};
 
@@ -20,20 +21,25 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// The client's IP address; unspecified when the router runs without
-/// [`serve`] (e.g. under `tower::ServiceExt::oneshot`).
+/// The client's IP address: the connection's, or, from a trusted proxy,
+/// the one it forwarded ([`crate::proxy`]). Unspecified when the router runs
+/// without [`serve`] (e.g. under `tower::ServiceExt::oneshot`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientIp(pub(crate) IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<Tracker> for ClientIp {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
+    async fn from_request_parts(
+        parts: &mut Parts,
+        tracker: &Tracker,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
-        Ok(Self(ip))
+        let proxies = &tracker.inner.config.trusted_proxies;
+        Ok(Self(client_address(proxies, peer, &parts.headers)))
     }
 }
 

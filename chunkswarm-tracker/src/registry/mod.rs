@@ -64,6 +64,31 @@ pub(crate) enum RegistryError {
     PieceBudget,
 }
 
+impl RegistryError {
+    /// Whether the refusal counts against the connection's abuse budget.
+    ///
+    /// Only what a correct client never sends does: a `peer_id` another
+    /// connection owns, and a malformed piece report. The rest are facts of
+    /// a churning swarm or of a limit (an answer to a peer that left, to an
+    /// offer that expired or was forgotten, a peer that stopped reading or
+    /// was dropped for silence, a limit reached): a client meets them in
+    /// the normal course and only gets its reply.
+    pub(crate) fn is_abuse(self) -> bool {
+        match self {
+            Self::PeerIdTaken | Self::BadPieces => true,
+            Self::TooManyPeerIds
+            | Self::TooManySwarms
+            | Self::TrackerFull
+            | Self::UnsolicitedAnswer
+            | Self::ExpiredAnswer
+            | Self::UnknownPeer
+            | Self::SlowPeer
+            | Self::NotInSwarm
+            | Self::PieceBudget => false,
+        }
+    }
+}
+
 /// A connection's queue of outgoing text messages.
 pub(crate) type Outbox = mpsc::Sender<String>;
 

@@ -11,13 +11,14 @@ use tokio::sync::mpsc;
 use super::message::{Action, MessageError, Refusal};
 use super::{handle, reply};
 use crate::Tracker;
-use crate::limits::ConnectionSlot;
+use crate::limits::{AbuseBudget, ConnectionSlot};
 use crate::metrics::{Rejection, add};
 use crate::registry::ConnId;
 
 /// Queued messages written before one flush.
 const BATCH: u64 = 64;
-/// Rate-limited messages answered with a failure before they are dropped silently.
+/// Rate-limited messages in a row answered with a failure; the rest of the
+/// run is dropped silently.
 const RATE_REPLIES: u32 = 3;
 
 /// A client that takes longer than this to take our bytes is dropped: its
@@ -72,7 +73,9 @@ pub(super) async fn run(tracker: Tracker, mut socket: WebSocket, slot: Connectio
     let mut last_heard = Instant::now();
     let timer = tokio::time::sleep(limits.idle_timeout);
     tokio::pin!(timer);
-    let (mut errors, mut rate_limited) = (0u32, 0u32);
+    let mut abuse = AbuseBudget::new(limits.abuse, last_heard);
+    // Rate-limited messages since the last one let through.
+    let mut rate_limited = 0u32;
 
     let close = loop {
         if *shutdown.borrow_and_update() {
@@ -143,7 +146,8 @@ pub(super) async fn run(tracker: Tracker, mut socket: WebSocket, slot: Connectio
                 if !inner.limiter.take(slot.address(), now) {
                     inner.metrics.reject(Rejection::RateLimited);
                     rate_limited += 1;
-                    if rate_limited > limits.max_errors_per_connection {
+                    if !abuse.charge(now) {
+                        inner.metrics.reject(Rejection::TooManyErrors);
                         break Some((CLOSE_POLICY, "rate limited"));
                     }
                     if rate_limited <= RATE_REPLIES {
@@ -154,6 +158,7 @@ pub(super) async fn run(tracker: Tracker, mut socket: WebSocket, slot: Connectio
                     }
                     continue;
                 }
+                rate_limited = 0;
                 let handled = match text {
                     Some(text) => handle::text(inner, conn, text, now),
                     None => {
@@ -165,16 +170,13 @@ pub(super) async fn run(tracker: Tracker, mut socket: WebSocket, slot: Connectio
                         };
                         handle::Handled {
                             reply: Some(reply::failure(&refusal)),
-                            error: true,
+                            abuse: true,
                         }
                     }
                 };
-                if handled.error {
-                    errors += 1;
-                    if errors > limits.max_errors_per_connection {
-                        inner.metrics.reject(Rejection::TooManyErrors);
-                        break Some((CLOSE_POLICY, "too many errors"));
-                    }
+                if handled.abuse && !abuse.charge(now) {
+                    inner.metrics.reject(Rejection::TooManyErrors);
+                    break Some((CLOSE_POLICY, "too many errors"));
                 }
                 if let Some(text) = handled.reply {
                     if send(&tracker, &mut socket, text).await.is_err() {

@@ -16,8 +16,9 @@ use crate::tracker::Inner;
 pub(crate) struct Handled {
     /// The reply to the sender, if any.
     pub(crate) reply: Option<String>,
-    /// Whether the message counts against the connection's error budget.
-    pub(crate) error: bool,
+    /// Whether the message counts against the connection's abuse budget
+    /// ([`RegistryError::is_abuse`], or a message that does not parse).
+    pub(crate) abuse: bool,
 }
 
 fn rejection(e: RegistryError) -> Rejection {
@@ -29,9 +30,8 @@ fn rejection(e: RegistryError) -> Rejection {
         RegistryError::ExpiredAnswer => Rejection::ExpiredAnswer,
         RegistryError::UnknownPeer => Rejection::UnknownPeer,
         RegistryError::SlowPeer => Rejection::SlowPeer,
-        RegistryError::NotInSwarm | RegistryError::BadPieces | RegistryError::PieceBudget => {
-            Rejection::BadPieces
-        }
+        RegistryError::NotInSwarm => Rejection::NotInSwarm,
+        RegistryError::BadPieces | RegistryError::PieceBudget => Rejection::BadPieces,
     }
 }
 
@@ -39,7 +39,7 @@ fn refuse(tracker: &Inner, action: &str, e: RegistryError, info_hash: &InfoHash)
     tracker.metrics.reject(rejection(e));
     Handled {
         reply: Some(reply::failure_text(action, &e.to_string(), Some(info_hash))),
-        error: !matches!(e, RegistryError::SlowPeer | RegistryError::ExpiredAnswer),
+        abuse: e.is_abuse(),
     }
 }
 
@@ -51,7 +51,7 @@ pub(crate) fn text(tracker: &Inner, conn: ConnId, text: &str, now: Instant) -> H
             tracker.metrics.reject(Rejection::InvalidMessage);
             return Handled {
                 reply: Some(reply::failure(&refusal)),
-                error: true,
+                abuse: true,
             };
         }
     };
@@ -85,7 +85,7 @@ pub(crate) fn text(tracker: &Inner, conn: ConnId, text: &str, now: Instant) -> H
                     );
                     Handled {
                         reply: Some(text),
-                        error: false,
+                        abuse: false,
                     }
                 }
                 Err(e) => refuse(tracker, "announce", e, &announce.info_hash),
@@ -98,7 +98,7 @@ pub(crate) fn text(tracker: &Inner, conn: ConnId, text: &str, now: Instant) -> H
                     add(&metrics.answers_relayed, 1);
                     Handled {
                         reply: None,
-                        error: false,
+                        abuse: false,
                     }
                 }
                 Err(e) => refuse(tracker, "announce", e, &answer.info_hash),
@@ -111,13 +111,13 @@ pub(crate) fn text(tracker: &Inner, conn: ConnId, text: &str, now: Instant) -> H
                 metrics.reject(Rejection::InvalidMessage);
                 return Handled {
                     reply: Some(reply::failure_text("scrape", "too many info_hash", None)),
-                    error: true,
+                    abuse: true,
                 };
             }
             let files = tracker.registry().scrape(&info_hashes, limit);
             Handled {
                 reply: Some(reply::scrape(&files, interval)),
-                error: false,
+                abuse: false,
             }
         }
         Request::Have(have) => {
@@ -125,7 +125,7 @@ pub(crate) fn text(tracker: &Inner, conn: ConnId, text: &str, now: Instant) -> H
             match result {
                 Ok(()) => Handled {
                     reply: None,
-                    error: false,
+                    abuse: false,
                 },
                 Err(e) => refuse(tracker, "x_cs_have", e, &have.info_hash),
             }
