@@ -12,11 +12,11 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use chunkswarm_core::metainfo::InfoHash;
-use tokio::sync::mpsc;
 
 use crate::config::Limits;
 use crate::signaling::ids::{OfferId, PeerId};
 use crate::signaling::message::{Announce, Answer, Event, Have};
+use crate::signaling::outbox::Outbox;
 use crate::signaling::reply::{self, SwarmCounts};
 
 pub(crate) use pieces::{PieceReport, SwarmSummary};
@@ -88,9 +88,6 @@ impl RegistryError {
         }
     }
 }
-
-/// A connection's queue of outgoing text messages.
-pub(crate) type Outbox = mpsc::Sender<String>;
 
 #[derive(Debug)]
 struct Conn {

@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::signaling::outbox::{Inbox, outbox};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 use super::*;
 use crate::signaling::ids::Id20;
@@ -25,7 +25,7 @@ fn limits() -> Limits {
 
 struct Harness {
     registry: Registry,
-    queues: Vec<mpsc::Receiver<String>>,
+    queues: Vec<Inbox>,
 }
 
 impl Harness {
@@ -33,7 +33,7 @@ impl Harness {
         let mut registry = Registry::new(limits());
         let queues = (0..conns)
             .map(|i| {
-                let (tx, rx) = mpsc::channel(16);
+                let (tx, rx) = outbox(16);
                 registry.connect(i as ConnId, tx);
                 rx
             })
@@ -58,7 +58,7 @@ impl Harness {
 
     fn received(&mut self, conn: usize) -> Vec<Value> {
         let mut out = Vec::new();
-        while let Ok(text) = self.queues[conn].try_recv() {
+        while let Some(text) = self.queues[conn].try_recv() {
             out.push(serde_json::from_str(&text).unwrap());
         }
         out
@@ -233,8 +233,8 @@ fn seeders_do_not_get_offers_from_seeders() {
 fn full_queues_lose_offers_instead_of_blocking() {
     let now = Instant::now();
     let mut registry = Registry::new(limits());
-    let (tx0, _rx0) = mpsc::channel(4);
-    let (tx1, _rx1) = mpsc::channel(1);
+    let (tx0, _rx0) = outbox(4);
+    let (tx1, _rx1) = outbox(1);
     registry.connect(0, tx0);
     registry.connect(1, tx1);
     let join = announce(1, 2, &[]).to_string();
@@ -325,7 +325,7 @@ fn bitfields_are_bounded_per_connection_and_released() {
         max_bitfield_bytes_per_connection: 3,
         ..limits()
     });
-    let (tx, _rx) = mpsc::channel(16);
+    let (tx, _rx) = outbox(16);
     registry.connect(0, tx);
     let report = |ih: u8, hex: &str| {
         json!({"action": "announce", "info_hash": bin(ih), "peer_id": bin(1),

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::SinkExt as _;
-use tokio::sync::mpsc;
 
 use super::message::{Action, MessageError, Refusal};
+use super::outbox::outbox;
 use super::{handle, reply};
 use crate::Tracker;
 use crate::limits::{AbuseBudget, ConnectionSlot};
@@ -32,7 +32,7 @@ const CLOSE_TOO_BIG: u16 = 1009;
 
 enum Event {
     Shutdown,
-    Queued(Option<String>),
+    Queued(String),
     Received(Option<Result<Message, axum::Error>>),
     Timer,
 }
@@ -56,147 +56,157 @@ impl Drop for Registered<'_> {
 }
 
 /// Runs the connection to its end.
-pub(super) async fn run(tracker: Tracker, mut socket: WebSocket, slot: ConnectionSlot) {
-    let inner = &tracker.inner;
-    let limits = &inner.config.limits;
-    let conn = inner.next_conn_id();
-    let (outbox, mut queued) = mpsc::channel::<String>(limits.outbound_queue.max(1));
-    inner.registry().connect(conn, outbox);
-    add(&inner.metrics.connections_open, 1);
-    add(&inner.metrics.connections_total, 1);
-    let _registered = Registered {
-        tracker: &tracker,
-        conn,
-    };
-
-    let mut shutdown = inner.shutdown.subscribe();
-    let mut last_heard = Instant::now();
-    let timer = tokio::time::sleep(limits.idle_timeout);
-    tokio::pin!(timer);
-    let mut abuse = AbuseBudget::new(limits.abuse, last_heard);
-    // Rate-limited messages since the last one let through.
-    let mut rate_limited = 0u32;
-
-    let close = loop {
-        if *shutdown.borrow_and_update() {
-            break Some((CLOSE_GOING_AWAY, "tracker shutting down"));
-        }
-        let event = tokio::select! {
-            biased;
-            _ = shutdown.changed() => Event::Shutdown,
-            text = queued.recv() => Event::Queued(text),
-            message = socket.recv() => Event::Received(message),
-            () = &mut timer => Event::Timer,
+///
+/// A plain function returning an `async move` block, not an `async fn`: the
+/// block uses its captures in place, where an `async fn` would hold a second
+/// copy of the socket in every idle connection's task.
+#[allow(clippy::manual_async_fn)]
+pub(super) fn run(
+    tracker: Tracker,
+    mut socket: WebSocket,
+    slot: ConnectionSlot,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let inner = &tracker.inner;
+        let limits = &inner.config.limits;
+        let conn = inner.next_conn_id();
+        let (sender, mut queued) = outbox(limits.outbound_queue);
+        inner.registry().connect(conn, sender);
+        add(&inner.metrics.connections_open, 1);
+        add(&inner.metrics.connections_total, 1);
+        let _registered = Registered {
+            tracker: &tracker,
+            conn,
         };
-        match event {
-            Event::Shutdown => continue,
-            Event::Queued(None) => break None,
-            Event::Queued(Some(text)) => {
-                let write = async {
-                    let mut batch = 1u64;
-                    socket.feed(Message::Text(Utf8Bytes::from(text))).await?;
-                    while batch < BATCH {
-                        let Ok(text) = queued.try_recv() else { break };
+
+        let mut shutdown = inner.shutdown.subscribe();
+        let mut last_heard = Instant::now();
+        let timer = tokio::time::sleep(limits.idle_timeout);
+        tokio::pin!(timer);
+        let mut abuse = AbuseBudget::new(limits.abuse, last_heard);
+        // Rate-limited messages since the last one let through.
+        let mut rate_limited = 0u32;
+
+        let close = loop {
+            if *shutdown.borrow_and_update() {
+                break Some((CLOSE_GOING_AWAY, "tracker shutting down"));
+            }
+            let event = tokio::select! {
+                biased;
+                _ = shutdown.changed() => Event::Shutdown,
+                text = queued.recv() => Event::Queued(text),
+                message = socket.recv() => Event::Received(message),
+                () = &mut timer => Event::Timer,
+            };
+            match event {
+                Event::Shutdown => continue,
+                Event::Queued(text) => {
+                    let write = async {
+                        let mut batch = 1u64;
                         socket.feed(Message::Text(Utf8Bytes::from(text))).await?;
-                        batch += 1;
+                        while batch < BATCH {
+                            let Some(text) = queued.try_recv() else { break };
+                            socket.feed(Message::Text(Utf8Bytes::from(text))).await?;
+                            batch += 1;
+                        }
+                        add(&inner.metrics.messages_sent, batch);
+                        socket.flush().await
+                    };
+                    if !matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(()))) {
+                        break None;
                     }
-                    add(&inner.metrics.messages_sent, batch);
-                    socket.flush().await
-                };
-                if !matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(()))) {
+                }
+                Event::Timer => {
+                    let now = Instant::now();
+                    if now.duration_since(last_heard) >= limits.idle_timeout {
+                        inner.metrics.reject(Rejection::Idle);
+                        break Some((CLOSE_NORMAL, "idle"));
+                    }
+                    timer
+                        .as_mut()
+                        .reset((last_heard + limits.idle_timeout).into());
+                }
+                Event::Received(None | Some(Ok(Message::Close(_)))) => break None,
+                Event::Received(Some(Err(e))) => {
+                    if is_too_big(&e) {
+                        inner.metrics.reject(Rejection::MessageTooLarge);
+                        break Some((CLOSE_TOO_BIG, "message too big"));
+                    }
+                    tracing::debug!(conn, error = %e, "connection failed");
                     break None;
                 }
-            }
-            Event::Timer => {
-                let now = Instant::now();
-                if now.duration_since(last_heard) >= limits.idle_timeout {
-                    inner.metrics.reject(Rejection::Idle);
-                    break Some((CLOSE_NORMAL, "idle"));
-                }
-                timer
-                    .as_mut()
-                    .reset((last_heard + limits.idle_timeout).into());
-            }
-            Event::Received(None | Some(Ok(Message::Close(_)))) => break None,
-            Event::Received(Some(Err(e))) => {
-                if is_too_big(&e) {
-                    inner.metrics.reject(Rejection::MessageTooLarge);
-                    break Some((CLOSE_TOO_BIG, "message too big"));
-                }
-                tracing::debug!(conn, error = %e, "connection failed");
-                break None;
-            }
-            Event::Received(Some(Ok(message))) => {
-                let now = Instant::now();
-                last_heard = now;
-                add(&inner.metrics.messages_received, 1);
-                let text = match &message {
-                    Message::Text(text) => Some(text.as_str()),
-                    Message::Binary(_) => None,
-                    // tungstenite answers pings itself; send its pong now.
-                    Message::Ping(_) | Message::Pong(_) => {
-                        let flushed = tokio::time::timeout(WRITE_TIMEOUT, socket.flush()).await;
-                        if !matches!(flushed, Ok(Ok(()))) {
-                            break None;
+                Event::Received(Some(Ok(message))) => {
+                    let now = Instant::now();
+                    last_heard = now;
+                    add(&inner.metrics.messages_received, 1);
+                    let text = match &message {
+                        Message::Text(text) => Some(text.as_str()),
+                        Message::Binary(_) => None,
+                        // tungstenite answers pings itself; send its pong now.
+                        Message::Ping(_) | Message::Pong(_) => {
+                            let flushed = tokio::time::timeout(WRITE_TIMEOUT, socket.flush()).await;
+                            if !matches!(flushed, Ok(Ok(()))) {
+                                break None;
+                            }
+                            continue;
+                        }
+                        Message::Close(_) => break None,
+                    };
+                    if !inner.limiter.take(slot.address(), now) {
+                        inner.metrics.reject(Rejection::RateLimited);
+                        rate_limited += 1;
+                        if !abuse.charge(now) {
+                            inner.metrics.reject(Rejection::TooManyErrors);
+                            break Some((CLOSE_POLICY, "rate limited"));
+                        }
+                        if rate_limited <= RATE_REPLIES {
+                            let text = reply::failure_text("announce", "rate limited", None);
+                            if send(&tracker, &mut socket, text).await.is_err() {
+                                break None;
+                            }
                         }
                         continue;
                     }
-                    Message::Close(_) => break None,
-                };
-                if !inner.limiter.take(slot.address(), now) {
-                    inner.metrics.reject(Rejection::RateLimited);
-                    rate_limited += 1;
-                    if !abuse.charge(now) {
+                    rate_limited = 0;
+                    let handled = match text {
+                        Some(text) => handle::text(inner, conn, text, now),
+                        None => {
+                            inner.metrics.reject(Rejection::InvalidMessage);
+                            let refusal = Refusal {
+                                error: MessageError::Binary,
+                                action: Action::Announce,
+                                info_hash: None,
+                            };
+                            handle::Handled {
+                                reply: Some(reply::failure(&refusal)),
+                                abuse: true,
+                            }
+                        }
+                    };
+                    if handled.abuse && !abuse.charge(now) {
                         inner.metrics.reject(Rejection::TooManyErrors);
-                        break Some((CLOSE_POLICY, "rate limited"));
+                        break Some((CLOSE_POLICY, "too many errors"));
                     }
-                    if rate_limited <= RATE_REPLIES {
-                        let text = reply::failure_text("announce", "rate limited", None);
+                    if let Some(text) = handled.reply {
                         if send(&tracker, &mut socket, text).await.is_err() {
                             break None;
                         }
                     }
-                    continue;
-                }
-                rate_limited = 0;
-                let handled = match text {
-                    Some(text) => handle::text(inner, conn, text, now),
-                    None => {
-                        inner.metrics.reject(Rejection::InvalidMessage);
-                        let refusal = Refusal {
-                            error: MessageError::Binary,
-                            action: Action::Announce,
-                            info_hash: None,
-                        };
-                        handle::Handled {
-                            reply: Some(reply::failure(&refusal)),
-                            abuse: true,
-                        }
-                    }
-                };
-                if handled.abuse && !abuse.charge(now) {
-                    inner.metrics.reject(Rejection::TooManyErrors);
-                    break Some((CLOSE_POLICY, "too many errors"));
-                }
-                if let Some(text) = handled.reply {
-                    if send(&tracker, &mut socket, text).await.is_err() {
-                        break None;
-                    }
                 }
             }
-        }
-    };
-    tracing::debug!(conn, close = ?close, "connection ended");
-    if let Some((code, reason)) = close {
-        let frame = CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
         };
-        let _ = tokio::time::timeout(
-            Duration::from_secs(1),
-            socket.send(Message::Close(Some(frame))),
-        )
-        .await;
+        tracing::debug!(conn, close = ?close, "connection ended");
+        if let Some((code, reason)) = close {
+            let frame = CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            };
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                socket.send(Message::Close(Some(frame))),
+            )
+            .await;
+        }
     }
 }
 
