@@ -11,6 +11,7 @@ use chunkswarm_core::metainfo::InfoHash;
 use serde::Deserialize;
 
 use crate::Tracker;
+use crate::cluster::ClusterState;
 
 /// Default and largest number of swarms listed.
 const SWARMS_DEFAULT: usize = 1000;
@@ -121,11 +122,15 @@ pub(crate) async fn metrics(State(tracker): State<Tracker>) -> Response {
         .into_response()
 }
 
-/// `GET /healthz`: `ok` while serving, 503 once shutting down.
+/// `GET /healthz`: `ok` while serving, 503 once shutting down. In cluster
+/// mode a second line tells whether swarms are shared (`cluster: connected`)
+/// or this node serves its own peers only (`cluster: redis unreachable`).
 pub(crate) async fn healthz(State(tracker): State<Tracker>) -> Response {
     if tracker.inner.shutting_down() {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
-    } else {
-        "ok\n".into_response()
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    match tracker.inner.cluster.state() {
+        ClusterState::Alone => "ok\n".into_response(),
+        state => format!("ok\ncluster: {}\n", state.as_str()).into_response(),
     }
 }

@@ -44,6 +44,14 @@ pub struct Config {
     /// apply to the client, not to the proxy; the header of any other peer
     /// is ignored. Default: none (every connection is its own client).
     pub trusted_proxies: Vec<IpCidr>,
+    /// Cluster mode: the Redis server (`redis://host:port/db`) through which
+    /// several tracker processes act as one tracker: peers on different
+    /// nodes meet, a `peer_id` belongs to one node at a time, and announce
+    /// and scrape counts are cluster-wide. A node that dies is forgotten
+    /// within 8 s; while Redis is unreachable each node serves its own peers
+    /// and says so in `/healthz` and the metrics, and it resyncs when Redis is
+    /// back. Default: none (the tracker alone).
+    pub redis: Option<String>,
     /// Abuse limits.
     pub limits: Limits,
 }
@@ -59,6 +67,7 @@ impl Default for Config {
             piece_length: chunkswarm_core::layout::DEFAULT_PIECE_LENGTH,
             prepare_torrents: true,
             trusted_proxies: Vec::new(),
+            redis: None,
             limits: Limits::default(),
         }
     }

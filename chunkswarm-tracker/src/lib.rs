@@ -133,6 +133,31 @@
 //! [`Config::trusted_proxies`]: the per-address limits then key on the client
 //! address its `X-Forwarded-For` gives ([`IpCidr`] says how blocks are written).
 //!
+//! # Cluster mode
+//!
+//! With [`Config::redis`] (`--redis URL`) several tracker processes behind a
+//! load balancer act as one tracker through Redis:
+//!
+//! - a `peer_id` belongs to one node at a time: another node's connection
+//!   announcing it is refused as on one tracker;
+//! - an announce joins the swarm cluster-wide, its offers go to local and
+//!   remote members in proportion to their numbers (local ones chosen by the
+//!   piece map, remote ones at random), and its reply counts, like `scrape`,
+//!   cover every node;
+//! - an offer for a member on another node is published to that node, which
+//!   delivers it; the answer is checked there, against the offer it
+//!   delivered, and published back to the offerer's node.
+//!
+//! A node renews a lease every 2 s; one that dies is noticed by the others
+//! within 8 s, which then forget its peers and let its `peer_id`s be claimed
+//! elsewhere, so its clients can reconnect to another node and announce
+//! again. While Redis is unreachable a node serves its own peers alone,
+//! `/healthz` says `cluster: redis unreachable` and the metric
+//! `chunkswarm_tracker_cluster_connected` is 0; when Redis is back the node
+//! writes its peers and memberships again. The chunk registry
+//! (`/api/swarms/{infohash}/pieces`, piece-aware introductions), `/api/swarms`
+//! and the catalog's peer counts stay per node for now.
+//!
 //! # Compatibility check with WebTorrent
 //!
 //! `tests/webtorrent/run.sh` runs two unchanged clients of npm
@@ -143,6 +168,7 @@
 
 mod api;
 mod catalog;
+mod cluster;
 mod config;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

@@ -86,6 +86,9 @@ struct Args {
     /// Abusive messages per second a connection may keep sending.
     #[arg(long, env = "CHUNKSWARM_ABUSE_RATE", default_value_t = Limits::default().abuse.per_second)]
     abuse_rate: f64,
+    /// Cluster mode: several trackers sharing this Redis (redis://host:port/db) act as one.
+    #[arg(long, env = "CHUNKSWARM_REDIS")]
+    redis: Option<String>,
     /// Seconds a forwarded offer may be answered.
     #[arg(long, env = "CHUNKSWARM_OFFER_TTL", default_value_t = Limits::default().offer_ttl.as_secs())]
     offer_ttl: u64,
@@ -125,6 +128,7 @@ impl Args {
             piece_length: self.piece_length,
             prepare_torrents: !self.lazy_torrents,
             trusted_proxies: self.trusted_proxies.clone(),
+            redis: self.redis.clone(),
             limits,
         }
     }

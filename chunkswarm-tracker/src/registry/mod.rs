@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use chunkswarm_core::metainfo::InfoHash;
 
+use crate::cluster::{NodeId, Snapshot};
 use crate::config::Limits;
 use crate::signaling::ids::{OfferId, PeerId};
 use crate::signaling::message::{Announce, Answer, Event, Have};
@@ -96,6 +97,8 @@ struct Conn {
     memberships: Vec<(InfoHash, PeerId)>,
     /// Offers this connection made that were forwarded, oldest first.
     pending: VecDeque<Pending>,
+    /// Offers from peers on other nodes delivered to this connection, oldest first.
+    remote_pending: VecDeque<RemotePending>,
     /// Bytes of the bitfields its peers reported, against
     /// [`Limits::max_bitfield_bytes_per_connection`].
     bitfield_bytes: usize,
@@ -111,6 +114,25 @@ struct Pending {
     expires: Instant,
 }
 
+/// An offer from another node's peer, delivered to a local connection.
+#[derive(Debug)]
+struct RemotePending {
+    offer_id: OfferId,
+    from: PeerId,
+    from_node: NodeId,
+    info_hash: InfoHash,
+    expires: Instant,
+}
+
+/// Where an accepted answer goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AnswerRoute {
+    /// Queued to the offerer's local connection.
+    Delivered,
+    /// The offerer is on this node of the cluster: relay it there.
+    Remote(NodeId),
+}
+
 /// What an announce did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Announced {
@@ -122,6 +144,24 @@ pub(crate) struct Announced {
     pub(crate) dropped: usize,
     /// A problem with the piece report, which does not fail the announce.
     pub(crate) warning: Option<RegistryError>,
+}
+
+/// A connection's peer ids and memberships, when it closes.
+#[derive(Debug, Default)]
+pub(crate) struct Membership {
+    pub(crate) peer_ids: Vec<PeerId>,
+    pub(crate) memberships: Vec<(InfoHash, PeerId)>,
+}
+
+/// An offer relayed from another node, for [`Registry::deliver_offer`].
+#[derive(Debug)]
+pub(crate) struct RelayedOffer<'a> {
+    pub(crate) from_node: NodeId,
+    pub(crate) to: PeerId,
+    pub(crate) from: PeerId,
+    pub(crate) offer_id: OfferId,
+    pub(crate) info_hash: InfoHash,
+    pub(crate) text: &'a str,
 }
 
 /// Connections, ownership, swarms and pending offers.
@@ -154,16 +194,18 @@ impl Registry {
                 peer_ids: Vec::new(),
                 memberships: Vec::new(),
                 pending: VecDeque::new(),
+                remote_pending: VecDeque::new(),
                 bitfield_bytes: 0,
             },
         );
     }
 
     /// Removes a connection: its peers leave their swarms, its peer ids are
-    /// free again, its pending offers are forgotten.
-    pub(crate) fn disconnect(&mut self, conn: ConnId) {
+    /// free again, its pending offers are forgotten. Returns the peer ids and
+    /// memberships it had, for the cluster to forget.
+    pub(crate) fn disconnect(&mut self, conn: ConnId) -> Membership {
         let Some(state) = self.conns.remove(&conn) else {
-            return;
+            return Membership::default();
         };
         for peer_id in &state.peer_ids {
             self.owners.remove(peer_id);
@@ -171,6 +213,39 @@ impl Registry {
         for (info_hash, peer_id) in &state.memberships {
             self.leave_swarm(info_hash, peer_id);
         }
+        Membership {
+            peer_ids: state.peer_ids,
+            memberships: state.memberships,
+        }
+    }
+
+    /// Whether `conn` already announced with `peer_id`.
+    pub(crate) fn owns(&self, conn: ConnId, peer_id: &PeerId) -> bool {
+        self.owners.get(peer_id) == Some(&conn)
+    }
+
+    /// Members of the swarm other than `peer_id`.
+    pub(crate) fn others(&self, info_hash: &InfoHash, peer_id: &PeerId) -> usize {
+        self.swarms.get(info_hash).map_or(0, |swarm| {
+            swarm.len() - usize::from(swarm.get(peer_id).is_some())
+        })
+    }
+
+    /// Every local peer id and membership (with its seeding state), for a
+    /// cluster that (re)connects.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let mut snapshot = Snapshot {
+            peer_ids: self.owners.keys().copied().collect(),
+            members: Vec::new(),
+        };
+        for (info_hash, swarm) in &self.swarms {
+            for peer in swarm.peers() {
+                snapshot
+                    .members
+                    .push((*info_hash, peer.peer_id, peer.complete));
+            }
+        }
+        snapshot
     }
 
     /// Checks that `peer_id` belongs to `conn`, claiming it if it is free.
@@ -214,6 +289,7 @@ impl Registry {
         conn: ConnId,
         msg: &Announce<'_>,
         library_pieces: Option<u32>,
+        local_offers: usize,
         now: Instant,
     ) -> Result<Announced, RegistryError> {
         let membership = (msg.info_hash, msg.peer_id);
@@ -293,7 +369,7 @@ impl Registry {
         };
         let after = swarm.get(&msg.peer_id).map_or(0, SwarmPeer::bitfield_bytes);
         self.account_bitfields(conn, before, after);
-        let (forwarded, dropped) = self.forward_offers(conn, msg, now);
+        let (forwarded, dropped) = self.forward_offers(conn, msg, local_offers, now);
         let counts = self
             .swarms
             .get(&msg.info_hash)
@@ -307,8 +383,20 @@ impl Registry {
         })
     }
 
-    fn forward_offers(&mut self, conn: ConnId, msg: &Announce<'_>, now: Instant) -> (usize, usize) {
-        let want = msg.offers.len().min(self.limits.max_offers_per_announce);
+    /// Forwards the first `limit` offers (within the limit per announce) to
+    /// local members.
+    fn forward_offers(
+        &mut self,
+        conn: ConnId,
+        msg: &Announce<'_>,
+        limit: usize,
+        now: Instant,
+    ) -> (usize, usize) {
+        let want = msg
+            .offers
+            .len()
+            .min(self.limits.max_offers_per_announce)
+            .min(limit);
         let Some(swarm) = self.swarms.get(&msg.info_hash) else {
             return (0, 0);
         };
@@ -356,18 +444,19 @@ impl Registry {
     }
 
     /// Relays an answer to the connection whose offer it answers, if that
-    /// offer was forwarded to this very peer, is unexpired and unanswered.
+    /// offer was forwarded to this very peer, is unexpired and unanswered. An
+    /// offer that came from another node is checked here, where it was
+    /// delivered, and the answer goes back to that node.
     pub(crate) fn answer(
         &mut self,
         conn: ConnId,
         msg: &Answer<'_>,
         now: Instant,
-    ) -> Result<(), RegistryError> {
+    ) -> Result<AnswerRoute, RegistryError> {
         self.claim(conn, msg.peer_id)?;
-        let offerer = *self
-            .owners
-            .get(&msg.to_peer_id)
-            .ok_or(RegistryError::UnknownPeer)?;
+        let Some(&offerer) = self.owners.get(&msg.to_peer_id) else {
+            return self.remote_answer(conn, msg, now);
+        };
         let state = self
             .conns
             .get_mut(&offerer)
@@ -394,7 +483,81 @@ impl Registry {
         state
             .outbox
             .try_send(text)
-            .map_err(|_| RegistryError::SlowPeer)
+            .map_err(|_| RegistryError::SlowPeer)?;
+        Ok(AnswerRoute::Delivered)
+    }
+
+    /// An answer to an offer another node's peer made, if one was delivered
+    /// to this connection from that peer.
+    fn remote_answer(
+        &mut self,
+        conn: ConnId,
+        msg: &Answer<'_>,
+        now: Instant,
+    ) -> Result<AnswerRoute, RegistryError> {
+        let state = self
+            .conns
+            .get_mut(&conn)
+            .ok_or(RegistryError::UnknownPeer)?;
+        let position = state
+            .remote_pending
+            .iter()
+            .position(|p| {
+                p.offer_id == msg.offer_id
+                    && p.from == msg.to_peer_id
+                    && p.info_hash == msg.info_hash
+            })
+            .ok_or(RegistryError::UnknownPeer)?;
+        let pending = state
+            .remote_pending
+            .remove(position)
+            .ok_or(RegistryError::UnknownPeer)?;
+        if pending.expires <= now {
+            return Err(RegistryError::ExpiredAnswer);
+        }
+        Ok(AnswerRoute::Remote(pending.from_node))
+    }
+
+    /// Delivers an offer relayed from another node to the local owner of
+    /// `to`, and remembers it so that owner may answer it.
+    pub(crate) fn deliver_offer(&mut self, offer: RelayedOffer<'_>, now: Instant) -> bool {
+        let Some(&conn) = self.owners.get(&offer.to) else {
+            return false;
+        };
+        let max_pending = self.limits.max_pending_offers_per_connection;
+        let expires = now + self.limits.offer_ttl;
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        if state.outbox.try_send(offer.text.to_owned()).is_err() {
+            return false;
+        }
+        while state
+            .remote_pending
+            .front()
+            .is_some_and(|p| p.expires <= now)
+        {
+            state.remote_pending.pop_front();
+        }
+        if state.remote_pending.len() >= max_pending {
+            state.remote_pending.pop_front();
+        }
+        state.remote_pending.push_back(RemotePending {
+            offer_id: offer.offer_id,
+            from: offer.from,
+            from_node: offer.from_node,
+            info_hash: offer.info_hash,
+            expires,
+        });
+        true
+    }
+
+    /// Delivers an answer relayed from another node to the local owner of `to`.
+    pub(crate) fn deliver_answer(&mut self, to: &PeerId, text: &str) -> bool {
+        let Some(state) = self.owners.get(to).and_then(|c| self.conns.get(c)) else {
+            return false;
+        };
+        state.outbox.try_send(text.to_owned()).is_ok()
     }
 
     /// Records pieces a peer gained (`x_cs_have`).
@@ -476,8 +639,8 @@ impl Registry {
     }
 
     /// Drops peers silent for longer than the peer timeout and forgets
-    /// expired offers. Returns how many peers were dropped.
-    pub(crate) fn sweep(&mut self, now: Instant) -> usize {
+    /// expired offers. Returns the memberships dropped.
+    pub(crate) fn sweep(&mut self, now: Instant) -> Vec<(InfoHash, PeerId)> {
         let mut dropped = Vec::new();
         if let Some(deadline) = now.checked_sub(self.limits.peer_timeout) {
             self.swarms.retain(|info_hash, swarm| {
@@ -495,8 +658,12 @@ impl Registry {
         }
         for state in self.conns.values_mut() {
             state.pending.retain(|p| p.expires > now);
+            state.remote_pending.retain(|p| p.expires > now);
         }
-        dropped.len()
+        dropped
+            .into_iter()
+            .map(|(info_hash, peer)| (info_hash, peer.peer_id))
+            .collect()
     }
 
     /// Summaries of up to `limit` swarms, largest first.

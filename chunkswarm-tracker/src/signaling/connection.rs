@@ -46,7 +46,8 @@ struct Registered<'a> {
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
         let inner = &self.tracker.inner;
-        inner.registry().disconnect(self.conn);
+        let gone = inner.registry().disconnect(self.conn);
+        inner.cluster.forget(gone.peer_ids, gone.memberships);
         inner
             .metrics
             .connections_open
@@ -169,7 +170,7 @@ pub(super) fn run(
                     }
                     rate_limited = 0;
                     let handled = match text {
-                        Some(text) => handle::text(inner, conn, text, now),
+                        Some(text) => handle::text(inner, conn, text, now).await,
                         None => {
                             inner.metrics.reject(Rejection::InvalidMessage);
                             let refusal = Refusal {

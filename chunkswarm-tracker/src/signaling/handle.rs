@@ -5,10 +5,12 @@ use std::time::Instant;
 
 use chunkswarm_core::metainfo::InfoHash;
 
-use super::message::{self, Request};
+use super::ids::PeerId;
+use super::message::{self, Announce, Answer, Event, Offer, Request};
 use super::reply;
+use crate::cluster::{self, Relay, RemoteMember, RemoteSwarm};
 use crate::metrics::{Rejection, add};
-use crate::registry::{ConnId, RegistryError};
+use crate::registry::{AnswerRoute, ConnId, RegistryError};
 use crate::tracker::Inner;
 
 /// The outcome of one message.
@@ -43,8 +45,165 @@ fn refuse(tracker: &Inner, action: &str, e: RegistryError, info_hash: &InfoHash)
     }
 }
 
+/// Claims `peer_id` in the cluster unless `conn` already announced it.
+async fn claim(tracker: &Inner, conn: ConnId, peer_id: PeerId) -> Result<(), RegistryError> {
+    let owned = tracker.registry().owns(conn, &peer_id);
+    if owned || tracker.cluster.claim(peer_id).await {
+        Ok(())
+    } else {
+        Err(RegistryError::PeerIdTaken)
+    }
+}
+
+/// How many of `want` offers go to local members and how many to members
+/// on other nodes: in proportion to their numbers, the rest to whichever
+/// side has members left.
+fn split(want: usize, local: usize, remote: usize) -> (usize, usize) {
+    if local + remote == 0 {
+        return (0, 0);
+    }
+    let share = (want * local + (local + remote) / 2) / (local + remote);
+    let to_local = share.min(local);
+    let to_remote = (want - to_local).min(remote);
+    let to_local = (want - to_remote).min(local);
+    (to_local, to_remote)
+}
+
+/// Sends `offers` to members of other nodes chosen at random.
+fn relay_offers(
+    tracker: &Inner,
+    announce: &Announce<'_>,
+    offers: &[Offer<'_>],
+    mut members: Vec<RemoteMember>,
+) -> usize {
+    fastrand::shuffle(&mut members);
+    let node = tracker.cluster.node();
+    for (offer, member) in offers.iter().zip(&members) {
+        let text = reply::offer(
+            &announce.info_hash,
+            &announce.peer_id,
+            &offer.offer_id,
+            offer.offer,
+        );
+        tracker.cluster.relay(
+            member.node,
+            Relay::Offer {
+                from_node: node,
+                to: member.peer_id,
+                from: announce.peer_id,
+                offer_id: offer.offer_id,
+                info_hash: announce.info_hash,
+                text,
+            },
+        );
+    }
+    let sent = offers.len().min(members.len());
+    add(&tracker.metrics.relays_sent, sent as u64);
+    sent
+}
+
+async fn announce(tracker: &Inner, conn: ConnId, announce: &Announce<'_>, now: Instant) -> Handled {
+    let metrics = &tracker.metrics;
+    add(&metrics.announces, 1);
+    let membership = (announce.info_hash, announce.peer_id);
+    if let Err(e) = claim(tracker, conn, announce.peer_id).await {
+        return refuse(tracker, "announce", e, &announce.info_hash);
+    }
+    let seeding = announce.complete || announce.event == Event::Completed;
+    let remote = if announce.event == Event::Stopped {
+        tracker.cluster.forget(Vec::new(), vec![membership]);
+        RemoteSwarm::default()
+    } else {
+        tracker
+            .cluster
+            .join(announce.info_hash, announce.peer_id, seeding)
+            .await
+    };
+    let candidates: Vec<RemoteMember> = remote
+        .members
+        .iter()
+        .filter(|m| m.peer_id != announce.peer_id && !(seeding && m.complete))
+        .copied()
+        .collect();
+    let want = announce
+        .offers
+        .len()
+        .min(tracker.config.limits.max_offers_per_announce);
+    let local = tracker
+        .registry()
+        .others(&announce.info_hash, &announce.peer_id);
+    let (to_local, to_remote) = split(want, local, candidates.len());
+    let library_pieces = match (&announce.bitfield, &tracker.library) {
+        (Some(_), Some(library)) => library.torrents.piece_count(&announce.info_hash),
+        _ => None,
+    };
+    let result = tracker
+        .registry()
+        .announce(conn, announce, library_pieces, to_local, now);
+    let done = match result {
+        Ok(done) => done,
+        Err(e) => {
+            if announce.event != Event::Stopped {
+                tracker.cluster.forget(Vec::new(), vec![membership]);
+            }
+            return refuse(tracker, "announce", e, &announce.info_hash);
+        }
+    };
+    let remote_offers = announce
+        .offers
+        .get(to_local..to_local + to_remote)
+        .unwrap_or_default();
+    let relayed = relay_offers(tracker, announce, remote_offers, candidates);
+    add(&metrics.offers_forwarded, (done.forwarded + relayed) as u64);
+    for _ in 0..done.dropped {
+        metrics.reject(Rejection::SlowPeer);
+    }
+    if let Some(warning) = done.warning {
+        metrics.reject(rejection(warning));
+    }
+    let warning = done.warning.map(|w| w.to_string());
+    let text = reply::announce(
+        &announce.info_hash,
+        tracker.config.announce_interval.as_secs(),
+        cluster::sum(done.counts, remote.counts),
+        warning.as_deref(),
+    );
+    Handled {
+        reply: Some(text),
+        abuse: false,
+    }
+}
+
+async fn answer(tracker: &Inner, conn: ConnId, answer: &Answer<'_>, now: Instant) -> Handled {
+    if let Err(e) = claim(tracker, conn, answer.peer_id).await {
+        return refuse(tracker, "announce", e, &answer.info_hash);
+    }
+    let result = tracker.registry().answer(conn, answer, now);
+    match result {
+        Ok(route) => {
+            add(&tracker.metrics.answers_relayed, 1);
+            if let AnswerRoute::Remote(node) = route {
+                let text = reply::answer(
+                    &answer.info_hash,
+                    &answer.peer_id,
+                    &answer.offer_id,
+                    answer.answer,
+                );
+                let to = answer.to_peer_id;
+                tracker.cluster.relay(node, Relay::Answer { to, text });
+                add(&tracker.metrics.relays_sent, 1);
+            }
+            Handled {
+                reply: None,
+                abuse: false,
+            }
+        }
+        Err(e) => refuse(tracker, "announce", e, &answer.info_hash),
+    }
+}
+
 /// Handles one text message of connection `conn`.
-pub(crate) fn text(tracker: &Inner, conn: ConnId, text: &str, now: Instant) -> Handled {
+pub(crate) async fn text(tracker: &Inner, conn: ConnId, text: &str, now: Instant) -> Handled {
     let request = match message::parse(text) {
         Ok(request) => request,
         Err(refusal) => {
@@ -58,52 +217,8 @@ pub(crate) fn text(tracker: &Inner, conn: ConnId, text: &str, now: Instant) -> H
     let metrics = &tracker.metrics;
     let interval = tracker.config.announce_interval.as_secs();
     match request {
-        Request::Announce(announce) => {
-            add(&metrics.announces, 1);
-            let library_pieces = match (&announce.bitfield, &tracker.library) {
-                (Some(_), Some(library)) => library.torrents.piece_count(&announce.info_hash),
-                _ => None,
-            };
-            let result = tracker
-                .registry()
-                .announce(conn, &announce, library_pieces, now);
-            match result {
-                Ok(done) => {
-                    add(&metrics.offers_forwarded, done.forwarded as u64);
-                    for _ in 0..done.dropped {
-                        metrics.reject(Rejection::SlowPeer);
-                    }
-                    if let Some(warning) = done.warning {
-                        metrics.reject(rejection(warning));
-                    }
-                    let warning = done.warning.map(|w| w.to_string());
-                    let text = reply::announce(
-                        &announce.info_hash,
-                        interval,
-                        done.counts,
-                        warning.as_deref(),
-                    );
-                    Handled {
-                        reply: Some(text),
-                        abuse: false,
-                    }
-                }
-                Err(e) => refuse(tracker, "announce", e, &announce.info_hash),
-            }
-        }
-        Request::Answer(answer) => {
-            let result = tracker.registry().answer(conn, &answer, now);
-            match result {
-                Ok(()) => {
-                    add(&metrics.answers_relayed, 1);
-                    Handled {
-                        reply: None,
-                        abuse: false,
-                    }
-                }
-                Err(e) => refuse(tracker, "announce", e, &answer.info_hash),
-            }
-        }
+        Request::Announce(message) => announce(tracker, conn, &message, now).await,
+        Request::Answer(message) => answer(tracker, conn, &message, now).await,
         Request::Scrape(info_hashes) => {
             add(&metrics.scrapes, 1);
             let limit = tracker.config.limits.max_scrape_hashes;
@@ -114,13 +229,21 @@ pub(crate) fn text(tracker: &Inner, conn: ConnId, text: &str, now: Instant) -> H
                     abuse: true,
                 };
             }
-            let files = tracker.registry().scrape(&info_hashes, limit);
+            let mut files = tracker.registry().scrape(&info_hashes, limit);
+            let hashes: Vec<InfoHash> = files.iter().map(|(ih, _)| *ih).collect();
+            let remote = tracker.cluster.remote_counts(&hashes).await;
+            for ((_, counts), remote) in files.iter_mut().zip(remote) {
+                *counts = cluster::sum(*counts, remote);
+            }
             Handled {
                 reply: Some(reply::scrape(&files, interval)),
                 abuse: false,
             }
         }
         Request::Have(have) => {
+            if let Err(e) = claim(tracker, conn, have.peer_id).await {
+                return refuse(tracker, "x_cs_have", e, &have.info_hash);
+            }
             let result = tracker.registry().have(conn, &have, now);
             match result {
                 Ok(()) => Handled {
@@ -130,5 +253,21 @@ pub(crate) fn text(tracker: &Inner, conn: ConnId, text: &str, now: Instant) -> H
                 Err(e) => refuse(tracker, "x_cs_have", e, &have.info_hash),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split;
+
+    #[test]
+    fn offers_are_split_in_proportion_and_none_is_wasted() {
+        assert_eq!(split(10, 0, 0), (0, 0));
+        assert_eq!(split(10, 5, 5), (5, 5));
+        assert_eq!(split(10, 2, 30), (1, 9));
+        assert_eq!(split(4, 30, 10), (3, 1));
+        assert_eq!(split(10, 3, 2), (3, 2));
+        assert_eq!(split(5, 0, 9), (0, 5));
+        assert_eq!(split(5, 9, 0), (5, 0));
     }
 }
