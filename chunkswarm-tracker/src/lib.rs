@@ -163,8 +163,9 @@
 //! `tests/webtorrent/run.sh` runs two unchanged clients of npm
 //! `bittorrent-tracker` (the tracker client inside WebTorrent) against the
 //! tracker in a loopback-only network namespace: they announce, exchange an
-//! offer and an answer, and scrape. It needs node and npm, so it is not part
-//! of `cargo test`.
+//! offer and an answer, and scrape; with `--cluster` the two clients announce
+//! to two nodes of a cluster sharing a `redis-server`. It needs node and
+//! npm, so it is not part of `cargo test`.
 
 mod api;
 mod catalog;
