@@ -26,16 +26,28 @@ pub(crate) struct SwarmsQuery {
     limit: Option<usize>,
 }
 
-/// `GET /api/swarms`: swarms with peer and seeder counts, largest first.
+/// `GET /api/swarms`: this node's swarms with peer and seeder counts (of
+/// the whole cluster, in cluster mode), largest first.
 pub(crate) async fn swarms(
     State(tracker): State<Tracker>,
     Query(q): Query<SwarmsQuery>,
 ) -> Response {
     let limit = q.limit.unwrap_or(SWARMS_DEFAULT).min(SWARMS_DEFAULT);
-    let (summaries, (total, _)) = {
+    let (mut summaries, (total, _)) = {
         let registry = tracker.inner.registry();
         (registry.summaries(limit), registry.totals())
     };
+    // In a cluster, the counts of these swarms include other nodes' members.
+    let hashes: Vec<InfoHash> = summaries
+        .iter()
+        .filter_map(|s| InfoHash::from_hex(&s.info_hash))
+        .collect();
+    let remote = tracker.inner.cluster.remote_counts(&hashes).await;
+    for (summary, remote) in summaries.iter_mut().zip(remote) {
+        summary.seeders += remote.complete;
+        summary.leechers += remote.incomplete;
+        summary.peers += (remote.complete + remote.incomplete) as usize;
+    }
     Json(serde_json::json!({ "total": total, "swarms": summaries })).into_response()
 }
 
@@ -91,21 +103,23 @@ pub(crate) async fn search(
             return (StatusCode::BAD_GATEWAY, "catalog unavailable\n").into_response();
         }
     };
-    {
-        let registry = inner.registry();
-        for entry in &mut results {
-            let counts = entry
-                .info_hash
-                .as_deref()
-                .and_then(InfoHash::from_hex)
-                .map(|ih| registry.counts(&ih));
-            if let Some(counts) = counts {
-                let counts = counts.unwrap_or_default();
-                entry.peers = Some(counts.complete + counts.incomplete);
-                entry.seeders = Some(counts.complete);
-            }
+    let hashes: Vec<(usize, InfoHash)> = results
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| Some((i, InfoHash::from_hex(e.info_hash.as_deref()?)?)))
+        .collect();
+    let only_hashes: Vec<InfoHash> = hashes.iter().map(|(_, ih)| *ih).collect();
+    let remote = inner.cluster.remote_counts(&only_hashes).await;
+    let registry = inner.registry();
+    for ((i, info_hash), remote) in hashes.into_iter().zip(remote) {
+        let local = registry.counts(&info_hash).unwrap_or_default();
+        let counts = crate::cluster::sum(local, remote);
+        if let Some(entry) = results.get_mut(i) {
+            entry.peers = Some(counts.complete + counts.incomplete);
+            entry.seeders = Some(counts.complete);
         }
     }
+    drop(registry);
     Json(serde_json::json!({ "query": query, "results": results })).into_response()
 }
 

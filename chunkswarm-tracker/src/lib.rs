@@ -154,9 +154,11 @@
 //! again. While Redis is unreachable a node serves its own peers alone,
 //! `/healthz` says `cluster: redis unreachable` and the metric
 //! `chunkswarm_tracker_cluster_connected` is 0; when Redis is back the node
-//! writes its peers and memberships again. The chunk registry
-//! (`/api/swarms/{infohash}/pieces`, piece-aware introductions), `/api/swarms`
-//! and the catalog's peer counts stay per node for now.
+//! writes its peers and memberships again. The peer counts of `/api/swarms`
+//! and of catalog searches are the cluster's, but `/api/swarms` lists the
+//! swarms this node has members in, and the chunk registry
+//! (`/api/swarms/{infohash}/pieces`, piece-aware introductions) stays per
+//! node for now: members on other nodes are introduced at random.
 //!
 //! # Compatibility check with WebTorrent
 //!

@@ -122,6 +122,14 @@ async fn peers_on_different_nodes_exchange_offers_and_answers_and_counts_are_sha
         metrics.contains("chunkswarm_tracker_cluster_connected 1"),
         "{metrics}"
     );
+    // The API's counts of a swarm are the cluster's too.
+    let swarms: Value = serde_json::from_str(&get(nodes[0].addr, "/api/swarms").await).unwrap();
+    let swarm = &swarms["swarms"][0];
+    assert_eq!(
+        (swarm["peers"].clone(), swarm["seeders"].clone()),
+        (json!(3), json!(1)),
+        "{swarms}"
+    );
 }
 
 #[tokio::test]
