@@ -44,6 +44,12 @@ pub struct Config {
     /// apply to the client, not to the proxy; the header of any other peer
     /// is ignored. Default: none (every connection is its own client).
     pub trusted_proxies: Vec<IpCidr>,
+    /// Connections from [`trusted_proxies`](Self::trusted_proxies) start
+    /// with a PROXY protocol header (HAProxy's, version 1 or 2), which names
+    /// the client; one without a valid header is closed. For load balancers
+    /// that pass TCP (and TLS) through. Connections from other addresses are
+    /// read as usual. Default: false.
+    pub proxy_protocol: bool,
     /// Cluster mode: the Redis server (`redis://host:port/db`) through which
     /// several tracker processes act as one tracker: peers on different
     /// nodes meet, a `peer_id` belongs to one node at a time, and announce
@@ -67,6 +73,7 @@ impl Default for Config {
             piece_length: chunkswarm_core::layout::DEFAULT_PIECE_LENGTH,
             prepare_torrents: true,
             trusted_proxies: Vec::new(),
+            proxy_protocol: false,
             redis: None,
             limits: Limits::default(),
         }

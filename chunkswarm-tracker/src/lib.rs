@@ -131,7 +131,9 @@
 //!
 //! Behind a load balancer or reverse proxy, list it in
 //! [`Config::trusted_proxies`]: the per-address limits then key on the client
-//! address its `X-Forwarded-For` gives ([`IpCidr`] says how blocks are written).
+//! address its `X-Forwarded-For` gives ([`IpCidr`] says how blocks are
+//! written), or, with [`Config::proxy_protocol`], the address in the PROXY
+//! protocol header (v1 or v2) it starts each connection with.
 //!
 //! # Cluster mode
 //!
@@ -179,9 +181,11 @@ mod http;
 pub mod introductions;
 mod library;
 mod limits;
+mod listener;
 mod metrics;
 mod origin;
 mod proxy;
+mod proxy_protocol;
 mod registry;
 mod serve;
 mod signaling;

@@ -79,6 +79,9 @@ struct Args {
         value_delimiter = ','
     )]
     trusted_proxies: Vec<IpCidr>,
+    /// Connections from --trusted-proxy addresses start with a PROXY protocol header (v1 or v2).
+    #[arg(long, env = "CHUNKSWARM_PROXY_PROTOCOL", requires = "trusted_proxies")]
+    proxy_protocol: bool,
     /// Abusive messages (unparsable, spoofed, over the rate limit) a
     /// connection may send at once before it is closed.
     #[arg(long, env = "CHUNKSWARM_ABUSE_BURST", default_value_t = Limits::default().abuse.burst)]
@@ -128,6 +131,7 @@ impl Args {
             piece_length: self.piece_length,
             prepare_torrents: !self.lazy_torrents,
             trusted_proxies: self.trusted_proxies.clone(),
+            proxy_protocol: self.proxy_protocol,
             redis: self.redis.clone(),
             limits,
         }
