@@ -142,10 +142,10 @@
 //!
 //! - a `peer_id` belongs to one node at a time: another node's connection
 //!   announcing it is refused as on one tracker;
-//! - an announce joins the swarm cluster-wide, its offers go to local and
-//!   remote members in proportion to their numbers (local ones chosen by the
-//!   piece map, remote ones at random), and its reply counts, like `scrape`,
-//!   cover every node;
+//! - an announce joins the swarm cluster-wide with its piece report and
+//!   playback position; the piece map chooses its offers' recipients among
+//!   the members of every node alike (a remote member's pieces as of its last
+//!   announce), and its reply counts, like `scrape`, cover every node;
 //! - an offer for a member on another node is published to that node, which
 //!   delivers it; the answer is checked there, against the offer it
 //!   delivered, and published back to the offerer's node.
@@ -158,9 +158,8 @@
 //! `chunkswarm_tracker_cluster_connected` is 0; when Redis is back the node
 //! writes its peers and memberships again. The peer counts of `/api/swarms`
 //! and of catalog searches are the cluster's, but `/api/swarms` lists the
-//! swarms this node has members in, and the chunk registry
-//! (`/api/swarms/{infohash}/pieces`, piece-aware introductions) stays per
-//! node for now: members on other nodes are introduced at random.
+//! swarms this node has members in, and `/api/swarms/{infohash}/pieces`
+//! shows this node's members only.
 //!
 //! # Compatibility check with WebTorrent
 //!

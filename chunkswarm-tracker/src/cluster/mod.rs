@@ -9,9 +9,11 @@
 //!    `peer_id` belongs to one node at a time, so another node's peer cannot
 //!    take it (anti-spoofing across nodes);
 //! 2. on each announce, [`Cluster::join`] records the peer as a member of the
-//!    swarm and returns the members on other nodes, so the announce's offers
-//!    are shared between local and remote members in proportion and the
-//!    counts in the reply are the cluster's;
+//!    swarm, with its piece report and playback position, and returns the
+//!    members on other nodes with theirs: the piece map then chooses the
+//!    announce's offer recipients among local and remote members alike
+//!    ([`crate::introductions`]), and the counts in the reply are the
+//!    cluster's;
 //! 3. an offer for a remote member, and the answer to it, travel as a
 //!    [`Relay`] to the node of the peer they are for ([`Cluster::relay`]);
 //!    the answerer's node checks the answer against the offer it delivered,
@@ -66,12 +68,24 @@ impl ClusterState {
     }
 }
 
+/// What a member reported, as the cluster shares it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct MemberReport {
+    /// A seeder.
+    pub(crate) complete: bool,
+    /// The piece its playhead is in.
+    pub(crate) position: Option<u32>,
+    /// Its bitfield as of its last announce: the piece count and the BEP 3
+    /// bytes (pieces gained since are not shared until it announces again).
+    pub(crate) pieces: Option<(u32, Vec<u8>)>,
+}
+
 /// A member of a swarm connected to another node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RemoteMember {
     pub(crate) peer_id: PeerId,
     pub(crate) node: NodeId,
-    pub(crate) complete: bool,
+    pub(crate) report: MemberReport,
 }
 
 /// A swarm as the other nodes hold it.
@@ -88,8 +102,8 @@ pub(crate) struct RemoteSwarm {
 pub(crate) struct Snapshot {
     /// Peer ids of local connections.
     pub(crate) peer_ids: Vec<PeerId>,
-    /// Local swarm members and whether each is a seeder.
-    pub(crate) members: Vec<(InfoHash, PeerId, bool)>,
+    /// Local swarm members and what each reported.
+    pub(crate) members: Vec<(InfoHash, PeerId, MemberReport)>,
 }
 
 /// What a cluster's background task needs from its tracker.
@@ -121,7 +135,7 @@ pub(crate) trait Cluster: Send + Sync + fmt::Debug {
         &self,
         info_hash: InfoHash,
         peer_id: PeerId,
-        complete: bool,
+        report: MemberReport,
     ) -> BoxFuture<'_, RemoteSwarm>;
 
     /// The counts of other nodes' members, one per info hash.
@@ -156,7 +170,7 @@ impl Cluster for Alone {
         Box::pin(std::future::ready(true))
     }
 
-    fn join(&self, _: InfoHash, _: PeerId, _: bool) -> BoxFuture<'_, RemoteSwarm> {
+    fn join(&self, _: InfoHash, _: PeerId, _: MemberReport) -> BoxFuture<'_, RemoteSwarm> {
         Box::pin(std::future::ready(RemoteSwarm::default()))
     }
 

@@ -8,7 +8,7 @@
 //! | `cs:node:{node}` | a node's lease: renewed every [`HEARTBEAT`], lapses after [`LEASE`] |
 //! | `cs:nodes` | set of the nodes that joined, for the live ones to find dead ones |
 //! | `cs:peer:{peer_id hex}` | the node that owns a `peer_id`; expires after the peer timeout without an announce |
-//! | `cs:swarm:{info_hash hex}` | hash: `peer_id hex` → `"{node} {1 if seeder else 0} {unix ms of its last announce}"` |
+//! | `cs:swarm:{info_hash hex}` | hash: `peer_id hex` → `"{node} {1 if seeder else 0} {unix ms of its last announce} {playback piece or -} {piece count or -} {bitfield hex or -}"` |
 //! | `cs:node:{node}:swarms` | the swarms a node has members in, to clean up after it |
 //! | channel `cs:to:{node}` | [`Relay`]s for the peers of that node |
 //!
@@ -39,7 +39,8 @@ use futures_util::StreamExt as _;
 use redis::aio::MultiplexedConnection;
 
 use super::{
-    BoxFuture, Cluster, ClusterHost, ClusterState, NodeId, Relay, RemoteMember, RemoteSwarm,
+    BoxFuture, Cluster, ClusterHost, ClusterState, MemberReport, NodeId, Relay, RemoteMember,
+    RemoteSwarm,
 };
 use crate::signaling::ids::{Id20, PeerId};
 use crate::signaling::reply::SwarmCounts;
@@ -100,8 +101,8 @@ fn now_ms() -> u64 {
 struct Entry {
     peer_id: PeerId,
     node: NodeId,
-    complete: bool,
     announced_ms: u64,
+    report: MemberReport,
 }
 
 fn parse_entry(field: &str, value: &str) -> Option<Entry> {
@@ -111,12 +112,35 @@ fn parse_entry(field: &str, value: &str) -> Option<Entry> {
     let node = parts.next()?.parse().ok()?;
     let complete = parts.next()? == "1";
     let announced_ms = parts.next()?.parse().ok()?;
+    let position = parts.next().and_then(|p| p.parse().ok());
+    let count = parts.next().and_then(|c| c.parse::<u32>().ok());
+    let bits = parts.next().and_then(|b| hex::decode(b).ok());
     Some(Entry {
         peer_id: Id20(bytes),
         node,
-        complete,
         announced_ms,
+        report: MemberReport {
+            complete,
+            position,
+            pieces: count.zip(bits),
+        },
     })
+}
+
+/// The value of a member's `cs:swarm:*` entry.
+fn member_value(node: NodeId, report: &MemberReport) -> String {
+    let position = report
+        .position
+        .map_or_else(|| "-".to_owned(), |p| p.to_string());
+    let (count, bits) = report.pieces.as_ref().map_or_else(
+        || ("-".to_owned(), "-".to_owned()),
+        |(count, bytes)| (count.to_string(), hex::encode(bytes)),
+    );
+    format!(
+        "{node} {} {} {position} {count} {bits}",
+        u8::from(report.complete),
+        now_ms()
+    )
 }
 
 /// A node of a cluster on Redis.
@@ -201,7 +225,7 @@ impl RedisCluster {
             if entry.announced_ms < oldest {
                 continue;
             }
-            if entry.complete {
+            if entry.report.complete {
                 swarm.counts.complete += 1;
             } else {
                 swarm.counts.incomplete += 1;
@@ -209,14 +233,10 @@ impl RedisCluster {
             swarm.members.push(RemoteMember {
                 peer_id: entry.peer_id,
                 node: entry.node,
-                complete: entry.complete,
+                report: entry.report,
             });
         }
         swarm
-    }
-
-    fn member_value(&self, complete: bool) -> String {
-        format!("{} {} {}", self.node, u8::from(complete), now_ms())
     }
 
     fn peer_ttl_ms(&self) -> u64 {
@@ -262,11 +282,11 @@ impl RedisCluster {
                 .arg(self.peer_ttl_ms())
                 .ignore();
         }
-        for (info_hash, peer_id, complete) in &snapshot.members {
+        for (info_hash, peer_id, report) in &snapshot.members {
             pipe.hset(
                 swarm_key(info_hash),
                 peer_id.to_hex(),
-                self.member_value(*complete),
+                member_value(self.node, report),
             )
             .ignore();
             pipe.sadd(swarms_key(self.node), info_hash.to_hex())
@@ -380,14 +400,14 @@ impl Cluster for RedisCluster {
         &self,
         info_hash: InfoHash,
         peer_id: PeerId,
-        complete: bool,
+        report: MemberReport,
     ) -> BoxFuture<'_, RemoteSwarm> {
         Box::pin(async move {
             let mut pipe = redis::pipe();
             pipe.hset(
                 swarm_key(&info_hash),
                 peer_id.to_hex(),
-                self.member_value(complete),
+                member_value(self.node, &report),
             )
             .ignore();
             pipe.sadd(swarms_key(self.node), info_hash.to_hex())

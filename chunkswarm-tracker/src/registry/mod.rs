@@ -5,6 +5,7 @@
 //! waits: messages to other connections go into their bounded queues with
 //! `try_send`, and a full queue loses the message rather than slowing anyone.
 
+mod candidate;
 mod pieces;
 mod swarm;
 
@@ -13,13 +14,14 @@ use std::time::Instant;
 
 use chunkswarm_core::metainfo::InfoHash;
 
-use crate::cluster::{NodeId, Snapshot};
+use crate::cluster::{MemberReport, NodeId, RemoteMember, Snapshot};
 use crate::config::Limits;
 use crate::signaling::ids::{OfferId, PeerId};
 use crate::signaling::message::{Announce, Answer, Event, Have};
 use crate::signaling::outbox::Outbox;
 use crate::signaling::reply::{self, SwarmCounts};
 
+use candidate::Candidate;
 pub(crate) use pieces::{PieceReport, SwarmSummary};
 use swarm::{Swarm, SwarmPeer};
 
@@ -134,7 +136,7 @@ pub(crate) enum AnswerRoute {
 }
 
 /// What an announce did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Announced {
     /// The swarm's counts after it.
     pub(crate) counts: SwarmCounts,
@@ -144,6 +146,9 @@ pub(crate) struct Announced {
     pub(crate) dropped: usize,
     /// A problem with the piece report, which does not fail the announce.
     pub(crate) warning: Option<RegistryError>,
+    /// Offers chosen for members on other nodes: (index in the announce's
+    /// offers, index in the remote members given), for the caller to relay.
+    pub(crate) remote: Vec<(usize, usize)>,
 }
 
 /// A connection's peer ids and memberships, when it closes.
@@ -224,13 +229,6 @@ impl Registry {
         self.owners.get(peer_id) == Some(&conn)
     }
 
-    /// Members of the swarm other than `peer_id`.
-    pub(crate) fn others(&self, info_hash: &InfoHash, peer_id: &PeerId) -> usize {
-        self.swarms.get(info_hash).map_or(0, |swarm| {
-            swarm.len() - usize::from(swarm.get(peer_id).is_some())
-        })
-    }
-
     /// Every local peer id and membership (with its seeding state), for a
     /// cluster that (re)connects.
     pub(crate) fn snapshot(&self) -> Snapshot {
@@ -240,12 +238,16 @@ impl Registry {
         };
         for (info_hash, swarm) in &self.swarms {
             for peer in swarm.peers() {
-                snapshot
-                    .members
-                    .push((*info_hash, peer.peer_id, peer.complete));
+                let report = swarm.report(&peer.peer_id).unwrap_or_default();
+                snapshot.members.push((*info_hash, peer.peer_id, report));
             }
         }
         snapshot
+    }
+
+    /// What a member reported, as the cluster shares it.
+    pub(crate) fn report(&self, info_hash: &InfoHash, peer_id: &PeerId) -> Option<MemberReport> {
+        self.swarms.get(info_hash)?.report(peer_id)
     }
 
     /// Checks that `peer_id` belongs to `conn`, claiming it if it is free.
@@ -289,7 +291,7 @@ impl Registry {
         conn: ConnId,
         msg: &Announce<'_>,
         library_pieces: Option<u32>,
-        local_offers: usize,
+        remote: &[RemoteMember],
         now: Instant,
     ) -> Result<Announced, RegistryError> {
         let membership = (msg.info_hash, msg.peer_id);
@@ -318,6 +320,7 @@ impl Registry {
                 forwarded: 0,
                 dropped: 0,
                 warning: None,
+                remote: Vec::new(),
             });
         }
 
@@ -369,7 +372,7 @@ impl Registry {
         };
         let after = swarm.get(&msg.peer_id).map_or(0, SwarmPeer::bitfield_bytes);
         self.account_bitfields(conn, before, after);
-        let (forwarded, dropped) = self.forward_offers(conn, msg, local_offers, now);
+        let (forwarded, dropped, to_remote) = self.forward_offers(conn, msg, remote, now);
         let counts = self
             .swarms
             .get(&msg.info_hash)
@@ -380,33 +383,50 @@ impl Registry {
             forwarded,
             dropped,
             warning,
+            remote: to_remote,
         })
     }
 
-    /// Forwards the first `limit` offers (within the limit per announce) to
-    /// local members.
+    /// Forwards the announce's offers (within the limit per announce) to
+    /// the members the piece map chooses among the local ones and `remote`
+    /// (members on other nodes); returns (forwarded, dropped, offers for
+    /// remote members).
     fn forward_offers(
         &mut self,
         conn: ConnId,
         msg: &Announce<'_>,
-        limit: usize,
+        remote: &[RemoteMember],
         now: Instant,
-    ) -> (usize, usize) {
-        let want = msg
-            .offers
-            .len()
-            .min(self.limits.max_offers_per_announce)
-            .min(limit);
+    ) -> (usize, usize, Vec<(usize, usize)>) {
+        let want = msg.offers.len().min(self.limits.max_offers_per_announce);
         let Some(swarm) = self.swarms.get(&msg.info_hash) else {
-            return (0, 0);
+            return (0, 0, Vec::new());
         };
         if want == 0 {
-            return (0, 0);
+            return (0, 0, Vec::new());
         }
-        let targets = swarm.introduce(&mut self.rng, want, &msg.peer_id);
+        let fields = candidate::remote_fields(remote, swarm.piece_count);
+        let local = swarm.peers().len();
+        let candidates: Vec<Candidate<'_>> = swarm
+            .peers()
+            .iter()
+            .map(Candidate::Local)
+            .chain(
+                remote
+                    .iter()
+                    .zip(&fields)
+                    .map(|(member, field)| Candidate::Remote(member, field.as_ref())),
+            )
+            .collect();
+        let targets = swarm.introduce_among(&mut self.rng, want, &msg.peer_id, &candidates);
         let (mut forwarded, mut dropped) = (0, 0);
+        let mut to_remote = Vec::new();
         let mut sent = Vec::with_capacity(targets.len());
-        for (offer, &target) in msg.offers.iter().zip(&targets) {
+        for (index, (offer, &target)) in msg.offers.iter().zip(&targets).enumerate() {
+            if target >= local {
+                to_remote.push((index, target - local));
+                continue;
+            }
             let Some(peer) = swarm.peers().get(target) else {
                 continue;
             };
@@ -440,7 +460,7 @@ impl Registry {
                 state.pending.push_back(pending);
             }
         }
-        (forwarded, dropped)
+        (forwarded, dropped, to_remote)
     }
 
     /// Relays an answer to the connection whose offer it answers, if that

@@ -49,10 +49,7 @@ impl Harness {
     ) -> Result<Option<Announced>, RegistryError> {
         let text = message.to_string();
         match parse(&text).unwrap() {
-            Request::Announce(a) => self
-                .registry
-                .announce(conn, &a, None, usize::MAX, now)
-                .map(Some),
+            Request::Announce(a) => self.registry.announce(conn, &a, None, &[], now).map(Some),
             Request::Answer(a) => self.registry.answer(conn, &a, now).map(|_| None),
             Request::Have(h) => self.registry.have(conn, &h, now).map(|()| None),
             Request::Scrape(_) => unreachable!(),
@@ -244,7 +241,7 @@ fn full_queues_lose_offers_instead_of_blocking() {
     let Request::Announce(a) = parse(&join).unwrap() else {
         unreachable!()
     };
-    registry.announce(1, &a, None, usize::MAX, now).unwrap();
+    registry.announce(1, &a, None, &[], now).unwrap();
     let sdp: Box<RawValue> = serde_json::from_str(r#"{"type":"offer","sdp":"x"}"#).unwrap();
     let mut dropped = 0;
     for round in 0..3u8 {
@@ -260,10 +257,7 @@ fn full_queues_lose_offers_instead_of_blocking() {
             bitfield: None,
             position: None,
         };
-        dropped += registry
-            .announce(0, &msg, None, usize::MAX, now)
-            .unwrap()
-            .dropped;
+        dropped += registry.announce(0, &msg, None, &[], now).unwrap().dropped;
     }
     assert_eq!(dropped, 2);
 }
@@ -342,10 +336,7 @@ fn bitfields_are_bounded_per_connection_and_released() {
         let Request::Announce(a) = parse(text).unwrap() else {
             unreachable!()
         };
-        registry
-            .announce(0, &a, None, usize::MAX, now)
-            .unwrap()
-            .warning
+        registry.announce(0, &a, None, &[], now).unwrap().warning
     };
     // 16 pieces = 2 bytes: the first fits, the second does not.
     assert_eq!(send(&mut registry, &report(1, "8000")), None);

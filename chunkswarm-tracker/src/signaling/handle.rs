@@ -6,9 +6,9 @@ use std::time::Instant;
 use chunkswarm_core::metainfo::InfoHash;
 
 use super::ids::PeerId;
-use super::message::{self, Announce, Answer, Event, Offer, Request};
+use super::message::{self, Announce, Answer, Event, Request};
 use super::reply;
-use crate::cluster::{self, Relay, RemoteMember, RemoteSwarm};
+use crate::cluster::{self, MemberReport, Relay, RemoteMember, RemoteSwarm};
 use crate::metrics::{Rejection, add};
 use crate::registry::{AnswerRoute, ConnId, RegistryError};
 use crate::tracker::Inner;
@@ -55,30 +55,19 @@ async fn claim(tracker: &Inner, conn: ConnId, peer_id: PeerId) -> Result<(), Reg
     }
 }
 
-/// How many of `want` offers go to local members and how many to members
-/// on other nodes: in proportion to their numbers, the rest to whichever
-/// side has members left.
-fn split(want: usize, local: usize, remote: usize) -> (usize, usize) {
-    if local + remote == 0 {
-        return (0, 0);
-    }
-    let share = (want * local + (local + remote) / 2) / (local + remote);
-    let to_local = share.min(local);
-    let to_remote = (want - to_local).min(remote);
-    let to_local = (want - to_remote).min(local);
-    (to_local, to_remote)
-}
-
-/// Sends `offers` to members of other nodes chosen at random.
+/// Relays the offers the piece map chose for members on other nodes.
 fn relay_offers(
     tracker: &Inner,
     announce: &Announce<'_>,
-    offers: &[Offer<'_>],
-    mut members: Vec<RemoteMember>,
+    chosen: &[(usize, usize)],
+    members: &[RemoteMember],
 ) -> usize {
-    fastrand::shuffle(&mut members);
     let node = tracker.cluster.node();
-    for (offer, member) in offers.iter().zip(&members) {
+    let mut sent = 0;
+    for &(offer, member) in chosen {
+        let (Some(offer), Some(member)) = (announce.offers.get(offer), members.get(member)) else {
+            continue;
+        };
         let text = reply::offer(
             &announce.info_hash,
             &announce.peer_id,
@@ -96,10 +85,31 @@ fn relay_offers(
                 text,
             },
         );
+        sent += 1;
     }
-    let sent = offers.len().min(members.len());
     add(&tracker.metrics.relays_sent, sent as u64);
     sent
+}
+
+/// The member's report as the cluster is to share it: this announce's
+/// bitfield and position over what the registry holds.
+fn report(tracker: &Inner, announce: &Announce<'_>, library_pieces: Option<u32>) -> MemberReport {
+    let held = tracker
+        .registry()
+        .report(&announce.info_hash, &announce.peer_id)
+        .unwrap_or_default();
+    let pieces = match &announce.bitfield {
+        Some((bytes, claimed)) => claimed
+            .or(library_pieces)
+            .or(held.pieces.as_ref().map(|(count, _)| *count))
+            .map(|count| (count, bytes.clone())),
+        None => held.pieces,
+    };
+    MemberReport {
+        complete: held.complete || announce.complete || announce.event == Event::Completed,
+        position: announce.position,
+        pieces,
+    }
 }
 
 async fn announce(tracker: &Inner, conn: ConnId, announce: &Announce<'_>, now: Instant) -> Handled {
@@ -109,37 +119,28 @@ async fn announce(tracker: &Inner, conn: ConnId, announce: &Announce<'_>, now: I
     if let Err(e) = claim(tracker, conn, announce.peer_id).await {
         return refuse(tracker, "announce", e, &announce.info_hash);
     }
-    let seeding = announce.complete || announce.event == Event::Completed;
-    let remote = if announce.event == Event::Stopped {
-        tracker.cluster.forget(Vec::new(), vec![membership]);
-        RemoteSwarm::default()
-    } else {
-        tracker
-            .cluster
-            .join(announce.info_hash, announce.peer_id, seeding)
-            .await
-    };
-    let candidates: Vec<RemoteMember> = remote
-        .members
-        .iter()
-        .filter(|m| m.peer_id != announce.peer_id && !(seeding && m.complete))
-        .copied()
-        .collect();
-    let want = announce
-        .offers
-        .len()
-        .min(tracker.config.limits.max_offers_per_announce);
-    let local = tracker
-        .registry()
-        .others(&announce.info_hash, &announce.peer_id);
-    let (to_local, to_remote) = split(want, local, candidates.len());
     let library_pieces = match (&announce.bitfield, &tracker.library) {
         (Some(_), Some(library)) => library.torrents.piece_count(&announce.info_hash),
         _ => None,
     };
+    let remote = if announce.event == Event::Stopped {
+        tracker.cluster.forget(Vec::new(), vec![membership]);
+        RemoteSwarm::default()
+    } else {
+        let report = report(tracker, announce, library_pieces);
+        tracker
+            .cluster
+            .join(announce.info_hash, announce.peer_id, report)
+            .await
+    };
+    let members: Vec<RemoteMember> = remote
+        .members
+        .into_iter()
+        .filter(|m| m.peer_id != announce.peer_id)
+        .collect();
     let result = tracker
         .registry()
-        .announce(conn, announce, library_pieces, to_local, now);
+        .announce(conn, announce, library_pieces, &members, now);
     let done = match result {
         Ok(done) => done,
         Err(e) => {
@@ -149,11 +150,7 @@ async fn announce(tracker: &Inner, conn: ConnId, announce: &Announce<'_>, now: I
             return refuse(tracker, "announce", e, &announce.info_hash);
         }
     };
-    let remote_offers = announce
-        .offers
-        .get(to_local..to_local + to_remote)
-        .unwrap_or_default();
-    let relayed = relay_offers(tracker, announce, remote_offers, candidates);
+    let relayed = relay_offers(tracker, announce, &done.remote, &members);
     add(&metrics.offers_forwarded, (done.forwarded + relayed) as u64);
     for _ in 0..done.dropped {
         metrics.reject(Rejection::SlowPeer);
@@ -253,21 +250,5 @@ pub(crate) async fn text(tracker: &Inner, conn: ConnId, text: &str, now: Instant
                 Err(e) => refuse(tracker, "x_cs_have", e, &have.info_hash),
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split;
-
-    #[test]
-    fn offers_are_split_in_proportion_and_none_is_wasted() {
-        assert_eq!(split(10, 0, 0), (0, 0));
-        assert_eq!(split(10, 5, 5), (5, 5));
-        assert_eq!(split(10, 2, 30), (1, 9));
-        assert_eq!(split(4, 30, 10), (3, 1));
-        assert_eq!(split(10, 3, 2), (3, 2));
-        assert_eq!(split(5, 0, 9), (0, 5));
-        assert_eq!(split(5, 9, 0), (5, 0));
     }
 }

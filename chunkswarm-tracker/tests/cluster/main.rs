@@ -252,3 +252,47 @@ async fn through_a_redis_outage_nodes_serve_locally_then_converge() {
         .await;
     }
 }
+
+fn with_pieces(info_hash: &str, peer_id: &str, bits: &str, offers: &[(String, &str)]) -> Value {
+    let mut message = announce(info_hash, peer_id, offers);
+    message["x_cs_bitfield"] = json!(bits);
+    message["x_cs_pieces"] = json!(64);
+    message["x_cs_position"] = json!(0);
+    message
+}
+
+#[tokio::test]
+async fn the_piece_map_chooses_among_members_of_every_node() {
+    let redis = Redis::start();
+    let nodes = cluster_of(&redis, 2).await;
+    let ih = id(0xe1);
+    // On node 1: one member holding the first 8 of 64 pieces, ten holding none.
+    let mut holder = client(nodes[1].addr).await;
+    holder
+        .send(&with_pieces(&ih, &id(1), "ff00000000000000", &[]))
+        .await;
+    holder.recv().await;
+    let mut others = Vec::new();
+    for n in 0..10u8 {
+        let mut c = client(nodes[1].addr).await;
+        c.send(&with_pieces(&ih, &id(0x10 + n), "0000000000000000", &[]))
+            .await;
+        c.recv().await;
+        others.push(c);
+    }
+    // Askers on node 0 lacking everything, playing from piece 0: their one
+    // offer goes to the holder each time (at random: 1 in 11).
+    for n in 0..3u8 {
+        let mut asker = client(nodes[0].addr).await;
+        let offer = [(id(0xf0 + n), "from an asker")];
+        asker
+            .send(&with_pieces(&ih, &id(0x30 + n), "0000000000000000", &offer))
+            .await;
+        asker.recv().await;
+        let got = holder.recv().await;
+        assert_eq!(got["peer_id"], id(0x30 + n), "{got}");
+    }
+    for c in &mut others {
+        c.expect_silence(Duration::from_millis(100)).await;
+    }
+}
