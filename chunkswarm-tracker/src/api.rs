@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::Tracker;
 use crate::cluster::ClusterState;
+use crate::registry::add_remote;
 
 /// Default and largest number of swarms listed.
 const SWARMS_DEFAULT: usize = 1000;
@@ -66,8 +67,9 @@ pub(crate) async fn pieces(
     let Some(info_hash) = InfoHash::from_hex(&hex) else {
         return (StatusCode::BAD_REQUEST, "info hash must be 40 hex digits\n").into_response();
     };
-    let report = tracker.inner.registry().pieces(&info_hash);
-    match report {
+    let local = tracker.inner.registry().pieces(&info_hash);
+    let remote = tracker.inner.cluster.members(info_hash).await;
+    match add_remote(&info_hash, local, &remote.members) {
         Some(mut report) => {
             if q.holders == Some(false) {
                 report

@@ -156,10 +156,9 @@
 //! again. While Redis is unreachable a node serves its own peers alone,
 //! `/healthz` says `cluster: redis unreachable` and the metric
 //! `chunkswarm_tracker_cluster_connected` is 0; when Redis is back the node
-//! writes its peers and memberships again. The peer counts of `/api/swarms`
-//! and of catalog searches are the cluster's, but `/api/swarms` lists the
-//! swarms this node has members in, and `/api/swarms/{infohash}/pieces`
-//! shows this node's members only.
+//! writes its peers and memberships again. `/api/swarms/{infohash}/pieces`
+//! and the peer counts of `/api/swarms` and of catalog searches are the
+//! cluster's; `/api/swarms` lists the swarms this node has members in.
 //!
 //! # Compatibility check with WebTorrent
 //!

@@ -138,6 +138,9 @@ pub(crate) trait Cluster: Send + Sync + fmt::Debug {
         report: MemberReport,
     ) -> BoxFuture<'_, RemoteSwarm>;
 
+    /// The members of a swarm on other nodes, without joining it.
+    fn members(&self, info_hash: InfoHash) -> BoxFuture<'_, RemoteSwarm>;
+
     /// The counts of other nodes' members, one per info hash.
     fn remote_counts<'a>(&'a self, info_hashes: &'a [InfoHash]) -> BoxFuture<'a, Vec<SwarmCounts>>;
 
@@ -171,6 +174,10 @@ impl Cluster for Alone {
     }
 
     fn join(&self, _: InfoHash, _: PeerId, _: MemberReport) -> BoxFuture<'_, RemoteSwarm> {
+        Box::pin(std::future::ready(RemoteSwarm::default()))
+    }
+
+    fn members(&self, _: InfoHash) -> BoxFuture<'_, RemoteSwarm> {
         Box::pin(std::future::ready(RemoteSwarm::default()))
     }
 

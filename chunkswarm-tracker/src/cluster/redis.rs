@@ -422,6 +422,17 @@ impl Cluster for RedisCluster {
         })
     }
 
+    fn members(&self, info_hash: InfoHash) -> BoxFuture<'_, RemoteSwarm> {
+        Box::pin(async move {
+            let mut pipe = redis::pipe();
+            pipe.hgetall(swarm_key(&info_hash));
+            match self.query::<(HashMap<String, String>,)>(&pipe).await {
+                Some((entries,)) => self.remote(entries),
+                None => RemoteSwarm::default(),
+            }
+        })
+    }
+
     fn remote_counts<'a>(&'a self, info_hashes: &'a [InfoHash]) -> BoxFuture<'a, Vec<SwarmCounts>> {
         Box::pin(async move {
             let mut pipe = redis::pipe();

@@ -22,7 +22,7 @@ use crate::signaling::outbox::Outbox;
 use crate::signaling::reply::{self, SwarmCounts};
 
 use candidate::Candidate;
-pub(crate) use pieces::{PieceReport, SwarmSummary};
+pub(crate) use pieces::{PieceReport, SwarmSummary, add_remote};
 use swarm::{Swarm, SwarmPeer};
 
 /// Identifies one WebSocket connection for its lifetime.

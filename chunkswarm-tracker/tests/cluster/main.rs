@@ -282,6 +282,7 @@ async fn the_piece_map_chooses_among_members_of_every_node() {
     }
     // Askers on node 0 lacking everything, playing from piece 0: their one
     // offer goes to the holder each time (at random: 1 in 11).
+    let mut askers = Vec::new();
     for n in 0..3u8 {
         let mut asker = client(nodes[0].addr).await;
         let offer = [(id(0xf0 + n), "from an asker")];
@@ -291,8 +292,17 @@ async fn the_piece_map_chooses_among_members_of_every_node() {
         asker.recv().await;
         let got = holder.recv().await;
         assert_eq!(got["peer_id"], id(0x30 + n), "{got}");
+        askers.push(asker);
     }
     for c in &mut others {
         c.expect_silence(Duration::from_millis(100)).await;
+    }
+    // Either node's piece view shows every node's members.
+    for node in &nodes {
+        let path = format!("/api/swarms/{}/pieces", "e1".repeat(20));
+        let report: Value = serde_json::from_str(&get(node.addr, &path).await).unwrap();
+        assert_eq!(report["peers"].as_array().unwrap().len(), 14, "{report}");
+        assert_eq!(report["pieces"][0]["count"], 1, "{report}");
+        assert_eq!(report["pieces"][8]["count"], 0, "{report}");
     }
 }
