@@ -150,10 +150,11 @@
 //!   delivers it; the answer is checked there, against the offer it
 //!   delivered, and published back to the offerer's node.
 //!
-//! A node renews a lease every 2 s; one that dies is noticed by the others
-//! within 8 s, which then forget its peers and let its `peer_id`s be claimed
-//! elsewhere, so its clients can reconnect to another node and announce
-//! again. While Redis is unreachable a node serves its own peers alone,
+//! A node renews a lease every 2 s; when one dies, its peers stop counting
+//! and their `peer_id`s can be claimed elsewhere once its lease lapses (6 s),
+//! so its clients can reconnect to another node and announce again; its
+//! entries are deleted within 8 s. Pieces peers gain between announces
+//! (`x_cs_have`) reach the other nodes at the next heartbeat. While Redis is unreachable a node serves its own peers alone,
 //! `/healthz` says `cluster: redis unreachable` and the metric
 //! `chunkswarm_tracker_cluster_connected` is 0; when Redis is back the node
 //! writes its peers and memberships again. `/api/swarms/{infohash}/pieces`

@@ -9,14 +9,16 @@ use tokio::sync::{Notify, watch};
 use tokio_rustls::rustls::ServerConfig;
 
 use crate::catalog::{Catalog, LibraryCatalog};
-use crate::cluster::{Alone, Cluster, ClusterHost, RedisCluster, Relay, Snapshot};
+use crate::cluster::{Alone, Cluster, ClusterHost, MemberReport, RedisCluster, Relay, Snapshot};
 use crate::config::Config;
 use crate::library::Library;
 use crate::limits::IpLimiter;
 use crate::metrics::{Metrics, Rejection, add};
 use crate::registry::{Registry, RelayedOffer};
+use crate::signaling::ids::PeerId;
 use crate::tls::{TlsError, server_config};
 use crate::urls::Urls;
+use chunkswarm_core::metainfo::InfoHash;
 
 /// How often [`Tracker::maintain`] sweeps silent peers and idle addresses.
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
@@ -111,6 +113,7 @@ impl Tracker {
         let urls = Arc::new(Urls::new(config.public_url.as_deref()));
         let catalog = catalog
             .unwrap_or_else(|| Arc::new(LibraryCatalog::new(library.clone(), Arc::clone(&urls))));
+        let mut registry = Registry::new(config.limits.clone());
         let cluster: Arc<dyn Cluster> = match &config.redis {
             Some(url) => Arc::new(RedisCluster::new(url, config.limits.peer_timeout).map_err(
                 |e| TrackerError::Redis {
@@ -120,6 +123,9 @@ impl Tracker {
             )?),
             None => Arc::new(Alone),
         };
+        if config.redis.is_some() {
+            registry.record_changes();
+        }
         let limits = &config.limits;
         let limiter = IpLimiter::new(
             limits.ip_requests_per_second,
@@ -127,7 +133,7 @@ impl Tracker {
             limits.max_connections_per_ip,
         );
         let inner = Inner {
-            registry: Mutex::new(Registry::new(limits.clone())),
+            registry: Mutex::new(registry),
             limiter,
             metrics: Metrics::default(),
             library,
@@ -255,6 +261,10 @@ impl Tracker {
 impl ClusterHost for Inner {
     fn snapshot(&self) -> Snapshot {
         self.registry().snapshot()
+    }
+
+    fn changed(&self) -> Vec<(InfoHash, PeerId, MemberReport)> {
+        self.registry().take_changed()
     }
 
     fn deliver(&self, relay: Relay) {

@@ -75,8 +75,8 @@ pub(crate) struct MemberReport {
     pub(crate) complete: bool,
     /// The piece its playhead is in.
     pub(crate) position: Option<u32>,
-    /// Its bitfield as of its last announce: the piece count and the BEP 3
-    /// bytes (pieces gained since are not shared until it announces again).
+    /// Its bitfield: the piece count and the BEP 3 bytes (pieces gained by
+    /// `x_cs_have` are shared at the next heartbeat).
     pub(crate) pieces: Option<(u32, Vec<u8>)>,
 }
 
@@ -110,6 +110,8 @@ pub(crate) struct Snapshot {
 pub(crate) trait ClusterHost: Send + Sync {
     /// The node's current peers and memberships.
     fn snapshot(&self) -> Snapshot;
+    /// Members whose pieces grew (`x_cs_have`) since the last call.
+    fn changed(&self) -> Vec<(InfoHash, PeerId, MemberReport)>;
     /// Delivers a message another node relayed.
     fn deliver(&self, relay: Relay);
 }

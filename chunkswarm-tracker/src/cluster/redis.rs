@@ -14,11 +14,13 @@
 //!
 //! # A node that dies
 //!
-//! Its lease lapses at most [`LEASE`] after its last heartbeat. Every live
-//! node checks the leases at each heartbeat, so within `LEASE + HEARTBEAT`
-//! (8 s) the dead node's members no longer count or receive offers, their
-//! entries are deleted, and a `peer_id` it owned can be claimed on another
-//! node, where its client reconnects and announces again.
+//! Its lease lapses at most [`LEASE`] (6 s) after its last heartbeat. From
+//! then on its members no longer count or receive offers (every read of a
+//! swarm checks the leases of the nodes known at the last heartbeat) and a
+//! `peer_id` it owned can be claimed on another node, where its client
+//! reconnects and announces again; within one more [`HEARTBEAT`] a live node
+//! deletes its entries. A node that joined since the reader's last
+//! heartbeat counts as live.
 //!
 //! # Redis unreachable
 //!
@@ -152,6 +154,10 @@ pub(crate) struct RedisCluster {
     connection: Mutex<Option<MultiplexedConnection>>,
     /// Nodes whose lease lapsed; their entries are ignored.
     dead: Mutex<HashSet<NodeId>>,
+    /// The other nodes seen at the last heartbeat: every read of swarms also
+    /// checks their leases, so a node is ignored from the moment its lease
+    /// lapses (when its peers' ids become claimable elsewhere).
+    known: Mutex<Vec<NodeId>>,
     /// Members silent for longer are ignored (their node forgets them too).
     peer_timeout: Duration,
     /// An unreachable Redis was reported once.
@@ -171,6 +177,7 @@ impl RedisCluster {
             client: redis::Client::open(url)?,
             connection: Mutex::new(None),
             dead: Mutex::new(HashSet::new()),
+            known: Mutex::new(Vec::new()),
             peer_timeout,
             warned: AtomicBool::new(false),
         })
@@ -211,6 +218,36 @@ impl RedisCluster {
                 tracing::debug!(error = %e, "redis write failed");
             }
         });
+    }
+
+    /// Runs `pipe` (its own commands ignored) and reads the swarms of
+    /// `info_hashes`, checking the known nodes' leases in the same request.
+    async fn read_swarms(
+        &self,
+        mut pipe: redis::Pipeline,
+        info_hashes: &[InfoHash],
+    ) -> Option<Vec<RemoteSwarm>> {
+        for info_hash in info_hashes {
+            pipe.hgetall(swarm_key(info_hash));
+        }
+        let known = lock(&self.known).clone();
+        for node in &known {
+            pipe.exists(lease_key(*node));
+        }
+        let mut values: Vec<redis::Value> = self.query(&pipe).await?;
+        let leases = values.split_off(info_hashes.len().min(values.len()));
+        let lapsed = known
+            .iter()
+            .zip(leases)
+            .filter(|(_, alive)| !redis::from_redis_value::<bool>(alive.clone()).unwrap_or(true))
+            .map(|(node, _)| *node);
+        lock(&self.dead).extend(lapsed);
+        let swarms = values
+            .into_iter()
+            .map(|v| redis::from_redis_value::<HashMap<String, String>>(v).unwrap_or_default())
+            .map(|entries| self.remote(entries))
+            .collect();
+        Some(swarms)
     }
 
     /// Entries of live other nodes, announced within the peer timeout.
@@ -302,17 +339,27 @@ impl RedisCluster {
         Some(())
     }
 
-    /// Renews the lease, and finds and purges nodes whose lease lapsed.
-    async fn heartbeat(&self) -> Option<()> {
+    /// Renews the lease, shares the pieces members gained since, and finds
+    /// and purges nodes whose lease lapsed.
+    async fn heartbeat(&self, host: &dyn ClusterHost) -> Option<()> {
         let mut pipe = redis::pipe();
         pipe.set(lease_key(self.node), 1)
             .arg("PX")
             .arg(LEASE.as_millis() as u64)
             .ignore();
+        for (info_hash, peer_id, report) in host.changed() {
+            pipe.hset(
+                swarm_key(&info_hash),
+                peer_id.to_hex(),
+                member_value(self.node, &report),
+            )
+            .ignore();
+        }
         pipe.sadd("cs:nodes", self.node).ignore();
         pipe.smembers("cs:nodes");
         let (nodes,): (Vec<NodeId>,) = self.query(&pipe).await?;
         let others: Vec<NodeId> = nodes.into_iter().filter(|&n| n != self.node).collect();
+        lock(&self.known).clone_from(&others);
         let mut exists = redis::pipe();
         for node in &others {
             exists.exists(lease_key(*node));
@@ -350,7 +397,7 @@ impl RedisCluster {
         loop {
             tokio::select! {
                 _ = ticks.tick() => {
-                    if self.heartbeat().await.is_none() {
+                    if self.heartbeat(host).await.is_none() {
                         return Ok(());
                     }
                 }
@@ -414,33 +461,26 @@ impl Cluster for RedisCluster {
                 .ignore();
             pipe.pexpire(peer_key(&peer_id), self.peer_ttl_ms() as i64)
                 .ignore();
-            pipe.hgetall(swarm_key(&info_hash));
-            match self.query::<(HashMap<String, String>,)>(&pipe).await {
-                Some((entries,)) => self.remote(entries),
-                None => RemoteSwarm::default(),
-            }
+            let swarms = self.read_swarms(pipe, &[info_hash]).await;
+            swarms
+                .and_then(|swarms| swarms.into_iter().next())
+                .unwrap_or_default()
         })
     }
 
     fn members(&self, info_hash: InfoHash) -> BoxFuture<'_, RemoteSwarm> {
         Box::pin(async move {
-            let mut pipe = redis::pipe();
-            pipe.hgetall(swarm_key(&info_hash));
-            match self.query::<(HashMap<String, String>,)>(&pipe).await {
-                Some((entries,)) => self.remote(entries),
-                None => RemoteSwarm::default(),
-            }
+            let swarms = self.read_swarms(redis::pipe(), &[info_hash]).await;
+            swarms
+                .and_then(|swarms| swarms.into_iter().next())
+                .unwrap_or_default()
         })
     }
 
     fn remote_counts<'a>(&'a self, info_hashes: &'a [InfoHash]) -> BoxFuture<'a, Vec<SwarmCounts>> {
         Box::pin(async move {
-            let mut pipe = redis::pipe();
-            for info_hash in info_hashes {
-                pipe.hgetall(swarm_key(info_hash));
-            }
-            match self.query::<Vec<HashMap<String, String>>>(&pipe).await {
-                Some(all) => all.into_iter().map(|e| self.remote(e).counts).collect(),
+            match self.read_swarms(redis::pipe(), info_hashes).await {
+                Some(swarms) => swarms.into_iter().map(|s| s.counts).collect(),
                 None => vec![SwarmCounts::default(); info_hashes.len()],
             }
         })

@@ -9,7 +9,7 @@ mod candidate;
 mod pieces;
 mod swarm;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use chunkswarm_core::metainfo::InfoHash;
@@ -177,6 +177,9 @@ pub(crate) struct Registry {
     swarms: HashMap<InfoHash, Swarm>,
     limits: Limits,
     rng: fastrand::Rng,
+    /// Members whose pieces grew by `x_cs_have` since the cluster last took
+    /// them; `None` when there is no cluster to tell.
+    changed: Option<HashSet<(InfoHash, PeerId)>>,
 }
 
 impl Registry {
@@ -187,7 +190,28 @@ impl Registry {
             swarms: HashMap::new(),
             limits,
             rng: fastrand::Rng::new(),
+            changed: None,
         }
+    }
+
+    /// Starts recording piece reports that change between announces, for a
+    /// cluster to share ([`Registry::take_changed`]).
+    pub(crate) fn record_changes(&mut self) {
+        self.changed.get_or_insert_with(HashSet::new);
+    }
+
+    /// The members whose pieces grew since the last call, with their reports.
+    pub(crate) fn take_changed(&mut self) -> Vec<(InfoHash, PeerId, MemberReport)> {
+        let Some(changed) = self.changed.as_mut() else {
+            return Vec::new();
+        };
+        let changed = std::mem::take(changed);
+        changed
+            .into_iter()
+            .filter_map(|(info_hash, peer_id)| {
+                Some((info_hash, peer_id, self.report(&info_hash, &peer_id)?))
+            })
+            .collect()
     }
 
     /// Adds a connection and the queue that reaches it.
@@ -601,6 +625,9 @@ impl Registry {
         pieces::report_have(swarm, &msg.peer_id, &msg.pieces, now)?;
         let after = swarm.get(&msg.peer_id).map_or(0, SwarmPeer::bitfield_bytes);
         self.account_bitfields(conn, before, after);
+        if let Some(changed) = self.changed.as_mut() {
+            changed.insert((msg.info_hash, msg.peer_id));
+        }
         Ok(())
     }
 

@@ -305,4 +305,16 @@ async fn the_piece_map_chooses_among_members_of_every_node() {
         assert_eq!(report["pieces"][0]["count"], 1, "{report}");
         assert_eq!(report["pieces"][8]["count"], 0, "{report}");
     }
+    // Pieces gained between announces reach the other node at its next heartbeat.
+    others[0]
+        .send(
+            &json!({"action": "x_cs_have", "info_hash": ih, "peer_id": id(0x10), "pieces": [8, 9]}),
+        )
+        .await;
+    let path = format!("/api/swarms/{}/pieces", "e1".repeat(20));
+    within(Duration::from_secs(5), "x_cs_have shared", || async {
+        let report: Value = serde_json::from_str(&get(nodes[0].addr, &path).await).unwrap();
+        report["pieces"][9]["count"] == 1
+    })
+    .await;
 }
