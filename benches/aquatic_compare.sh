@@ -3,7 +3,7 @@
 # TLS as it always connects) against the chunkswarm tracker and against
 # aquatic_ws, one after the other, each server pinned to core 0 with one
 # worker and the tester to core 1. Prints each server's responses per second
-# as the tester measures them, the connections it kept open, and for the
+# as the tester measures them, the connections it made, and for the
 # chunkswarm tracker its own count of connections and refusals.
 #
 # The tester's connections each announce into thousands of the 10,000
@@ -54,8 +54,10 @@ measure() {
   taskset -c 1 "$root/bin/aquatic_ws_load_test" -c load.toml > "$name.load.log" 2>&1 || true
   local average opened
   average="$(grep -m1 'Average responses per second' "$name.load.log" | awk '{print $NF}' || true)"
+  # Connections the tester made: 1,000, plus those that replaced closed ones
+  # and those it started while earlier ones were still in their handshake.
   opened="$(grep 'Active connections' "$name.load.log" | tail -1 | awk '{print $NF}' || true)"
-  printf '%-20s responses/s %10s   tester connections at the end: %s\n' "$name" "${average:-?}" "${opened:-?}"
+  printf '%-20s responses/s %10s   tester connections: %s\n' "$name" "${average:-?}" "${opened:-?}"
   if [ "$name" = chunkswarm-tracker ]; then
     curl -sk "https://127.0.0.1:$port/metrics" \
       | grep -E '^chunkswarm_tracker_(connections|connections_total|rejections_total)' \
