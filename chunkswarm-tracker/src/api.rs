@@ -11,6 +11,8 @@ use chunkswarm_core::metainfo::InfoHash;
 use serde::Deserialize;
 
 use crate::Tracker;
+use crate::cluster::ClusterState;
+use crate::registry::add_remote;
 
 /// Default and largest number of swarms listed.
 const SWARMS_DEFAULT: usize = 1000;
@@ -25,16 +27,28 @@ pub(crate) struct SwarmsQuery {
     limit: Option<usize>,
 }
 
-/// `GET /api/swarms`: swarms with peer and seeder counts, largest first.
+/// `GET /api/swarms`: this node's swarms with peer and seeder counts (of
+/// the whole cluster, in cluster mode), largest first.
 pub(crate) async fn swarms(
     State(tracker): State<Tracker>,
     Query(q): Query<SwarmsQuery>,
 ) -> Response {
     let limit = q.limit.unwrap_or(SWARMS_DEFAULT).min(SWARMS_DEFAULT);
-    let (summaries, (total, _)) = {
+    let (mut summaries, (total, _)) = {
         let registry = tracker.inner.registry();
         (registry.summaries(limit), registry.totals())
     };
+    // In a cluster, the counts of these swarms include other nodes' members.
+    let hashes: Vec<InfoHash> = summaries
+        .iter()
+        .filter_map(|s| InfoHash::from_hex(&s.info_hash))
+        .collect();
+    let remote = tracker.inner.cluster.remote_counts(&hashes).await;
+    for (summary, remote) in summaries.iter_mut().zip(remote) {
+        summary.seeders += remote.complete;
+        summary.leechers += remote.incomplete;
+        summary.peers += (remote.complete + remote.incomplete) as usize;
+    }
     Json(serde_json::json!({ "total": total, "swarms": summaries })).into_response()
 }
 
@@ -53,8 +67,9 @@ pub(crate) async fn pieces(
     let Some(info_hash) = InfoHash::from_hex(&hex) else {
         return (StatusCode::BAD_REQUEST, "info hash must be 40 hex digits\n").into_response();
     };
-    let report = tracker.inner.registry().pieces(&info_hash);
-    match report {
+    let local = tracker.inner.registry().pieces(&info_hash);
+    let remote = tracker.inner.cluster.members(info_hash).await;
+    match add_remote(&info_hash, local, &remote.members) {
         Some(mut report) => {
             if q.holders == Some(false) {
                 report
@@ -90,21 +105,23 @@ pub(crate) async fn search(
             return (StatusCode::BAD_GATEWAY, "catalog unavailable\n").into_response();
         }
     };
-    {
-        let registry = inner.registry();
-        for entry in &mut results {
-            let counts = entry
-                .info_hash
-                .as_deref()
-                .and_then(InfoHash::from_hex)
-                .map(|ih| registry.counts(&ih));
-            if let Some(counts) = counts {
-                let counts = counts.unwrap_or_default();
-                entry.peers = Some(counts.complete + counts.incomplete);
-                entry.seeders = Some(counts.complete);
-            }
+    let hashes: Vec<(usize, InfoHash)> = results
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| Some((i, InfoHash::from_hex(e.info_hash.as_deref()?)?)))
+        .collect();
+    let only_hashes: Vec<InfoHash> = hashes.iter().map(|(_, ih)| *ih).collect();
+    let remote = inner.cluster.remote_counts(&only_hashes).await;
+    let registry = inner.registry();
+    for ((i, info_hash), remote) in hashes.into_iter().zip(remote) {
+        let local = registry.counts(&info_hash).unwrap_or_default();
+        let counts = crate::cluster::sum(local, remote);
+        if let Some(entry) = results.get_mut(i) {
+            entry.peers = Some(counts.complete + counts.incomplete);
+            entry.seeders = Some(counts.complete);
         }
     }
+    drop(registry);
     Json(serde_json::json!({ "query": query, "results": results })).into_response()
 }
 
@@ -121,11 +138,15 @@ pub(crate) async fn metrics(State(tracker): State<Tracker>) -> Response {
         .into_response()
 }
 
-/// `GET /healthz`: `ok` while serving, 503 once shutting down.
+/// `GET /healthz`: `ok` while serving, 503 once shutting down. In cluster
+/// mode a second line tells whether swarms are shared (`cluster: connected`)
+/// or this node serves its own peers only (`cluster: redis unreachable`).
 pub(crate) async fn healthz(State(tracker): State<Tracker>) -> Response {
     if tracker.inner.shutting_down() {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
-    } else {
-        "ok\n".into_response()
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    match tracker.inner.cluster.state() {
+        ClusterState::Alone => "ok\n".into_response(),
+        state => format!("ok\ncluster: {}\n", state.as_str()).into_response(),
     }
 }

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::proxy::IpCidr;
+
 /// Everything a [`Tracker`](crate::Tracker) is built from. [`Config::default`]
 /// gives the documented defaults; set the fields you need.
 #[derive(Debug, Clone)]
@@ -37,6 +39,25 @@ pub struct Config {
     /// and every minute after, so catalog entries carry their infohash
     /// without waiting for a first `.torrent` request. Default: true.
     pub prepare_torrents: bool,
+    /// Reverse proxies and load balancers whose `X-Forwarded-For` header
+    /// names the client ([`IpCidr`] blocks). The per-address limits then
+    /// apply to the client, not to the proxy; the header of any other peer
+    /// is ignored. Default: none (every connection is its own client).
+    pub trusted_proxies: Vec<IpCidr>,
+    /// Connections from [`trusted_proxies`](Self::trusted_proxies) start
+    /// with a PROXY protocol header (HAProxy's, version 1 or 2), which names
+    /// the client; one without a valid header is closed. For load balancers
+    /// that pass TCP (and TLS) through. Connections from other addresses are
+    /// read as usual. Default: false.
+    pub proxy_protocol: bool,
+    /// Cluster mode: the Redis server (`redis://host:port/db`) through which
+    /// several tracker processes act as one tracker: peers on different
+    /// nodes meet, a `peer_id` belongs to one node at a time, and announce
+    /// and scrape counts are cluster-wide. A node that dies is forgotten
+    /// within 8 s; while Redis is unreachable each node serves its own peers
+    /// and says so in `/healthz` and the metrics, and it resyncs when Redis is
+    /// back. Default: none (the tracker alone).
+    pub redis: Option<String>,
     /// Abuse limits.
     pub limits: Limits,
 }
@@ -51,6 +72,9 @@ impl Default for Config {
             cors_allow_origin: Some("*".to_owned()),
             piece_length: chunkswarm_core::layout::DEFAULT_PIECE_LENGTH,
             prepare_torrents: true,
+            trusted_proxies: Vec::new(),
+            proxy_protocol: false,
+            redis: None,
             limits: Limits::default(),
         }
     }
@@ -79,7 +103,10 @@ pub struct Limits {
     /// Offers forwarded per announce; further offers are ignored, as if the
     /// swarm were smaller. Default: 10, the most a WebTorrent client sends.
     pub max_offers_per_announce: usize,
-    /// Swarms one connection may be in at once. Default: 100.
+    /// Swarms one connection may be in at once. WebTorrent clients share one
+    /// socket per tracker for all their torrents, so this bounds the torrents
+    /// one client may seed through the tracker. Default: 2,000 (a desktop
+    /// client seeding 1,000 torrents, twice over).
     pub max_swarms_per_connection: usize,
     /// Distinct `peer_id`s one connection may announce (WebTorrent clients in
     /// one page share a socket). Default: 8.
@@ -115,14 +142,24 @@ pub struct Limits {
     /// clients give up on an offer after 50 s).
     pub offer_ttl: Duration,
     /// Forwarded offers of one connection awaiting an answer; the oldest are
-    /// forgotten beyond this. Default: 100.
+    /// forgotten beyond this (their answers are then refused as unsolicited).
+    /// Default: 2,000: a client seeding 1,000 torrents over one socket sends
+    /// about 10 offers per torrent every 2 minutes, some 5,000 in an offer's
+    /// lifetime, and answers come back within seconds. At most about 200 KiB
+    /// per connection.
     pub max_pending_offers_per_connection: usize,
     /// Messages queued to one connection. A client that does not read loses
     /// the messages past this instead of slowing the tracker. Default: 256.
     pub outbound_queue: usize,
-    /// Bad messages (unparsable, invalid, refused) a connection may send
-    /// before it is closed (close code 1008). Default: 32.
-    pub max_errors_per_connection: u32,
+    /// The abuse budget of one connection, a token bucket: every abusive
+    /// message (unparsable, invalid, a `peer_id` of another connection, a
+    /// malformed piece report, a message past the address's rate limit) takes
+    /// a token, and a connection with none left is closed (close code 1008).
+    /// Refusals a well-behaved client meets in a churning swarm (an answer to
+    /// a peer that left or to an offer that expired, a peer gone, a limit
+    /// reached) get their reply and take nothing. Default: a burst of 32,
+    /// refilled at 1 per second.
+    pub abuse: RateBudget,
     /// Time allowed for a TLS handshake. Default: 10 s.
     pub tls_handshake_timeout: Duration,
     /// After shutdown starts, how long [`serve`](crate::serve) waits for
@@ -135,7 +172,7 @@ impl Default for Limits {
         Self {
             max_message_bytes: 64 << 10,
             max_offers_per_announce: 10,
-            max_swarms_per_connection: 100,
+            max_swarms_per_connection: 2_000,
             max_peer_ids_per_connection: 8,
             max_swarms: 100_000,
             max_bitfield_bytes_per_connection: 64 << 10,
@@ -147,11 +184,24 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(300),
             peer_timeout: Duration::from_secs(300),
             offer_ttl: Duration::from_secs(60),
-            max_pending_offers_per_connection: 100,
+            max_pending_offers_per_connection: 2_000,
             outbound_queue: 256,
-            max_errors_per_connection: 32,
+            abuse: RateBudget {
+                per_second: 1.0,
+                burst: 32,
+            },
             tls_handshake_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
         }
     }
+}
+
+/// A token bucket's settings: `burst` tokens at first and at most, refilled at
+/// `per_second`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateBudget {
+    /// Tokens added per second (fractions allowed; 0 never refills).
+    pub per_second: f64,
+    /// The bucket's size.
+    pub burst: u32,
 }

@@ -115,19 +115,64 @@
 //! connection, open connections in all and per address, a per-address token
 //! bucket over connections, messages and HTTP requests, idle connections
 //! closed, a bounded queue per connection and a write deadline so a client
-//! that does not read only loses its own messages, and too many bad messages
-//! closing the connection with 1008.
+//! that does not read only loses its own messages, and an abuse budget per
+//! connection ([`Limits::abuse`], a token bucket) whose exhaustion closes it
+//! with 1008.
+//!
+//! Refusals are sorted by cause. What a correct client meets in a churning
+//! swarm (an answer to a peer that left or to an offer that expired or was
+//! forgotten, a recipient that does not read, pieces reported for a swarm it
+//! was dropped from for silence) and limits reached get their
+//! `failure reason` and cost nothing. Only what a correct client never sends
+//! (unparsable or invalid messages, another connection's `peer_id`, malformed
+//! piece reports, messages past the address's rate) spends the budget, which
+//! refills over time, so a long-lived connection is never closed for a
+//! lifetime total.
+//!
+//! Behind a load balancer or reverse proxy, list it in
+//! [`Config::trusted_proxies`]: the per-address limits then key on the client
+//! address its `X-Forwarded-For` gives ([`IpCidr`] says how blocks are
+//! written), or, with [`Config::proxy_protocol`], the address in the PROXY
+//! protocol header (v1 or v2) it starts each connection with.
+//!
+//! # Cluster mode
+//!
+//! With [`Config::redis`] (`--redis URL`) several tracker processes behind a
+//! load balancer act as one tracker through Redis:
+//!
+//! - a `peer_id` belongs to one node at a time: another node's connection
+//!   announcing it is refused as on one tracker;
+//! - an announce joins the swarm cluster-wide with its piece report and
+//!   playback position; the piece map chooses its offers' recipients among
+//!   the members of every node alike (a remote member's pieces as of its last
+//!   announce), and its reply counts, like `scrape`, cover every node;
+//! - an offer for a member on another node is published to that node, which
+//!   delivers it; the answer is checked there, against the offer it
+//!   delivered, and published back to the offerer's node.
+//!
+//! A node renews a lease every 2 s; when one dies, its peers stop counting
+//! and their `peer_id`s can be claimed elsewhere once its lease lapses (6 s),
+//! so its clients can reconnect to another node and announce again; its
+//! entries are deleted within 8 s. Pieces peers gain between announces
+//! (`x_cs_have`) reach the other nodes at the next heartbeat. While Redis is unreachable a node serves its own peers alone,
+//! `/healthz` says `cluster: redis unreachable` and the metric
+//! `chunkswarm_tracker_cluster_connected` is 0; when Redis is back the node
+//! writes its peers and memberships again. `/api/swarms/{infohash}/pieces`
+//! and the peer counts of `/api/swarms` and of catalog searches are the
+//! cluster's; `/api/swarms` lists the swarms this node has members in.
 //!
 //! # Compatibility check with WebTorrent
 //!
 //! `tests/webtorrent/run.sh` runs two unchanged clients of npm
 //! `bittorrent-tracker` (the tracker client inside WebTorrent) against the
 //! tracker in a loopback-only network namespace: they announce, exchange an
-//! offer and an answer, and scrape. It needs node and npm, so it is not part
-//! of `cargo test`.
+//! offer and an answer, and scrape; with `--cluster` the two clients announce
+//! to two nodes of a cluster sharing a `redis-server`. It needs node and
+//! npm, so it is not part of `cargo test`.
 
 mod api;
 mod catalog;
+mod cluster;
 mod config;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
@@ -135,8 +180,11 @@ mod http;
 pub mod introductions;
 mod library;
 mod limits;
+mod listener;
 mod metrics;
 mod origin;
+mod proxy;
+mod proxy_protocol;
 mod registry;
 mod serve;
 mod signaling;
@@ -150,7 +198,8 @@ use axum::routing::get;
 
 pub use catalog::{Catalog, CatalogEntry, CatalogError, SearchFuture};
 pub use chunkswarm_core::metainfo;
-pub use config::{Config, Limits, TlsFiles};
+pub use config::{Config, Limits, RateBudget, TlsFiles};
+pub use proxy::{IpCidr, IpCidrError};
 pub use serve::{ServeError, serve, serve_app};
 pub use tls::TlsError;
 pub use tracker::{Tracker, TrackerError};

@@ -1,4 +1,5 @@
-//! Per-address token buckets and connection counts.
+//! Token buckets: per address (requests and connection counts) and per
+//! connection (its abuse budget).
 //!
 //! An address is an IPv4 address or an IPv6 /64 (one subscriber usually
 //! holds a whole /64, so finer keys would let one client rotate addresses).
@@ -23,16 +24,70 @@ pub(crate) fn address_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-#[derive(Debug)]
-struct Bucket {
+/// A token bucket's state; its rate and size are the caller's.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TokenBucket {
     tokens: f64,
     updated: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket of `burst` tokens.
+    pub(crate) fn full(burst: f64, now: Instant) -> Self {
+        Self {
+            tokens: burst,
+            updated: now,
+        }
+    }
+
+    /// The tokens there would be at `now`.
+    fn level(&self, rate: f64, burst: f64, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        (self.tokens + elapsed * rate).min(burst)
+    }
+
+    /// Refills at `rate` per second up to `burst`, then takes one token;
+    /// false (and nothing taken) if there is none.
+    pub(crate) fn take(&mut self, rate: f64, burst: f64, now: Instant) -> bool {
+        self.tokens = self.level(rate, burst, now);
+        self.updated = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// A connection's abuse budget ([`Limits::abuse`](crate::Limits::abuse)).
+#[derive(Debug)]
+pub(crate) struct AbuseBudget {
+    bucket: TokenBucket,
+    rate: f64,
+    burst: f64,
+}
+
+impl AbuseBudget {
+    pub(crate) fn new(budget: crate::RateBudget, now: Instant) -> Self {
+        let burst = f64::from(budget.burst);
+        Self {
+            bucket: TokenBucket::full(burst, now),
+            rate: budget.per_second.max(0.0),
+            burst,
+        }
+    }
+
+    /// Charges one abusive message; false once the budget is spent.
+    pub(crate) fn charge(&mut self, now: Instant) -> bool {
+        self.bucket.take(self.rate, self.burst, now)
+    }
 }
 
 /// One address's bucket and open connections.
 #[derive(Debug)]
 pub(crate) struct AddressState {
-    bucket: Mutex<Bucket>,
+    bucket: Mutex<TokenBucket>,
     connections: AtomicUsize,
 }
 
@@ -64,10 +119,7 @@ impl IpLimiter {
             .unwrap_or_else(PoisonError::into_inner);
         Arc::clone(map.entry(address_key(ip)).or_insert_with(|| {
             Arc::new(AddressState {
-                bucket: Mutex::new(Bucket {
-                    tokens: self.burst,
-                    updated: now,
-                }),
+                bucket: Mutex::new(TokenBucket::full(self.burst, now)),
                 connections: AtomicUsize::new(0),
             })
         }))
@@ -79,15 +131,7 @@ impl IpLimiter {
             return true;
         }
         let mut bucket = state.bucket.lock().unwrap_or_else(PoisonError::into_inner);
-        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
-        bucket.updated = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        bucket.take(self.rate, self.burst, now)
     }
 
     /// Takes a token for one request from `ip`.
@@ -117,8 +161,7 @@ impl IpLimiter {
                 return true;
             }
             let bucket = state.bucket.lock().unwrap_or_else(PoisonError::into_inner);
-            let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
-            self.rate > 0.0 && bucket.tokens + elapsed * self.rate < self.burst
+            self.rate > 0.0 && bucket.level(self.rate, self.burst, now) < self.burst
         });
     }
 
@@ -165,6 +208,24 @@ mod tests {
         assert_eq!((0..10).filter(|_| limiter.take(&state, t0)).count(), 5);
         let t1 = t0 + Duration::from_millis(300);
         assert_eq!((0..10).filter(|_| limiter.take(&state, t1)).count(), 3);
+    }
+
+    #[test]
+    fn an_abuse_budget_is_a_rate_not_a_lifetime_count() {
+        let t0 = Instant::now();
+        let budget = crate::RateBudget {
+            per_second: 2.0,
+            burst: 4,
+        };
+        let mut abuse = AbuseBudget::new(budget, t0);
+        assert_eq!((0..10).filter(|_| abuse.charge(t0)).count(), 4);
+        // Two per second: over an hour, a slow trickle never runs dry.
+        let mut now = t0;
+        for _ in 0..7200 {
+            now += Duration::from_millis(500);
+            assert!(abuse.charge(now));
+        }
+        assert!(!abuse.charge(now));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chunkswarm_tracker::{Config, Limits, TlsFiles, Tracker, serve};
+use chunkswarm_tracker::{Config, IpCidr, Limits, RateBudget, TlsFiles, Tracker, serve};
 use clap::Parser;
 
 /// The chunkswarm tracker: WebTorrent-compatible signaling, the chunk
@@ -70,6 +70,28 @@ struct Args {
     /// Seconds of silence before a connection is closed.
     #[arg(long, env = "CHUNKSWARM_IDLE_TIMEOUT", default_value_t = Limits::default().idle_timeout.as_secs())]
     idle_timeout: u64,
+    /// A reverse proxy or load balancer (an address or CIDR block, e.g.
+    /// 10.0.0.0/8) whose X-Forwarded-For names the client; repeat or
+    /// separate with commas.
+    #[arg(
+        long = "trusted-proxy",
+        env = "CHUNKSWARM_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<IpCidr>,
+    /// Connections from --trusted-proxy addresses start with a PROXY protocol header (v1 or v2).
+    #[arg(long, env = "CHUNKSWARM_PROXY_PROTOCOL", requires = "trusted_proxies")]
+    proxy_protocol: bool,
+    /// Abusive messages (unparsable, spoofed, over the rate limit) a
+    /// connection may send at once before it is closed.
+    #[arg(long, env = "CHUNKSWARM_ABUSE_BURST", default_value_t = Limits::default().abuse.burst)]
+    abuse_burst: u32,
+    /// Abusive messages per second a connection may keep sending.
+    #[arg(long, env = "CHUNKSWARM_ABUSE_RATE", default_value_t = Limits::default().abuse.per_second)]
+    abuse_rate: f64,
+    /// Cluster mode: several trackers sharing this Redis (redis://host:port/db) act as one.
+    #[arg(long, env = "CHUNKSWARM_REDIS")]
+    redis: Option<String>,
     /// Seconds a forwarded offer may be answered.
     #[arg(long, env = "CHUNKSWARM_OFFER_TTL", default_value_t = Limits::default().offer_ttl.as_secs())]
     offer_ttl: u64,
@@ -87,6 +109,10 @@ impl Args {
             ip_burst: self.ip_burst,
             idle_timeout: Duration::from_secs(self.idle_timeout),
             offer_ttl: Duration::from_secs(self.offer_ttl),
+            abuse: RateBudget {
+                per_second: self.abuse_rate,
+                burst: self.abuse_burst,
+            },
             ..Limits::default()
         };
         let tls = match (&self.tls_cert, &self.tls_key) {
@@ -104,6 +130,9 @@ impl Args {
             cors_allow_origin: Some(self.cors_origin.clone()).filter(|o| !o.is_empty()),
             piece_length: self.piece_length,
             prepare_torrents: !self.lazy_torrents,
+            trusted_proxies: self.trusted_proxies.clone(),
+            proxy_protocol: self.proxy_protocol,
+            redis: self.redis.clone(),
             limits,
         }
     }

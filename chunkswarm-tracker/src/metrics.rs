@@ -3,6 +3,8 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::cluster::ClusterState;
+
 /// Why the tracker refused or dropped something; one counter each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Rejection {
@@ -24,22 +26,24 @@ pub(crate) enum Rejection {
     UnknownPeer,
     /// A message lost because its recipient's queue was full.
     SlowPeer,
-    /// A bad piece report.
+    /// A bad piece report, or one past the connection's bitfield budget.
     BadPieces,
+    /// A piece report for a swarm the peer is not (or no longer) in.
+    NotInSwarm,
     /// An address over its rate.
     RateLimited,
     /// An address over its connection limit, or the tracker full.
     TooManyConnections,
     /// A connection closed for sending nothing.
     Idle,
-    /// A connection closed for too many errors.
+    /// A connection closed for spending its abuse budget.
     TooManyErrors,
     /// An HTTP path that tried to leave the media library.
     BadPath,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 15] = [
+    const ALL: [Rejection; 16] = [
         Self::InvalidMessage,
         Self::MessageTooLarge,
         Self::PeerIdTaken,
@@ -50,6 +54,7 @@ impl Rejection {
         Self::UnknownPeer,
         Self::SlowPeer,
         Self::BadPieces,
+        Self::NotInSwarm,
         Self::RateLimited,
         Self::TooManyConnections,
         Self::Idle,
@@ -69,6 +74,7 @@ impl Rejection {
             Self::UnknownPeer => "unknown_peer",
             Self::SlowPeer => "slow_peer",
             Self::BadPieces => "bad_pieces",
+            Self::NotInSwarm => "not_in_swarm",
             Self::RateLimited => "rate_limited",
             Self::TooManyConnections => "too_many_connections",
             Self::Idle => "idle",
@@ -87,6 +93,10 @@ pub(crate) struct Metrics {
     pub(crate) messages_received: AtomicU64,
     pub(crate) messages_sent: AtomicU64,
     pub(crate) announces: AtomicU64,
+    /// Offers and answers sent to other nodes of the cluster.
+    pub(crate) relays_sent: AtomicU64,
+    /// Offers and answers other nodes sent, delivered or not.
+    pub(crate) relays_received: AtomicU64,
     pub(crate) scrapes: AtomicU64,
     pub(crate) offers_forwarded: AtomicU64,
     pub(crate) answers_relayed: AtomicU64,
@@ -110,7 +120,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition, with the registry's gauges.
-    pub(crate) fn render(&self, swarms: usize, peers: usize) -> String {
+    pub(crate) fn render(&self, swarms: usize, peers: usize, cluster: ClusterState) -> String {
         let mut out = String::with_capacity(4096);
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut one = |name: &str, kind: &str, help: &str, value: u64| {
@@ -137,6 +147,26 @@ impl Metrics {
             swarms as u64,
         );
         one("peers", "gauge", "Peers over all swarms.", peers as u64);
+        if cluster != ClusterState::Alone {
+            one(
+                "cluster_connected",
+                "gauge",
+                "1 while Redis is reachable and swarms are cluster-wide, 0 while this node serves its own peers only.",
+                u64::from(cluster == ClusterState::Connected),
+            );
+            one(
+                "cluster_relays_sent_total",
+                "counter",
+                "Offers and answers sent to peers on other nodes.",
+                get(&self.relays_sent),
+            );
+            one(
+                "cluster_relays_received_total",
+                "counter",
+                "Offers and answers other nodes sent to peers here.",
+                get(&self.relays_received),
+            );
+        }
         one(
             "messages_received_total",
             "counter",
@@ -214,7 +244,7 @@ mod tests {
         let metrics = Metrics::default();
         metrics.reject(Rejection::BadPath);
         metrics.reject(Rejection::BadPath);
-        let text = metrics.render(3, 7);
+        let text = metrics.render(3, 7, ClusterState::Alone);
         assert!(text.contains("chunkswarm_tracker_swarms 3\n"));
         assert!(text.contains("chunkswarm_tracker_rejections_total{reason=\"bad_path\"} 2\n"));
         for why in Rejection::ALL {

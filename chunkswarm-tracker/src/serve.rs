@@ -3,13 +3,16 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
-use crate::tls::TlsListener;
+use crate::listener::{Admitting, client_of};
+use crate::proxy::{IpCidr, client_address};
 use crate::{Tracker, router};
 
 /// Why [`serve`] stopped with an error.
@@ -20,20 +23,25 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// The client's IP address; unspecified when the router runs without
-/// [`serve`] (e.g. under `tower::ServiceExt::oneshot`).
+/// The client's IP address: the connection's, or, from a trusted proxy,
+/// the one it forwarded ([`crate::proxy`]). Unspecified when the router runs
+/// without [`serve`] (e.g. under `tower::ServiceExt::oneshot`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientIp(pub(crate) IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<Tracker> for ClientIp {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
+    async fn from_request_parts(
+        parts: &mut Parts,
+        tracker: &Tracker,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
-        Ok(Self(ip))
+        let proxies = &tracker.inner.config.trusted_proxies;
+        Ok(Self(client_address(proxies, peer, &parts.headers)))
     }
 }
 
@@ -114,12 +122,43 @@ where
             tokio::time::sleep(limit).await;
         }
     };
+    let timeout = inner.config.limits.tls_handshake_timeout;
+    let proxies: Arc<[IpCidr]> = inner.config.trusted_proxies.clone().into();
+    let proxy_protocol = inner.config.proxy_protocol;
+    // The no-op taps give axum's `ConnectInfo<SocketAddr>` for these listeners.
     let served = match &inner.tls {
         Some(config) => {
-            let timeout = inner.config.limits.tls_handshake_timeout;
-            // The no-op tap gives axum's `ConnectInfo<SocketAddr>` for this listener.
-            let tls = TlsListener::new(listener, config.clone(), timeout)?.tap_io(|_| {});
+            let acceptor = TlsAcceptor::from(config.clone());
+            let tls = Admitting::new(listener, timeout, move |mut tcp, peer| {
+                let (acceptor, proxies) = (acceptor.clone(), Arc::clone(&proxies));
+                async move {
+                    let client = client_of(&mut tcp, peer, &proxies, proxy_protocol).await?;
+                    match acceptor.accept(tcp).await {
+                        Ok(stream) => Some((stream, client)),
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            None
+                        }
+                    }
+                }
+            })?
+            .tap_io(|_| {});
             let server = axum::serve(tls, app).with_graceful_shutdown(signal);
+            tokio::select! {
+                r = server.into_future() => r,
+                () = grace => Ok(()),
+            }
+        }
+        None if proxy_protocol => {
+            let plain = Admitting::new(listener, timeout, move |mut tcp, peer| {
+                let proxies = Arc::clone(&proxies);
+                async move {
+                    let client = client_of(&mut tcp, peer, &proxies, proxy_protocol).await?;
+                    Some((tcp, client))
+                }
+            })?
+            .tap_io(|_| {});
+            let server = axum::serve(plain, app).with_graceful_shutdown(signal);
             tokio::select! {
                 r = server.into_future() => r,
                 () = grace => Ok(()),

@@ -9,13 +9,16 @@ use tokio::sync::{Notify, watch};
 use tokio_rustls::rustls::ServerConfig;
 
 use crate::catalog::{Catalog, LibraryCatalog};
+use crate::cluster::{Alone, Cluster, ClusterHost, MemberReport, RedisCluster, Relay, Snapshot};
 use crate::config::Config;
 use crate::library::Library;
 use crate::limits::IpLimiter;
-use crate::metrics::Metrics;
-use crate::registry::Registry;
+use crate::metrics::{Metrics, Rejection, add};
+use crate::registry::{Registry, RelayedOffer};
+use crate::signaling::ids::PeerId;
 use crate::tls::{TlsError, server_config};
 use crate::urls::Urls;
+use chunkswarm_core::metainfo::InfoHash;
 
 /// How often [`Tracker::maintain`] sweeps silent peers and idle addresses.
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
@@ -31,6 +34,14 @@ pub enum TrackerError {
     /// [`Config::piece_length`] is outside 1 byte to 64 MiB.
     #[error("piece length {0} is outside 1..={max}", max = chunkswarm_core::layout::MAX_PIECE_LENGTH)]
     PieceLength(u32),
+    /// [`Config::redis`] is not a Redis URL.
+    #[error("invalid Redis URL {url:?}: {message}")]
+    Redis {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The media directory could not be opened.
     #[error("media directory {path}: {source}")]
     Media {
@@ -61,6 +72,7 @@ pub(crate) struct Inner {
     pub(crate) metrics: Metrics,
     pub(crate) library: Option<Arc<Library>>,
     pub(crate) catalog: Arc<dyn Catalog>,
+    pub(crate) cluster: Arc<dyn Cluster>,
     pub(crate) urls: Arc<Urls>,
     pub(crate) tls: Option<Arc<ServerConfig>>,
     pub(crate) shutdown: watch::Sender<bool>,
@@ -101,6 +113,19 @@ impl Tracker {
         let urls = Arc::new(Urls::new(config.public_url.as_deref()));
         let catalog = catalog
             .unwrap_or_else(|| Arc::new(LibraryCatalog::new(library.clone(), Arc::clone(&urls))));
+        let mut registry = Registry::new(config.limits.clone());
+        let cluster: Arc<dyn Cluster> = match &config.redis {
+            Some(url) => Arc::new(RedisCluster::new(url, config.limits.peer_timeout).map_err(
+                |e| TrackerError::Redis {
+                    url: url.clone(),
+                    message: e.to_string(),
+                },
+            )?),
+            None => Arc::new(Alone),
+        };
+        if config.redis.is_some() {
+            registry.record_changes();
+        }
         let limits = &config.limits;
         let limiter = IpLimiter::new(
             limits.ip_requests_per_second,
@@ -108,11 +133,12 @@ impl Tracker {
             limits.max_connections_per_ip,
         );
         let inner = Inner {
-            registry: Mutex::new(Registry::new(limits.clone())),
+            registry: Mutex::new(registry),
             limiter,
             metrics: Metrics::default(),
             library,
             catalog,
+            cluster,
             urls,
             tls,
             shutdown: watch::channel(false).0,
@@ -144,7 +170,8 @@ impl Tracker {
     /// The metrics in Prometheus text form, as `GET /metrics` serves them.
     pub fn metrics_text(&self) -> String {
         let (swarms, peers) = self.inner.registry().totals();
-        self.inner.metrics.render(swarms, peers)
+        let cluster = self.inner.cluster.state();
+        self.inner.metrics.render(swarms, peers, cluster)
     }
 
     /// Starts shutting down: WebSocket connections are closed (code 1001)
@@ -160,10 +187,18 @@ impl Tracker {
     /// so the catalog can show their infohash. Runs until
     /// [`shutdown`](Self::shutdown).
     pub async fn maintain(self) {
-        // Two loops in one task, so a long hashing run never delays a sweep.
+        // Loops in one task, so a long hashing run never delays a sweep.
+        let cluster = async {
+            let mut shutdown = self.inner.shutdown.subscribe();
+            tokio::select! {
+                _ = shutdown.wait_for(|&down| down) => {}
+                () = self.inner.cluster.run(&*self.inner) => {}
+            }
+        };
         tokio::join!(
             self.every(SWEEP_EVERY, Self::sweep),
-            self.every(WARM_EVERY, Self::warm_torrents)
+            self.every(WARM_EVERY, Self::warm_torrents),
+            cluster,
         );
     }
 
@@ -188,8 +223,9 @@ impl Tracker {
     async fn sweep(&self) {
         let now = Instant::now();
         let dropped = self.inner.registry().sweep(now);
-        if dropped > 0 {
-            tracing::debug!(dropped, "dropped silent peers");
+        if !dropped.is_empty() {
+            tracing::debug!(dropped = dropped.len(), "dropped silent peers");
+            self.inner.cluster.forget(Vec::new(), dropped);
         }
         self.inner.limiter.sweep(now);
     }
@@ -217,6 +253,48 @@ impl Tracker {
                 .await
             {
                 tracing::warn!(file = %file.rel, error = %e, "cannot make torrent");
+            }
+        }
+    }
+}
+
+impl ClusterHost for Inner {
+    fn snapshot(&self) -> Snapshot {
+        self.registry().snapshot()
+    }
+
+    fn changed(&self) -> Vec<(InfoHash, PeerId, MemberReport)> {
+        self.registry().take_changed()
+    }
+
+    fn deliver(&self, relay: Relay) {
+        add(&self.metrics.relays_received, 1);
+        let now = Instant::now();
+        match relay {
+            Relay::Offer {
+                from_node,
+                to,
+                from,
+                offer_id,
+                info_hash,
+                text,
+            } => {
+                let offer = RelayedOffer {
+                    from_node,
+                    to,
+                    from,
+                    offer_id,
+                    info_hash,
+                    text: &text,
+                };
+                if !self.registry().deliver_offer(offer, now) {
+                    self.metrics.reject(Rejection::UnknownPeer);
+                }
+            }
+            Relay::Answer { to, text } => {
+                if !self.registry().deliver_answer(&to, &text) {
+                    self.metrics.reject(Rejection::UnknownPeer);
+                }
             }
         }
     }

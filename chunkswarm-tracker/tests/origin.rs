@@ -486,6 +486,71 @@ async fn catalog_search_shows_metadata_and_live_peers() {
     );
 }
 
+/// A preflight as a browser sends it before a cross-origin request with
+/// `headers` (none: no `Access-Control-Request-Headers`).
+async fn preflight(t: &TestTracker, headers: Option<&str>) -> common::Response {
+    let requested = headers.map_or(String::new(), |h| {
+        format!("Access-Control-Request-Headers: {h}\r\n")
+    });
+    t.http(&format!(
+        "OPTIONS /media/film.webm HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Origin: https://other.example\r\nAccess-Control-Request-Method: GET\r\n{requested}\r\n"
+    ))
+    .await
+}
+
+fn allows(response: &common::Response, name: &str) -> bool {
+    response
+        .header("access-control-allow-headers")
+        .unwrap_or_default()
+        .split(',')
+        .any(|h| h.trim().eq_ignore_ascii_case(name))
+}
+
+#[tokio::test]
+async fn preflights_allow_what_webtorrent_and_browsers_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = start(dir.path()).await;
+    // WebTorrent's web-seed request: Range with Cache-Control.
+    let asked = "cache-control, range, if-range, pragma";
+    let response = preflight(&t, Some(asked)).await;
+    assert_eq!(response.status, 204);
+    assert_eq!(response.header("access-control-allow-origin"), Some("*"));
+    assert!(
+        response
+            .header("access-control-allow-methods")
+            .unwrap()
+            .contains("GET")
+    );
+    for name in asked.split(", ") {
+        assert!(allows(&response, name), "{name} not allowed: {response:?}");
+    }
+    assert!(
+        response
+            .header("vary")
+            .unwrap()
+            .contains("Access-Control-Request-Headers")
+    );
+    // No list, or a malformed one: the default list, which has them all.
+    for asked in [None, Some("range, bad name")] {
+        let response = preflight(&t, asked).await;
+        for name in ["Range", "If-Range", "Cache-Control", "If-None-Match"] {
+            assert!(allows(&response, name), "{asked:?}: {name} not allowed");
+        }
+        assert!(!allows(&response, "bad name"));
+    }
+    // The request itself, with those headers, is served with CORS.
+    let get = t
+        .get_with(
+            "/media/film.webm",
+            "Origin: https://other.example\r\nCache-Control: no-cache\r\nRange: bytes=0-9\r\n",
+        )
+        .await;
+    assert_eq!(get.status, 206);
+    assert_eq!(get.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(get.body.len(), 10);
+}
+
 #[tokio::test]
 async fn cors_health_and_metrics() {
     let dir = tempfile::tempdir().unwrap();
@@ -498,12 +563,7 @@ async fn cors_health_and_metrics() {
         .await;
     assert_eq!(preflight.status, 204);
     assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
-    assert!(
-        preflight
-            .header("access-control-allow-headers")
-            .unwrap()
-            .contains("Range")
-    );
+    assert!(allows(&preflight, "range"));
     let get = t
         .get_with("/media/sub/song.mp3", "Origin: http://demo\r\n")
         .await;

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use chunkswarm_tracker::{Config, Limits};
+use chunkswarm_tracker::{Config, Limits, RateBudget};
 use common::{TestTracker, WAIT, announce, answer, id};
 use serde_json::json;
 
@@ -220,7 +220,10 @@ async fn unsolicited_and_expired_answers_are_dropped() {
 async fn bad_messages_get_errors_or_a_close_and_others_are_unaffected() {
     let limits = Limits {
         max_message_bytes: 4096,
-        max_errors_per_connection: 5,
+        abuse: RateBudget {
+            per_second: 0.0,
+            burst: 5,
+        },
         ..quiet_limits()
     };
     let t = TestTracker::start(config(limits)).await;
@@ -316,7 +319,10 @@ async fn rate_limits_refuse_a_flood_without_slowing_others() {
     let limits = Limits {
         ip_requests_per_second: 5,
         ip_burst: 10,
-        max_errors_per_connection: 1000,
+        abuse: RateBudget {
+            per_second: 0.0,
+            burst: 1000,
+        },
         ..Limits::default()
     };
     let t = TestTracker::start(config(limits)).await;
@@ -440,7 +446,10 @@ async fn piece_reports_show_in_the_api() {
 async fn a_client_that_never_reads_slows_no_one() {
     let limits = Limits {
         outbound_queue: 4,
-        max_errors_per_connection: 10_000,
+        abuse: RateBudget {
+            per_second: 0.0,
+            burst: 10_000,
+        },
         ..quiet_limits()
     };
     let t = TestTracker::start(config(limits)).await;

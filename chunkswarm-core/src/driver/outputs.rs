@@ -130,7 +130,11 @@ impl Driver {
             .retain(|subscriber| subscriber.unbounded_send(event.clone()).is_ok());
     }
 
-    /// Reports newly verified pieces to the tracker (`x_cs_have`).
+    /// Reports newly verified pieces to the tracker (`x_cs_have`), once the
+    /// torrent's first announce went out: before it, the tracker has no
+    /// membership to add them to and refuses them, and the first announce
+    /// carries the whole bitfield anyway. The same holds between a tracker
+    /// reconnection and the announce that follows it.
     fn flush_haves(&mut self, info_hash: InfoHash) {
         let Some(torrent) = self.torrents.get_mut(&info_hash) else {
             return;
@@ -139,7 +143,7 @@ impl Driver {
             return;
         }
         let pieces = std::mem::take(&mut torrent.new_haves);
-        if self.signal.is_some() {
+        if self.signal.is_some() && torrent.announced {
             for chunk in pieces.chunks(4096) {
                 self.send_signal(SignalOut::Have {
                     info_hash,

@@ -11,6 +11,7 @@ use futures::StreamExt as _;
 use futures::channel::oneshot;
 use futures::executor::block_on;
 
+use super::signal::SignalOut;
 use super::*;
 use crate::metainfo::{Info, TorrentBuilder};
 use crate::swarm::{Event, SwarmConfig};
@@ -237,4 +238,130 @@ fn a_removed_torrent_is_forgotten_and_can_be_added_again() {
     assert!(held.is_full());
     handle.shutdown();
     runner.join().unwrap();
+}
+
+/// Records what the driver sends to the tracker.
+#[derive(Debug, Default)]
+struct RecordingSignaling {
+    sent: std::sync::Mutex<Vec<SignalOut>>,
+}
+
+impl Signaling for RecordingSignaling {
+    fn send(&self, message: SignalOut) -> Result<(), SignalingError> {
+        self.sent.lock().unwrap().push(message);
+        Ok(())
+    }
+}
+
+impl RecordingSignaling {
+    fn sent(&self) -> Vec<SignalOut> {
+        self.sent.lock().unwrap().clone()
+    }
+}
+
+/// A connector whose offers are not made until the test releases them (then
+/// they fail, so the announce goes out without offers).
+#[derive(Debug)]
+struct HeldConnector {
+    release: futures::future::Shared<oneshot::Receiver<()>>,
+}
+
+#[async_trait]
+impl PeerConnector for HeldConnector {
+    async fn create_offer(&self) -> Result<Offered, ConnectError> {
+        let _ = self.release.clone().await;
+        Err(ConnectError::Failed("no peers in this test".into()))
+    }
+
+    async fn accept_offer(&self, _offer_sdp: &str) -> Result<Offered, ConnectError> {
+        Err(ConnectError::Failed("no peers in this test".into()))
+    }
+}
+
+/// A driver with a recording tracker link and `connector`, fetching `info`
+/// from its web seed.
+fn start_recorded(
+    connector: Option<Arc<dyn PeerConnector>>,
+) -> (Handle, Arc<RecordingSignaling>, std::thread::JoinHandle<()>) {
+    let signaling = Arc::new(RecordingSignaling::default());
+    let io = DriverIo {
+        signaling: Some(SignalingLink {
+            sender: signaling.clone(),
+            events: Box::pin(futures::stream::pending()),
+        }),
+        connector,
+        sleeper: Arc::new(ThreadSleeper),
+    };
+    let (handle, run) = driver(DriverConfig::default(), io);
+    (handle, signaling, std::thread::spawn(move || block_on(run)))
+}
+
+fn from_web_seed(info: &Info, content: &Bytes) -> TorrentSpec {
+    TorrentSpec {
+        info: info.clone(),
+        store: Arc::new(MemoryStore::new()),
+        origin: Some(Arc::new(FakeOrigin {
+            content: content.clone(),
+            served: AtomicU64::new(0),
+        })),
+        config: quick_http(),
+    }
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "no {what} in 20 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn is_have(message: &SignalOut) -> bool {
+    matches!(message, SignalOut::Have { .. })
+}
+
+#[test]
+fn pieces_are_reported_only_after_the_first_announce() {
+    let (info, content) = torrent(300_000);
+    let (release, released) = oneshot::channel::<()>();
+    let connector = HeldConnector {
+        release: futures::FutureExt::shared(released),
+    };
+    let (handle, signaling, runner) = start_recorded(Some(Arc::new(connector)));
+    let mut events = handle.events();
+    block_on(handle.add_torrent(from_web_seed(&info, &content))).unwrap();
+    // The whole file arrives from the web seed while the first announce
+    // still waits for its offers.
+    block_on(async {
+        while let Some(event) = events.next().await {
+            if event.event == Event::Completed {
+                break;
+            }
+        }
+    });
+    assert!(signaling.sent().is_empty(), "{:?}", signaling.sent());
+    // The offers fail; the announce goes out, and carries every piece.
+    let _ = release.send(());
+    wait_for("announce", || !signaling.sent().is_empty());
+    handle.shutdown();
+    runner.join().unwrap();
+    let sent = signaling.sent();
+    assert!(!sent.iter().any(is_have), "{sent:?}");
+    let SignalOut::Announce(first) = &sent[0] else {
+        panic!("first message {:?}", sent[0]);
+    };
+    assert!(first.bitfield.as_ref().unwrap().is_full());
+    assert_eq!(first.left, 0);
+}
+
+#[test]
+fn pieces_gained_after_the_announce_are_reported() {
+    let (info, content) = torrent(300_000);
+    let (handle, signaling, runner) = start_recorded(None);
+    block_on(handle.add_torrent(from_web_seed(&info, &content))).unwrap();
+    wait_for("x_cs_have", || signaling.sent().iter().any(is_have));
+    handle.shutdown();
+    runner.join().unwrap();
+    let sent = signaling.sent();
+    assert!(matches!(sent[0], SignalOut::Announce(_)), "{sent:?}");
 }

@@ -5,21 +5,24 @@
 //! waits: messages to other connections go into their bounded queues with
 //! `try_send`, and a full queue loses the message rather than slowing anyone.
 
+mod candidate;
 mod pieces;
 mod swarm;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use chunkswarm_core::metainfo::InfoHash;
-use tokio::sync::mpsc;
 
+use crate::cluster::{MemberReport, NodeId, RemoteMember, Snapshot};
 use crate::config::Limits;
 use crate::signaling::ids::{OfferId, PeerId};
 use crate::signaling::message::{Announce, Answer, Event, Have};
+use crate::signaling::outbox::Outbox;
 use crate::signaling::reply::{self, SwarmCounts};
 
-pub(crate) use pieces::{PieceReport, SwarmSummary};
+use candidate::Candidate;
+pub(crate) use pieces::{PieceReport, SwarmSummary, add_remote};
 use swarm::{Swarm, SwarmPeer};
 
 /// Identifies one WebSocket connection for its lifetime.
@@ -64,8 +67,30 @@ pub(crate) enum RegistryError {
     PieceBudget,
 }
 
-/// A connection's queue of outgoing text messages.
-pub(crate) type Outbox = mpsc::Sender<String>;
+impl RegistryError {
+    /// Whether the refusal counts against the connection's abuse budget.
+    ///
+    /// Only what a correct client never sends does: a `peer_id` another
+    /// connection owns, and a malformed piece report. The rest are facts of
+    /// a churning swarm or of a limit (an answer to a peer that left, to an
+    /// offer that expired or was forgotten, a peer that stopped reading or
+    /// was dropped for silence, a limit reached): a client meets them in
+    /// the normal course and only gets its reply.
+    pub(crate) fn is_abuse(self) -> bool {
+        match self {
+            Self::PeerIdTaken | Self::BadPieces => true,
+            Self::TooManyPeerIds
+            | Self::TooManySwarms
+            | Self::TrackerFull
+            | Self::UnsolicitedAnswer
+            | Self::ExpiredAnswer
+            | Self::UnknownPeer
+            | Self::SlowPeer
+            | Self::NotInSwarm
+            | Self::PieceBudget => false,
+        }
+    }
+}
 
 #[derive(Debug)]
 struct Conn {
@@ -74,6 +99,8 @@ struct Conn {
     memberships: Vec<(InfoHash, PeerId)>,
     /// Offers this connection made that were forwarded, oldest first.
     pending: VecDeque<Pending>,
+    /// Offers from peers on other nodes delivered to this connection, oldest first.
+    remote_pending: VecDeque<RemotePending>,
     /// Bytes of the bitfields its peers reported, against
     /// [`Limits::max_bitfield_bytes_per_connection`].
     bitfield_bytes: usize,
@@ -89,8 +116,27 @@ struct Pending {
     expires: Instant,
 }
 
-/// What an announce did.
+/// An offer from another node's peer, delivered to a local connection.
+#[derive(Debug)]
+struct RemotePending {
+    offer_id: OfferId,
+    from: PeerId,
+    from_node: NodeId,
+    info_hash: InfoHash,
+    expires: Instant,
+}
+
+/// Where an accepted answer goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AnswerRoute {
+    /// Queued to the offerer's local connection.
+    Delivered,
+    /// The offerer is on this node of the cluster: relay it there.
+    Remote(NodeId),
+}
+
+/// What an announce did.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Announced {
     /// The swarm's counts after it.
     pub(crate) counts: SwarmCounts,
@@ -100,6 +146,27 @@ pub(crate) struct Announced {
     pub(crate) dropped: usize,
     /// A problem with the piece report, which does not fail the announce.
     pub(crate) warning: Option<RegistryError>,
+    /// Offers chosen for members on other nodes: (index in the announce's
+    /// offers, index in the remote members given), for the caller to relay.
+    pub(crate) remote: Vec<(usize, usize)>,
+}
+
+/// A connection's peer ids and memberships, when it closes.
+#[derive(Debug, Default)]
+pub(crate) struct Membership {
+    pub(crate) peer_ids: Vec<PeerId>,
+    pub(crate) memberships: Vec<(InfoHash, PeerId)>,
+}
+
+/// An offer relayed from another node, for [`Registry::deliver_offer`].
+#[derive(Debug)]
+pub(crate) struct RelayedOffer<'a> {
+    pub(crate) from_node: NodeId,
+    pub(crate) to: PeerId,
+    pub(crate) from: PeerId,
+    pub(crate) offer_id: OfferId,
+    pub(crate) info_hash: InfoHash,
+    pub(crate) text: &'a str,
 }
 
 /// Connections, ownership, swarms and pending offers.
@@ -110,6 +177,9 @@ pub(crate) struct Registry {
     swarms: HashMap<InfoHash, Swarm>,
     limits: Limits,
     rng: fastrand::Rng,
+    /// Members whose pieces grew by `x_cs_have` since the cluster last took
+    /// them; `None` when there is no cluster to tell.
+    changed: Option<HashSet<(InfoHash, PeerId)>>,
 }
 
 impl Registry {
@@ -120,7 +190,28 @@ impl Registry {
             swarms: HashMap::new(),
             limits,
             rng: fastrand::Rng::new(),
+            changed: None,
         }
+    }
+
+    /// Starts recording piece reports that change between announces, for a
+    /// cluster to share ([`Registry::take_changed`]).
+    pub(crate) fn record_changes(&mut self) {
+        self.changed.get_or_insert_with(HashSet::new);
+    }
+
+    /// The members whose pieces grew since the last call, with their reports.
+    pub(crate) fn take_changed(&mut self) -> Vec<(InfoHash, PeerId, MemberReport)> {
+        let Some(changed) = self.changed.as_mut() else {
+            return Vec::new();
+        };
+        let changed = std::mem::take(changed);
+        changed
+            .into_iter()
+            .filter_map(|(info_hash, peer_id)| {
+                Some((info_hash, peer_id, self.report(&info_hash, &peer_id)?))
+            })
+            .collect()
     }
 
     /// Adds a connection and the queue that reaches it.
@@ -132,16 +223,18 @@ impl Registry {
                 peer_ids: Vec::new(),
                 memberships: Vec::new(),
                 pending: VecDeque::new(),
+                remote_pending: VecDeque::new(),
                 bitfield_bytes: 0,
             },
         );
     }
 
     /// Removes a connection: its peers leave their swarms, its peer ids are
-    /// free again, its pending offers are forgotten.
-    pub(crate) fn disconnect(&mut self, conn: ConnId) {
+    /// free again, its pending offers are forgotten. Returns the peer ids and
+    /// memberships it had, for the cluster to forget.
+    pub(crate) fn disconnect(&mut self, conn: ConnId) -> Membership {
         let Some(state) = self.conns.remove(&conn) else {
-            return;
+            return Membership::default();
         };
         for peer_id in &state.peer_ids {
             self.owners.remove(peer_id);
@@ -149,6 +242,36 @@ impl Registry {
         for (info_hash, peer_id) in &state.memberships {
             self.leave_swarm(info_hash, peer_id);
         }
+        Membership {
+            peer_ids: state.peer_ids,
+            memberships: state.memberships,
+        }
+    }
+
+    /// Whether `conn` already announced with `peer_id`.
+    pub(crate) fn owns(&self, conn: ConnId, peer_id: &PeerId) -> bool {
+        self.owners.get(peer_id) == Some(&conn)
+    }
+
+    /// Every local peer id and membership (with its seeding state), for a
+    /// cluster that (re)connects.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let mut snapshot = Snapshot {
+            peer_ids: self.owners.keys().copied().collect(),
+            members: Vec::new(),
+        };
+        for (info_hash, swarm) in &self.swarms {
+            for peer in swarm.peers() {
+                let report = swarm.report(&peer.peer_id).unwrap_or_default();
+                snapshot.members.push((*info_hash, peer.peer_id, report));
+            }
+        }
+        snapshot
+    }
+
+    /// What a member reported, as the cluster shares it.
+    pub(crate) fn report(&self, info_hash: &InfoHash, peer_id: &PeerId) -> Option<MemberReport> {
+        self.swarms.get(info_hash)?.report(peer_id)
     }
 
     /// Checks that `peer_id` belongs to `conn`, claiming it if it is free.
@@ -192,6 +315,7 @@ impl Registry {
         conn: ConnId,
         msg: &Announce<'_>,
         library_pieces: Option<u32>,
+        remote: &[RemoteMember],
         now: Instant,
     ) -> Result<Announced, RegistryError> {
         let membership = (msg.info_hash, msg.peer_id);
@@ -220,6 +344,7 @@ impl Registry {
                 forwarded: 0,
                 dropped: 0,
                 warning: None,
+                remote: Vec::new(),
             });
         }
 
@@ -271,7 +396,7 @@ impl Registry {
         };
         let after = swarm.get(&msg.peer_id).map_or(0, SwarmPeer::bitfield_bytes);
         self.account_bitfields(conn, before, after);
-        let (forwarded, dropped) = self.forward_offers(conn, msg, now);
+        let (forwarded, dropped, to_remote) = self.forward_offers(conn, msg, remote, now);
         let counts = self
             .swarms
             .get(&msg.info_hash)
@@ -282,21 +407,50 @@ impl Registry {
             forwarded,
             dropped,
             warning,
+            remote: to_remote,
         })
     }
 
-    fn forward_offers(&mut self, conn: ConnId, msg: &Announce<'_>, now: Instant) -> (usize, usize) {
+    /// Forwards the announce's offers (within the limit per announce) to
+    /// the members the piece map chooses among the local ones and `remote`
+    /// (members on other nodes); returns (forwarded, dropped, offers for
+    /// remote members).
+    fn forward_offers(
+        &mut self,
+        conn: ConnId,
+        msg: &Announce<'_>,
+        remote: &[RemoteMember],
+        now: Instant,
+    ) -> (usize, usize, Vec<(usize, usize)>) {
         let want = msg.offers.len().min(self.limits.max_offers_per_announce);
         let Some(swarm) = self.swarms.get(&msg.info_hash) else {
-            return (0, 0);
+            return (0, 0, Vec::new());
         };
         if want == 0 {
-            return (0, 0);
+            return (0, 0, Vec::new());
         }
-        let targets = swarm.introduce(&mut self.rng, want, &msg.peer_id);
+        let fields = candidate::remote_fields(remote, swarm.piece_count);
+        let local = swarm.peers().len();
+        let candidates: Vec<Candidate<'_>> = swarm
+            .peers()
+            .iter()
+            .map(Candidate::Local)
+            .chain(
+                remote
+                    .iter()
+                    .zip(&fields)
+                    .map(|(member, field)| Candidate::Remote(member, field.as_ref())),
+            )
+            .collect();
+        let targets = swarm.introduce_among(&mut self.rng, want, &msg.peer_id, &candidates);
         let (mut forwarded, mut dropped) = (0, 0);
+        let mut to_remote = Vec::new();
         let mut sent = Vec::with_capacity(targets.len());
-        for (offer, &target) in msg.offers.iter().zip(&targets) {
+        for (index, (offer, &target)) in msg.offers.iter().zip(&targets).enumerate() {
+            if target >= local {
+                to_remote.push((index, target - local));
+                continue;
+            }
             let Some(peer) = swarm.peers().get(target) else {
                 continue;
             };
@@ -330,22 +484,23 @@ impl Registry {
                 state.pending.push_back(pending);
             }
         }
-        (forwarded, dropped)
+        (forwarded, dropped, to_remote)
     }
 
     /// Relays an answer to the connection whose offer it answers, if that
-    /// offer was forwarded to this very peer, is unexpired and unanswered.
+    /// offer was forwarded to this very peer, is unexpired and unanswered. An
+    /// offer that came from another node is checked here, where it was
+    /// delivered, and the answer goes back to that node.
     pub(crate) fn answer(
         &mut self,
         conn: ConnId,
         msg: &Answer<'_>,
         now: Instant,
-    ) -> Result<(), RegistryError> {
+    ) -> Result<AnswerRoute, RegistryError> {
         self.claim(conn, msg.peer_id)?;
-        let offerer = *self
-            .owners
-            .get(&msg.to_peer_id)
-            .ok_or(RegistryError::UnknownPeer)?;
+        let Some(&offerer) = self.owners.get(&msg.to_peer_id) else {
+            return self.remote_answer(conn, msg, now);
+        };
         let state = self
             .conns
             .get_mut(&offerer)
@@ -372,7 +527,81 @@ impl Registry {
         state
             .outbox
             .try_send(text)
-            .map_err(|_| RegistryError::SlowPeer)
+            .map_err(|_| RegistryError::SlowPeer)?;
+        Ok(AnswerRoute::Delivered)
+    }
+
+    /// An answer to an offer another node's peer made, if one was delivered
+    /// to this connection from that peer.
+    fn remote_answer(
+        &mut self,
+        conn: ConnId,
+        msg: &Answer<'_>,
+        now: Instant,
+    ) -> Result<AnswerRoute, RegistryError> {
+        let state = self
+            .conns
+            .get_mut(&conn)
+            .ok_or(RegistryError::UnknownPeer)?;
+        let position = state
+            .remote_pending
+            .iter()
+            .position(|p| {
+                p.offer_id == msg.offer_id
+                    && p.from == msg.to_peer_id
+                    && p.info_hash == msg.info_hash
+            })
+            .ok_or(RegistryError::UnknownPeer)?;
+        let pending = state
+            .remote_pending
+            .remove(position)
+            .ok_or(RegistryError::UnknownPeer)?;
+        if pending.expires <= now {
+            return Err(RegistryError::ExpiredAnswer);
+        }
+        Ok(AnswerRoute::Remote(pending.from_node))
+    }
+
+    /// Delivers an offer relayed from another node to the local owner of
+    /// `to`, and remembers it so that owner may answer it.
+    pub(crate) fn deliver_offer(&mut self, offer: RelayedOffer<'_>, now: Instant) -> bool {
+        let Some(&conn) = self.owners.get(&offer.to) else {
+            return false;
+        };
+        let max_pending = self.limits.max_pending_offers_per_connection;
+        let expires = now + self.limits.offer_ttl;
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        if state.outbox.try_send(offer.text.to_owned()).is_err() {
+            return false;
+        }
+        while state
+            .remote_pending
+            .front()
+            .is_some_and(|p| p.expires <= now)
+        {
+            state.remote_pending.pop_front();
+        }
+        if state.remote_pending.len() >= max_pending {
+            state.remote_pending.pop_front();
+        }
+        state.remote_pending.push_back(RemotePending {
+            offer_id: offer.offer_id,
+            from: offer.from,
+            from_node: offer.from_node,
+            info_hash: offer.info_hash,
+            expires,
+        });
+        true
+    }
+
+    /// Delivers an answer relayed from another node to the local owner of `to`.
+    pub(crate) fn deliver_answer(&mut self, to: &PeerId, text: &str) -> bool {
+        let Some(state) = self.owners.get(to).and_then(|c| self.conns.get(c)) else {
+            return false;
+        };
+        state.outbox.try_send(text.to_owned()).is_ok()
     }
 
     /// Records pieces a peer gained (`x_cs_have`).
@@ -396,6 +625,9 @@ impl Registry {
         pieces::report_have(swarm, &msg.peer_id, &msg.pieces, now)?;
         let after = swarm.get(&msg.peer_id).map_or(0, SwarmPeer::bitfield_bytes);
         self.account_bitfields(conn, before, after);
+        if let Some(changed) = self.changed.as_mut() {
+            changed.insert((msg.info_hash, msg.peer_id));
+        }
         Ok(())
     }
 
@@ -454,8 +686,8 @@ impl Registry {
     }
 
     /// Drops peers silent for longer than the peer timeout and forgets
-    /// expired offers. Returns how many peers were dropped.
-    pub(crate) fn sweep(&mut self, now: Instant) -> usize {
+    /// expired offers. Returns the memberships dropped.
+    pub(crate) fn sweep(&mut self, now: Instant) -> Vec<(InfoHash, PeerId)> {
         let mut dropped = Vec::new();
         if let Some(deadline) = now.checked_sub(self.limits.peer_timeout) {
             self.swarms.retain(|info_hash, swarm| {
@@ -473,8 +705,12 @@ impl Registry {
         }
         for state in self.conns.values_mut() {
             state.pending.retain(|p| p.expires > now);
+            state.remote_pending.retain(|p| p.expires > now);
         }
-        dropped.len()
+        dropped
+            .into_iter()
+            .map(|(info_hash, peer)| (info_hash, peer.peer_id))
+            .collect()
     }
 
     /// Summaries of up to `limit` swarms, largest first.

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::RegistryError;
 use super::swarm::Swarm;
+use crate::cluster::RemoteMember;
 use crate::signaling::ids::PeerId;
 
 /// One swarm in `GET /api/swarms`.
@@ -62,6 +63,63 @@ pub(crate) struct PieceHolders {
     pub(crate) count: u32,
     /// Which peers: indices into [`PieceReport::peers`].
     pub(crate) holders: Vec<u32>,
+}
+
+/// Adds members of other nodes to a node's report (or makes one of them
+/// alone): their peers, and the pieces of those whose bitfield has the
+/// report's piece count.
+pub(crate) fn add_remote(
+    info_hash: &InfoHash,
+    report: Option<PieceReport>,
+    members: &[RemoteMember],
+) -> Option<PieceReport> {
+    if report.is_none() && members.is_empty() {
+        return None;
+    }
+    let mut report = report.unwrap_or_else(|| {
+        let piece_count = members
+            .iter()
+            .find_map(|m| m.report.pieces.as_ref().map(|(count, _)| *count));
+        PieceReport {
+            info_hash: info_hash.to_hex(),
+            piece_count,
+            peers: Vec::new(),
+            pieces: (0..piece_count.unwrap_or(0))
+                .map(|index| PieceHolders {
+                    index,
+                    count: 0,
+                    holders: Vec::new(),
+                })
+                .collect(),
+        }
+    });
+    let piece_count = report.piece_count.unwrap_or(0);
+    for member in members {
+        let holder = report.peers.len() as u32;
+        let field = member
+            .report
+            .pieces
+            .as_ref()
+            .filter(|(count, _)| *count == piece_count)
+            .and_then(|(count, bytes)| Bitfield::from_bytes(bytes, *count).ok());
+        let held: Vec<u32> = match (&field, member.report.complete) {
+            (_, true) => (0..piece_count).collect(),
+            (Some(field), false) => field.iter_ones().map(|i| i.get()).collect(),
+            (None, false) => Vec::new(),
+        };
+        report.peers.push(PeerPieces {
+            peer_id: member.peer_id.to_hex(),
+            seeder: member.report.complete,
+            pieces: held.len() as u32,
+        });
+        for index in held {
+            if let Some(entry) = report.pieces.get_mut(index as usize) {
+                entry.count += 1;
+                entry.holders.push(holder);
+            }
+        }
+    }
+    Some(report)
 }
 
 /// A [`Layout`] with one-byte pieces: the way to name piece `i` of `count`.

@@ -6,6 +6,7 @@ use std::time::Instant;
 use chunkswarm_core::piece_map::Bitfield;
 
 use super::ConnId;
+use crate::cluster::MemberReport;
 use crate::introductions::{self, Asker, Holdings, Member};
 use crate::signaling::ids::PeerId;
 use crate::signaling::reply::SwarmCounts;
@@ -144,11 +145,25 @@ impl Swarm {
 
     /// Up to `want` members to introduce `asker` to, by the piece map (see
     /// [`introductions`]). Returns indices into [`peers`](Self::peers).
+    #[cfg(test)]
     pub(crate) fn introduce(
         &self,
         rng: &mut fastrand::Rng,
         want: usize,
         asker: &PeerId,
+    ) -> Vec<usize> {
+        self.introduce_among(rng, want, asker, &self.peers)
+    }
+
+    /// Like [`introduce`](Self::introduce), among `members`, whose first
+    /// ones are this swarm's peers in order (more may follow: members on
+    /// other nodes).
+    pub(crate) fn introduce_among<M: Member>(
+        &self,
+        rng: &mut fastrand::Rng,
+        want: usize,
+        asker: &PeerId,
+        members: &[M],
     ) -> Vec<usize> {
         let index = self.index.get(asker).copied();
         let me = index.and_then(|i| self.peers.get(i));
@@ -158,7 +173,20 @@ impl Swarm {
             index,
             piece_count: self.piece_count.unwrap_or(0),
         };
-        introductions::choose(&asker, &self.peers, want, rng)
+        introductions::choose(&asker, members, want, rng)
+    }
+
+    /// What `peer_id` reported, as the cluster shares it.
+    pub(crate) fn report(&self, peer_id: &PeerId) -> Option<MemberReport> {
+        let peer = self.get(peer_id)?;
+        Some(MemberReport {
+            complete: peer.complete,
+            position: peer.position,
+            pieces: peer
+                .pieces
+                .as_ref()
+                .map(|field| (field.len(), field.to_bytes())),
+        })
     }
 
     /// Removes members not seen since `deadline`; returns them.

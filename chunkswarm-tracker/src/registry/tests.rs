@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::signaling::outbox::{Inbox, outbox};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
 
 use super::*;
 use crate::signaling::ids::Id20;
@@ -25,7 +25,7 @@ fn limits() -> Limits {
 
 struct Harness {
     registry: Registry,
-    queues: Vec<mpsc::Receiver<String>>,
+    queues: Vec<Inbox>,
 }
 
 impl Harness {
@@ -33,7 +33,7 @@ impl Harness {
         let mut registry = Registry::new(limits());
         let queues = (0..conns)
             .map(|i| {
-                let (tx, rx) = mpsc::channel(16);
+                let (tx, rx) = outbox(16);
                 registry.connect(i as ConnId, tx);
                 rx
             })
@@ -49,8 +49,8 @@ impl Harness {
     ) -> Result<Option<Announced>, RegistryError> {
         let text = message.to_string();
         match parse(&text).unwrap() {
-            Request::Announce(a) => self.registry.announce(conn, &a, None, now).map(Some),
-            Request::Answer(a) => self.registry.answer(conn, &a, now).map(|()| None),
+            Request::Announce(a) => self.registry.announce(conn, &a, None, &[], now).map(Some),
+            Request::Answer(a) => self.registry.answer(conn, &a, now).map(|_| None),
             Request::Have(h) => self.registry.have(conn, &h, now).map(|()| None),
             Request::Scrape(_) => unreachable!(),
         }
@@ -58,7 +58,7 @@ impl Harness {
 
     fn received(&mut self, conn: usize) -> Vec<Value> {
         let mut out = Vec::new();
-        while let Ok(text) = self.queues[conn].try_recv() {
+        while let Some(text) = self.queues[conn].try_recv() {
             out.push(serde_json::from_str(&text).unwrap());
         }
         out
@@ -205,7 +205,7 @@ fn completion_and_sweeping() {
         later,
     )
     .unwrap();
-    assert_eq!(h.registry.sweep(now + Duration::from_secs(120)), 1);
+    assert_eq!(h.registry.sweep(now + Duration::from_secs(120)).len(), 1);
     assert_eq!(h.registry.totals(), (1, 1));
     // Its membership is gone too, so it may join again.
     h.send(0, announce(1, 1, &[]), now + Duration::from_secs(121))
@@ -233,15 +233,15 @@ fn seeders_do_not_get_offers_from_seeders() {
 fn full_queues_lose_offers_instead_of_blocking() {
     let now = Instant::now();
     let mut registry = Registry::new(limits());
-    let (tx0, _rx0) = mpsc::channel(4);
-    let (tx1, _rx1) = mpsc::channel(1);
+    let (tx0, _rx0) = outbox(4);
+    let (tx1, _rx1) = outbox(1);
     registry.connect(0, tx0);
     registry.connect(1, tx1);
     let join = announce(1, 2, &[]).to_string();
     let Request::Announce(a) = parse(&join).unwrap() else {
         unreachable!()
     };
-    registry.announce(1, &a, None, now).unwrap();
+    registry.announce(1, &a, None, &[], now).unwrap();
     let sdp: Box<RawValue> = serde_json::from_str(r#"{"type":"offer","sdp":"x"}"#).unwrap();
     let mut dropped = 0;
     for round in 0..3u8 {
@@ -257,7 +257,7 @@ fn full_queues_lose_offers_instead_of_blocking() {
             bitfield: None,
             position: None,
         };
-        dropped += registry.announce(0, &msg, None, now).unwrap().dropped;
+        dropped += registry.announce(0, &msg, None, &[], now).unwrap().dropped;
     }
     assert_eq!(dropped, 2);
 }
@@ -325,7 +325,7 @@ fn bitfields_are_bounded_per_connection_and_released() {
         max_bitfield_bytes_per_connection: 3,
         ..limits()
     });
-    let (tx, _rx) = mpsc::channel(16);
+    let (tx, _rx) = outbox(16);
     registry.connect(0, tx);
     let report = |ih: u8, hex: &str| {
         json!({"action": "announce", "info_hash": bin(ih), "peer_id": bin(1),
@@ -336,7 +336,7 @@ fn bitfields_are_bounded_per_connection_and_released() {
         let Request::Announce(a) = parse(text).unwrap() else {
             unreachable!()
         };
-        registry.announce(0, &a, None, now).unwrap().warning
+        registry.announce(0, &a, None, &[], now).unwrap().warning
     };
     // 16 pieces = 2 bytes: the first fits, the second does not.
     assert_eq!(send(&mut registry, &report(1, "8000")), None);

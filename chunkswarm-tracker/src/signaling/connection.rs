@@ -5,19 +5,22 @@
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::SinkExt as _;
-use tokio::sync::mpsc;
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::sync::Notify;
 
 use super::message::{Action, MessageError, Refusal};
+use super::outbox::{Outbox, outbox};
 use super::{handle, reply};
 use crate::Tracker;
-use crate::limits::ConnectionSlot;
+use crate::limits::{AbuseBudget, ConnectionSlot};
 use crate::metrics::{Rejection, add};
 use crate::registry::ConnId;
+use crate::tracker::Inner;
 
 /// Queued messages written before one flush.
 const BATCH: u64 = 64;
-/// Rate-limited messages answered with a failure before they are dropped silently.
+/// Rate-limited messages in a row answered with a failure; the rest of the
+/// run is dropped silently.
 const RATE_REPLIES: u32 = 3;
 
 /// A client that takes longer than this to take our bytes is dropped: its
@@ -31,7 +34,6 @@ const CLOSE_TOO_BIG: u16 = 1009;
 
 enum Event {
     Shutdown,
-    Queued(Option<String>),
     Received(Option<Result<Message, axum::Error>>),
     Timer,
 }
@@ -45,7 +47,8 @@ struct Registered<'a> {
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
         let inner = &self.tracker.inner;
-        inner.registry().disconnect(self.conn);
+        let gone = inner.registry().disconnect(self.conn);
+        inner.cluster.forget(gone.peer_ids, gone.memberships);
         inner
             .metrics
             .connections_open
@@ -55,156 +58,187 @@ impl Drop for Registered<'_> {
 }
 
 /// Runs the connection to its end.
-pub(super) async fn run(tracker: Tracker, mut socket: WebSocket, slot: ConnectionSlot) {
-    let inner = &tracker.inner;
-    let limits = &inner.config.limits;
-    let conn = inner.next_conn_id();
-    let (outbox, mut queued) = mpsc::channel::<String>(limits.outbound_queue.max(1));
-    inner.registry().connect(conn, outbox);
-    add(&inner.metrics.connections_open, 1);
-    add(&inner.metrics.connections_total, 1);
-    let _registered = Registered {
-        tracker: &tracker,
-        conn,
-    };
-
-    let mut shutdown = inner.shutdown.subscribe();
-    let mut last_heard = Instant::now();
-    let timer = tokio::time::sleep(limits.idle_timeout);
-    tokio::pin!(timer);
-    let (mut errors, mut rate_limited) = (0u32, 0u32);
-
-    let close = loop {
-        if *shutdown.borrow_and_update() {
-            break Some((CLOSE_GOING_AWAY, "tracker shutting down"));
-        }
-        let event = tokio::select! {
-            biased;
-            _ = shutdown.changed() => Event::Shutdown,
-            text = queued.recv() => Event::Queued(text),
-            message = socket.recv() => Event::Received(message),
-            () = &mut timer => Event::Timer,
+///
+/// A plain function returning an `async move` block, not an `async fn`: the
+/// block uses its captures in place, where an `async fn` would hold a second
+/// copy of the socket in every idle connection's task.
+#[allow(clippy::manual_async_fn)]
+pub(super) fn run(
+    tracker: Tracker,
+    socket: WebSocket,
+    slot: ConnectionSlot,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let inner = &tracker.inner;
+        let limits = &inner.config.limits;
+        let conn = inner.next_conn_id();
+        let (sender, mut queued) = outbox(limits.outbound_queue);
+        // Replies to this client go through its own queue, behind what other
+        // connections sent it, so reading never waits on writing.
+        let own = sender.clone();
+        inner.registry().connect(conn, sender);
+        add(&inner.metrics.connections_open, 1);
+        add(&inner.metrics.connections_total, 1);
+        let _registered = Registered {
+            tracker: &tracker,
+            conn,
         };
-        match event {
-            Event::Shutdown => continue,
-            Event::Queued(None) => break None,
-            Event::Queued(Some(text)) => {
+
+        let mut shutdown = inner.shutdown.subscribe();
+        let mut last_heard = Instant::now();
+        let timer = tokio::time::sleep(limits.idle_timeout);
+        tokio::pin!(timer);
+        let mut abuse = AbuseBudget::new(limits.abuse, last_heard);
+        // Rate-limited messages since the last one let through.
+        let mut rate_limited = 0u32;
+
+        // Reading and writing go on side by side: a client that sends only
+        // after it has read (as aquatic's load tester does) would otherwise
+        // wait on the tracker's write while the tracker waits on its read.
+        let (mut sink, mut stream) = socket.split();
+        let pong = Notify::new();
+        let writer = async {
+            loop {
+                let next = tokio::select! {
+                    text = queued.recv() => Some(text),
+                    () = pong.notified() => None,
+                };
                 let write = async {
-                    let mut batch = 1u64;
-                    socket.feed(Message::Text(Utf8Bytes::from(text))).await?;
-                    while batch < BATCH {
-                        let Ok(text) = queued.try_recv() else { break };
-                        socket.feed(Message::Text(Utf8Bytes::from(text))).await?;
-                        batch += 1;
+                    if let Some(text) = next {
+                        let mut batch = 1u64;
+                        sink.feed(Message::Text(Utf8Bytes::from(text))).await?;
+                        while batch < BATCH {
+                            let Some(text) = queued.try_recv() else { break };
+                            sink.feed(Message::Text(Utf8Bytes::from(text))).await?;
+                            batch += 1;
+                        }
+                        add(&inner.metrics.messages_sent, batch);
                     }
-                    add(&inner.metrics.messages_sent, batch);
-                    socket.flush().await
+                    sink.flush().await
                 };
-                if !matches!(tokio::time::timeout(WRITE_TIMEOUT, write).await, Ok(Ok(()))) {
-                    break None;
+                // Boxed, like the handling of a message: idle tasks stay small.
+                let written = Box::pin(tokio::time::timeout(WRITE_TIMEOUT, write)).await;
+                if !matches!(written, Ok(Ok(()))) {
+                    return;
                 }
             }
-            Event::Timer => {
-                let now = Instant::now();
-                if now.duration_since(last_heard) >= limits.idle_timeout {
-                    inner.metrics.reject(Rejection::Idle);
-                    break Some((CLOSE_NORMAL, "idle"));
+        };
+        let reader = async {
+            loop {
+                if *shutdown.borrow_and_update() {
+                    break Some((CLOSE_GOING_AWAY, "tracker shutting down"));
                 }
-                timer
-                    .as_mut()
-                    .reset((last_heard + limits.idle_timeout).into());
-            }
-            Event::Received(None | Some(Ok(Message::Close(_)))) => break None,
-            Event::Received(Some(Err(e))) => {
-                if is_too_big(&e) {
-                    inner.metrics.reject(Rejection::MessageTooLarge);
-                    break Some((CLOSE_TOO_BIG, "message too big"));
-                }
-                tracing::debug!(conn, error = %e, "connection failed");
-                break None;
-            }
-            Event::Received(Some(Ok(message))) => {
-                let now = Instant::now();
-                last_heard = now;
-                add(&inner.metrics.messages_received, 1);
-                let text = match &message {
-                    Message::Text(text) => Some(text.as_str()),
-                    Message::Binary(_) => None,
-                    // tungstenite answers pings itself; send its pong now.
-                    Message::Ping(_) | Message::Pong(_) => {
-                        let flushed = tokio::time::timeout(WRITE_TIMEOUT, socket.flush()).await;
-                        if !matches!(flushed, Ok(Ok(()))) {
-                            break None;
-                        }
-                        continue;
-                    }
-                    Message::Close(_) => break None,
+                let event = tokio::select! {
+                    biased;
+                    _ = shutdown.changed() => Event::Shutdown,
+                    message = stream.next() => Event::Received(message),
+                    () = &mut timer => Event::Timer,
                 };
-                if !inner.limiter.take(slot.address(), now) {
-                    inner.metrics.reject(Rejection::RateLimited);
-                    rate_limited += 1;
-                    if rate_limited > limits.max_errors_per_connection {
-                        break Some((CLOSE_POLICY, "rate limited"));
-                    }
-                    if rate_limited <= RATE_REPLIES {
-                        let text = reply::failure_text("announce", "rate limited", None);
-                        if send(&tracker, &mut socket, text).await.is_err() {
-                            break None;
+                match event {
+                    Event::Shutdown => continue,
+                    Event::Timer => {
+                        let now = Instant::now();
+                        if now.duration_since(last_heard) >= limits.idle_timeout {
+                            inner.metrics.reject(Rejection::Idle);
+                            break Some((CLOSE_NORMAL, "idle"));
                         }
+                        timer
+                            .as_mut()
+                            .reset((last_heard + limits.idle_timeout).into());
                     }
-                    continue;
-                }
-                let handled = match text {
-                    Some(text) => handle::text(inner, conn, text, now),
-                    None => {
-                        inner.metrics.reject(Rejection::InvalidMessage);
-                        let refusal = Refusal {
-                            error: MessageError::Binary,
-                            action: Action::Announce,
-                            info_hash: None,
-                        };
-                        handle::Handled {
-                            reply: Some(reply::failure(&refusal)),
-                            error: true,
+                    Event::Received(None | Some(Ok(Message::Close(_)))) => break None,
+                    Event::Received(Some(Err(e))) => {
+                        if is_too_big(&e) {
+                            inner.metrics.reject(Rejection::MessageTooLarge);
+                            break Some((CLOSE_TOO_BIG, "message too big"));
                         }
-                    }
-                };
-                if handled.error {
-                    errors += 1;
-                    if errors > limits.max_errors_per_connection {
-                        inner.metrics.reject(Rejection::TooManyErrors);
-                        break Some((CLOSE_POLICY, "too many errors"));
-                    }
-                }
-                if let Some(text) = handled.reply {
-                    if send(&tracker, &mut socket, text).await.is_err() {
+                        tracing::debug!(conn, error = %e, "connection failed");
                         break None;
                     }
+                    Event::Received(Some(Ok(message))) => {
+                        let now = Instant::now();
+                        last_heard = now;
+                        add(&inner.metrics.messages_received, 1);
+                        let text = match &message {
+                            Message::Text(text) => Some(text.as_str()),
+                            Message::Binary(_) => None,
+                            // tungstenite answers pings itself; the writer sends its pong.
+                            Message::Ping(_) | Message::Pong(_) => {
+                                pong.notify_one();
+                                continue;
+                            }
+                            Message::Close(_) => break None,
+                        };
+                        if !inner.limiter.take(slot.address(), now) {
+                            inner.metrics.reject(Rejection::RateLimited);
+                            rate_limited += 1;
+                            if !abuse.charge(now) {
+                                inner.metrics.reject(Rejection::TooManyErrors);
+                                break Some((CLOSE_POLICY, "rate limited"));
+                            }
+                            if rate_limited <= RATE_REPLIES {
+                                let text = reply::failure_text("announce", "rate limited", None);
+                                reply_to(&own, inner, text);
+                            }
+                            continue;
+                        }
+                        rate_limited = 0;
+                        let handled = match text {
+                            // Boxed: the handling future exists only while a message is
+                            // handled, not in every idle connection's task.
+                            Some(text) => Box::pin(handle::text(inner, conn, text, now)).await,
+                            None => {
+                                inner.metrics.reject(Rejection::InvalidMessage);
+                                let refusal = Refusal {
+                                    error: MessageError::Binary,
+                                    action: Action::Announce,
+                                    info_hash: None,
+                                };
+                                handle::Handled {
+                                    reply: Some(reply::failure(&refusal)),
+                                    abuse: true,
+                                }
+                            }
+                        };
+                        if handled.abuse && !abuse.charge(now) {
+                            inner.metrics.reject(Rejection::TooManyErrors);
+                            break Some((CLOSE_POLICY, "too many errors"));
+                        }
+                        if let Some(text) = handled.reply {
+                            reply_to(&own, inner, text);
+                        }
+                    }
                 }
             }
-        }
-    };
-    tracing::debug!(conn, close = ?close, "connection ended");
-    if let Some((code, reason)) = close {
-        let frame = CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
         };
-        let _ = tokio::time::timeout(
-            Duration::from_secs(1),
-            socket.send(Message::Close(Some(frame))),
-        )
-        .await;
+        let close = {
+            tokio::pin!(reader, writer);
+            tokio::select! {
+                biased;
+                close = &mut reader => close,
+                () = &mut writer => None,
+            }
+        };
+        tracing::debug!(conn, close = ?close, "connection ended");
+        if let Some((code, reason)) = close {
+            let frame = CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            };
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                sink.send(Message::Close(Some(frame))),
+            )
+            .await;
+        }
     }
 }
 
-/// Sends one message; fails if it cannot be written within [`WRITE_TIMEOUT`].
-async fn send(tracker: &Tracker, socket: &mut WebSocket, text: String) -> Result<(), ()> {
-    add(&tracker.inner.metrics.messages_sent, 1);
-    let write = socket.send(Message::Text(Utf8Bytes::from(text)));
-    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
+/// Queues a reply to the client; lost, like any message to it, if its
+/// queue is full because it does not read.
+fn reply_to(own: &Outbox, inner: &Inner, text: String) {
+    if own.try_send(text).is_err() {
+        inner.metrics.reject(Rejection::SlowPeer);
     }
 }
 

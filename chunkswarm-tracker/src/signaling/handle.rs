@@ -5,10 +5,12 @@ use std::time::Instant;
 
 use chunkswarm_core::metainfo::InfoHash;
 
-use super::message::{self, Request};
+use super::ids::PeerId;
+use super::message::{self, Announce, Answer, Event, Request};
 use super::reply;
+use crate::cluster::{self, MemberReport, Relay, RemoteMember, RemoteSwarm};
 use crate::metrics::{Rejection, add};
-use crate::registry::{ConnId, RegistryError};
+use crate::registry::{AnswerRoute, ConnId, RegistryError};
 use crate::tracker::Inner;
 
 /// The outcome of one message.
@@ -16,8 +18,9 @@ use crate::tracker::Inner;
 pub(crate) struct Handled {
     /// The reply to the sender, if any.
     pub(crate) reply: Option<String>,
-    /// Whether the message counts against the connection's error budget.
-    pub(crate) error: bool,
+    /// Whether the message counts against the connection's abuse budget
+    /// ([`RegistryError::is_abuse`], or a message that does not parse).
+    pub(crate) abuse: bool,
 }
 
 fn rejection(e: RegistryError) -> Rejection {
@@ -29,9 +32,8 @@ fn rejection(e: RegistryError) -> Rejection {
         RegistryError::ExpiredAnswer => Rejection::ExpiredAnswer,
         RegistryError::UnknownPeer => Rejection::UnknownPeer,
         RegistryError::SlowPeer => Rejection::SlowPeer,
-        RegistryError::NotInSwarm | RegistryError::BadPieces | RegistryError::PieceBudget => {
-            Rejection::BadPieces
-        }
+        RegistryError::NotInSwarm => Rejection::NotInSwarm,
+        RegistryError::BadPieces | RegistryError::PieceBudget => Rejection::BadPieces,
     }
 }
 
@@ -39,71 +41,181 @@ fn refuse(tracker: &Inner, action: &str, e: RegistryError, info_hash: &InfoHash)
     tracker.metrics.reject(rejection(e));
     Handled {
         reply: Some(reply::failure_text(action, &e.to_string(), Some(info_hash))),
-        error: !matches!(e, RegistryError::SlowPeer | RegistryError::ExpiredAnswer),
+        abuse: e.is_abuse(),
+    }
+}
+
+/// Claims `peer_id` in the cluster unless `conn` already announced it.
+async fn claim(tracker: &Inner, conn: ConnId, peer_id: PeerId) -> Result<(), RegistryError> {
+    let owned = tracker.registry().owns(conn, &peer_id);
+    if owned || tracker.cluster.claim(peer_id).await {
+        Ok(())
+    } else {
+        Err(RegistryError::PeerIdTaken)
+    }
+}
+
+/// Relays the offers the piece map chose for members on other nodes.
+fn relay_offers(
+    tracker: &Inner,
+    announce: &Announce<'_>,
+    chosen: &[(usize, usize)],
+    members: &[RemoteMember],
+) -> usize {
+    let node = tracker.cluster.node();
+    let mut sent = 0;
+    for &(offer, member) in chosen {
+        let (Some(offer), Some(member)) = (announce.offers.get(offer), members.get(member)) else {
+            continue;
+        };
+        let text = reply::offer(
+            &announce.info_hash,
+            &announce.peer_id,
+            &offer.offer_id,
+            offer.offer,
+        );
+        tracker.cluster.relay(
+            member.node,
+            Relay::Offer {
+                from_node: node,
+                to: member.peer_id,
+                from: announce.peer_id,
+                offer_id: offer.offer_id,
+                info_hash: announce.info_hash,
+                text,
+            },
+        );
+        sent += 1;
+    }
+    add(&tracker.metrics.relays_sent, sent as u64);
+    sent
+}
+
+/// The member's report as the cluster is to share it: this announce's
+/// bitfield and position over what the registry holds.
+fn report(tracker: &Inner, announce: &Announce<'_>, library_pieces: Option<u32>) -> MemberReport {
+    let held = tracker
+        .registry()
+        .report(&announce.info_hash, &announce.peer_id)
+        .unwrap_or_default();
+    let pieces = match &announce.bitfield {
+        Some((bytes, claimed)) => claimed
+            .or(library_pieces)
+            .or(held.pieces.as_ref().map(|(count, _)| *count))
+            .map(|count| (count, bytes.clone())),
+        None => held.pieces,
+    };
+    MemberReport {
+        complete: held.complete || announce.complete || announce.event == Event::Completed,
+        position: announce.position,
+        pieces,
+    }
+}
+
+async fn announce(tracker: &Inner, conn: ConnId, announce: &Announce<'_>, now: Instant) -> Handled {
+    let metrics = &tracker.metrics;
+    add(&metrics.announces, 1);
+    let membership = (announce.info_hash, announce.peer_id);
+    if let Err(e) = claim(tracker, conn, announce.peer_id).await {
+        return refuse(tracker, "announce", e, &announce.info_hash);
+    }
+    let library_pieces = match (&announce.bitfield, &tracker.library) {
+        (Some(_), Some(library)) => library.torrents.piece_count(&announce.info_hash),
+        _ => None,
+    };
+    let remote = if announce.event == Event::Stopped {
+        tracker.cluster.forget(Vec::new(), vec![membership]);
+        RemoteSwarm::default()
+    } else {
+        let report = report(tracker, announce, library_pieces);
+        tracker
+            .cluster
+            .join(announce.info_hash, announce.peer_id, report)
+            .await
+    };
+    let members: Vec<RemoteMember> = remote
+        .members
+        .into_iter()
+        .filter(|m| m.peer_id != announce.peer_id)
+        .collect();
+    let result = tracker
+        .registry()
+        .announce(conn, announce, library_pieces, &members, now);
+    let done = match result {
+        Ok(done) => done,
+        Err(e) => {
+            if announce.event != Event::Stopped {
+                tracker.cluster.forget(Vec::new(), vec![membership]);
+            }
+            return refuse(tracker, "announce", e, &announce.info_hash);
+        }
+    };
+    let relayed = relay_offers(tracker, announce, &done.remote, &members);
+    add(&metrics.offers_forwarded, (done.forwarded + relayed) as u64);
+    for _ in 0..done.dropped {
+        metrics.reject(Rejection::SlowPeer);
+    }
+    if let Some(warning) = done.warning {
+        metrics.reject(rejection(warning));
+    }
+    let warning = done.warning.map(|w| w.to_string());
+    let text = reply::announce(
+        &announce.info_hash,
+        tracker.config.announce_interval.as_secs(),
+        cluster::sum(done.counts, remote.counts),
+        warning.as_deref(),
+    );
+    Handled {
+        reply: Some(text),
+        abuse: false,
+    }
+}
+
+async fn answer(tracker: &Inner, conn: ConnId, answer: &Answer<'_>, now: Instant) -> Handled {
+    if let Err(e) = claim(tracker, conn, answer.peer_id).await {
+        return refuse(tracker, "announce", e, &answer.info_hash);
+    }
+    let result = tracker.registry().answer(conn, answer, now);
+    match result {
+        Ok(route) => {
+            add(&tracker.metrics.answers_relayed, 1);
+            if let AnswerRoute::Remote(node) = route {
+                let text = reply::answer(
+                    &answer.info_hash,
+                    &answer.peer_id,
+                    &answer.offer_id,
+                    answer.answer,
+                );
+                let to = answer.to_peer_id;
+                tracker.cluster.relay(node, Relay::Answer { to, text });
+                add(&tracker.metrics.relays_sent, 1);
+            }
+            Handled {
+                reply: None,
+                abuse: false,
+            }
+        }
+        Err(e) => refuse(tracker, "announce", e, &answer.info_hash),
     }
 }
 
 /// Handles one text message of connection `conn`.
-pub(crate) fn text(tracker: &Inner, conn: ConnId, text: &str, now: Instant) -> Handled {
+pub(crate) async fn text(tracker: &Inner, conn: ConnId, text: &str, now: Instant) -> Handled {
     let request = match message::parse(text) {
         Ok(request) => request,
         Err(refusal) => {
             tracker.metrics.reject(Rejection::InvalidMessage);
             return Handled {
                 reply: Some(reply::failure(&refusal)),
-                error: true,
+                abuse: true,
             };
         }
     };
     let metrics = &tracker.metrics;
     let interval = tracker.config.announce_interval.as_secs();
     match request {
-        Request::Announce(announce) => {
-            add(&metrics.announces, 1);
-            let library_pieces = match (&announce.bitfield, &tracker.library) {
-                (Some(_), Some(library)) => library.torrents.piece_count(&announce.info_hash),
-                _ => None,
-            };
-            let result = tracker
-                .registry()
-                .announce(conn, &announce, library_pieces, now);
-            match result {
-                Ok(done) => {
-                    add(&metrics.offers_forwarded, done.forwarded as u64);
-                    for _ in 0..done.dropped {
-                        metrics.reject(Rejection::SlowPeer);
-                    }
-                    if let Some(warning) = done.warning {
-                        metrics.reject(rejection(warning));
-                    }
-                    let warning = done.warning.map(|w| w.to_string());
-                    let text = reply::announce(
-                        &announce.info_hash,
-                        interval,
-                        done.counts,
-                        warning.as_deref(),
-                    );
-                    Handled {
-                        reply: Some(text),
-                        error: false,
-                    }
-                }
-                Err(e) => refuse(tracker, "announce", e, &announce.info_hash),
-            }
-        }
-        Request::Answer(answer) => {
-            let result = tracker.registry().answer(conn, &answer, now);
-            match result {
-                Ok(()) => {
-                    add(&metrics.answers_relayed, 1);
-                    Handled {
-                        reply: None,
-                        error: false,
-                    }
-                }
-                Err(e) => refuse(tracker, "announce", e, &answer.info_hash),
-            }
-        }
+        Request::Announce(message) => announce(tracker, conn, &message, now).await,
+        Request::Answer(message) => answer(tracker, conn, &message, now).await,
         Request::Scrape(info_hashes) => {
             add(&metrics.scrapes, 1);
             let limit = tracker.config.limits.max_scrape_hashes;
@@ -111,21 +223,29 @@ pub(crate) fn text(tracker: &Inner, conn: ConnId, text: &str, now: Instant) -> H
                 metrics.reject(Rejection::InvalidMessage);
                 return Handled {
                     reply: Some(reply::failure_text("scrape", "too many info_hash", None)),
-                    error: true,
+                    abuse: true,
                 };
             }
-            let files = tracker.registry().scrape(&info_hashes, limit);
+            let mut files = tracker.registry().scrape(&info_hashes, limit);
+            let hashes: Vec<InfoHash> = files.iter().map(|(ih, _)| *ih).collect();
+            let remote = tracker.cluster.remote_counts(&hashes).await;
+            for ((_, counts), remote) in files.iter_mut().zip(remote) {
+                *counts = cluster::sum(*counts, remote);
+            }
             Handled {
                 reply: Some(reply::scrape(&files, interval)),
-                error: false,
+                abuse: false,
             }
         }
         Request::Have(have) => {
+            if let Err(e) = claim(tracker, conn, have.peer_id).await {
+                return refuse(tracker, "x_cs_have", e, &have.info_hash);
+            }
             let result = tracker.registry().have(conn, &have, now);
             match result {
                 Ok(()) => Handled {
                     reply: None,
-                    error: false,
+                    abuse: false,
                 },
                 Err(e) => refuse(tracker, "x_cs_have", e, &have.info_hash),
             }

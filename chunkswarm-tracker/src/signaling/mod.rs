@@ -5,6 +5,7 @@ mod connection;
 mod handle;
 pub(crate) mod ids;
 pub(crate) mod message;
+pub(crate) mod outbox;
 pub(crate) mod reply;
 
 use std::time::Instant;
@@ -19,9 +20,11 @@ use crate::Tracker;
 use crate::metrics::Rejection;
 use crate::serve::ClientIp;
 
-/// Bytes tungstenite reads at a time; it grows for larger messages. Small,
-/// because every idle connection keeps this buffer.
-const READ_BUFFER: usize = 4 << 10;
+/// Bytes tungstenite reads at a time. Its read buffer starts at this size,
+/// grows to the largest message the connection has sent and never shrinks,
+/// so it is what an idle connection holds most of: 1 KiB rather than 4 KiB
+/// took 1.5 KiB off each idle connection in `tracker_load`.
+const READ_BUFFER: usize = 1 << 10;
 /// Outgoing bytes gathered before a write; a batch is flushed at its end anyway.
 const WRITE_BUFFER: usize = 16 << 10;
 

@@ -58,6 +58,22 @@ impl TestTracker {
         Client { ws }
     }
 
+    /// A WebSocket client whose upgrade request carries `headers`; the
+    /// handshake's error (e.g. a 429) if the tracker refuses it.
+    pub async fn client_with(
+        &self,
+        headers: &[(&'static str, &str)],
+    ) -> Result<Client<TcpStream>, tokio_tungstenite::tungstenite::Error> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let mut request = self.ws_url().into_client_request()?;
+        for (name, value) in headers {
+            request.headers_mut().append(*name, value.parse().unwrap());
+        }
+        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        let (ws, _) = tokio_tungstenite::client_async(request, tcp).await?;
+        Ok(Client { ws })
+    }
+
     /// Shuts the tracker down and waits for `serve` to return.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
