@@ -126,8 +126,9 @@ export async function streamTo(torrent, media, options = {}) {
   const playhead = () => Math.min(torrent.length - 1, Math.floor(media.currentTime * bitrate()));
   let detour = 0; // reads in flight that moved the window away from the playhead
   let unplayable = false; // the element gave up on the file (it cannot decode it)
+  let stopped = false; // stop() was called: the playback window is no longer ours
   const follow = () => {
-    if (unplayable) return;
+    if (unplayable || stopped) return;
     const rate = bitrate();
     if (rate > 0 && detour === 0 && torrent.length > 0) torrent.setPlayback(playhead(), Math.ceil(rate));
   };
@@ -139,7 +140,7 @@ export async function streamTo(torrent, media, options = {}) {
     return true;
   };
   const onRead = async (start, end) => {
-    if (unplayable || verified(start, end)) return torrent.read(start, end);
+    if (unplayable || stopped || verified(start, end)) return torrent.read(start, end);
     const rate = bitrate();
     const head = rate > 0 ? playhead() : null;
     // A read before the playhead's piece (the player re-reading after a
@@ -180,6 +181,8 @@ export async function streamTo(torrent, media, options = {}) {
   return {
     url,
     stop() {
+      // Reads still pending finish without moving the window back.
+      stopped = true;
       events.forEach((name) => media.removeEventListener(name, follow));
       media.removeEventListener('error', onError);
       streams.delete(torrent.infoHash);
