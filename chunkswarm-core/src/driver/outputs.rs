@@ -102,17 +102,16 @@ impl Driver {
                 } => torrent.new_haves.push(piece.get()),
                 Event::Completed => {
                     tracing::info!(%info_hash, "download complete");
+                    // Subscribers read the content when they hear it: not
+                    // before every verified piece is in the store.
+                    let writes_pending = !torrent.writing.is_empty();
+                    torrent.completed_waiting = writes_pending;
                     if !torrent.completed_announced {
                         torrent.completed_announced = true;
                         self.announce_completed(now, info_hash);
                     }
-                    // Subscribers read the content when they hear it: not
-                    // before every verified piece is in the store.
-                    if let Some(torrent) = self.torrents.get_mut(&info_hash) {
-                        if !torrent.writing.is_empty() {
-                            torrent.completed_waiting = true;
-                            return;
-                        }
+                    if writes_pending {
+                        return;
                     }
                 }
                 Event::Progress(stats) => {

@@ -103,12 +103,10 @@ impl BodyReader {
 
 impl Drop for BodyReader {
     fn drop(&mut self) {
-        if let Self::Byob {
-            buffer: Some(buffer),
-            ..
-        } = self
-        {
-            give_back_scratch(buffer.clone());
+        if let Self::Byob { buffer, .. } = self {
+            if let Some(buffer) = buffer.take() {
+                give_back_scratch(buffer);
+            }
         }
     }
 }

@@ -349,7 +349,6 @@ impl RendererMemory {
     /// The largest renderer's resident memory right now, and the part of it
     /// that is its own (anonymous) rather than mapped files such as Chromium's
     /// code, in MiB.
-    #[allow(dead_code)] // the storage benchmark's breakdown
     pub(crate) fn largest_now_mib(&self) -> (f64, f64) {
         renderers(&self.profile)
             .into_iter()
