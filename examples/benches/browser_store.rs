@@ -13,9 +13,10 @@
 //! as the page measures it), the wall time, and the peak resident memory of
 //! the page's renderer processes; then the OPFS / memory rate ratio (goal
 //! ≥ 0.8). At each tenth of the download, a breakdown of where the memory
-//! is: the largest renderer's resident memory (and the part of it that is
-//! not mapped files, Chromium's code mostly), the page's JS heap and the
-//! engine's wasm linear memory. Runs in a network namespace of its own, like the browser tests.
+//! is: the largest renderer's resident memory (split into its own pages,
+//! mapped files, Chromium's code mostly, and shared memory), the page's JS
+//! heap and the engine's wasm linear memory. Runs in a network namespace of
+//! its own, like the browser tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 #[path = "../tests/browser/harness.rs"]
@@ -92,10 +93,14 @@ impl Breakdown {
         }
         let mib = |v: Option<f64>| v.map_or("?".into(), |b| format!("{:.0}", b / 1048576.0));
         let heap = page.eval(Self::HEAP).ok().and_then(|v| v.as_f64());
-        let (rss, anon) = memory.largest_now_mib();
+        let now = memory.largest_now();
         self.rows.push(format!(
-            "  {:>3}%  renderer {rss:>5.0} MiB (own {anon:>4.0})  JS heap {:>4} MiB  wasm memory {:>4} MiB",
+            "  {:>3}%  renderer {:>5.0} MiB (own {:>4.0}, files {:>4.0}, shared {:>4.0})  JS heap {:>4} MiB  wasm memory {:>4} MiB",
             self.next_tenth * 10,
+            now.total,
+            now.anon,
+            now.file,
+            now.shmem,
             mib(heap),
             mib(state["wasmMemoryBytes"].as_f64()),
         ));

@@ -1,5 +1,5 @@
 // The chunkswarm demo page: catalog search, then a download that plays while
-// it arrives, with the piece grid, the peers, the stats and the log.
+// it arrives, with the piece map, the peers, the stats and the log.
 //
 // Hooks for tests and curious people: `window.chunkswarmDemo` (see `demo`
 // below) and URL parameters: `?q=TEXT` fills the search, `?autoplay=FILE`
@@ -7,7 +7,7 @@
 // `?webseed=off` downloads from peers only, `?storage=memory` keeps pieces
 // in memory instead of the browser's file system (OPFS).
 
-import { Grid, Log, PeerTable, el, fmtBytes, peerLabel, renderResults, renderStats } from './view.js';
+import { Log, PeerTable, PieceMap, el, fmtBytes, peerLabel, renderResults, renderStats } from './view.js';
 import { sha256Hex } from './sha256.js';
 
 const $ = (id) => document.getElementById(id);
@@ -48,7 +48,7 @@ window.chunkswarmStopStreaming = () => {
 };
 
 const log = new Log($('log'), $('log-debug'));
-const grid = new Grid($('grid'));
+const pieceMap = new PieceMap($('grid'));
 const peerTable = new PeerTable($('peers'), $('peers-empty'), $('peer-count'));
 const video = $('video');
 
@@ -194,7 +194,7 @@ async function download(entry, { muted }) {
     log.add('debug', `stats: ${e.message}`);
   }
   log.add('info', `${torrent.name}: ${fmtBytes(torrent.length)} in ${torrent.pieceCount} pieces of ${fmtBytes(torrent.pieceLength)}, infohash ${torrent.infoHash}`);
-  grid.reset(torrent.pieceCount);
+  pieceMap.reset(torrent.pieceCount);
   $('grid-count').textContent = `${torrent.pieceCount} × ${fmtBytes(torrent.pieceLength)}`;
   $('save').hidden = true;
   renderResults($('results'), lastResults, demo.infoHash, (e) => download(e, { muted: false }));
@@ -266,7 +266,7 @@ function onTimeUpdate() {
   if (Number.isFinite(duration) && duration > 0) {
     const length = Number(torrent.length);
     const pos = Math.min(length - 1, Math.floor((video.currentTime / duration) * length));
-    grid.setPlayhead(Math.floor(pos / Number(torrent.pieceLength)));
+    pieceMap.setPlayhead(Math.floor(pos / Number(torrent.pieceLength)));
   }
 }
 
@@ -397,7 +397,7 @@ async function refresh(t) {
   let tick = 0;
   while (t === torrent) {
     try {
-      grid.update(t.pieceStates());
+      pieceMap.update(t.pieceStates());
       if (tick % 2 === 0) showStats(await t.stats());
       if (tick % 4 === 0) {
         const peers = (await t.peers()).map((p) => plain(p, PEER_KEYS));
@@ -436,7 +436,7 @@ function finished(t) {
     log.add('success', `downloaded ${fmtBytes(file.size)}, SHA-256 ${demo.sha256} (hashed in ${((performance.now() - started) / 1000).toFixed(1)} s)`);
     showStats(await t.stats());
     showStorage();
-    grid.update(t.pieceStates());
+    pieceMap.update(t.pieceStates());
   })().catch((e) => log.add('error', `finishing: ${e.message}`));
 }
 

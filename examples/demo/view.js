@@ -63,70 +63,152 @@ export function peerLabel(peerId) {
 
 const STATE_NAMES = ['missing', 'requested from a peer', 'requested from the origin', 'verified, from a peer', 'verified, from the origin'];
 
-/** The piece map: one cell per piece, coloured by state and source. */
-export class Grid {
-  constructor(root) {
-    this.root = root;
-    this.cells = [];
-    this.states = new Uint8Array(0);
+/** Cell size and gap in CSS pixels, by how many cells there are. */
+function cellGeometry(cellCount) {
+  if (cellCount <= 300) return { size: 22, gap: 4, radius: 4 };
+  if (cellCount <= 2000) return { size: 12, gap: 2, radius: 2 };
+  return { size: 6, gap: 1, radius: 0 };
+}
+
+/**
+ * The piece map: one cell per piece, coloured by state and source, drawn on
+ * a canvas. (One element per piece made Blink lay out thousands of grid
+ * items on every update: for a 4 GiB file that was most of the page's
+ * memory.) Very large files get at most `MAX_CELLS` cells, each standing for
+ * a run of pieces and showing its least advanced one.
+ */
+export class PieceMap {
+  static MAX_CELLS = 6000;
+
+  constructor(canvas) {
+    this.canvas = canvas;
+    this.context = canvas.getContext('2d');
+    this.cellStates = new Uint8Array(0);
+    this.perCell = 1;
+    this.pieceCount = 0;
     this.playhead = -1;
+    this.layout = null;
+    new ResizeObserver(() => this.redraw()).observe(canvas);
+    canvas.addEventListener('mousemove', (e) => this.describe(e));
   }
 
   reset(pieceCount) {
-    this.root.replaceChildren();
-    this.root.classList.toggle('small', pieceCount > 300 && pieceCount <= 2000);
-    this.root.classList.toggle('tiny', pieceCount > 2000);
-    // Very large files would make a huge DOM: cap at 6000 cells, each
-    // standing for a run of pieces.
     this.pieceCount = pieceCount;
-    this.perCell = Math.max(1, Math.ceil(pieceCount / 6000));
-    const cellCount = Math.ceil(pieceCount / this.perCell);
-    const frag = document.createDocumentFragment();
-    this.cells = [];
-    for (let i = 0; i < cellCount; i++) {
-      const cell = el('div', { class: 'cell s0' });
-      this.cells.push(cell);
-      frag.append(cell);
-    }
-    this.root.append(frag);
-    this.cellStates = new Uint8Array(cellCount);
+    this.perCell = Math.max(1, Math.ceil(pieceCount / PieceMap.MAX_CELLS));
+    this.cellStates = new Uint8Array(Math.ceil(pieceCount / this.perCell));
     this.playhead = -1;
-    this.updateTitles = true;
+    this.redraw();
   }
 
   /** `states`: one byte per piece (0 missing, 1/2 requested from peer/origin, 3/4 verified from peer/origin). */
   update(states) {
     const per = this.perCell;
-    for (let c = 0; c < this.cells.length; c++) {
-      // A run shows its least advanced piece.
+    for (let c = 0; c < this.cellStates.length; c++) {
       let s = 255;
-      for (let p = c * per; p < Math.min((c + 1) * per, states.length); p++) {
-        const v = states[p];
-        s = Math.min(s, v);
-      }
+      const end = Math.min((c + 1) * per, states.length);
+      for (let p = c * per; p < end; p++) s = Math.min(s, states[p]);
       if (s === 255) s = 0;
-      if (s !== this.cellStates[c] || this.updateTitles) {
-        const cell = this.cells[c];
-        const wasVerified = this.cellStates[c] >= 3;
+      if (s !== this.cellStates[c]) {
         this.cellStates[c] = s;
-        cell.className = `cell s${s}${c === this.playhead ? ' playhead' : ''}`;
-        cell.title = per === 1 ? `piece ${c}: ${STATE_NAMES[s] || s}` : `pieces ${c * per}–${(c + 1) * per - 1}`;
-        if (s >= 3 && !wasVerified && !this.updateTitles) {
-          cell.classList.add('fresh');
-          setTimeout(() => cell.classList.remove('fresh'), 300);
-        }
+        this.drawCell(c);
       }
     }
-    this.updateTitles = false;
   }
 
   /** Marks the cell holding piece `piece` (or none with -1). */
   setPlayhead(piece) {
     const cell = piece < 0 ? -1 : Math.floor(piece / this.perCell);
     if (cell === this.playhead) return;
-    if (this.cells[this.playhead]) this.cells[this.playhead].classList.remove('playhead');
+    const old = this.playhead;
     this.playhead = cell;
-    if (this.cells[cell]) this.cells[cell].classList.add('playhead');
+    // The outline reaches into the gap: redraw the neighbours it touched.
+    for (const c of [old - 1, old, old + 1, cell]) this.drawCell(c);
+    if (old >= 0) {
+      const columns = this.layout?.columns ?? 1;
+      for (const c of [old - columns, old + columns]) this.drawCell(c);
+    }
+  }
+
+  /** Sizes the canvas to its box and draws every cell. */
+  redraw() {
+    const { canvas } = this;
+    const width = canvas.clientWidth;
+    if (!width) return;
+    const { size, gap, radius } = cellGeometry(this.cellStates.length);
+    const columns = Math.max(1, Math.floor((width + gap) / (size + gap)));
+    // Stretch the cells to fill the row, as the grid's `1fr` columns did.
+    const cell = (width + gap) / columns - gap;
+    const rows = Math.ceil(this.cellStates.length / columns);
+    const height = Math.max(0, Math.ceil(rows * (cell + gap) - gap));
+    const ratio = window.devicePixelRatio || 1;
+    canvas.style.height = `${height}px`;
+    canvas.width = Math.round(width * ratio);
+    canvas.height = Math.round(height * ratio);
+    this.context.setTransform(ratio, 0, 0, ratio, 0, 0);
+    const style = getComputedStyle(canvas);
+    const color = (name) => style.getPropertyValue(name).trim();
+    this.layout = {
+      columns, cell, gap, radius,
+      colors: [color('--missing'), color('--requested'), color('--http'), color('--peer'), color('--http')],
+      background: color('--card'),
+    };
+    for (let c = 0; c < this.cellStates.length; c++) this.drawCell(c);
+  }
+
+  drawCell(c) {
+    const { layout, context: ctx } = this;
+    if (!layout || c < 0 || c >= this.cellStates.length) return;
+    const { columns, cell, gap, radius, colors } = layout;
+    const x = (c % columns) * (cell + gap);
+    const y = Math.floor(c / columns) * (cell + gap);
+    const half = gap / 2;
+    ctx.fillStyle = layout.background;
+    ctx.fillRect(x - half, y - half, cell + gap, cell + gap);
+    const s = this.cellStates[c];
+    const shape = () => {
+      ctx.beginPath();
+      if (radius && ctx.roundRect) ctx.roundRect(x, y, cell, cell, radius);
+      else ctx.rect(x, y, cell, cell);
+    };
+    ctx.fillStyle = colors[s] ?? colors[0];
+    shape();
+    ctx.fill();
+    if (s === 2) {
+      // Requested from the origin: half requested, half origin.
+      ctx.save();
+      shape();
+      ctx.clip();
+      ctx.beginPath();
+      ctx.moveTo(x + cell, y);
+      ctx.lineTo(x + cell, y + cell);
+      ctx.lineTo(x, y + cell);
+      ctx.fillStyle = colors[1];
+      ctx.fill();
+      ctx.restore();
+    }
+    if (c === this.playhead) {
+      ctx.strokeStyle = '#fff';
+      ctx.lineWidth = Math.min(2, Math.max(1, gap));
+      ctx.strokeRect(x - ctx.lineWidth / 2, y - ctx.lineWidth / 2, cell + ctx.lineWidth, cell + ctx.lineWidth);
+    }
+  }
+
+  /** The tooltip: what the cell under the pointer holds. */
+  describe(event) {
+    const { layout } = this;
+    if (!layout) return;
+    const pitch = layout.cell + layout.gap;
+    const column = Math.floor(event.offsetX / pitch);
+    const c = Math.floor(event.offsetY / pitch) * layout.columns + column;
+    if (column >= layout.columns || c < 0 || c >= this.cellStates.length) {
+      this.canvas.title = '';
+      return;
+    }
+    const per = this.perCell;
+    const state = STATE_NAMES[this.cellStates[c]] || this.cellStates[c];
+    this.canvas.title = per === 1
+      ? `piece ${c}: ${state}`
+      : `pieces ${c * per}–${Math.min(this.pieceCount, (c + 1) * per) - 1}: ${state}`;
   }
 }
 

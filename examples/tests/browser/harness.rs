@@ -321,6 +321,15 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
         .ok()
 }
 
+/// One renderer's resident memory by kind, in MiB.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Resident {
+    pub(crate) total: f64,
+    pub(crate) anon: f64,
+    pub(crate) file: f64,
+    pub(crate) shmem: f64,
+}
+
 /// Tracks the peak resident memory of one Chromium's renderer processes.
 #[derive(Debug)]
 pub(crate) struct RendererMemory {
@@ -346,17 +355,23 @@ impl RendererMemory {
         }
     }
 
-    /// The largest renderer's resident memory right now, and the part of it
-    /// that is its own (anonymous) rather than mapped files such as Chromium's
-    /// code, in MiB.
-    pub(crate) fn largest_now_mib(&self) -> (f64, f64) {
+    /// The largest renderer's resident memory right now, split by kind:
+    /// its own (anonymous) pages, mapped files (Chromium's code mostly) and
+    /// shared memory (IPC buffers such as network data pipes), in MiB.
+    pub(crate) fn largest_now(&self) -> Resident {
         renderers(&self.profile)
             .into_iter()
-            .filter_map(|pid| Some((status_kib(pid, "VmRSS:")?, status_kib(pid, "RssAnon:")?)))
-            .max()
-            .map_or((0.0, 0.0), |(rss, anon)| {
-                (rss as f64 / 1024.0, anon as f64 / 1024.0)
+            .filter_map(|pid| {
+                let mib = |field| Some(status_kib(pid, field)? as f64 / 1024.0);
+                Some(Resident {
+                    total: mib("VmRSS:")?,
+                    anon: mib("RssAnon:")?,
+                    file: mib("RssFile:")?,
+                    shmem: mib("RssShmem:")?,
+                })
             })
+            .max_by(|a, b| a.total.total_cmp(&b.total))
+            .unwrap_or_default()
     }
 
     /// The highest peak seen, in MiB.
