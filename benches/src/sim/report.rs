@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use chunkswarm_core::swarm::OriginFetches;
 use serde::Serialize;
 
 use super::Simulation;
@@ -89,10 +90,31 @@ pub struct Report {
     pub unverified_bytes_delivered: u64,
     /// HTTP range requests made.
     pub origin_requests: u64,
+    /// Origin fetches the swarm's peers started, by the reason each paid for
+    /// (the HTTP-only reference viewer not included).
+    pub origin_fetches: OriginFetchCounts,
     /// Virtual time the run took.
     pub virtual_s: f64,
     /// Wall-clock time the run took.
     pub wall_s: f64,
+}
+
+/// [`OriginFetches`] summed over peers.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct OriginFetchCounts {
+    pub fast_start: u64,
+    pub deadline: u64,
+    pub retries_exhausted: u64,
+    pub no_peer_source: u64,
+}
+
+impl OriginFetchCounts {
+    fn add(&mut self, one: OriginFetches) {
+        self.fast_start += u64::from(one.fast_start);
+        self.deadline += u64::from(one.deadline);
+        self.retries_exhausted += u64::from(one.retries_exhausted);
+        self.no_peer_source += u64::from(one.no_peer_source);
+    }
 }
 
 pub(super) fn build(sim: &Simulation, wall: Duration) -> Report {
@@ -105,11 +127,13 @@ pub(super) fn build(sim: &Simulation, wall: Duration) -> Report {
         .collect();
     let now = sim.instant();
     let (mut p2p, mut http) = (0u64, 0u64);
+    let mut origin_fetches = OriginFetchCounts::default();
     for &i in &swarm_peers {
         if let Some(swarm) = &sim.peers[i].swarm {
             let stats = swarm.stats(now);
             p2p += stats.p2p_bytes;
             http += stats.http_bytes;
+            origin_fetches.add(stats.origin_fetches);
         }
     }
     let completion: Vec<f64> = swarm_peers
@@ -237,6 +261,7 @@ pub(super) fn build(sim: &Simulation, wall: Duration) -> Report {
         banned_corrupt: banned.iter().filter(|b| sim.peers[**b].corrupt).count(),
         unverified_bytes_delivered: sim.unverified_bytes_delivered,
         origin_requests: sim.origin_requests,
+        origin_fetches,
         virtual_s: sim.now.as_secs_f64(),
         wall_s: wall.as_secs_f64(),
     }

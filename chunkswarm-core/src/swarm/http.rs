@@ -149,8 +149,15 @@ impl Swarm {
             if !self.within_budget(now, piece, reason) {
                 return;
             }
-            if reason == Reason::FastStart {
-                self.http.fast_start_done = true;
+            let counts = &mut self.stats.origin_fetches;
+            match reason {
+                Reason::FastStart => {
+                    self.http.fast_start_done = true;
+                    counts.fast_start += 1;
+                }
+                Reason::Deadline => counts.deadline += 1,
+                Reason::RetriesExhausted => counts.retries_exhausted += 1,
+                Reason::NoPeerSource => counts.no_peer_source += 1,
             }
             self.start_http(now, piece, reason);
         }

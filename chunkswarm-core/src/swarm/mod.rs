@@ -49,8 +49,8 @@ use web_time::Instant;
 
 pub use config::{HttpConfig, OriginBudget, StreamingConfig, SwarmConfig};
 pub use output::{
-    BanReason, CloseReason, Event, HttpRequestId, Output, PeerKey, PeerSnapshot, PieceState,
-    Source, Stats,
+    BanReason, CloseReason, Event, HttpRequestId, OriginFetches, Output, PeerKey, PeerSnapshot,
+    PieceState, Source, Stats,
 };
 
 use crate::layout::{Layout, PieceIndex};

@@ -99,6 +99,22 @@ pub struct Stats {
     pub banned: usize,
     /// Pieces that failed verification so far.
     pub hash_failures: u32,
+    /// Fetches sent to the origin so far, by why.
+    pub origin_fetches: OriginFetches,
+}
+
+/// Fetches sent to the origin, by the reason the engine paid for each
+/// (see [`HttpConfig`](super::HttpConfig) for when each applies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OriginFetches {
+    /// The fast start: the first piece, or the playhead's.
+    pub fast_start: u32,
+    /// A playback deadline peers would have missed.
+    pub deadline: u32,
+    /// A piece whose peer attempts ran out.
+    pub retries_exhausted: u32,
+    /// A piece no connected peer held, or none would serve.
+    pub no_peer_source: u32,
 }
 
 /// One connection as a UI's peer list shows it.

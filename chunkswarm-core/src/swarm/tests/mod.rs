@@ -631,6 +631,8 @@ fn fast_start_fetches_the_playhead_piece_over_http_first() {
     });
     assert_eq!(first_verified, Some((3, Source::Http)));
     assert_eq!(net.assembled(viewer), net.content);
+    let fetches = net.nodes[viewer].swarm.stats(net.now).origin_fetches;
+    assert_eq!(fetches.fast_start, 1, "{fetches:?}");
 }
 
 #[test]
