@@ -119,6 +119,7 @@ struct Figure {
     rate_mib_s: f64,
     wall: Duration,
     peak_mib: f64,
+    peak_own_mib: f64,
 }
 
 fn main() {
@@ -179,10 +180,16 @@ fn main() {
             rate_mib_s: length / (1 << 20) as f64 / seconds,
             wall: started.elapsed(),
             peak_mib: memory.peak_mib(),
+            peak_own_mib: memory.peak_own_mib(),
         };
         println!(
-            "{:>6}: {:.1} MiB/s ({} MiB in {seconds:.1} s, {:.1?} from navigation), renderer peak {:.0} MiB",
-            figure.store, figure.rate_mib_s, options.mib, figure.wall, figure.peak_mib
+            "{:>6}: {:.1} MiB/s ({} MiB in {seconds:.1} s, {:.1?} from navigation), renderer peak {:.0} MiB (own {:.0})",
+            figure.store,
+            figure.rate_mib_s,
+            options.mib,
+            figure.wall,
+            figure.peak_mib,
+            figure.peak_own_mib
         );
         breakdown.print();
         figures.push(figure);

@@ -335,6 +335,7 @@ pub(crate) struct Resident {
 pub(crate) struct RendererMemory {
     profile: PathBuf,
     peak_kib: u64,
+    peak_own_kib: u64,
 }
 
 impl RendererMemory {
@@ -342,15 +343,21 @@ impl RendererMemory {
         Self {
             profile: profile.to_owned(),
             peak_kib: 0,
+            peak_own_kib: 0,
         }
     }
 
-    /// Reads each renderer's peak RSS (`VmHWM`) now; call it often, since a
-    /// renderer replaced on reload takes its peak with it.
+    /// Reads each renderer's peak RSS (`VmHWM`) now, and its own memory
+    /// (`RssAnon`, which has no kernel-kept peak: the peak is of samples);
+    /// call it often, since a renderer replaced on reload takes its peak
+    /// with it.
     pub(crate) fn sample(&mut self) {
         for pid in renderers(&self.profile) {
             if let Some(kib) = status_kib(pid, "VmHWM:") {
                 self.peak_kib = self.peak_kib.max(kib);
+            }
+            if let Some(kib) = status_kib(pid, "RssAnon:") {
+                self.peak_own_kib = self.peak_own_kib.max(kib);
             }
         }
     }
@@ -377,5 +384,13 @@ impl RendererMemory {
     /// The highest peak seen, in MiB.
     pub(crate) fn peak_mib(&self) -> f64 {
         self.peak_kib as f64 / 1024.0
+    }
+
+    /// The highest own (anonymous) memory sampled, in MiB: the resident
+    /// memory less Chromium's code and other mapped files and shared
+    /// memory, which is what Chromium reports as a process's private
+    /// memory footprint on Linux.
+    pub(crate) fn peak_own_mib(&self) -> f64 {
+        self.peak_own_kib as f64 / 1024.0
     }
 }

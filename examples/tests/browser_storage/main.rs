@@ -350,8 +350,9 @@ fn a_film_sized_file_survives_a_reload_and_seeds_a_second_page() {
     let half_file = length / 2.0 / f64::from(1 << 20);
     for (page, memory) in [("A", &memory_a), ("B", &memory_b)] {
         eprintln!(
-            "page {page}: renderer peak {:.0} MiB for a {mib} MiB file",
-            memory.peak_mib()
+            "page {page}: renderer peak {:.0} MiB (own memory {:.0} MiB) for a {mib} MiB file",
+            memory.peak_mib(),
+            memory.peak_own_mib()
         );
         assert!(
             memory.peak_mib() < half_file,
