@@ -14,9 +14,12 @@
 //! streaming the stored file, must be the file's. Then the seeder stops and
 //! page B, with no web seed, fetches the whole file from A. The peak
 //! resident memory of each page's renderer processes is printed, and must
-//! stay below half the file: the page does not hold the file. (The goal of
-//! 300 MiB for 1 GiB is a figure to watch, not a pass mark: the bench
-//! `browser_store` prints it too.)
+//! stay below half the file: the page does not hold the file. The
+//! renderer's own memory (its resident memory less Chromium's code pages
+//! and shared memory: the private footprint Chromium reports) must stay at
+//! or below 300 MiB. (Resident memory of 300 MiB for 1 GiB, the issue's
+//! goal, is a figure to watch: with the video playing it is about 360 MiB,
+//! and the bench `browser_store` prints it for downloads alone.)
 //!
 //! `a_quota_below_the_file_pauses_the_torrent`: with the origin's storage
 //! quota set below the file size (DevTools `Storage.overrideQuotaForOrigin`)
@@ -44,6 +47,9 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use webdriver::Session;
 
+/// The most a page's renderer may hold of its own, in MiB, whatever the
+/// file's size.
+const OWN_MEMORY_LIMIT_MIB: f64 = 300.0;
 const SERVER: &str = "127.0.0.1:8080";
 const ORIGIN: &str = "http://127.0.0.1:8080";
 const PAGE_TIMEOUT: Duration = Duration::from_secs(900);
@@ -358,6 +364,11 @@ fn a_film_sized_file_survives_a_reload_and_seeds_a_second_page() {
             memory.peak_mib() < half_file,
             "page {page}'s renderer peaked at {:.0} MiB, as if it held the file",
             memory.peak_mib()
+        );
+        assert!(
+            memory.peak_own_mib() <= OWN_MEMORY_LIMIT_MIB,
+            "page {page}'s renderer's own memory peaked at {:.0} MiB",
+            memory.peak_own_mib()
         );
     }
     server.check();
