@@ -6,6 +6,7 @@ use std::time::Duration;
 use futures::future;
 use web_time::Instant;
 
+use super::ice::IceGrant;
 use super::io::{ConnectError, Offered};
 use super::run::{Done, Driver};
 use super::signal::{Announce, AnnounceEvent, Id20, SignalIn, SignalOut};
@@ -194,10 +195,14 @@ impl Driver {
             SignalIn::Announced {
                 info_hash,
                 interval,
+                ice,
                 ..
             } => {
                 if let (Some(t), Some(interval)) = (self.torrents.get_mut(&info_hash), interval) {
                     t.interval = interval.max(Duration::from_secs(1));
+                }
+                if let Some(grant) = ice {
+                    self.ice_granted(info_hash, &grant);
                 }
             }
             SignalIn::Failure { info_hash, reason } => {
@@ -215,6 +220,23 @@ impl Driver {
                     torrent.next_announce = now;
                 }
             }
+        }
+    }
+
+    /// Hands fresh ICE servers to the connector, and makes sure the
+    /// torrent announces (and so renews them) before half their remaining
+    /// lifetime has passed.
+    fn ice_granted(&mut self, info_hash: InfoHash, grant: &IceGrant) {
+        if let Some(connector) = &self.connector {
+            connector.set_ice_servers(grant);
+        }
+        let now_unix = web_time::SystemTime::now()
+            .duration_since(web_time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        if let (Some(expires), Some(t)) = (grant.expires, self.torrents.get_mut(&info_hash)) {
+            let half_left = Duration::from_secs(expires.saturating_sub(now_unix) / 2);
+            t.interval = t.interval.min(half_left.max(Duration::from_secs(1)));
         }
     }
 

@@ -60,7 +60,7 @@ export interface PeerInfo {
 export type ClientEvent =
   | { type: 'piece'; infoHash: string; piece: number; state: 'missing' | 'requested' | 'verified';
       source: 'peer' | 'http' | null; peer: number | null }
-  | { type: 'peer'; infoHash: string; state: 'connected' | 'disconnected' | 'banned';
+  | { type: 'peer'; infoHash: string; state: 'connected' | 'disconnected' | 'banned' | 'failed';
       peer: number; peerId: string | null; reason: string | null }
   | { type: 'progress'; infoHash: string; stats: Stats }
   | { type: 'hashFailed'; infoHash: string; piece: number }
