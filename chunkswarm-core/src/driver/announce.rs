@@ -230,6 +230,17 @@ impl Driver {
         if let Some(connector) = &self.connector {
             connector.set_ice_servers(grant);
         }
+        if !std::mem::replace(&mut self.ice_granted, true) {
+            // The offers made before were made without these servers (with
+            // a relay-only policy, none could be made): announce again now
+            // where connections are wanted, with offers that can use them.
+            let now = Instant::now();
+            for t in self.torrents.values_mut() {
+                if t.channels.is_empty() && !t.announcing {
+                    t.next_announce = t.next_announce.min(now);
+                }
+            }
+        }
         let now_unix = web_time::SystemTime::now()
             .duration_since(web_time::UNIX_EPOCH)
             .unwrap_or_default()

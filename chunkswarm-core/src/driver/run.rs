@@ -144,6 +144,7 @@ pub fn driver(config: DriverConfig, io: DriverIo) -> (Handle, BoxFuture<'static,
         next_key: 0,
         next_attempt: 0,
         tracker_up: true,
+        ice_granted: false,
         sleep: None,
         turn: 0,
     };
@@ -193,6 +194,8 @@ pub(super) struct Driver {
     pub(super) next_attempt: u64,
     /// False between `SignalIn::Disconnected` and `SignalIn::Reconnected`.
     pub(super) tracker_up: bool,
+    /// The tracker has handed out ICE servers at least once.
+    pub(super) ice_granted: bool,
     pub(super) rng: SeededRng,
     sleep: Option<(Instant, BoxFuture<'static, ()>)>,
     turn: usize,
