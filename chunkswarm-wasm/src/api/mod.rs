@@ -24,8 +24,12 @@ const TS_TYPES: &'static str = r#"
 export interface ClientOptions {
   /** The WebTorrent tracker (`ws://` or `wss://`); without one, torrents use their web seed only. */
   trackerUrl?: string;
-  /** STUN/TURN servers for RTCPeerConnection; none by default (host candidates only). */
+  /** STUN/TURN servers for RTCPeerConnection. Default: those the tracker hands out with
+   *  short-lived TURN credentials (renewed with each announce), none until it does;
+   *  given here (`[]` for none: host candidates only), the tracker's are ignored. */
   iceServers?: RTCIceServer[];
+  /** 'relay' connects through TURN relays only (hides the page's addresses); default 'all'. */
+  iceTransportPolicy?: 'all' | 'relay';
   /** Most connections per torrent (default 32). */
   maxConnections?: number;
   /** Upload limit per torrent in bytes per second (default unlimited). */

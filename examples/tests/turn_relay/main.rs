@@ -373,3 +373,106 @@ fn peers_refused_by_the_relay_report_the_failure_and_try_again() {
     );
     assert!(allocated_users(&coturn.log()).is_empty());
 }
+
+const BROWSER_TEST: &str = "a_page_forced_to_relay_gets_pieces_from_a_native_seeder_through_coturn";
+/// The demo server inside the namespace.
+const SERVER: &str = "127.0.0.1:8080";
+
+#[test]
+fn a_page_forced_to_relay_gets_pieces_from_a_native_seeder_through_coturn() {
+    if !harness::in_namespace(BROWSER_TEST) {
+        return;
+    }
+    let artifacts = artifacts("turn-browser");
+    let coturn = Coturn::start(SECRET, &artifacts.join("turnserver.log"));
+    // The demo server hands out the relay with credentials from the secret.
+    let mut server = harness::Running::spawn(
+        "the server",
+        Command::new(env!("CARGO_BIN_EXE_server"))
+            .args(["--addr", SERVER, "--pkg", &harness::pkg_dir()])
+            .args(["--turn-url", &coturn.url(), "--origin-rate", "0"])
+            .env("CHUNKSWARM_TURN_SECRET", SECRET)
+            .env("NO_COLOR", "1"),
+        &artifacts.join("server.log"),
+    );
+    let (_chromedriver, webdriver) = harness::start_chromedriver(&artifacts);
+    harness::wait_for("the server", Duration::from_secs(30), || {
+        server.check();
+        harness::http_get(SERVER, "/healthz").is_some_and(|(status, _)| status == 200)
+    });
+
+    // A native seeder of the sample, forced to relay too.
+    let sample = chunkswarm_examples::demo::sample_media_dir().join("sample.webm");
+    let torrent_url = format!("http://{SERVER}/torrents/sample.webm.torrent");
+    let mut command = peer(&[
+        "seed",
+        sample.to_str().unwrap(),
+        "--torrent",
+        &torrent_url,
+        "--tracker",
+        &format!("ws://{SERVER}/announce"),
+        "--duration",
+        "300",
+    ]);
+    let mut seeder =
+        harness::Running::spawn("the seeder", &mut command, &artifacts.join("seeder.log"));
+    harness::wait_for("the seeder's announce", Duration::from_secs(30), || {
+        seeder.check();
+        harness::http_get(SERVER, "/api/search?q=sample").is_some_and(|(_, body)| {
+            let found: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            found["results"][0]["seeders"].as_u64().unwrap_or(0) >= 1
+        })
+    });
+
+    // The page: relay only, no web seed, so every byte comes from the
+    // seeder through coturn.
+    let (page, profile) = harness::browser(&webdriver, "relay");
+    page.goto(&format!(
+        "http://{SERVER}/?autoplay=sample.webm&webseed=off&relay=1&storage=memory"
+    ))
+    .unwrap();
+    let started = std::time::Instant::now();
+    let state = loop {
+        let state = page.eval(harness::DEMO_STATE).unwrap_or(Value::Null);
+        if state["done"] == true && state["sha256"].is_string() {
+            break state;
+        }
+        if state["error"].is_string() || started.elapsed() > Duration::from_secs(120) {
+            harness::save_log(&page, &artifacts.join("page.log"));
+            let _ = page.screenshot(&artifacts.join("failed.png"));
+            panic!(
+                "the page did not finish: {state}\nturnserver allocations: {:?}",
+                allocated_users(&coturn.log())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    harness::save_log(&page, &artifacts.join("page.log"));
+    eprintln!(
+        "page done through the relay in {:?}: {}",
+        started.elapsed(),
+        state["stats"]
+    );
+    let sample_bytes = std::fs::read(&sample).unwrap();
+    let sha256 = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(&sample_bytes))
+    };
+    assert_eq!(state["sha256"].as_str(), Some(sha256.as_str()));
+    assert_eq!(
+        state["stats"]["p2pBytes"].as_f64(),
+        Some(sample_bytes.len() as f64),
+        "{}",
+        state["stats"]
+    );
+    // The page and the seeder each allocated under a credential of theirs.
+    let users: BTreeSet<String> = allocated_users(&coturn.log())
+        .into_iter()
+        .filter(|u| u.split_once(':').is_some_and(|(_, peer)| peer.len() == 40))
+        .collect();
+    assert!(users.len() >= 2, "coturn allocated for {users:?}");
+    seeder.check();
+    server.check();
+    drop(page);
+    drop(profile);
+}
