@@ -85,10 +85,12 @@ pub struct IceConfig {
     /// made from it.
     pub turn_secret: Option<TurnSecret>,
     /// How long a credential lasts. Clients renew theirs with every
-    /// announce, so it must exceed the announce interval; a connection
-    /// relayed through TURN lasts at most this long after its credential was
-    /// issued (the TURN server refuses to refresh the allocation after), and
-    /// clients then connect again. [`MIN_TTL`] to [`MAX_TTL`]. Default: 24 h.
+    /// announce, so it must be at least twice the announce interval. A
+    /// connection relayed through TURN that outlives its credential may be
+    /// cut when the TURN server checks it again (on refreshing the
+    /// allocation); clients then connect again with fresh ones, so keep it
+    /// longer than a viewing session. [`MIN_TTL`] to [`MAX_TTL`]. Default:
+    /// 24 h.
     pub ttl: Duration,
 }
 
