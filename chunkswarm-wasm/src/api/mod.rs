@@ -65,6 +65,7 @@ export type ClientEvent =
   | { type: 'piece'; infoHash: string; piece: number; state: 'missing' | 'requested' | 'verified';
       source: 'peer' | 'http' | null; peer: number | null }
   | { type: 'peer'; infoHash: string; state: 'connected' | 'disconnected' | 'banned' | 'failed';
+      /** The connection's key; -1 for `failed` (a connection that never opened). */
       peer: number; peerId: string | null; reason: string | null }
   | { type: 'progress'; infoHash: string; stats: Stats }
   | { type: 'hashFailed'; infoHash: string; piece: number }
