@@ -188,10 +188,15 @@ impl WebRtcConnector {
         {
             tracing::debug!("ICE gathering timed out; sending the candidates so far");
         }
-        pc.local_description()
+        let sdp = pc
+            .local_description()
             .await
             .map(|d| d.sdp)
-            .ok_or_else(|| ConnectError::Failed("no local description".into()))
+            .ok_or_else(|| ConnectError::Failed("no local description".into()))?;
+        let candidates = sdp.matches("a=candidate:").count();
+        let relayed = sdp.matches(" typ relay").count();
+        tracing::debug!(candidates, relayed, "local description ready");
+        Ok(sdp)
     }
 }
 
