@@ -207,3 +207,20 @@ fn a_turn_url_without_a_secret_is_refused() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn api_ice_is_rate_limited_per_address() {
+    let mut config = ice_config();
+    config.limits.ip_requests_per_second = 1;
+    config.limits.ip_burst = 3;
+    let t = TestTracker::start(config).await;
+    let statuses: Vec<u16> = {
+        let mut statuses = Vec::new();
+        for _ in 0..5 {
+            statuses.push(t.get("/api/ice").await.status);
+        }
+        statuses
+    };
+    assert_eq!(&statuses[..3], [200, 200, 200], "{statuses:?}");
+    assert!(statuses[3..].contains(&429), "{statuses:?}");
+}
