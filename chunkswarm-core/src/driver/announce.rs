@@ -50,16 +50,22 @@ impl Driver {
                     async move { (id, connector.create_offer().await) }
                 }))
                 .await;
+                let mut failed = Vec::new();
                 let offers = made
                     .into_iter()
                     .filter_map(|(id, result)| match result {
                         Ok(offered) => Some((id, offered)),
                         Err(e) => {
-                            tracing::warn!(error = %e, "could not make an offer");
+                            failed.push(e);
                             None
                         }
                     })
                     .collect();
+                if let Some(e) = failed.first() {
+                    // One line for the lot: they fail alike (e.g. a relay-only
+                    // connector before the tracker named a TURN server).
+                    tracing::warn!(count = failed.len(), error = %e, "could not make offers");
+                }
                 Done::Offers(info_hash, offers)
             }));
             return;
