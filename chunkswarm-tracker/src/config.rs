@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::ice::IceConfig;
 use crate::proxy::IpCidr;
 
 /// Everything a [`Tracker`](crate::Tracker) is built from. [`Config::default`]
@@ -58,6 +59,10 @@ pub struct Config {
     /// and says so in `/healthz` and the metrics, and it resyncs when Redis is
     /// back. Default: none (the tracker alone).
     pub redis: Option<String>,
+    /// STUN and TURN servers handed to clients, with short-lived TURN
+    /// credentials, in every announce reply (`x_cs_ice`) and at
+    /// `GET /api/ice`. Default: none (clients use what they are told).
+    pub ice: Option<IceConfig>,
     /// Abuse limits.
     pub limits: Limits,
 }
@@ -75,6 +80,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             proxy_protocol: false,
             redis: None,
+            ice: None,
             limits: Limits::default(),
         }
     }

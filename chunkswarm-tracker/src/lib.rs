@@ -44,6 +44,7 @@
 //! | `GET /api/swarms` | swarms with peer and seeder counts |
 //! | `GET /api/swarms/{infohash hex}/pieces` | per piece, how many peers hold it and which |
 //! | `GET /api/search?q=` | catalog search with live peer counts |
+//! | `GET /api/ice` | STUN/TURN servers with short-lived TURN credentials ([`Config::ice`]) |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /healthz` | `ok`, or 503 while shutting down |
 //!
@@ -100,6 +101,11 @@
 //!   introduces it first to holders of the pieces it lacks from there on.
 //!   Every announce replaces it (absent means none). Not an integer in
 //!   `0..2^32`: the announce is refused.
+//! - With [`Config::ice`], every announce reply but `stopped`'s carries
+//!   `"x_cs_ice": {"iceServers":[RTCIceServer..],"ttl","expires"}`: the
+//!   STUN/TURN servers, with a TURN credential for this peer that expires at
+//!   `expires` (Unix seconds), in the TURN REST API scheme coturn's
+//!   `use-auth-secret` checks. Clients use the latest for new connections.
 //! - `{"action":"x_cs_have","info_hash","peer_id","pieces":[indices]}` adds
 //!   pieces the peer gained since (at most 4096 per message). No reply
 //!   unless refused.
@@ -177,6 +183,7 @@ mod config;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod http;
+mod ice;
 pub mod introductions;
 mod library;
 mod limits;
@@ -199,6 +206,7 @@ use axum::routing::get;
 pub use catalog::{Catalog, CatalogEntry, CatalogError, SearchFuture};
 pub use chunkswarm_core::metainfo;
 pub use config::{Config, Limits, RateBudget, TlsFiles};
+pub use ice::{IceConfig, IceConfigError, MAX_TTL, MIN_TTL, TurnSecret};
 pub use proxy::{IpCidr, IpCidrError};
 pub use serve::{ServeError, serve, serve_app};
 pub use tls::TlsError;
@@ -214,6 +222,7 @@ pub fn router(tracker: Tracker) -> Router {
         .route("/api/swarms", get(api::swarms))
         .route("/api/swarms/{info_hash}/pieces", get(api::pieces))
         .route("/api/search", get(api::search))
+        .route("/api/ice", get(ice::api_ice))
         .route_layer(axum::middleware::from_fn_with_state(
             tracker.clone(),
             http::rate_limit,

@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chunkswarm_tracker::{Config, IpCidr, Limits, RateBudget, TlsFiles, Tracker, serve};
+use chunkswarm_tracker::{
+    Config, IceConfig, IceConfigError, IpCidr, Limits, RateBudget, TlsFiles, Tracker, TurnSecret,
+    serve,
+};
 use clap::Parser;
 
 /// The chunkswarm tracker: WebTorrent-compatible signaling, the chunk
@@ -92,13 +95,37 @@ struct Args {
     /// Cluster mode: several trackers sharing this Redis (redis://host:port/db) act as one.
     #[arg(long, env = "CHUNKSWARM_REDIS")]
     redis: Option<String>,
+    /// A STUN or TURN URL handed to clients (e.g. turn:turn.example:3478);
+    /// repeat or separate with commas. TURN URLs need --turn-secret.
+    #[arg(long = "turn-url", env = "CHUNKSWARM_TURN_URLS", value_delimiter = ',')]
+    turn_urls: Vec<String>,
+    /// The TURN server's shared secret (coturn's static-auth-secret): clients
+    /// get credentials made from it that expire after --turn-ttl. Prefer the
+    /// environment variable, which other users cannot read in `ps`.
+    #[arg(long, env = "CHUNKSWARM_TURN_SECRET", hide_env_values = true)]
+    turn_secret: Option<TurnSecret>,
+    /// Seconds a TURN credential lasts.
+    #[arg(long, env = "CHUNKSWARM_TURN_TTL", default_value_t = IceConfig::default().ttl.as_secs())]
+    turn_ttl: u64,
     /// Seconds a forwarded offer may be answered.
     #[arg(long, env = "CHUNKSWARM_OFFER_TTL", default_value_t = Limits::default().offer_ttl.as_secs())]
     offer_ttl: u64,
 }
 
 impl Args {
-    fn config(&self) -> Config {
+    fn ice(&self) -> Result<Option<IceConfig>, IceConfigError> {
+        let turn_secret = self.turn_secret.clone();
+        if self.turn_urls.is_empty() && turn_secret.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(IceConfig {
+            urls: self.turn_urls.clone(),
+            turn_secret,
+            ttl: Duration::from_secs(self.turn_ttl),
+        }))
+    }
+
+    fn config(&self) -> Result<Config, IceConfigError> {
         let limits = Limits {
             max_message_bytes: self.max_message_bytes,
             max_offers_per_announce: self.max_offers,
@@ -122,7 +149,7 @@ impl Args {
             }),
             _ => None,
         };
-        Config {
+        Ok(Config {
             media_dir: self.media.clone(),
             public_url: self.public_url.clone(),
             tls,
@@ -133,8 +160,9 @@ impl Args {
             trusted_proxies: self.trusted_proxies.clone(),
             proxy_protocol: self.proxy_protocol,
             redis: self.redis.clone(),
+            ice: self.ice()?,
             limits,
-        }
+        })
     }
 }
 
@@ -162,7 +190,14 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> ExitCode {
-    let tracker = match Tracker::new(args.config()) {
+    let config = match args.config() {
+        Ok(config) => config,
+        Err(e) => {
+            tracing::error!(error = %e, "bad ICE server options");
+            return ExitCode::FAILURE;
+        }
+    };
+    let tracker = match Tracker::new(config) {
         Ok(tracker) => tracker,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the tracker");

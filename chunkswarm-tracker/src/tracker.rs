@@ -11,6 +11,7 @@ use tokio_rustls::rustls::ServerConfig;
 use crate::catalog::{Catalog, LibraryCatalog};
 use crate::cluster::{Alone, Cluster, ClusterHost, MemberReport, RedisCluster, Relay, Snapshot};
 use crate::config::Config;
+use crate::ice::{IceConfigError, IceIssuer};
 use crate::library::Library;
 use crate::limits::IpLimiter;
 use crate::metrics::{Metrics, Rejection, add};
@@ -51,6 +52,9 @@ pub enum TrackerError {
         #[source]
         source: std::io::Error,
     },
+    /// [`Config::ice`] is not usable.
+    #[error("ICE servers: {0}")]
+    Ice(#[from] IceConfigError),
 }
 
 /// A handle to one tracker: cheap to clone, shared by every connection.
@@ -75,6 +79,8 @@ pub(crate) struct Inner {
     pub(crate) cluster: Arc<dyn Cluster>,
     pub(crate) urls: Arc<Urls>,
     pub(crate) tls: Option<Arc<ServerConfig>>,
+    /// Issues ICE servers and TURN credentials, if configured.
+    pub(crate) ice: Option<IceIssuer>,
     pub(crate) shutdown: watch::Sender<bool>,
     next_conn: AtomicU64,
     /// Open WebSocket connections, and a signal when the last one closes.
@@ -97,6 +103,10 @@ impl Tracker {
         if !(1..=chunkswarm_core::layout::MAX_PIECE_LENGTH).contains(&config.piece_length) {
             return Err(TrackerError::PieceLength(config.piece_length));
         }
+        let ice = match &config.ice {
+            Some(ice) => Some(IceIssuer::new(ice, config.announce_interval)?),
+            None => None,
+        };
         let tls = match &config.tls {
             Some(files) => Some(server_config(&files.cert, &files.key)?),
             None => None,
@@ -141,6 +151,7 @@ impl Tracker {
             cluster,
             urls,
             tls,
+            ice,
             shutdown: watch::channel(false).0,
             next_conn: AtomicU64::new(1),
             live: AtomicUsize::new(0),

@@ -31,7 +31,7 @@
 //! ```
 //!
 //! - `new Client(options?)`: options `{ trackerUrl?, iceServers?,
-//!   maxConnections?, uploadLimit? /* bytes/s */, storage?, memoryCache? }`
+//!   iceTransportPolicy? /* 'all' | 'relay' */, maxConnections?, uploadLimit? /* bytes/s */, storage?, memoryCache? }`
 //!   where `storage` is `'auto'` (default: OPFS where the browser has it,
 //!   memory otherwise), `'opfs'` or `'memory'`, and `memoryCache` the bytes
 //!   of pieces each torrent keeps in memory to serve peers (default 8 MiB). Starts the driver at

@@ -260,6 +260,21 @@ impl ClientEvent {
                 stats: StatsView::from(stats),
             },
             Event::Completed => Self::Done { info_hash },
+            // A connection that never opened has no key: -1.
+            Event::ConnectFailed {
+                peer_id,
+                reason,
+                retry_in,
+            } => Self::Peer {
+                info_hash,
+                state: "failed",
+                peer: -1.0,
+                peer_id: Some(display_peer_id(peer_id)),
+                reason: Some(format!(
+                    "{reason}; announcing again in {} s",
+                    retry_in.as_secs()
+                )),
+            },
         }
     }
 

@@ -189,6 +189,9 @@ async fn bad_input_is_an_error_not_a_panic() {
     assert!(Client::new(options(&[("iceServers", bad_server.into())])).is_err());
     let stun = Array::of1(&options(&[("urls", "stun:127.0.0.1:3478".into())]));
     assert!(Client::new(options(&[("iceServers", stun.into())])).is_ok());
+    assert!(Client::new(options(&[("iceTransportPolicy", "relay".into())])).is_ok());
+    assert!(Client::new(options(&[("iceTransportPolicy", "turn-only".into())])).is_err());
+    assert!(Client::new(options(&[("iceTransportPolicy", 1.into())])).is_err());
     assert!(Client::new("nonsense".into()).is_err());
 
     // An unreachable tracker is not fatal: the client logs and keeps trying.

@@ -65,6 +65,7 @@ impl Signaling for HubLink {
                         interval: Some(Duration::from_secs(2)),
                         complete: None,
                         incomplete: None,
+                        ice: None,
                     });
                 }
             }

@@ -5,7 +5,8 @@
 // below) and URL parameters: `?q=TEXT` fills the search, `?autoplay=FILE`
 // starts the catalog entry whose file is FILE (muted, so browsers allow it),
 // `?webseed=off` downloads from peers only, `?storage=memory` keeps pieces
-// in memory instead of the browser's file system (OPFS).
+// in memory instead of the browser's file system (OPFS), `?relay=1` connects
+// to peers through the TURN relays the server hands out only.
 
 import { Log, PeerTable, PieceMap, el, fmtBytes, peerLabel, renderResults, renderStats } from './view.js';
 import { sha256Hex } from './sha256.js';
@@ -108,7 +109,8 @@ async function start() {
   try {
     client = new wasm.Client({
       trackerUrl: `${scheme}://${location.host}/announce`,
-      iceServers: [],
+      // ICE servers: those the server hands out (`server --turn-url ...`), if any.
+      iceTransportPolicy: params.get('relay') === '1' ? 'relay' : 'all',
       storage: params.get('storage') || 'auto',
     });
   } catch (e) {
@@ -357,7 +359,8 @@ function logEvent(ev) {
       }
       break;
     case 'peer': {
-      const level = ev.state === 'banned' ? 'error' : ev.state === 'connected' ? 'success' : 'info';
+      const level = ev.state === 'banned' ? 'error' : ev.state === 'connected' ? 'success'
+        : ev.state === 'failed' ? 'warn' : 'info';
       const why = ev.reason ? `: ${ev.reason}` : '';
       log.add(level, `peer ${ev.peerId ? peerLabel(ev.peerId) : labelOf(ev.peer)} ${ev.state}${why}`);
       break;

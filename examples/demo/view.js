@@ -227,7 +227,8 @@ export class PeerTable {
   }
 
   event(ev) {
-    const key = String(ev.peer ?? ev.peerId);
+    // A connection that failed to open has no key (-1): one row per remote peer.
+    const key = ev.state === 'failed' ? String(ev.peerId) : String(ev.peer ?? ev.peerId);
     const entry = this.known.get(key) || { info: null };
     entry.state = ev.state;
     entry.reason = ev.reason || null;
@@ -259,7 +260,7 @@ export class PeerTable {
 }
 
 function rank(entry) {
-  return { connected: 0, disconnected: 1, banned: 2 }[entry.state] ?? 3;
+  return { connected: 0, disconnected: 1, banned: 2, failed: 3 }[entry.state] ?? 4;
 }
 
 function row(key, entry, pieceCount) {

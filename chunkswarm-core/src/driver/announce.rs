@@ -6,6 +6,7 @@ use std::time::Duration;
 use futures::future;
 use web_time::Instant;
 
+use super::ice::IceGrant;
 use super::io::{ConnectError, Offered};
 use super::run::{Done, Driver};
 use super::signal::{Announce, AnnounceEvent, Id20, SignalIn, SignalOut};
@@ -49,16 +50,22 @@ impl Driver {
                     async move { (id, connector.create_offer().await) }
                 }))
                 .await;
+                let mut failed = Vec::new();
                 let offers = made
                     .into_iter()
                     .filter_map(|(id, result)| match result {
                         Ok(offered) => Some((id, offered)),
                         Err(e) => {
-                            tracing::warn!(error = %e, "could not make an offer");
+                            failed.push(e);
                             None
                         }
                     })
                     .collect();
+                if let Some(e) = failed.first() {
+                    // One line for the lot: they fail alike (e.g. a relay-only
+                    // connector before the tracker named a TURN server).
+                    tracing::warn!(count = failed.len(), error = %e, "could not make offers");
+                }
                 Done::Offers(info_hash, offers)
             }));
             return;
@@ -194,10 +201,14 @@ impl Driver {
             SignalIn::Announced {
                 info_hash,
                 interval,
+                ice,
                 ..
             } => {
                 if let (Some(t), Some(interval)) = (self.torrents.get_mut(&info_hash), interval) {
                     t.interval = interval.max(Duration::from_secs(1));
+                }
+                if let Some(grant) = ice {
+                    self.ice_granted(info_hash, &grant);
                 }
             }
             SignalIn::Failure { info_hash, reason } => {
@@ -215,6 +226,34 @@ impl Driver {
                     torrent.next_announce = now;
                 }
             }
+        }
+    }
+
+    /// Hands fresh ICE servers to the connector, and makes sure the
+    /// torrent announces (and so renews them) before half their remaining
+    /// lifetime has passed.
+    fn ice_granted(&mut self, info_hash: InfoHash, grant: &IceGrant) {
+        if let Some(connector) = &self.connector {
+            connector.set_ice_servers(grant);
+        }
+        if !std::mem::replace(&mut self.ice_granted, true) {
+            // The offers made before were made without these servers (with
+            // a relay-only policy, none could be made): announce again now
+            // where connections are wanted, with offers that can use them.
+            let now = Instant::now();
+            for t in self.torrents.values_mut() {
+                if t.channels.is_empty() && !t.announcing {
+                    t.next_announce = t.next_announce.min(now);
+                }
+            }
+        }
+        let now_unix = web_time::SystemTime::now()
+            .duration_since(web_time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        if let (Some(expires), Some(t)) = (grant.expires, self.torrents.get_mut(&info_hash)) {
+            let half_left = Duration::from_secs(expires.saturating_sub(now_unix) / 2);
+            t.interval = t.interval.min(half_left.max(Duration::from_secs(1)));
         }
     }
 

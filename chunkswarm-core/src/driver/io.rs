@@ -14,6 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use super::ice::IceGrant;
 use super::signal::{SignalIn, SignalOut};
 use super::{BoxFuture, EventStream, MaybeSend};
 use crate::layout::PieceIndex;
@@ -65,6 +66,13 @@ pub trait PeerConnector: MaybeSend + fmt::Debug {
     async fn create_offer(&self) -> Result<Offered, ConnectError>;
     /// Answers a remote offer SDP and returns the answer SDP.
     async fn accept_offer(&self, offer_sdp: &str) -> Result<Offered, ConnectError>;
+    /// ICE servers from the tracker (each announce reply may carry fresh
+    /// credentials): connections made from now on use them, unless the
+    /// connector was told its own; open connections keep theirs. The
+    /// default ignores them.
+    fn set_ice_servers(&self, grant: &IceGrant) {
+        let _ = grant;
+    }
 }
 
 /// A connection waiting for the other side, with our SDP to send it.

@@ -31,6 +31,7 @@
 
 mod announce;
 mod handle;
+pub mod ice;
 pub mod io;
 mod memory_store;
 mod outputs;
@@ -47,6 +48,7 @@ use std::pin::Pin;
 use futures::Stream;
 
 pub use handle::{AddTorrentError, DriverClosed, DriverEvent, Handle, TorrentSpec};
+pub use ice::{IceGrant, IceServer};
 pub use io::{
     ChannelClosed, ChannelEvent, ChannelSender, ConnectError, HttpError, HttpOrigin, Offered,
     PeerChannel, PeerConnector, PendingConnection, PieceStore, Signaling, SignalingError,

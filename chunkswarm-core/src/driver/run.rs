@@ -144,6 +144,7 @@ pub fn driver(config: DriverConfig, io: DriverIo) -> (Handle, BoxFuture<'static,
         next_key: 0,
         next_attempt: 0,
         tracker_up: true,
+        ice_granted: false,
         sleep: None,
         turn: 0,
     };
@@ -193,6 +194,8 @@ pub(super) struct Driver {
     pub(super) next_attempt: u64,
     /// False between `SignalIn::Disconnected` and `SignalIn::Reconnected`.
     pub(super) tracker_up: bool,
+    /// The tracker has handed out ICE servers at least once.
+    pub(super) ice_granted: bool,
     pub(super) rng: SeededRng,
     sleep: Option<(Instant, BoxFuture<'static, ()>)>,
     turn: usize,
@@ -500,10 +503,11 @@ impl Driver {
         let channel = match result {
             Ok(channel) => channel,
             Err(e) => {
-                tracing::debug!(%info_hash, error = %e, "connection failed");
+                self.connect_failed(now, info_hash, remote, e.to_string());
                 return;
             }
         };
+        torrent.failed_connections = 0;
         let key = PeerKey(self.next_key);
         self.next_key += 1;
         tracing::debug!(%info_hash, peer = key.0, "channel open");
@@ -521,6 +525,34 @@ impl Driver {
             },
         );
         torrent.swarm.handle_peer_connected(now, key);
+    }
+
+    /// A connection to `remote` failed and is closed: tell subscribers why,
+    /// and announce again (with fresh offers) after a backoff.
+    fn connect_failed(&mut self, now: Instant, info_hash: InfoHash, remote: Id20, reason: String) {
+        let Some(torrent) = self.torrents.get_mut(&info_hash) else {
+            return;
+        };
+        torrent.failed_connections = torrent.failed_connections.saturating_add(1);
+        let retry_in = torrent.retry_backoff();
+        if !torrent.announcing {
+            torrent.next_announce = torrent.next_announce.min(now + retry_in);
+        }
+        tracing::info!(
+            %info_hash,
+            peer = %String::from_utf8_lossy(&remote),
+            %reason,
+            ?retry_in,
+            "connection failed; announcing again"
+        );
+        self.publish(DriverEvent {
+            info_hash,
+            event: Event::ConnectFailed {
+                peer_id: remote,
+                reason,
+                retry_in,
+            },
+        });
     }
 
     /// Bounds a connection's opening by the connect timeout.

@@ -4,7 +4,8 @@
 //! whose characters (U+0000 to U+00FF) are the bytes, as WebTorrent writes
 //! them. Offers and answers are `{"type":"offer"|"answer","sdp":..}`.
 //! chunkswarm's extensions (`x_cs_bitfield`, `x_cs_pieces`, `x_cs_position`,
-//! `x_cs_have`) are extra fields and actions a WebTorrent tracker ignores.
+//! `x_cs_have`; `x_cs_ice` in announce replies) are extra fields and actions
+//! a WebTorrent tracker ignores.
 //!
 //! [`SignalIn::parse`] never panics: anything it does not understand is an
 //! error, which the driver logs and skips.
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use super::ice::IceGrant;
 use crate::metainfo::InfoHash;
 use crate::piece_map::Bitfield;
 
@@ -121,6 +123,9 @@ pub enum SignalIn {
         complete: Option<u64>,
         /// Leechers.
         incomplete: Option<u64>,
+        /// STUN/TURN servers with fresh credentials (the `x_cs_ice`
+        /// extension), if the tracker issues them.
+        ice: Option<IceGrant>,
     },
     /// A refusal (`failure reason`) or a `warning message`.
     Failure {
@@ -302,6 +307,7 @@ impl SignalIn {
             interval: count("interval").map(Duration::from_secs),
             complete: count("complete"),
             incomplete: count("incomplete"),
+            ice: object.get("x_cs_ice").and_then(IceGrant::from_json),
         })
     }
 }
@@ -383,7 +389,16 @@ mod tests {
             "info_hash": binary(info_hash.as_bytes()), "complete": 1, "incomplete": 0});
         assert!(matches!(
             SignalIn::parse(&reply.to_string()),
-            Ok(SignalIn::Announced { interval: Some(d), .. }) if d.as_secs() == 120
+            Ok(SignalIn::Announced { interval: Some(d), ice: None, .. }) if d.as_secs() == 120
+        ));
+        let with_ice = json!({"action": "announce", "interval": 120,
+            "info_hash": binary(info_hash.as_bytes()),
+            "x_cs_ice": {"iceServers": [{"urls": ["turn:127.0.0.1:3478"],
+                "username": "9:p", "credential": "c"}], "ttl": 600, "expires": 9}});
+        assert!(matches!(
+            SignalIn::parse(&with_ice.to_string()),
+            Ok(SignalIn::Announced { ice: Some(grant), .. })
+                if grant.servers[0].username == "9:p" && grant.expires == Some(9)
         ));
         let failure = json!({"action": "announce", "failure reason": "no"});
         assert!(matches!(

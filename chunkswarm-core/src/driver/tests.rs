@@ -11,7 +11,7 @@ use futures::StreamExt as _;
 use futures::channel::oneshot;
 use futures::executor::block_on;
 
-use super::signal::SignalOut;
+use super::signal::{SignalIn, SignalOut};
 use super::*;
 use crate::metainfo::{Info, TorrentBuilder};
 use crate::swarm::{Event, SwarmConfig};
@@ -364,4 +364,139 @@ fn pieces_gained_after_the_announce_are_reported() {
     runner.join().unwrap();
     let sent = signaling.sent();
     assert!(matches!(sent[0], SignalOut::Announce(_)), "{sent:?}");
+}
+
+/// Offers that are made, but whose connections never open (as when ICE
+/// fails); remembers the ICE servers it is given.
+#[derive(Debug, Default)]
+struct FailingConnector {
+    granted: std::sync::Mutex<Vec<IceGrant>>,
+}
+
+struct NeverOpens;
+
+#[async_trait]
+impl PendingConnection for NeverOpens {
+    async fn open(
+        self: Box<Self>,
+        _answer_sdp: Option<String>,
+    ) -> Result<PeerChannel, ConnectError> {
+        Err(ConnectError::Failed("ICE failed".into()))
+    }
+}
+
+#[async_trait]
+impl PeerConnector for FailingConnector {
+    async fn create_offer(&self) -> Result<Offered, ConnectError> {
+        Ok(Offered {
+            sdp: "v=0 offer".into(),
+            pending: Box::new(NeverOpens),
+        })
+    }
+
+    async fn accept_offer(&self, _offer_sdp: &str) -> Result<Offered, ConnectError> {
+        Err(ConnectError::Failed("not in this test".into()))
+    }
+
+    fn set_ice_servers(&self, grant: &IceGrant) {
+        self.granted.lock().unwrap().push(grant.clone());
+    }
+}
+
+#[test]
+fn ice_servers_reach_the_connector_and_a_failed_connection_is_retried() {
+    let (info, content) = torrent(100_000);
+    let info_hash = info.info_hash();
+    let connector = Arc::new(FailingConnector::default());
+    let signaling = Arc::new(RecordingSignaling::default());
+    let (tracker, from_tracker) = futures::channel::mpsc::unbounded();
+    let io = DriverIo {
+        signaling: Some(SignalingLink {
+            sender: signaling.clone(),
+            events: Box::pin(from_tracker),
+        }),
+        connector: Some(connector.clone()),
+        sleeper: Arc::new(ThreadSleeper),
+    };
+    let (handle, run) = driver(DriverConfig::default(), io);
+    let runner = std::thread::spawn(move || block_on(run));
+    let mut events = handle.events();
+    // A seeder: it announces every 120 s unless something brings it forward.
+    block_on(handle.add_torrent(seeding(&info, &content))).unwrap();
+    let announces = || {
+        signaling
+            .sent()
+            .into_iter()
+            .filter_map(|m| match m {
+                SignalOut::Announce(a) => Some(a),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    wait_for("the first announce", || !announces().is_empty());
+    let grant = IceGrant {
+        servers: vec![IceServer {
+            urls: vec!["turn:127.0.0.1:3478".into()],
+            username: "1:peer".into(),
+            credential: "c2VjcmV0".into(),
+        }],
+        expires: Some(u64::MAX / 2),
+    };
+    tracker
+        .unbounded_send(SignalIn::Announced {
+            info_hash,
+            interval: Some(Duration::from_secs(120)),
+            complete: Some(1),
+            incomplete: Some(0),
+            ice: Some(grant.clone()),
+        })
+        .unwrap();
+    wait_for("the grant", || {
+        !connector.granted.lock().unwrap().is_empty()
+    });
+    assert_eq!(connector.granted.lock().unwrap()[0], grant);
+    // The first grant brings an announce with offers made with it.
+    wait_for("an announce with offers", || {
+        announces().iter().any(|a| !a.offers.is_empty())
+    });
+    let offered = announces()
+        .into_iter()
+        .find(|a| !a.offers.is_empty())
+        .unwrap();
+    let remote = *b"-XX0001-remotepeer01";
+    tracker
+        .unbounded_send(SignalIn::Answer {
+            info_hash,
+            from: remote,
+            offer_id: offered.offers[0].0,
+            sdp: "v=0 answer".into(),
+        })
+        .unwrap();
+    let (reason, retry_in) = block_on(async {
+        while let Some(event) = events.next().await {
+            if let Event::ConnectFailed {
+                peer_id,
+                reason,
+                retry_in,
+            } = event.event
+            {
+                assert_eq!(peer_id, remote);
+                return (reason, retry_in);
+            }
+        }
+        panic!("no ConnectFailed event");
+    });
+    assert!(reason.contains("ICE failed"), "{reason}");
+    assert_eq!(retry_in, Duration::from_secs(5));
+    // It announces again after the backoff, not after the 120 s interval.
+    let before = announces().len();
+    let failed_at = std::time::Instant::now();
+    wait_for("the retry announce", || announces().len() > before);
+    let waited = failed_at.elapsed();
+    assert!(
+        (Duration::from_secs(4)..Duration::from_secs(8)).contains(&waited),
+        "announced again after {waited:?}"
+    );
+    handle.shutdown();
+    runner.join().unwrap();
 }

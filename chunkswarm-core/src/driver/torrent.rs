@@ -14,6 +14,9 @@ use super::signal::Id20;
 use crate::layout::PieceIndex;
 use crate::swarm::{HttpRequestId, PeerKey, Swarm};
 
+/// The first wait before announcing again after a failed connection.
+const FIRST_RETRY: Duration = Duration::from_secs(5);
+
 /// An open channel of this torrent.
 #[derive(Debug)]
 pub(super) struct Channel {
@@ -65,6 +68,9 @@ pub(super) struct Torrent {
     /// event goes out once the last one has landed.
     pub(super) completed_waiting: bool,
     pub(super) uploaded: u64,
+    /// Connection attempts failed in a row; each moves the next announce
+    /// closer ([`Torrent::retry_backoff`]).
+    pub(super) failed_connections: u32,
 }
 
 impl Torrent {
@@ -93,7 +99,15 @@ impl Torrent {
             completed_announced,
             completed_waiting: false,
             uploaded: 0,
+            failed_connections: 0,
         }
+    }
+
+    /// How soon to announce again after `failed_connections` failures in a
+    /// row: 5 s, doubling, at most the announce interval.
+    pub(super) fn retry_backoff(&self) -> Duration {
+        let doublings = self.failed_connections.saturating_sub(1).min(10);
+        (FIRST_RETRY * 2u32.pow(doublings)).min(self.interval)
     }
 
     /// Whether we already talk to (or are connecting to) this remote peer.

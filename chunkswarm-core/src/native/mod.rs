@@ -33,7 +33,9 @@
 //! ```
 //!
 //! Network rule: tests use [`WebRtcConfig::loopback`] (UDP on 127.0.0.1, no
-//! mDNS, no ICE servers); deployments set [`WebRtcConfig::ice_servers`].
+//! mDNS, no ICE servers); deployments give their tracker ICE servers to hand
+//! out (its TURN credentials reach the connector through the driver, see
+//! [`WebRtcConfig::ice_from_tracker`]) or set [`WebRtcConfig::ice_servers`].
 
 mod disk_store;
 mod http;
@@ -45,10 +47,11 @@ use std::time::Duration;
 
 use crate::driver::{BoxFuture, Sleeper};
 
+pub use crate::driver::IceServer;
 pub use disk_store::{DEFAULT_MAX_OPEN_FILES, DiskStore};
 pub use http::{HttpWebSeed, WebSeedError, http_get};
 pub use tracker::{TrackerConnectError, connect_tracker, tracker_link};
-pub use webrtc::{IceServer, WebRtcConfig, WebRtcConnector};
+pub use webrtc::{WebRtcConfig, WebRtcConnector};
 
 /// A seed for [`DriverConfig::seeded`](crate::driver::DriverConfig::seeded)
 /// from the process's entropy: std's randomly keyed hasher, the clock and

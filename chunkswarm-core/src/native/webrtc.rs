@@ -16,13 +16,13 @@ use webrtc::data_channel::{
 };
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceGatheringState, RTCIceServer, RTCPeerConnectionState, RTCSessionDescription,
-    SettingEngineBuilder,
+    RTCIceGatheringState, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionState,
+    RTCSessionDescription, SettingEngineBuilder,
 };
 
 use crate::driver::{
-    ChannelClosed, ChannelEvent, ChannelSender, ConnectError, Offered, PeerChannel, PeerConnector,
-    PendingConnection,
+    ChannelClosed, ChannelEvent, ChannelSender, ConnectError, IceGrant, IceServer, Offered,
+    PeerChannel, PeerConnector, PendingConnection,
 };
 
 /// The data channel's label.
@@ -31,22 +31,20 @@ const LABEL: &str = "chunkswarm";
 /// and Chromium both take at least 64 KiB).
 const MAX_MESSAGE: usize = 64 << 10;
 
-/// A STUN or TURN server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IceServer {
-    /// `stun:host:port`, `turn:host:port?transport=udp`, ...
-    pub urls: Vec<String>,
-    /// TURN user name (empty for STUN).
-    pub username: String,
-    /// TURN password (empty for STUN).
-    pub credential: String,
-}
-
 /// How connections are made.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebRtcConfig {
-    /// STUN/TURN servers. None in tests (none is reachable).
+    /// STUN/TURN servers: used until the tracker names some (with
+    /// [`ice_from_tracker`](Self::ice_from_tracker)), always otherwise. None in
+    /// tests (none is reachable).
     pub ice_servers: Vec<IceServer>,
+    /// Use the STUN/TURN servers and short-lived TURN credentials the
+    /// tracker hands out in its announce replies, the latest for each new
+    /// connection (open ones keep theirs). Default: true.
+    pub ice_from_tracker: bool,
+    /// Only relayed (TURN) candidates: ICE transport policy `relay`. For
+    /// privacy, and to test a TURN server. Default: false.
+    pub relay_only: bool,
     /// Local UDP addresses to bind: `0.0.0.0:0` for every interface (which
     /// skips loopback), `127.0.0.1:0` for loopback only.
     pub udp_bind: Vec<String>,
@@ -69,6 +67,8 @@ impl Default for WebRtcConfig {
     fn default() -> Self {
         Self {
             ice_servers: Vec::new(),
+            ice_from_tracker: true,
+            relay_only: false,
             udp_bind: vec!["0.0.0.0:0".into()],
             mdns: true,
             high_water: 1 << 20,
@@ -94,6 +94,8 @@ impl WebRtcConfig {
 #[derive(Debug, Clone)]
 pub struct WebRtcConnector {
     config: Arc<WebRtcConfig>,
+    /// The latest ICE servers from the tracker.
+    granted: Arc<std::sync::RwLock<Option<IceGrant>>>,
 }
 
 impl WebRtcConnector {
@@ -101,21 +103,45 @@ impl WebRtcConnector {
     pub fn new(config: WebRtcConfig) -> Self {
         Self {
             config: Arc::new(config),
+            granted: Arc::default(),
+        }
+    }
+
+    /// The servers a new connection uses: the tracker's latest unexpired
+    /// grant, or the configured ones.
+    fn ice_servers(&self) -> Vec<IceServer> {
+        let now_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let granted = self
+            .granted
+            .read()
+            .ok()
+            .and_then(|g| g.clone())
+            .filter(|g| !g.expired(now_unix));
+        match granted {
+            Some(grant) => grant.servers,
+            None => self.config.ice_servers.clone(),
         }
     }
 
     async fn build(&self) -> Result<(Arc<dyn PeerConnection>, Arc<Handler>), ConnectError> {
         let handler = Arc::new(Handler::new());
         let ice_servers = self
-            .config
-            .ice_servers
-            .iter()
+            .ice_servers()
+            .into_iter()
             .map(|s| RTCIceServer {
-                urls: s.urls.clone(),
-                username: s.username.clone(),
-                credential: s.credential.clone(),
+                urls: s.urls,
+                username: s.username,
+                credential: s.credential,
             })
             .collect();
+        let policy = if self.config.relay_only {
+            RTCIceTransportPolicy::Relay
+        } else {
+            RTCIceTransportPolicy::All
+        };
         let mdns = if self.config.mdns {
             MulticastDnsMode::QueryOnly
         } else {
@@ -136,6 +162,7 @@ impl WebRtcConnector {
             .with_configuration(
                 RTCConfigurationBuilder::new()
                     .with_ice_servers(ice_servers)
+                    .with_ice_transport_policy(policy)
                     .build(),
             )
             .with_setting_engine(settings)
@@ -161,10 +188,15 @@ impl WebRtcConnector {
         {
             tracing::debug!("ICE gathering timed out; sending the candidates so far");
         }
-        pc.local_description()
+        let sdp = pc
+            .local_description()
             .await
             .map(|d| d.sdp)
-            .ok_or_else(|| ConnectError::Failed("no local description".into()))
+            .ok_or_else(|| ConnectError::Failed("no local description".into()))?;
+        let candidates = sdp.matches("a=candidate:").count();
+        let relayed = sdp.matches(" typ relay").count();
+        tracing::debug!(candidates, relayed, "local description ready");
+        Ok(sdp)
     }
 }
 
@@ -220,6 +252,22 @@ impl PeerConnector for WebRtcConnector {
             sdp,
             pending: Box::new(pending),
         })
+    }
+
+    fn set_ice_servers(&self, grant: &IceGrant) {
+        if !self.config.ice_from_tracker {
+            return;
+        }
+        if let Ok(mut granted) = self.granted.write() {
+            if granted
+                .as_ref()
+                .is_none_or(|g| g.servers.len() != grant.servers.len())
+            {
+                let urls: Vec<&String> = grant.servers.iter().flat_map(|s| &s.urls).collect();
+                tracing::info!(?urls, expires = ?grant.expires, "ICE servers from the tracker");
+            }
+            *granted = Some(grant.clone());
+        }
     }
 }
 

@@ -199,6 +199,20 @@ pub enum Event {
     Progress(Stats),
     /// Every piece is verified.
     Completed,
+    /// A connection to a peer the tracker introduced could not be opened
+    /// (ICE, DTLS or SCTP failed, or it timed out) and was closed. Sent by
+    /// the [driver](crate::driver), never by the swarm: it announces again
+    /// after `retry_in`, with fresh offers, so the tracker can introduce the
+    /// peers again (a peer reachable only through TURN is retried once
+    /// credentials arrive or the relay is back).
+    ConnectFailed {
+        /// The remote's tracker peer id.
+        peer_id: [u8; 20],
+        /// What failed.
+        reason: String,
+        /// When the driver announces again for new connections.
+        retry_in: std::time::Duration,
+    },
 }
 
 /// What the adapter must do next, from [`Swarm::poll_output`](super::Swarm::poll_output).

@@ -159,11 +159,19 @@ async fn announce(tracker: &Inner, conn: ConnId, announce: &Announce<'_>, now: I
         metrics.reject(rejection(warning));
     }
     let warning = done.warning.map(|w| w.to_string());
+    let ice = match &tracker.ice {
+        Some(issuer) if announce.event != Event::Stopped => Some(issuer.grant(
+            &crate::ice::peer_name(&announce.peer_id.0),
+            std::time::SystemTime::now(),
+        )),
+        _ => None,
+    };
     let text = reply::announce(
         &announce.info_hash,
         tracker.config.announce_interval.as_secs(),
         cluster::sum(done.counts, remote.counts),
         warning.as_deref(),
+        ice.as_deref(),
     );
     Handled {
         reply: Some(text),

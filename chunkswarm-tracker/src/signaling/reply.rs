@@ -22,12 +22,13 @@ pub(crate) struct SwarmCounts {
 
 /// `{"action":"announce","interval":..,"info_hash":..,"complete":..,"incomplete":..}`.
 /// A `warning`, if any, goes in `warning message`, which WebTorrent clients
-/// report but otherwise ignore.
+/// report but otherwise ignore; an ICE grant (a JSON object) in `x_cs_ice`.
 pub(crate) fn announce(
     info_hash: &InfoHash,
     interval_secs: u64,
     counts: SwarmCounts,
     warning: Option<&str>,
+    ice: Option<&str>,
 ) -> String {
     let mut out = String::with_capacity(120);
     out.push_str(r#"{"action":"announce","interval":"#);
@@ -42,6 +43,10 @@ pub(crate) fn announce(
     if let Some(warning) = warning {
         out.push_str(r#","warning message":"#);
         push_json_str(&mut out, warning);
+    }
+    if let Some(ice) = ice {
+        out.push_str(r#","x_cs_ice":"#);
+        out.push_str(ice);
     }
     out.push('}');
     out
@@ -153,8 +158,11 @@ mod tests {
             incomplete: 2,
             downloaded: 3,
         };
-        let v: Value = serde_json::from_str(&announce(&ih, 120, counts, Some("w"))).unwrap();
+        let v: Value =
+            serde_json::from_str(&announce(&ih, 120, counts, Some("w"), Some(r#"{"ttl":1}"#)))
+                .unwrap();
         assert_eq!(v["warning message"], "w");
+        assert_eq!(v["x_cs_ice"]["ttl"], 1);
         assert_eq!(v["info_hash"], "\"".repeat(20));
         assert_eq!(v["complete"], 1);
         assert_eq!(v["incomplete"], 2);

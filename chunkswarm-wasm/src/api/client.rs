@@ -128,6 +128,7 @@ impl Client {
         };
         let settings = RtcSettings {
             ice_servers: options.ice_servers.clone(),
+            relay_only: options.relay_only,
             ..RtcSettings::default()
         };
         if let Some(servers) = &settings.ice_servers {

@@ -24,8 +24,12 @@ const TS_TYPES: &'static str = r#"
 export interface ClientOptions {
   /** The WebTorrent tracker (`ws://` or `wss://`); without one, torrents use their web seed only. */
   trackerUrl?: string;
-  /** STUN/TURN servers for RTCPeerConnection; none by default (host candidates only). */
+  /** STUN/TURN servers for RTCPeerConnection. Default: those the tracker hands out with
+   *  short-lived TURN credentials (renewed with each announce), none until it does;
+   *  given here (`[]` for none: host candidates only), the tracker's are ignored. */
   iceServers?: RTCIceServer[];
+  /** 'relay' connects through TURN relays only (hides the page's addresses); default 'all'. */
+  iceTransportPolicy?: 'all' | 'relay';
   /** Most connections per torrent (default 32). */
   maxConnections?: number;
   /** Upload limit per torrent in bytes per second (default unlimited). */
@@ -60,7 +64,8 @@ export interface PeerInfo {
 export type ClientEvent =
   | { type: 'piece'; infoHash: string; piece: number; state: 'missing' | 'requested' | 'verified';
       source: 'peer' | 'http' | null; peer: number | null }
-  | { type: 'peer'; infoHash: string; state: 'connected' | 'disconnected' | 'banned';
+  | { type: 'peer'; infoHash: string; state: 'connected' | 'disconnected' | 'banned' | 'failed';
+      /** The connection's key; -1 for `failed` (a connection that never opened). */
       peer: number; peerId: string | null; reason: string | null }
   | { type: 'progress'; infoHash: string; stats: Stats }
   | { type: 'hashFailed'; infoHash: string; piece: number }

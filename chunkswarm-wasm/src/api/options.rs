@@ -7,6 +7,8 @@ use wasm_bindgen::prelude::*;
 pub(crate) struct ClientOptions {
     pub(crate) tracker_url: Option<String>,
     pub(crate) ice_servers: Option<JsValue>,
+    /// `iceTransportPolicy: 'relay'`.
+    pub(crate) relay_only: bool,
     pub(crate) max_connections: Option<u64>,
     pub(crate) upload_limit: Option<u64>,
     pub(crate) storage: Option<String>,
@@ -73,9 +75,19 @@ impl ClientOptions {
                 return Err(JsError::new("option `iceServers` must be an array"));
             }
         }
+        let relay_only = match string(options, "iceTransportPolicy")?.as_deref() {
+            None | Some("all") => false,
+            Some("relay") => true,
+            Some(other) => {
+                return Err(JsError::new(&format!(
+                    "option `iceTransportPolicy` must be 'all' or 'relay', not {other:?}"
+                )));
+            }
+        };
         Ok(Self {
             tracker_url: string(options, "trackerUrl")?,
             ice_servers,
+            relay_only,
             max_connections: number(options, "maxConnections")?,
             upload_limit: number(options, "uploadLimit")?,
             storage: string(options, "storage")?,

@@ -3,18 +3,20 @@
 //! and answers wait for ICE gathering, bounded by a timeout), as the
 //! WebTorrent tracker protocol and the native adapter expect.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chunkswarm_core::driver::{
-    ConnectError, Offered, PeerChannel, PeerConnector, PendingConnection,
+    ConnectError, IceGrant, Offered, PeerChannel, PeerConnector, PendingConnection,
 };
 use futures::future::{self, Either};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    RtcConfiguration, RtcDataChannelInit, RtcPeerConnection, RtcSdpType, RtcSessionDescriptionInit,
+    RtcConfiguration, RtcDataChannelInit, RtcIceTransportPolicy, RtcPeerConnection, RtcSdpType,
+    RtcSessionDescriptionInit,
 };
 
 use super::channel::{Conn, Water};
@@ -29,9 +31,13 @@ pub const LABEL: &str = "chunkswarm";
 /// How connections are made.
 #[derive(Debug, Clone)]
 pub struct RtcSettings {
-    /// `RTCIceServer[]` for `RTCConfiguration.iceServers`; `None` or an empty
-    /// array for none (tests: host candidates only).
+    /// `RTCIceServer[]` for `RTCConfiguration.iceServers`, as the page gave
+    /// them (an empty array: none, host candidates only). `None`: the
+    /// servers the tracker hands out (with short-lived TURN credentials),
+    /// the latest for each new connection; none until it does.
     pub ice_servers: Option<JsValue>,
+    /// Only relayed candidates (`iceTransportPolicy: 'relay'`).
+    pub relay_only: bool,
     /// Backpressure marks of each channel.
     pub water: Water,
     /// How long ICE gathering may take before the SDP is sent as it is.
@@ -42,6 +48,7 @@ impl Default for RtcSettings {
     fn default() -> Self {
         Self {
             ice_servers: None,
+            relay_only: false,
             water: Water {
                 high: 1 << 20,
                 low: 256 << 10,
@@ -56,12 +63,55 @@ impl Default for RtcSettings {
 pub struct WebRtcConnector {
     settings: RtcSettings,
     log: Option<LogSink>,
+    granted: Rc<RefCell<Option<Granted>>>,
+}
+
+/// The tracker's latest ICE servers (`RTCIceServer[]`) and when their
+/// credentials expire (Unix seconds).
+type Granted = (JsValue, Option<u64>);
+
+/// An `RTCIceServer[]` of the tracker's servers.
+fn js_ice_servers(grant: &IceGrant) -> JsValue {
+    let servers = js_sys::Array::new();
+    for server in &grant.servers {
+        let entry = js_sys::Object::new();
+        let urls: js_sys::Array = server.urls.iter().map(|u| JsValue::from_str(u)).collect();
+        let _ = js_sys::Reflect::set(&entry, &"urls".into(), &urls);
+        if !server.username.is_empty() {
+            let _ =
+                js_sys::Reflect::set(&entry, &"username".into(), &server.username.as_str().into());
+            let _ = js_sys::Reflect::set(
+                &entry,
+                &"credential".into(),
+                &server.credential.as_str().into(),
+            );
+        }
+        servers.push(&entry);
+    }
+    servers.into()
 }
 
 impl WebRtcConnector {
     /// A connector with these settings; connection steps are logged to `log`.
     pub fn new(settings: RtcSettings, log: Option<LogSink>) -> Self {
-        Self { settings, log }
+        Self {
+            settings,
+            log,
+            granted: Rc::default(),
+        }
+    }
+
+    /// The page's servers, else the tracker's latest unexpired ones.
+    fn ice_servers(&self) -> Option<JsValue> {
+        if let Some(servers) = &self.settings.ice_servers {
+            return Some(servers.clone());
+        }
+        let now_unix = (js_sys::Date::now() / 1000.0) as u64;
+        self.granted
+            .borrow()
+            .as_ref()
+            .filter(|(_, expires)| expires.is_none_or(|at| at > now_unix))
+            .map(|(servers, _)| servers.clone())
     }
 
     fn log(&self, level: LogLevel, message: String) {
@@ -72,8 +122,19 @@ impl WebRtcConnector {
 
     fn build(&self) -> Result<Rc<Conn>, ConnectError> {
         let config = RtcConfiguration::new();
-        if let Some(servers) = &self.settings.ice_servers {
-            config.set_ice_servers(servers);
+        let servers = self.ice_servers();
+        if self.settings.relay_only {
+            // Without a TURN server such a connection cannot work: fail now
+            // rather than after the connect timeout.
+            if servers.is_none() {
+                return Err(ConnectError::Failed(
+                    "relay only, and no TURN server yet".into(),
+                ));
+            }
+            config.set_ice_transport_policy(RtcIceTransportPolicy::Relay);
+        }
+        if let Some(servers) = servers {
+            config.set_ice_servers(&servers);
         }
         let pc = RtcPeerConnection::new_with_configuration(&config)
             .map_err(|e| ConnectError::Failed(js_error(&e)))?;
@@ -170,6 +231,25 @@ impl PeerConnector for WebRtcConnector {
                 log: self.log.clone(),
             }),
         })
+    }
+
+    fn set_ice_servers(&self, grant: &IceGrant) {
+        if self.settings.ice_servers.is_some() {
+            return;
+        }
+        let first = self.granted.borrow().is_none();
+        if first {
+            let urls: Vec<&str> = grant
+                .servers
+                .iter()
+                .flat_map(|s| s.urls.iter().map(String::as_str))
+                .collect();
+            self.log(
+                LogLevel::Info,
+                format!("ICE servers from the tracker: {}", urls.join(", ")),
+            );
+        }
+        *self.granted.borrow_mut() = Some((js_ice_servers(grant), grant.expires));
     }
 }
 

@@ -21,7 +21,7 @@ use std::process::ExitCode;
 
 use chunkswarm_core::layout::DEFAULT_PIECE_LENGTH;
 use chunkswarm_examples::demo::{self, DemoOptions, wasm_pkg};
-use chunkswarm_tracker::{Config, Limits, Tracker, serve_app};
+use chunkswarm_tracker::{Config, IceConfig, Limits, Tracker, TurnSecret, serve_app};
 use clap::Parser;
 
 /// Serve the chunkswarm browser demo: tracker, origin, catalog and page.
@@ -56,6 +56,24 @@ struct Args {
     /// Never build the wasm package; fail if there is none.
     #[arg(long)]
     no_build: bool,
+    /// A STUN or TURN URL the tracker hands to browsers and native peers
+    /// (e.g. turn:turn.example:3478); repeat or separate with commas. TURN
+    /// URLs need --turn-secret.
+    #[arg(long = "turn-url", value_name = "URL", value_delimiter = ',')]
+    turn_urls: Vec<String>,
+    /// The TURN server's shared secret (coturn's static-auth-secret, with
+    /// use-auth-secret): the tracker gives each client credentials made from
+    /// it that expire after --turn-ttl. Better from the environment.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "CHUNKSWARM_TURN_SECRET",
+        hide_env_values = true
+    )]
+    turn_secret: Option<TurnSecret>,
+    /// Seconds a TURN credential lasts.
+    #[arg(long, value_name = "SECONDS", default_value_t = IceConfig::default().ttl.as_secs())]
+    turn_ttl: u64,
 }
 
 /// A byte rate; `None` for no limit.
@@ -109,10 +127,16 @@ async fn run(args: Args, pkg_dir: PathBuf) -> ExitCode {
     } else {
         demo::DEMO_PIECE_LENGTH
     });
+    let ice = (!args.turn_urls.is_empty() || args.turn_secret.is_some()).then(|| IceConfig {
+        urls: args.turn_urls.clone(),
+        turn_secret: args.turn_secret.clone(),
+        ttl: std::time::Duration::from_secs(args.turn_ttl),
+    });
     let config = Config {
         media_dir: Some(media.clone()),
         public_url: args.public_url.clone(),
         piece_length,
+        ice,
         limits: Limits {
             // Every page of a local demo comes from one address.
             ip_requests_per_second: 200,

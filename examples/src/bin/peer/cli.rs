@@ -47,7 +47,9 @@ pub(crate) struct Common {
     /// Cap the upload rate, in bytes per second (suffixes k, M, G: 1024-based).
     #[arg(long, global = true, value_name = "RATE", value_parser = parse_rate)]
     pub(crate) upload_limit: Option<u64>,
-    /// A STUN or TURN server URL (repeatable); none by default.
+    /// A STUN or TURN server URL (repeatable). Default: the ones the
+    /// tracker hands out (with short-lived TURN credentials), if any; given
+    /// here, those are ignored.
     #[arg(long = "ice-server", global = true, value_name = "URL")]
     pub(crate) ice_servers: Vec<String>,
     /// The user name for the TURN servers.
@@ -67,6 +69,13 @@ pub(crate) struct Common {
         hide_env_values = true
     )]
     pub(crate) turn_credential: Option<String>,
+    /// Ignore the STUN/TURN servers the tracker hands out.
+    #[arg(long, global = true)]
+    pub(crate) no_tracker_ice: bool,
+    /// Connect only through TURN relays (ICE transport policy `relay`):
+    /// hides our addresses from peers; tests a TURN server.
+    #[arg(long, global = true)]
+    pub(crate) relay_only: bool,
     /// Use only loopback addresses for WebRTC and no mDNS (tests, one-machine demos).
     #[arg(long, global = true)]
     pub(crate) loopback: bool,

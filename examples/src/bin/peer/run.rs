@@ -202,6 +202,8 @@ struct Session {
     held: Bitfield,
     started: Instant,
     peers_seen: BTreeSet<[u8; 20]>,
+    /// Connections that failed to open.
+    failed_connections: usize,
     last: Option<Stats>,
     progress: Progress,
 }
@@ -267,6 +269,7 @@ impl Session {
             held,
             started: Instant::now(),
             peers_seen: BTreeSet::new(),
+            failed_connections: 0,
             last: None,
             progress,
         })
@@ -302,6 +305,15 @@ impl Session {
                     }
                     Some(Event::PeerConnected { peer_id, .. }) => {
                         self.peers_seen.insert(peer_id);
+                    }
+                    Some(Event::ConnectFailed { peer_id, reason, retry_in }) => {
+                        self.failed_connections += 1;
+                        tracing::info!(
+                            peer = %String::from_utf8_lossy(&peer_id),
+                            %reason,
+                            ?retry_in,
+                            "connection failed"
+                        );
                     }
                     Some(Event::PeerBanned { peer_id, reason, .. }) => {
                         tracing::warn!(peer = %String::from_utf8_lossy(&peer_id), ?reason, "peer banned");
@@ -358,6 +370,7 @@ impl Session {
             bytes_uploaded: stats.uploaded_bytes,
             elapsed_s: elapsed.as_secs_f64(),
             peers: self.peers_seen.len(),
+            failed_connections: self.failed_connections,
             banned: stats.banned,
             hash_failures: stats.hash_failures,
         }
@@ -384,6 +397,8 @@ fn webrtc_config(common: &Common) -> WebRtcConfig {
             }
         })
         .collect();
+    config.ice_from_tracker = common.ice_servers.is_empty() && !common.no_tracker_ice;
+    config.relay_only = common.relay_only;
     config
 }
 

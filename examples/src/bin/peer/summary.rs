@@ -27,6 +27,8 @@ pub(crate) struct Summary {
     pub(crate) elapsed_s: f64,
     /// Distinct peers that completed a handshake with us.
     pub(crate) peers: usize,
+    /// Connections to peers that failed to open (ICE, DTLS, timeout).
+    pub(crate) failed_connections: usize,
     /// Peers banned for bad data.
     pub(crate) banned: usize,
     pub(crate) hash_failures: u32,
