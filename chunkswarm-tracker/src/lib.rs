@@ -193,6 +193,7 @@ mod registry;
 mod serve;
 mod signaling;
 mod tls;
+mod tls_stream;
 mod torrents;
 mod tracker;
 mod urls;

@@ -61,13 +61,19 @@ impl Drop for Registered<'_> {
 ///
 /// A plain function returning an `async move` block, not an `async fn`: the
 /// block uses its captures in place, where an `async fn` would hold a second
-/// copy of the socket in every idle connection's task.
+/// copy of the socket in every idle connection's task. The socket is split
+/// before the block, which then captures two pointers to it rather than the
+/// socket itself, a capture it would keep room for all its life.
 #[allow(clippy::manual_async_fn)]
 pub(super) fn run(
     tracker: Tracker,
     socket: WebSocket,
     slot: ConnectionSlot,
 ) -> impl Future<Output = ()> + Send {
+    // Reading and writing go on side by side: a client that sends only
+    // after it has read (as aquatic's load tester does) would otherwise
+    // wait on the tracker's write while the tracker waits on its read.
+    let (mut sink, mut stream) = socket.split();
     async move {
         let inner = &tracker.inner;
         let limits = &inner.config.limits;
@@ -92,10 +98,6 @@ pub(super) fn run(
         // Rate-limited messages since the last one let through.
         let mut rate_limited = 0u32;
 
-        // Reading and writing go on side by side: a client that sends only
-        // after it has read (as aquatic's load tester does) would otherwise
-        // wait on the tracker's write while the tracker waits on its read.
-        let (mut sink, mut stream) = socket.split();
         let pong = Notify::new();
         let writer = async {
             loop {
