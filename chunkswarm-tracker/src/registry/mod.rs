@@ -457,6 +457,10 @@ impl Registry {
             let Some(outbox) = self.conns.get(&peer.conn).map(|c| &c.outbox) else {
                 continue;
             };
+            if !outbox.has_room() {
+                dropped += 1;
+                continue;
+            }
             let text = reply::offer(&msg.info_hash, &msg.peer_id, &offer.offer_id, offer.offer);
             if outbox.try_send(text).is_ok() {
                 forwarded += 1;

@@ -120,8 +120,13 @@ pub(super) fn run(
                 };
                 // Boxed, like the handling of a message: idle tasks stay small.
                 let written = Box::pin(tokio::time::timeout(WRITE_TIMEOUT, write)).await;
-                if !matches!(written, Ok(Ok(()))) {
-                    return;
+                match written {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return,
+                    Err(_) => {
+                        inner.metrics.reject(Rejection::WriteTimeout);
+                        return;
+                    }
                 }
             }
         };
