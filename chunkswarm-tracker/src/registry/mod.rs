@@ -6,6 +6,7 @@
 //! `try_send`, and a full queue loses the message rather than slowing anyone.
 
 mod candidate;
+mod pending;
 mod pieces;
 mod swarm;
 
@@ -22,6 +23,7 @@ use crate::signaling::outbox::Outbox;
 use crate::signaling::reply::{self, SwarmCounts};
 
 use candidate::Candidate;
+use pending::PendingOffers;
 pub(crate) use pieces::{PieceReport, SwarmSummary, add_remote};
 use swarm::{Swarm, SwarmPeer};
 
@@ -98,7 +100,7 @@ struct Conn {
     peer_ids: Vec<PeerId>,
     memberships: Vec<(InfoHash, PeerId)>,
     /// Offers this connection made that were forwarded, oldest first.
-    pending: VecDeque<Pending>,
+    pending: PendingOffers,
     /// Offers from peers on other nodes delivered to this connection, oldest first.
     remote_pending: VecDeque<RemotePending>,
     /// Bytes of the bitfields its peers reported, against
@@ -222,7 +224,7 @@ impl Registry {
                 outbox,
                 peer_ids: Vec::new(),
                 memberships: Vec::new(),
-                pending: VecDeque::new(),
+                pending: PendingOffers::default(),
                 remote_pending: VecDeque::new(),
                 bitfield_bytes: 0,
             },
@@ -478,14 +480,9 @@ impl Registry {
         }
         let max_pending = self.limits.max_pending_offers_per_connection;
         if let Some(state) = self.conns.get_mut(&conn) {
-            while state.pending.front().is_some_and(|p| p.expires <= now) {
-                state.pending.pop_front();
-            }
+            state.pending.expire(now);
             for pending in sent {
-                if state.pending.len() >= max_pending {
-                    state.pending.pop_front();
-                }
-                state.pending.push_back(pending);
+                state.pending.push(pending, max_pending);
             }
         }
         (forwarded, dropped, to_remote)
@@ -509,20 +506,14 @@ impl Registry {
             .conns
             .get_mut(&offerer)
             .ok_or(RegistryError::UnknownPeer)?;
-        let position = state
+        let pending = state
             .pending
-            .iter()
-            .position(|p| {
-                p.offer_id == msg.offer_id
-                    && p.from == msg.to_peer_id
+            .take(&msg.offer_id, |p| {
+                p.from == msg.to_peer_id
                     && p.to == msg.peer_id
                     && p.to_conn == conn
                     && p.info_hash == msg.info_hash
             })
-            .ok_or(RegistryError::UnsolicitedAnswer)?;
-        let pending = state
-            .pending
-            .remove(position)
             .ok_or(RegistryError::UnsolicitedAnswer)?;
         if pending.expires <= now {
             return Err(RegistryError::ExpiredAnswer);
@@ -708,7 +699,7 @@ impl Registry {
             }
         }
         for state in self.conns.values_mut() {
-            state.pending.retain(|p| p.expires > now);
+            state.pending.expire(now);
             state.remote_pending.retain(|p| p.expires > now);
         }
         dropped
