@@ -40,6 +40,44 @@ pub(crate) fn decode_binary(text: &str) -> Option<[u8; 20]> {
     chars.next().is_none().then_some(bytes)
 }
 
+/// A JSON string literal (quotes included) of exactly 20 chars U+0000 to
+/// U+00FF, as bytes: [`decode_binary`] of the string it denotes, read
+/// without allocating (escapes are common in binary ids).
+pub(crate) fn decode_json_binary(literal: &str) -> Option<[u8; 20]> {
+    let inner = literal.strip_prefix('"')?.strip_suffix('"')?;
+    let mut bytes = [0u8; 20];
+    let mut count = 0;
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        let code = match c {
+            '\\' => match chars.next()? {
+                '"' => u32::from('"'),
+                '\\' => u32::from('\\'),
+                '/' => u32::from('/'),
+                'b' => 0x08,
+                'f' => 0x0c,
+                'n' => u32::from('\n'),
+                'r' => u32::from('\r'),
+                't' => u32::from('\t'),
+                'u' => {
+                    let mut code = 0;
+                    for _ in 0..4 {
+                        code = code * 16 + chars.next()?.to_digit(16)?;
+                    }
+                    code
+                }
+                _ => return None,
+            },
+            // JSON has no unescaped control characters or quotes inside.
+            '"' | '\u{0}'..='\u{1f}' => return None,
+            c => u32::from(c),
+        };
+        *bytes.get_mut(count)? = u8::try_from(code).ok()?;
+        count += 1;
+    }
+    (count == 20).then_some(bytes)
+}
+
 /// Appends `bytes` as a JSON string of chars U+0000 to U+00FF.
 pub(crate) fn push_binary(out: &mut String, bytes: &[u8; 20]) {
     out.push('"');
@@ -79,6 +117,32 @@ mod tests {
             push_binary(&mut json, &bytes);
             let text: String = serde_json::from_str(&json).unwrap();
             assert_eq!(decode_binary(&text), Some(bytes));
+            assert_eq!(decode_json_binary(&json), Some(bytes));
+        }
+    }
+
+    #[test]
+    fn json_literals_read_like_serde_reads_them() {
+        let cases = [
+            r#""\u0041aaaaaaaaaaaaaaaaaa\/""#,
+            r#""\b\f\n\r\t\"\\aaaaaaaaaaaaa""#,
+            r#""\u00ffaaaaaaaaaaaaaaaaaaa""#,
+            r#""\u0100aaaaaaaaaaaaaaaaaaa""#,
+            r#""\ud800aaaaaaaaaaaaaaaaaaa""#,
+            r#""aaaaaaaaaaaaaaaaaaa""#,
+            r#""aaaaaaaaaaaaaaaaaaaaa""#,
+            r#""\x0aaaaaaaaaaaaaaaaaaaa""#,
+            r#""\u00"#,
+            "\"\u{7f}\u{80}\u{ff}aaaaaaaaaaaaaaaaa\"",
+            "aaaaaaaaaaaaaaaaaaaa",
+            "\"",
+            "",
+        ];
+        for case in cases {
+            let via_serde = serde_json::from_str::<String>(case)
+                .ok()
+                .and_then(|text| decode_binary(&text));
+            assert_eq!(decode_json_binary(case), via_serde, "{case}");
         }
     }
 
