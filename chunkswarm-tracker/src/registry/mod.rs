@@ -321,13 +321,15 @@ impl Registry {
         now: Instant,
     ) -> Result<Announced, RegistryError> {
         let membership = (msg.info_hash, msg.peer_id);
-        let (is_member, memberships) = {
-            let state = self.claim(conn, msg.peer_id)?;
-            (
-                state.memberships.contains(&membership),
-                state.memberships.len(),
-            )
-        };
+        let memberships = self.claim(conn, msg.peer_id)?.memberships.len();
+        // Found in the swarm, not in the connection's list of memberships: a
+        // connection may be in thousands of swarms. The peer id is this
+        // connection's (claimed above), so its entry is this connection's.
+        let is_member = self
+            .swarms
+            .get(&msg.info_hash)
+            .and_then(|swarm| swarm.get(&msg.peer_id))
+            .is_some_and(|peer| peer.conn == conn);
 
         if msg.event == Event::Stopped {
             if is_member {
@@ -431,20 +433,25 @@ impl Registry {
         if want == 0 {
             return (0, 0, Vec::new());
         }
-        let fields = candidate::remote_fields(remote, swarm.piece_count);
         let local = swarm.peers().len();
-        let candidates: Vec<Candidate<'_>> = swarm
-            .peers()
-            .iter()
-            .map(Candidate::Local)
-            .chain(
-                remote
-                    .iter()
-                    .zip(&fields)
-                    .map(|(member, field)| Candidate::Remote(member, field.as_ref())),
-            )
-            .collect();
-        let targets = swarm.introduce_among(&mut self.rng, want, &msg.peer_id, &candidates);
+        let targets = if remote.is_empty() {
+            // Alone, or no member elsewhere: the swarm's own list, as it is.
+            swarm.introduce_among(&mut self.rng, want, &msg.peer_id, swarm.peers())
+        } else {
+            let fields = candidate::remote_fields(remote, swarm.piece_count);
+            let candidates: Vec<Candidate<'_>> = swarm
+                .peers()
+                .iter()
+                .map(Candidate::Local)
+                .chain(
+                    remote
+                        .iter()
+                        .zip(&fields)
+                        .map(|(member, field)| Candidate::Remote(member, field.as_ref())),
+                )
+                .collect();
+            swarm.introduce_among(&mut self.rng, want, &msg.peer_id, &candidates)
+        };
         let (mut forwarded, mut dropped) = (0, 0);
         let mut to_remote = Vec::new();
         let mut sent = Vec::with_capacity(targets.len());
