@@ -80,11 +80,13 @@ enum Stop {
 }
 
 /// Runs the connection over `records` (received bytes) as far as it goes:
-/// decrypted data goes to `plaintext`, bytes to send to `outgoing`. Returns
-/// how many bytes of `records` were used up, and why it stopped.
+/// decrypted data goes to `out` while it has room and nothing waits before
+/// it in `plaintext`, the rest to `plaintext`; bytes to send to `outgoing`.
+/// Returns how many bytes of `records` were used up, and why it stopped.
 fn drive(
     conn: &mut UnbufferedServerConnection,
     records: &mut [u8],
+    mut out: Option<&mut ReadBuf<'_>>,
     plaintext: &mut Vec<u8>,
     outgoing: &mut Vec<u8>,
     eof: &mut bool,
@@ -98,7 +100,13 @@ fn drive(
                 while let Some(record) = traffic.next_record() {
                     let record = record.map_err(tls_error)?;
                     discard += record.discard;
-                    plaintext.extend_from_slice(record.payload);
+                    let mut payload = record.payload;
+                    if let Some(out) = out.as_deref_mut().filter(|_| plaintext.is_empty()) {
+                        let n = payload.len().min(out.remaining());
+                        out.put_slice(&payload[..n]);
+                        payload = &payload[n..];
+                    }
+                    plaintext.extend_from_slice(payload);
                 }
                 None
             }
@@ -177,7 +185,7 @@ impl TlsStream {
             if self.eof {
                 return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
             }
-            ready!(self.poll_receive(cx))?;
+            ready!(self.poll_receive(cx, None))?;
         }
     }
 
@@ -198,8 +206,13 @@ impl TlsStream {
         Poll::Ready(Ok(()))
     }
 
-    /// Reads once from the socket and runs the connection over what came.
-    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// Reads once from the socket and runs the connection over what came;
+    /// decrypted data goes to `out` as far as it takes it.
+    fn poll_receive(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: Option<&mut ReadBuf<'_>>,
+    ) -> Poll<io::Result<()>> {
         let mut chunk = [0u8; READ_CHUNK];
         let mut read = ReadBuf::new(&mut chunk);
         ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
@@ -217,6 +230,7 @@ impl TlsStream {
             let (used, _) = drive(
                 &mut self.conn,
                 fresh,
+                out,
                 &mut self.plaintext,
                 &mut self.outgoing,
                 &mut self.eof,
@@ -227,6 +241,7 @@ impl TlsStream {
             let (used, _) = drive(
                 &mut self.conn,
                 &mut self.incoming,
+                out,
                 &mut self.plaintext,
                 &mut self.outgoing,
                 &mut self.eof,
@@ -276,6 +291,7 @@ impl TlsStream {
         let (used, stop) = drive(
             &mut self.conn,
             &mut self.incoming,
+            None,
             &mut self.plaintext,
             &mut self.outgoing,
             &mut self.eof,
@@ -315,7 +331,11 @@ impl AsyncRead for TlsStream {
             if this.eof {
                 return Poll::Ready(Ok(()));
             }
-            ready!(this.poll_receive(cx))?;
+            let before = buf.filled().len();
+            ready!(this.poll_receive(cx, Some(buf)))?;
+            if buf.filled().len() > before {
+                return Poll::Ready(Ok(()));
+            }
         }
     }
 }
