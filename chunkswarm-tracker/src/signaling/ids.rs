@@ -44,36 +44,48 @@ pub(crate) fn decode_binary(text: &str) -> Option<[u8; 20]> {
 /// U+00FF, as bytes: [`decode_binary`] of the string it denotes, read
 /// without allocating (escapes are common in binary ids).
 pub(crate) fn decode_json_binary(literal: &str) -> Option<[u8; 20]> {
-    let inner = literal.strip_prefix('"')?.strip_suffix('"')?;
+    let inner = literal.strip_prefix('"')?.strip_suffix('"')?.as_bytes();
     let mut bytes = [0u8; 20];
     let mut count = 0;
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        let code = match c {
-            '\\' => match chars.next()? {
-                '"' => u32::from('"'),
-                '\\' => u32::from('\\'),
-                '/' => u32::from('/'),
-                'b' => 0x08,
-                'f' => 0x0c,
-                'n' => u32::from('\n'),
-                'r' => u32::from('\r'),
-                't' => u32::from('\t'),
-                'u' => {
-                    let mut code = 0;
-                    for _ in 0..4 {
-                        code = code * 16 + chars.next()?.to_digit(16)?;
+    let mut at = 0;
+    // Byte by byte: a char up to U+00FF is one ASCII byte, or two UTF-8
+    // bytes led by 0xC2 or 0xC3; any other lead is a wider char.
+    while let Some(&b) = inner.get(at) {
+        let (value, len) = match b {
+            b'\\' => {
+                let (value, len) = match *inner.get(at + 1)? {
+                    b'"' => (b'"', 2),
+                    b'\\' => (b'\\', 2),
+                    b'/' => (b'/', 2),
+                    b'b' => (0x08, 2),
+                    b'f' => (0x0c, 2),
+                    b'n' => (b'\n', 2),
+                    b'r' => (b'\r', 2),
+                    b't' => (b'\t', 2),
+                    b'u' => {
+                        let hex = std::str::from_utf8(inner.get(at + 2..at + 6)?).ok()?;
+                        if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+                            return None;
+                        }
+                        let code = u16::from_str_radix(hex, 16).ok()?;
+                        (u8::try_from(code).ok()?, 6)
                     }
-                    code
-                }
-                _ => return None,
-            },
+                    _ => return None,
+                };
+                (value, len)
+            }
             // JSON has no unescaped control characters or quotes inside.
-            '"' | '\u{0}'..='\u{1f}' => return None,
-            c => u32::from(c),
+            b'"' | 0..=0x1f => return None,
+            0x20..=0x7f => (b, 1),
+            0xc2 | 0xc3 => {
+                let next = *inner.get(at + 1)?;
+                ((b & 0x1f) << 6 | (next & 0x3f), 2)
+            }
+            _ => return None,
         };
-        *bytes.get_mut(count)? = u8::try_from(code).ok()?;
+        *bytes.get_mut(count)? = value;
         count += 1;
+        at += len;
     }
     (count == 20).then_some(bytes)
 }
@@ -133,6 +145,7 @@ mod tests {
             r#""aaaaaaaaaaaaaaaaaaaaa""#,
             r#""\x0aaaaaaaaaaaaaaaaaaaa""#,
             r#""\u00"#,
+            r#""\u+0ffaaaaaaaaaaaaaaaaaaa""#,
             "\"\u{7f}\u{80}\u{ff}aaaaaaaaaaaaaaaaa\"",
             "aaaaaaaaaaaaaaaaaaaa",
             "\"",
