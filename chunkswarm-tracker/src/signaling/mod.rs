@@ -97,3 +97,25 @@ fn websocket_key(request: &Request) -> Option<HeaderValue> {
     }
     HeaderValue::from_str(&websocket::accept_key(key.as_bytes())).ok()
 }
+
+/// See [`crate::fuzzing::websocket_frames`].
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn fuzz_websocket_frames(bytes: &[u8], split: usize, max: usize) -> usize {
+    let read = |reads: &[&[u8]]| {
+        let mut reader = websocket::Reader::new(tokio::io::empty(), max);
+        let mut messages = Vec::new();
+        for piece in reads {
+            let failed = reader.absorb(&mut piece.to_vec()).is_err();
+            messages.extend(reader.take_ready());
+            if failed {
+                break;
+            }
+        }
+        messages
+    };
+    let split = split.min(bytes.len());
+    let in_two = read(&[&bytes[..split], &bytes[split..]]);
+    let in_one = read(&[bytes]);
+    assert_eq!(in_one, in_two, "frames read differently when split");
+    in_one.len()
+}

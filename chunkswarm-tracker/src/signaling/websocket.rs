@@ -205,8 +205,14 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         }
     }
 
+    /// The messages read and not taken yet.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn take_ready(&mut self) -> VecDeque<Incoming> {
+        std::mem::take(&mut self.ready)
+    }
+
     /// Takes the frames complete in `fresh` (after what `partial` holds).
-    fn absorb(&mut self, fresh: &mut [u8]) -> Result<(), ReadError> {
+    pub(crate) fn absorb(&mut self, fresh: &mut [u8]) -> Result<(), ReadError> {
         if self.partial.is_empty() {
             let used = self.frames(fresh)?;
             self.partial.extend_from_slice(&fresh[used..]);
@@ -410,6 +416,22 @@ mod tests {
         }
         writer.await.unwrap();
         got
+    }
+
+    #[test]
+    fn random_bytes_read_alike_however_split() {
+        let mut rng = fastrand::Rng::with_seed(13);
+        for _ in 0..2000 {
+            let len = rng.usize(0..64);
+            let mut bytes: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+            if rng.bool() && !bytes.is_empty() {
+                // Mostly well-formed: a masked frame header first.
+                bytes[0] = 0x80 | rng.u8(0..3);
+                bytes.insert(1, 0x80 | rng.u8(0..20));
+            }
+            let split = rng.usize(0..=bytes.len());
+            crate::signaling::fuzz_websocket_frames(&bytes, split, 40);
+        }
     }
 
     #[test]
