@@ -11,8 +11,8 @@ use chunkswarm_core::metainfo::InfoHash;
 use serde::Deserialize;
 
 use crate::Tracker;
-use crate::cluster::ClusterState;
-use crate::registry::add_remote;
+use crate::cluster::{ClusterState, RemoteSwarm};
+use crate::registry::{SwarmSummary, add_remote};
 
 /// Default and largest number of swarms listed.
 const SWARMS_DEFAULT: usize = 1000;
@@ -27,29 +27,75 @@ pub(crate) struct SwarmsQuery {
     limit: Option<usize>,
 }
 
-/// `GET /api/swarms`: this node's swarms with peer and seeder counts (of
-/// the whole cluster, in cluster mode), largest first.
+/// `GET /api/swarms`: the swarms with peer and seeder counts, largest
+/// first, and `total`, the number of swarms. In cluster mode they are the
+/// cluster's (`"view": "cluster"`), a swarm whose members are all on other
+/// nodes included; while Redis is unreachable, this node's alone
+/// (`"view": "local"`, `"cluster": "redis unreachable"`).
 pub(crate) async fn swarms(
     State(tracker): State<Tracker>,
     Query(q): Query<SwarmsQuery>,
 ) -> Response {
     let limit = q.limit.unwrap_or(SWARMS_DEFAULT).min(SWARMS_DEFAULT);
-    let (mut summaries, (total, _)) = {
-        let registry = tracker.inner.registry();
-        (registry.summaries(limit), registry.totals())
-    };
-    // In a cluster, the counts of these swarms include other nodes' members.
-    let hashes: Vec<InfoHash> = summaries
-        .iter()
-        .filter_map(|s| InfoHash::from_hex(&s.info_hash))
-        .collect();
-    let remote = tracker.inner.cluster.remote_counts(&hashes).await;
-    for (summary, remote) in summaries.iter_mut().zip(remote) {
-        summary.seeders += remote.complete;
-        summary.leechers += remote.incomplete;
-        summary.peers += (remote.complete + remote.incomplete) as usize;
+    let cluster = &tracker.inner.cluster;
+    let state = cluster.state();
+    if state == ClusterState::Alone {
+        let (summaries, (total, _)) = {
+            let registry = tracker.inner.registry();
+            (registry.summaries(limit), registry.totals())
+        };
+        return Json(serde_json::json!({ "total": total, "swarms": summaries })).into_response();
     }
-    Json(serde_json::json!({ "total": total, "swarms": summaries })).into_response()
+    let remote = match state {
+        ClusterState::Connected => cluster.remote_swarms().await,
+        _ => None,
+    };
+    let view = if remote.is_some() { "cluster" } else { "local" };
+    let mut summaries = tracker.inner.registry().summaries(usize::MAX);
+    merge_remote(&mut summaries, remote.unwrap_or_default());
+    let total = summaries.len();
+    summaries.truncate(limit);
+    let mut answer = serde_json::json!({ "total": total, "view": view, "swarms": summaries });
+    if view == "local" {
+        answer["cluster"] = serde_json::json!(ClusterState::Unreachable.as_str());
+    }
+    Json(answer).into_response()
+}
+
+/// Adds other nodes' members to the local `summaries` (and their swarms
+/// this node has no member in), then sorts them largest first.
+fn merge_remote(summaries: &mut Vec<SwarmSummary>, remote: Vec<(InfoHash, RemoteSwarm)>) {
+    let index: HashMap<String, usize> = summaries
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.info_hash.clone(), i))
+        .collect();
+    for (info_hash, swarm) in remote {
+        let hex = info_hash.to_hex();
+        let summary = match index.get(&hex) {
+            Some(&i) => &mut summaries[i],
+            None => {
+                let piece_count = swarm
+                    .members
+                    .iter()
+                    .find_map(|m| m.report.pieces.as_ref().map(|(count, _)| *count));
+                summaries.push(SwarmSummary {
+                    info_hash: hex,
+                    peers: 0,
+                    seeders: 0,
+                    leechers: 0,
+                    downloaded: 0,
+                    piece_count,
+                });
+                let last = summaries.len() - 1;
+                &mut summaries[last]
+            }
+        };
+        summary.seeders += swarm.counts.complete;
+        summary.leechers += swarm.counts.incomplete;
+        summary.peers += (swarm.counts.complete + swarm.counts.incomplete) as usize;
+    }
+    summaries.sort_by(|a, b| b.peers.cmp(&a.peers).then(a.info_hash.cmp(&b.info_hash)));
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,7 +129,8 @@ pub(crate) async fn pieces(
     }
 }
 
-/// `GET /api/search?q=&limit=`: the catalog, with live peer counts.
+/// `GET /api/search?q=&limit=`: the catalog, with live peer counts (the
+/// cluster's in cluster mode, with `view` as in [`swarms`]).
 pub(crate) async fn search(
     State(tracker): State<Tracker>,
     Query(params): Query<HashMap<String, String>>,
@@ -122,7 +169,17 @@ pub(crate) async fn search(
         }
     }
     drop(registry);
-    Json(serde_json::json!({ "query": query, "results": results })).into_response()
+    let mut answer = serde_json::json!({ "query": query, "results": results });
+    // As for `/api/swarms`: whose peers the counts are, in cluster mode.
+    match inner.cluster.state() {
+        ClusterState::Alone => {}
+        ClusterState::Connected => answer["view"] = serde_json::json!("cluster"),
+        state => {
+            answer["view"] = serde_json::json!("local");
+            answer["cluster"] = serde_json::json!(state.as_str());
+        }
+    }
+    Json(answer).into_response()
 }
 
 /// `GET /metrics`: Prometheus text.

@@ -11,6 +11,14 @@ pub fn signaling_message(text: &str) -> bool {
     crate::signaling::message::parse(text).is_ok()
 }
 
+/// Reads client WebSocket frames from `bytes`, split after `split` bytes
+/// as two socket reads would bring them, refusing messages over `max`
+/// bytes; returns how many messages it read before an error or the end.
+/// Either way the same bytes in one read give the same messages.
+pub fn websocket_frames(bytes: &[u8], split: usize, max: usize) -> usize {
+    crate::signaling::fuzz_websocket_frames(bytes, split, max)
+}
+
 /// Evaluates a `Range` header against `len` bytes and checks the result:
 /// ranges sorted, disjoint, non-empty, inside the representation, at most
 /// the origin's cap of them. Returns the ranges (empty for 200 or 416).

@@ -163,17 +163,21 @@
 //! (`x_cs_have`) reach the other nodes at the next heartbeat. While Redis is unreachable a node serves its own peers alone,
 //! `/healthz` says `cluster: redis unreachable` and the metric
 //! `chunkswarm_tracker_cluster_connected` is 0; when Redis is back the node
-//! writes its peers and memberships again. `/api/swarms/{infohash}/pieces`
-//! and the peer counts of `/api/swarms` and of catalog searches are the
-//! cluster's; `/api/swarms` lists the swarms this node has members in.
+//! writes its peers and memberships again. `/api/swarms` (every swarm of
+//! the cluster, those without a member on this node included),
+//! `/api/swarms/{infohash}/pieces` and the peer counts of catalog searches
+//! are the cluster's; `/api/swarms` and `/api/search` say whose in `view`
+//! (`cluster`, or `local` with `"cluster": "redis unreachable"` while this
+//! node serves its own peers alone).
 //!
 //! # Compatibility check with WebTorrent
 //!
-//! `tests/webtorrent/run.sh` runs two unchanged clients of npm
+//! `tests/webtorrent/run.sh` runs three unchanged clients of npm
 //! `bittorrent-tracker` (the tracker client inside WebTorrent) against the
-//! tracker in a loopback-only network namespace: they announce, exchange an
-//! offer and an answer, and scrape; with `--cluster` the two clients announce
-//! to two nodes of a cluster sharing a `redis-server`. It needs node and
+//! tracker in a loopback-only network namespace: they announce, each gets an
+//! offer or an answer from both others, and they scrape; with `--cluster`
+//! the three clients announce to three nodes of a cluster sharing a
+//! `redis-server`. It needs node and
 //! npm, so it is not part of `cargo test`.
 
 mod api;
@@ -196,6 +200,7 @@ mod registry;
 mod serve;
 mod signaling;
 mod tls;
+mod tls_stream;
 mod torrents;
 mod tracker;
 mod urls;

@@ -38,12 +38,15 @@ pub(crate) enum Rejection {
     Idle,
     /// A connection closed for spending its abuse budget.
     TooManyErrors,
+    /// A connection closed because its client took none of what was
+    /// written to it for too long.
+    WriteTimeout,
     /// An HTTP path that tried to leave the media library.
     BadPath,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 16] = [
+    const ALL: [Rejection; 17] = [
         Self::InvalidMessage,
         Self::MessageTooLarge,
         Self::PeerIdTaken,
@@ -59,6 +62,7 @@ impl Rejection {
         Self::TooManyConnections,
         Self::Idle,
         Self::TooManyErrors,
+        Self::WriteTimeout,
         Self::BadPath,
     ];
 
@@ -79,6 +83,7 @@ impl Rejection {
             Self::TooManyConnections => "too_many_connections",
             Self::Idle => "idle",
             Self::TooManyErrors => "too_many_errors",
+            Self::WriteTimeout => "write_timeout",
             Self::BadPath => "bad_path",
         }
     }

@@ -9,10 +9,10 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
 use crate::listener::{Admitting, client_of};
 use crate::proxy::{IpCidr, client_address};
+use crate::tls_stream;
 use crate::{Tracker, router};
 
 /// Why [`serve`] stopped with an error.
@@ -128,12 +128,12 @@ where
     // The no-op taps give axum's `ConnectInfo<SocketAddr>` for these listeners.
     let served = match &inner.tls {
         Some(config) => {
-            let acceptor = TlsAcceptor::from(config.clone());
+            let config = Arc::clone(config);
             let tls = Admitting::new(listener, timeout, move |mut tcp, peer| {
-                let (acceptor, proxies) = (acceptor.clone(), Arc::clone(&proxies));
+                let (config, proxies) = (Arc::clone(&config), Arc::clone(&proxies));
                 async move {
                     let client = client_of(&mut tcp, peer, &proxies, proxy_protocol).await?;
-                    match acceptor.accept(tcp).await {
+                    match tls_stream::accept(tcp, config).await {
                         Ok(stream) => Some((stream, client)),
                         Err(e) => {
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");

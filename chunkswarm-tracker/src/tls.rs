@@ -1,4 +1,5 @@
-//! TLS for `https://` and `wss://`: rustls with the *ring* provider. The
+//! TLS for `https://` and `wss://`: rustls with the *ring* provider, driven by
+//! [`crate::tls_stream`], which holds no buffer on idle connections. The
 //! handshakes run in [`Admitting`](crate::listener::Admitting)'s tasks.
 
 use std::path::{Path, PathBuf};

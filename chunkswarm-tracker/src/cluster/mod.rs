@@ -146,6 +146,10 @@ pub(crate) trait Cluster: Send + Sync + fmt::Debug {
     /// The counts of other nodes' members, one per info hash.
     fn remote_counts<'a>(&'a self, info_hashes: &'a [InfoHash]) -> BoxFuture<'a, Vec<SwarmCounts>>;
 
+    /// Every swarm with members on other nodes, with those members; `None`
+    /// while Redis is unreachable (only the local swarms are known then).
+    fn remote_swarms(&self) -> BoxFuture<'_, Option<Vec<(InfoHash, RemoteSwarm)>>>;
+
     /// Forgets local peer ids and memberships; returns at once.
     fn forget(&self, peer_ids: Vec<PeerId>, memberships: Vec<(InfoHash, PeerId)>);
 
@@ -188,6 +192,10 @@ impl Cluster for Alone {
             SwarmCounts::default();
             info_hashes.len()
         ]))
+    }
+
+    fn remote_swarms(&self) -> BoxFuture<'_, Option<Vec<(InfoHash, RemoteSwarm)>>> {
+        Box::pin(std::future::ready(Some(Vec::new())))
     }
 
     fn forget(&self, _: Vec<PeerId>, _: Vec<(InfoHash, PeerId)>) {}

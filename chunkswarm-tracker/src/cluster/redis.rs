@@ -9,7 +9,7 @@
 //! | `cs:nodes` | set of the nodes that joined, for the live ones to find dead ones |
 //! | `cs:peer:{peer_id hex}` | the node that owns a `peer_id`; expires after the peer timeout without an announce |
 //! | `cs:swarm:{info_hash hex}` | hash: `peer_id hex` → `"{node} {1 if seeder else 0} {unix ms of its last announce} {playback piece or -} {piece count or -} {bitfield hex or -}"` |
-//! | `cs:node:{node}:swarms` | the swarms a node has members in, to clean up after it |
+//! | `cs:node:{node}:swarms` | the swarms a node has had members in, to clean up after it and to list every swarm |
 //! | channel `cs:to:{node}` | [`Relay`]s for the peers of that node |
 //!
 //! # A node that dies
@@ -55,6 +55,10 @@ pub(crate) const LEASE: Duration = Duration::from_secs(6);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 /// Wait between reconnection attempts.
 const RECONNECT_EVERY: Duration = Duration::from_secs(1);
+/// Most swarms of other nodes read for one listing of every swarm.
+const MAX_LISTED: usize = 100_000;
+/// Swarms read per Redis request when listing them all.
+const LIST_CHUNK: usize = 1_000;
 
 /// Takes `KEYS[1]` (a peer key) for node `ARGV[1]` for `ARGV[2]` ms unless a
 /// live other node holds it; 1 if taken.
@@ -483,6 +487,47 @@ impl Cluster for RedisCluster {
                 Some(swarms) => swarms.into_iter().map(|s| s.counts).collect(),
                 None => vec![SwarmCounts::default(); info_hashes.len()],
             }
+        })
+    }
+
+    fn remote_swarms(&self) -> BoxFuture<'_, Option<Vec<(InfoHash, RemoteSwarm)>>> {
+        Box::pin(async move {
+            // The live other nodes' lists of swarms: a swarm may have lost
+            // its members since, and is then read and left out.
+            let (nodes,): (Vec<NodeId>,) = self.query(redis::pipe().smembers("cs:nodes")).await?;
+            let others: Vec<NodeId> = {
+                let dead = lock(&self.dead);
+                nodes
+                    .into_iter()
+                    .filter(|n| *n != self.node && !dead.contains(n))
+                    .collect()
+            };
+            if others.is_empty() {
+                return Some(Vec::new());
+            }
+            let mut union = redis::pipe();
+            union.cmd("SUNION");
+            for node in &others {
+                union.arg(swarms_key(*node));
+            }
+            let (hexes,): (Vec<String>,) = self.query(&union).await?;
+            let hashes: Vec<InfoHash> = hexes
+                .iter()
+                .filter_map(|hex| InfoHash::from_hex(hex))
+                .take(MAX_LISTED)
+                .collect();
+            let mut listed = Vec::new();
+            for chunk in hashes.chunks(LIST_CHUNK) {
+                let swarms = self.read_swarms(redis::pipe(), chunk).await?;
+                listed.extend(
+                    chunk
+                        .iter()
+                        .copied()
+                        .zip(swarms)
+                        .filter(|(_, swarm)| !swarm.members.is_empty()),
+                );
+            }
+            Some(listed)
         })
     }
 

@@ -6,6 +6,7 @@
 //! `try_send`, and a full queue loses the message rather than slowing anyone.
 
 mod candidate;
+mod pending;
 mod pieces;
 mod swarm;
 
@@ -22,6 +23,7 @@ use crate::signaling::outbox::Outbox;
 use crate::signaling::reply::{self, SwarmCounts};
 
 use candidate::Candidate;
+use pending::PendingOffers;
 pub(crate) use pieces::{PieceReport, SwarmSummary, add_remote};
 use swarm::{Swarm, SwarmPeer};
 
@@ -98,7 +100,7 @@ struct Conn {
     peer_ids: Vec<PeerId>,
     memberships: Vec<(InfoHash, PeerId)>,
     /// Offers this connection made that were forwarded, oldest first.
-    pending: VecDeque<Pending>,
+    pending: PendingOffers,
     /// Offers from peers on other nodes delivered to this connection, oldest first.
     remote_pending: VecDeque<RemotePending>,
     /// Bytes of the bitfields its peers reported, against
@@ -222,7 +224,7 @@ impl Registry {
                 outbox,
                 peer_ids: Vec::new(),
                 memberships: Vec::new(),
-                pending: VecDeque::new(),
+                pending: PendingOffers::default(),
                 remote_pending: VecDeque::new(),
                 bitfield_bytes: 0,
             },
@@ -319,13 +321,15 @@ impl Registry {
         now: Instant,
     ) -> Result<Announced, RegistryError> {
         let membership = (msg.info_hash, msg.peer_id);
-        let (is_member, memberships) = {
-            let state = self.claim(conn, msg.peer_id)?;
-            (
-                state.memberships.contains(&membership),
-                state.memberships.len(),
-            )
-        };
+        let memberships = self.claim(conn, msg.peer_id)?.memberships.len();
+        // Found in the swarm, not in the connection's list of memberships: a
+        // connection may be in thousands of swarms. The peer id is this
+        // connection's (claimed above), so its entry is this connection's.
+        let is_member = self
+            .swarms
+            .get(&msg.info_hash)
+            .and_then(|swarm| swarm.get(&msg.peer_id))
+            .is_some_and(|peer| peer.conn == conn);
 
         if msg.event == Event::Stopped {
             if is_member {
@@ -429,20 +433,25 @@ impl Registry {
         if want == 0 {
             return (0, 0, Vec::new());
         }
-        let fields = candidate::remote_fields(remote, swarm.piece_count);
         let local = swarm.peers().len();
-        let candidates: Vec<Candidate<'_>> = swarm
-            .peers()
-            .iter()
-            .map(Candidate::Local)
-            .chain(
-                remote
-                    .iter()
-                    .zip(&fields)
-                    .map(|(member, field)| Candidate::Remote(member, field.as_ref())),
-            )
-            .collect();
-        let targets = swarm.introduce_among(&mut self.rng, want, &msg.peer_id, &candidates);
+        let targets = if remote.is_empty() {
+            // Alone, or no member elsewhere: the swarm's own list, as it is.
+            swarm.introduce_among(&mut self.rng, want, &msg.peer_id, swarm.peers())
+        } else {
+            let fields = candidate::remote_fields(remote, swarm.piece_count);
+            let candidates: Vec<Candidate<'_>> = swarm
+                .peers()
+                .iter()
+                .map(Candidate::Local)
+                .chain(
+                    remote
+                        .iter()
+                        .zip(&fields)
+                        .map(|(member, field)| Candidate::Remote(member, field.as_ref())),
+                )
+                .collect();
+            swarm.introduce_among(&mut self.rng, want, &msg.peer_id, &candidates)
+        };
         let (mut forwarded, mut dropped) = (0, 0);
         let mut to_remote = Vec::new();
         let mut sent = Vec::with_capacity(targets.len());
@@ -457,6 +466,10 @@ impl Registry {
             let Some(outbox) = self.conns.get(&peer.conn).map(|c| &c.outbox) else {
                 continue;
             };
+            if !outbox.has_room() {
+                dropped += 1;
+                continue;
+            }
             let text = reply::offer(&msg.info_hash, &msg.peer_id, &offer.offer_id, offer.offer);
             if outbox.try_send(text).is_ok() {
                 forwarded += 1;
@@ -474,14 +487,9 @@ impl Registry {
         }
         let max_pending = self.limits.max_pending_offers_per_connection;
         if let Some(state) = self.conns.get_mut(&conn) {
-            while state.pending.front().is_some_and(|p| p.expires <= now) {
-                state.pending.pop_front();
-            }
+            state.pending.expire(now);
             for pending in sent {
-                if state.pending.len() >= max_pending {
-                    state.pending.pop_front();
-                }
-                state.pending.push_back(pending);
+                state.pending.push(pending, max_pending);
             }
         }
         (forwarded, dropped, to_remote)
@@ -505,20 +513,14 @@ impl Registry {
             .conns
             .get_mut(&offerer)
             .ok_or(RegistryError::UnknownPeer)?;
-        let position = state
+        let pending = state
             .pending
-            .iter()
-            .position(|p| {
-                p.offer_id == msg.offer_id
-                    && p.from == msg.to_peer_id
+            .take(&msg.offer_id, |p| {
+                p.from == msg.to_peer_id
                     && p.to == msg.peer_id
                     && p.to_conn == conn
                     && p.info_hash == msg.info_hash
             })
-            .ok_or(RegistryError::UnsolicitedAnswer)?;
-        let pending = state
-            .pending
-            .remove(position)
             .ok_or(RegistryError::UnsolicitedAnswer)?;
         if pending.expires <= now {
             return Err(RegistryError::ExpiredAnswer);
@@ -704,7 +706,7 @@ impl Registry {
             }
         }
         for state in self.conns.values_mut() {
-            state.pending.retain(|p| p.expires > now);
+            state.pending.expire(now);
             state.remote_pending.retain(|p| p.expires > now);
         }
         dropped

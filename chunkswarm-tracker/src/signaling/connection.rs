@@ -4,12 +4,15 @@
 
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::{SinkExt as _, StreamExt as _};
+use std::sync::{Mutex, PoisonError};
+
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
 use tokio::sync::Notify;
 
 use super::message::{Action, MessageError, Refusal};
 use super::outbox::{Outbox, outbox};
+use super::websocket::{Incoming, ReadError, Reader, Writer, push_text};
 use super::{handle, reply};
 use crate::Tracker;
 use crate::limits::{AbuseBudget, ConnectionSlot};
@@ -30,11 +33,10 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const CLOSE_NORMAL: u16 = 1000;
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_POLICY: u16 = 1008;
-const CLOSE_TOO_BIG: u16 = 1009;
 
 enum Event {
     Shutdown,
-    Received(Option<Result<Message, axum::Error>>),
+    Received(Option<Result<Incoming, ReadError>>),
     Timer,
 }
 
@@ -61,13 +63,21 @@ impl Drop for Registered<'_> {
 ///
 /// A plain function returning an `async move` block, not an `async fn`: the
 /// block uses its captures in place, where an `async fn` would hold a second
-/// copy of the socket in every idle connection's task.
+/// copy of the socket in every idle connection's task. The socket is split
+/// before the block, which then captures the halves rather than the socket,
+/// a capture it would keep room for all its life.
 #[allow(clippy::manual_async_fn)]
 pub(super) fn run(
     tracker: Tracker,
-    socket: WebSocket,
+    socket: TokioIo<Upgraded>,
     slot: ConnectionSlot,
 ) -> impl Future<Output = ()> + Send {
+    // Reading and writing go on side by side: a client that sends only
+    // after it has read (as aquatic's load tester does) would otherwise
+    // wait on the tracker's write while the tracker waits on its read.
+    let (read, write) = tokio::io::split(socket);
+    let max = tracker.inner.config.limits.max_message_bytes;
+    let (mut stream, mut sink) = (Reader::new(read, max), Writer::new(write));
     async move {
         let inner = &tracker.inner;
         let limits = &inner.config.limits;
@@ -92,10 +102,8 @@ pub(super) fn run(
         // Rate-limited messages since the last one let through.
         let mut rate_limited = 0u32;
 
-        // Reading and writing go on side by side: a client that sends only
-        // after it has read (as aquatic's load tester does) would otherwise
-        // wait on the tracker's write while the tracker waits on its read.
-        let (mut sink, mut stream) = socket.split();
+        // A ping's payload, for the writer's pong.
+        let ping: Mutex<Option<Vec<u8>>> = Mutex::new(None);
         let pong = Notify::new();
         let writer = async {
             loop {
@@ -105,21 +113,34 @@ pub(super) fn run(
                 };
                 let write = async {
                     if let Some(text) = next {
+                        // One write for the batch: its frames in one buffer.
+                        let mut frames = Vec::with_capacity(text.len() + 10);
+                        push_text(&mut frames, &text);
+                        drop(text);
                         let mut batch = 1u64;
-                        sink.feed(Message::Text(Utf8Bytes::from(text))).await?;
                         while batch < BATCH {
                             let Some(text) = queued.try_recv() else { break };
-                            sink.feed(Message::Text(Utf8Bytes::from(text))).await?;
+                            push_text(&mut frames, &text);
                             batch += 1;
                         }
+                        sink.send(&frames).await?;
                         add(&inner.metrics.messages_sent, batch);
                     }
-                    sink.flush().await
+                    let payload = ping.lock().unwrap_or_else(PoisonError::into_inner).take();
+                    if let Some(payload) = payload {
+                        sink.send_pong(&payload).await?;
+                    }
+                    Ok::<(), std::io::Error>(())
                 };
                 // Boxed, like the handling of a message: idle tasks stay small.
                 let written = Box::pin(tokio::time::timeout(WRITE_TIMEOUT, write)).await;
-                if !matches!(written, Ok(Ok(()))) {
-                    return;
+                match written {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return,
+                    Err(_) => {
+                        inner.metrics.reject(Rejection::WriteTimeout);
+                        return;
+                    }
                 }
             }
         };
@@ -146,28 +167,38 @@ pub(super) fn run(
                             .as_mut()
                             .reset((last_heard + limits.idle_timeout).into());
                     }
-                    Event::Received(None | Some(Ok(Message::Close(_)))) => break None,
+                    Event::Received(None) => break None,
+                    Event::Received(Some(Ok(Incoming::Close(_)))) => {
+                        break Some((CLOSE_NORMAL, ""));
+                    }
                     Event::Received(Some(Err(e))) => {
-                        if is_too_big(&e) {
-                            inner.metrics.reject(Rejection::MessageTooLarge);
-                            break Some((CLOSE_TOO_BIG, "message too big"));
-                        }
                         tracing::debug!(conn, error = %e, "connection failed");
-                        break None;
+                        match (&e, e.close_code()) {
+                            (ReadError::TooBig, Some(code)) => {
+                                inner.metrics.reject(Rejection::MessageTooLarge);
+                                break Some((code, "message too big"));
+                            }
+                            (_, Some(code)) => {
+                                inner.metrics.reject(Rejection::InvalidMessage);
+                                break Some((code, "invalid frame"));
+                            }
+                            (_, None) => break None,
+                        }
                     }
                     Event::Received(Some(Ok(message))) => {
                         let now = Instant::now();
                         last_heard = now;
                         add(&inner.metrics.messages_received, 1);
                         let text = match &message {
-                            Message::Text(text) => Some(text.as_str()),
-                            Message::Binary(_) => None,
-                            // tungstenite answers pings itself; the writer sends its pong.
-                            Message::Ping(_) | Message::Pong(_) => {
+                            Incoming::Text(text) => Some(text.as_str()),
+                            Incoming::Binary => None,
+                            Incoming::Ping(payload) => {
+                                *ping.lock().unwrap_or_else(PoisonError::into_inner) =
+                                    Some(payload.clone());
                                 pong.notify_one();
                                 continue;
                             }
-                            Message::Close(_) => break None,
+                            Incoming::Pong | Incoming::Close(_) => continue,
                         };
                         if !inner.limiter.take(slot.address(), now) {
                             inner.metrics.reject(Rejection::RateLimited);
@@ -221,15 +252,7 @@ pub(super) fn run(
         };
         tracing::debug!(conn, close = ?close, "connection ended");
         if let Some((code, reason)) = close {
-            let frame = CloseFrame {
-                code,
-                reason: Utf8Bytes::from_static(reason),
-            };
-            let _ = tokio::time::timeout(
-                Duration::from_secs(1),
-                sink.send(Message::Close(Some(frame))),
-            )
-            .await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), sink.close(code, reason)).await;
         }
     }
 }
@@ -240,17 +263,4 @@ fn reply_to(own: &Outbox, inner: &Inner, text: String) {
     if own.try_send(text).is_err() {
         inner.metrics.reject(Rejection::SlowPeer);
     }
-}
-
-/// tungstenite's capacity error ("Space limit exceeded: Message too long"),
-/// recognized by its text since axum hides the type.
-fn is_too_big(e: &axum::Error) -> bool {
-    use std::error::Error as _;
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text.contains("Space limit exceeded")
 }

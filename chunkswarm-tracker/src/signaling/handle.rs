@@ -8,7 +8,7 @@ use chunkswarm_core::metainfo::InfoHash;
 use super::ids::PeerId;
 use super::message::{self, Announce, Answer, Event, Request};
 use super::reply;
-use crate::cluster::{self, MemberReport, Relay, RemoteMember, RemoteSwarm};
+use crate::cluster::{self, ClusterState, MemberReport, Relay, RemoteMember, RemoteSwarm};
 use crate::metrics::{Rejection, add};
 use crate::registry::{AnswerRoute, ConnId, RegistryError};
 use crate::tracker::Inner;
@@ -47,6 +47,10 @@ fn refuse(tracker: &Inner, action: &str, e: RegistryError, info_hash: &InfoHash)
 
 /// Claims `peer_id` in the cluster unless `conn` already announced it.
 async fn claim(tracker: &Inner, conn: ConnId, peer_id: PeerId) -> Result<(), RegistryError> {
+    if tracker.cluster.state() == ClusterState::Alone {
+        // The registry checks ownership itself; alone there is nothing more.
+        return Ok(());
+    }
     let owned = tracker.registry().owns(conn, &peer_id);
     if owned || tracker.cluster.claim(peer_id).await {
         Ok(())
@@ -123,7 +127,10 @@ async fn announce(tracker: &Inner, conn: ConnId, announce: &Announce<'_>, now: I
         (Some(_), Some(library)) => library.torrents.piece_count(&announce.info_hash),
         _ => None,
     };
-    let remote = if announce.event == Event::Stopped {
+    let alone = tracker.cluster.state() == ClusterState::Alone;
+    let remote = if alone {
+        RemoteSwarm::default()
+    } else if announce.event == Event::Stopped {
         tracker.cluster.forget(Vec::new(), vec![membership]);
         RemoteSwarm::default()
     } else {
@@ -144,7 +151,7 @@ async fn announce(tracker: &Inner, conn: ConnId, announce: &Announce<'_>, now: I
     let done = match result {
         Ok(done) => done,
         Err(e) => {
-            if announce.event != Event::Stopped {
+            if !alone && announce.event != Event::Stopped {
                 tracker.cluster.forget(Vec::new(), vec![membership]);
             }
             return refuse(tracker, "announce", e, &announce.info_hash);

@@ -40,6 +40,56 @@ pub(crate) fn decode_binary(text: &str) -> Option<[u8; 20]> {
     chars.next().is_none().then_some(bytes)
 }
 
+/// A JSON string literal (quotes included) of exactly 20 chars U+0000 to
+/// U+00FF, as bytes: [`decode_binary`] of the string it denotes, read
+/// without allocating (escapes are common in binary ids).
+pub(crate) fn decode_json_binary(literal: &str) -> Option<[u8; 20]> {
+    let inner = literal.strip_prefix('"')?.strip_suffix('"')?.as_bytes();
+    let mut bytes = [0u8; 20];
+    let mut count = 0;
+    let mut at = 0;
+    // Byte by byte: a char up to U+00FF is one ASCII byte, or two UTF-8
+    // bytes led by 0xC2 or 0xC3; any other lead is a wider char.
+    while let Some(&b) = inner.get(at) {
+        let (value, len) = match b {
+            b'\\' => {
+                let (value, len) = match *inner.get(at + 1)? {
+                    b'"' => (b'"', 2),
+                    b'\\' => (b'\\', 2),
+                    b'/' => (b'/', 2),
+                    b'b' => (0x08, 2),
+                    b'f' => (0x0c, 2),
+                    b'n' => (b'\n', 2),
+                    b'r' => (b'\r', 2),
+                    b't' => (b'\t', 2),
+                    b'u' => {
+                        let hex = std::str::from_utf8(inner.get(at + 2..at + 6)?).ok()?;
+                        if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+                            return None;
+                        }
+                        let code = u16::from_str_radix(hex, 16).ok()?;
+                        (u8::try_from(code).ok()?, 6)
+                    }
+                    _ => return None,
+                };
+                (value, len)
+            }
+            // JSON has no unescaped control characters or quotes inside.
+            b'"' | 0..=0x1f => return None,
+            0x20..=0x7f => (b, 1),
+            0xc2 | 0xc3 => {
+                let next = *inner.get(at + 1)?;
+                ((b & 0x1f) << 6 | (next & 0x3f), 2)
+            }
+            _ => return None,
+        };
+        *bytes.get_mut(count)? = value;
+        count += 1;
+        at += len;
+    }
+    (count == 20).then_some(bytes)
+}
+
 /// Appends `bytes` as a JSON string of chars U+0000 to U+00FF.
 pub(crate) fn push_binary(out: &mut String, bytes: &[u8; 20]) {
     out.push('"');
@@ -79,6 +129,33 @@ mod tests {
             push_binary(&mut json, &bytes);
             let text: String = serde_json::from_str(&json).unwrap();
             assert_eq!(decode_binary(&text), Some(bytes));
+            assert_eq!(decode_json_binary(&json), Some(bytes));
+        }
+    }
+
+    #[test]
+    fn json_literals_read_like_serde_reads_them() {
+        let cases = [
+            r#""\u0041aaaaaaaaaaaaaaaaaa\/""#,
+            r#""\b\f\n\r\t\"\\aaaaaaaaaaaaa""#,
+            r#""\u00ffaaaaaaaaaaaaaaaaaaa""#,
+            r#""\u0100aaaaaaaaaaaaaaaaaaa""#,
+            r#""\ud800aaaaaaaaaaaaaaaaaaa""#,
+            r#""aaaaaaaaaaaaaaaaaaa""#,
+            r#""aaaaaaaaaaaaaaaaaaaaa""#,
+            r#""\x0aaaaaaaaaaaaaaaaaaaa""#,
+            r#""\u00"#,
+            r#""\u+0ffaaaaaaaaaaaaaaaaaaa""#,
+            "\"\u{7f}\u{80}\u{ff}aaaaaaaaaaaaaaaaa\"",
+            "aaaaaaaaaaaaaaaaaaaa",
+            "\"",
+            "",
+        ];
+        for case in cases {
+            let via_serde = serde_json::from_str::<String>(case)
+                .ok()
+                .and_then(|text| decode_binary(&text));
+            assert_eq!(decode_json_binary(case), via_serde, "{case}");
         }
     }
 

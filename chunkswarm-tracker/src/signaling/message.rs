@@ -10,7 +10,7 @@ use chunkswarm_core::metainfo::InfoHash;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::ids::{Id20, OfferId, PeerId, decode_binary};
+use super::ids::{Id20, OfferId, PeerId, decode_binary, decode_json_binary};
 
 /// The most pieces a `x_cs_have` may list.
 const MAX_HAVE_PIECES: usize = 4096;
@@ -188,7 +188,7 @@ struct Fields<'a> {
 #[derive(Deserialize)]
 struct WireOffer<'a> {
     #[serde(borrow)]
-    offer_id: Cow<'a, str>,
+    offer_id: &'a RawValue,
     #[serde(borrow)]
     offer: &'a RawValue,
 }
@@ -300,8 +300,7 @@ pub(crate) fn parse(text: &str) -> Result<Request<'_>, Refusal> {
 }
 
 fn binary_of(raw: &RawValue) -> Option<[u8; 20]> {
-    let text: Cow<'_, str> = serde_json::from_str(raw.get()).ok()?;
-    decode_binary(&text)
+    decode_json_binary(raw.get())
 }
 
 fn info_hash_of(raw: &RawValue) -> Option<InfoHash> {
@@ -359,7 +358,7 @@ fn parse_offers(raw: Option<&RawValue>) -> Option<Vec<Offer<'_>>> {
     let wire: Vec<WireOffer<'_>> = serde_json::from_str(raw.get()).ok()?;
     wire.into_iter()
         .map(|o| {
-            let offer_id = Id20(decode_binary(&o.offer_id)?);
+            let offer_id = id_of(o.offer_id)?;
             is_object(o.offer).then_some(Offer {
                 offer_id,
                 offer: o.offer,

@@ -7,40 +7,29 @@ pub(crate) mod ids;
 pub(crate) mod message;
 pub(crate) mod outbox;
 pub(crate) mod reply;
+mod websocket;
 
 use std::time::Instant;
 
-use axum::extract::State;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::http::StatusCode;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
 
 use crate::Tracker;
 use crate::metrics::Rejection;
 use crate::serve::ClientIp;
-
-/// Bytes tungstenite reads at a time. Its read buffer starts at this size,
-/// grows to the largest message the connection has sent and never shrinks,
-/// so it is what an idle connection holds most of: 1 KiB rather than 4 KiB
-/// took 1.5 KiB off each idle connection in `tracker_load`.
-const READ_BUFFER: usize = 1 << 10;
-/// Outgoing bytes gathered before a write; a batch is flushed at its end anyway.
-const WRITE_BUFFER: usize = 16 << 10;
 
 /// `GET /announce` (and `GET /`): upgrades to a WebSocket after the admission
 /// checks (shutdown, address rate, connection limits).
 pub(crate) async fn upgrade(
     State(tracker): State<Tracker>,
     ClientIp(ip): ClientIp,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    mut request: Request,
 ) -> Response {
-    let ws = match ws {
-        Ok(ws) => ws,
-        Err(_) => {
-            let text = "chunkswarm tracker: connect with a WebSocket to announce\n";
-            return (StatusCode::UPGRADE_REQUIRED, text).into_response();
-        }
+    let Some(key) = websocket_key(&request) else {
+        let text = "chunkswarm tracker: connect with a WebSocket to announce\n";
+        return (StatusCode::UPGRADE_REQUIRED, text).into_response();
     };
     let inner = &tracker.inner;
     if inner.shutting_down() {
@@ -60,14 +49,73 @@ pub(crate) async fn upgrade(
         inner.metrics.reject(Rejection::TooManyConnections);
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    let max = inner.config.limits.max_message_bytes;
-    ws.read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_message_size(max)
-        .max_frame_size(max)
-        .on_failed_upgrade({
-            let tracker = tracker.clone();
-            move |_| tracker.inner.close_connection()
+    let upgrading = hyper::upgrade::on(&mut request);
+    drop(request);
+    let task = tracker.clone();
+    tokio::spawn(async move {
+        match upgrading.await {
+            Ok(upgraded) => connection::run(task, TokioIo::new(upgraded), slot).await,
+            Err(e) => {
+                tracing::debug!(error = %e, "WebSocket upgrade failed");
+                task.inner.close_connection();
+            }
+        }
+    });
+    (
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (header::CONNECTION, HeaderValue::from_static("upgrade")),
+            (header::UPGRADE, HeaderValue::from_static("websocket")),
+            (header::SEC_WEBSOCKET_ACCEPT, key),
+        ],
+    )
+        .into_response()
+}
+
+/// The `Sec-WebSocket-Accept` for a WebSocket opening handshake (RFC 6455
+/// 4.2.1: a GET with `Connection: upgrade`, `Upgrade: websocket`, version
+/// 13 and a key); `None` for any other request.
+fn websocket_key(request: &Request) -> Option<HeaderValue> {
+    let headers = request.headers();
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|value| {
+            value
+                .to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
         })
-        .on_upgrade(move |socket| connection::run(tracker, socket, slot))
+    };
+    let upgrade = request.method() == Method::GET
+        && request.version() == Version::HTTP_11
+        && has_token(header::CONNECTION, "upgrade")
+        && has_token(header::UPGRADE, "websocket")
+        && headers
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .is_some_and(|v| v == "13");
+    let key = headers.get(header::SEC_WEBSOCKET_KEY)?;
+    if !upgrade || key.len() != 24 {
+        return None;
+    }
+    HeaderValue::from_str(&websocket::accept_key(key.as_bytes())).ok()
+}
+
+/// See [`crate::fuzzing::websocket_frames`].
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn fuzz_websocket_frames(bytes: &[u8], split: usize, max: usize) -> usize {
+    let read = |reads: &[&[u8]]| {
+        let mut reader = websocket::Reader::new(tokio::io::empty(), max);
+        let mut messages = Vec::new();
+        for piece in reads {
+            let failed = reader.absorb(&mut piece.to_vec()).is_err();
+            messages.extend(reader.take_ready());
+            if failed {
+                break;
+            }
+        }
+        messages
+    };
+    let split = split.min(bytes.len());
+    let in_two = read(&[&bytes[..split], &bytes[split..]]);
+    let in_one = read(&[bytes]);
+    assert_eq!(in_one, in_two, "frames read differently when split");
+    in_one.len()
 }

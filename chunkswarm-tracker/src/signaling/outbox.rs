@@ -84,6 +84,15 @@ impl Outbox {
     }
 }
 
+impl Outbox {
+    /// Whether a message sent now would be queued: checked before a
+    /// message is built, so none is built only to be lost.
+    pub(crate) fn has_room(&self) -> bool {
+        !self.shared.closed.load(Ordering::Acquire)
+            && self.shared.queue().len() < self.shared.capacity
+    }
+}
+
 impl Inbox {
     /// The next message, if one is queued.
     pub(crate) fn try_recv(&mut self) -> Option<String> {
@@ -123,11 +132,14 @@ mod tests {
         let (outbox, mut inbox) = outbox(2);
         assert_eq!(outbox.try_send("a".into()), Ok(()));
         assert_eq!(outbox.try_send("b".into()), Ok(()));
+        assert!(!outbox.has_room());
         assert_eq!(outbox.try_send("c".into()), Err(Full::Full));
         assert_eq!(inbox.recv().await, "a");
         assert_eq!(inbox.try_recv().as_deref(), Some("b"));
         assert_eq!(inbox.try_recv(), None);
+        assert!(outbox.has_room());
         drop(inbox);
+        assert!(!outbox.has_room());
         assert_eq!(outbox.try_send("d".into()), Err(Full::Closed));
     }
 

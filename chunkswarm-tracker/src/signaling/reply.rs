@@ -79,7 +79,8 @@ fn signal(
     offer_id: &Id20,
     sdp: &RawValue,
 ) -> String {
-    let mut out = String::with_capacity(sdp.get().len() + 160);
+    // Room for the ids even when escaped (a binary id is 20 to 120 bytes).
+    let mut out = String::with_capacity(sdp.get().len() + 256);
     out.push_str(r#"{"action":"announce",""#);
     out.push_str(kind);
     out.push_str(r#"":"#);

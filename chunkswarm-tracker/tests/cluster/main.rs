@@ -318,3 +318,124 @@ async fn the_piece_map_chooses_among_members_of_every_node() {
     })
     .await;
 }
+
+async fn json_at(addr: SocketAddr, path: &str) -> Value {
+    serde_json::from_str(&get(addr, path).await).unwrap()
+}
+
+/// `(peers, seeders, leechers)` of `info_hash` in a `/api/swarms` answer.
+fn listed(swarms: &Value, hex: &str) -> Option<(Value, Value, Value)> {
+    swarms["swarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["info_hash"] == hex)
+        .map(|s| {
+            (
+                s["peers"].clone(),
+                s["seeders"].clone(),
+                s["leechers"].clone(),
+            )
+        })
+}
+
+#[tokio::test]
+async fn every_node_lists_every_swarm_of_the_cluster_and_its_catalog_counts_them() {
+    let media = tempfile::tempdir().unwrap();
+    std::fs::write(media.path().join("clip.webm"), vec![7u8; 100_000]).unwrap();
+    let media_dir = media.path().to_str().unwrap();
+    let mut redis = Redis::start();
+    let nodes: Vec<Node> = (0..2)
+        .map(|_| Node::start_with(&redis.url(), &["--media", media_dir]))
+        .collect();
+    for node in &nodes {
+        within(Duration::from_secs(10), "node connected", || {
+            connected(node.addr)
+        })
+        .await;
+    }
+    // A swarm whose only members are on node 1: a seeder and a leecher.
+    let (remote_ih, local_ih) = (id(0x71), id(0x72));
+    let (remote_hex, local_hex) = ("71".repeat(20), "72".repeat(20));
+    let mut seed = client(nodes[1].addr).await;
+    seed.send(&seeder(&remote_ih, &id(1))).await;
+    seed.recv().await;
+    let mut leech = client(nodes[1].addr).await;
+    leech.send(&announce(&remote_ih, &id(2), &[])).await;
+    leech.recv().await;
+    // And one member on node 0, of another swarm.
+    let mut local = client(nodes[0].addr).await;
+    local.send(&announce(&local_ih, &id(3), &[])).await;
+    local.recv().await;
+
+    for node in &nodes {
+        let swarms = json_at(node.addr, "/api/swarms").await;
+        assert_eq!(swarms["view"], "cluster", "{swarms}");
+        assert_eq!(swarms["total"], 2, "{swarms}");
+        assert_eq!(
+            listed(&swarms, &remote_hex),
+            Some((json!(2), json!(1), json!(1))),
+            "{swarms}"
+        );
+        assert_eq!(
+            listed(&swarms, &local_hex),
+            Some((json!(1), json!(0), json!(1))),
+            "{swarms}"
+        );
+        // Largest first, across nodes.
+        assert_eq!(swarms["swarms"][0]["info_hash"], remote_hex.as_str());
+        let one = json_at(node.addr, "/api/swarms?limit=1").await;
+        assert_eq!(one["swarms"].as_array().unwrap().len(), 1, "{one}");
+        assert_eq!(one["total"], 2, "{one}");
+    }
+
+    // The catalog's counts: the library's file, its swarm joined on node 1
+    // only, as node 0's search shows it.
+    get(nodes[0].addr, "/torrents/clip.webm.torrent").await;
+    let found = json_at(nodes[0].addr, "/api/search?q=clip").await;
+    let clip_hex = found["results"][0]["info_hash"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no info hash: {found}"));
+    let mut bytes = [0u8; 20];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&clip_hex[2 * i..2 * i + 2], 16).unwrap();
+    }
+    let clip_ih = common::bin(bytes);
+    let mut viewer = client(nodes[1].addr).await;
+    viewer.send(&seeder(&clip_ih, &id(4))).await;
+    viewer.recv().await;
+    let found = json_at(nodes[0].addr, "/api/search?q=clip").await;
+    assert_eq!(found["view"], "cluster", "{found}");
+    assert_eq!(
+        (
+            found["results"][0]["peers"].clone(),
+            found["results"][0]["seeders"].clone()
+        ),
+        (json!(1), json!(1)),
+        "{found}"
+    );
+
+    // Without Redis, node 0 lists its own swarms and says so.
+    redis.stop();
+    within(Duration::from_secs(5), "outage noticed", || async {
+        !connected(nodes[0].addr).await
+    })
+    .await;
+    let swarms = json_at(nodes[0].addr, "/api/swarms").await;
+    assert_eq!(
+        (
+            swarms["view"].clone(),
+            swarms["cluster"].clone(),
+            swarms["total"].clone()
+        ),
+        (json!("local"), json!("redis unreachable"), json!(1)),
+        "{swarms}"
+    );
+    assert_eq!(
+        listed(&swarms, &local_hex),
+        Some((json!(1), json!(0), json!(1)))
+    );
+    let found = json_at(nodes[0].addr, "/api/search?q=clip").await;
+    assert_eq!(found["view"], "local", "{found}");
+    assert_eq!(found["results"][0]["peers"], 0, "{found}");
+}

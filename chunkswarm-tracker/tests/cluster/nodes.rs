@@ -81,10 +81,16 @@ pub(crate) struct Node {
 
 impl Node {
     pub(crate) fn start(redis_url: &str) -> Self {
+        Self::start_with(redis_url, &[])
+    }
+
+    /// A node with more command-line arguments.
+    pub(crate) fn start_with(redis_url: &str, args: &[&str]) -> Self {
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let child = Command::new(env!("CARGO_BIN_EXE_chunkswarm-tracker"))
             .args(["--listen", &addr.to_string(), "--redis", redis_url])
             .args(["--ip-rate", "0", "--lazy-torrents"])
+            .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

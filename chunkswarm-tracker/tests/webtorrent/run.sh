@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Two unchanged WebTorrent tracker clients (npm `bittorrent-tracker`, the
+# Three unchanged WebTorrent tracker clients (npm `bittorrent-tracker`, the
 # library inside WebTorrent) announce to the chunkswarm tracker in separate
-# processes, exchange an offer and an answer through it, and scrape it.
+# processes, one after the other, each get an offer or an answer from both
+# others through it, and scrape it: three leechers.
 # Everything runs in a fresh network namespace with only loopback, so WebRTC
 # can reach nothing else.
 #
 # Usage (as root, from anywhere): bash chunkswarm-tracker/tests/webtorrent/run.sh [--cluster]
-# With --cluster, two tracker nodes share a redis-server (cluster mode) and
-# each client announces to a different node: the offer and the answer cross
+# With --cluster, three tracker nodes share a redis-server (cluster mode) and
+# each client announces to a different node: every offer and answer crosses
 # nodes through Redis, and the counts are the cluster's.
 # Needs node and npm. Installs into a temporary directory (or
 # $WEBTORRENT_COMPAT_DIR) the packages pinned by the peer wire check's lockfile
@@ -48,12 +49,12 @@ if [ "$cluster" = 1 ]; then
   pids+=($!)
   wait_port 16379
   redis=(--redis redis://127.0.0.1:16379/)
-  second=18001
+  ports=(18000 18001 18002)
 else
   redis=()
-  second=18000
+  ports=(18000 18000 18000)
 fi
-for port in $(printf '%s\n' 18000 "$second" | sort -u); do
+for port in $(printf '%s\n' "${ports[@]}" | sort -u); do
   RUST_LOG=warn "$tracker" --listen 127.0.0.1:$port "${redis[@]}" </dev/null &
   pids+=($!)
   wait_port $port
@@ -61,18 +62,32 @@ done
 # Cluster nodes join within a heartbeat.
 if [ "$cluster" = 1 ]; then sleep 1; fi
 cd "$work"
-timeout 30 node peer.mjs ws://127.0.0.1:18000/announce a 9000 > a.json &
+# a, b and c start a second apart and stop together; each scrapes halfway,
+# once all three have announced.
+timeout 30 node peer.mjs "ws://127.0.0.1:${ports[0]}/announce" a 10000 > a.json &
 a_pid=$!
 sleep 1
-timeout 30 node peer.mjs ws://127.0.0.1:$second/announce b 8000 > b.json
-wait $a_pid
-cat a.json b.json
+timeout 30 node peer.mjs "ws://127.0.0.1:${ports[1]}/announce" b 9000 > b.json &
+b_pid=$!
+sleep 1
+timeout 30 node peer.mjs "ws://127.0.0.1:${ports[2]}/announce" c 8000 > c.json
+wait $a_pid $b_pid
+cat a.json b.json c.json
 node -e '
-  const a = require("./a.json"), b = require("./b.json")
-  const ok = a.peers >= 1 && b.peers >= 1 && a.updates >= 1 && b.updates >= 1 &&
-    b.incomplete === 2 && a.scrape !== null && b.scrape !== null &&
-    a.warnings.length === 0 && b.warnings.length === 0
-  console.log(ok ? "webtorrent compatibility: ok" : "webtorrent compatibility: FAILED")
-  process.exit(ok ? 0 : 1)
+  const all = ["a", "b", "c"].map((role) => require("./" + role + ".json"))
+  const failed = []
+  for (const seen of all) {
+    const others = all.filter((o) => o !== seen).map((o) => (o.role + o.role).repeat(20))
+    const missing = others.filter((id) => !seen.peerIds.includes(id))
+    if (missing.length) failed.push(seen.role + " got no offer or answer from " + missing.join(", "))
+    if (seen.updates < 1) failed.push(seen.role + " got no announce reply")
+    if (seen.warnings.length) failed.push(seen.role + " warned: " + seen.warnings.join("; "))
+    const s = seen.scrape
+    if (!s || s.complete !== 0 || s.incomplete !== 3) failed.push(seen.role + " scraped " + JSON.stringify(s))
+  }
+  if (all[2].incomplete !== 3) failed.push("c announced into " + all[2].incomplete + " leechers")
+  failed.forEach((f) => console.log("  " + f))
+  console.log(failed.length ? "webtorrent compatibility: FAILED" : "webtorrent compatibility: ok")
+  process.exit(failed.length ? 1 : 0)
 '
 INNER
