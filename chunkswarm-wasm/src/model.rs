@@ -260,6 +260,14 @@ impl ClientEvent {
                 stats: StatsView::from(stats),
             },
             Event::Completed => Self::Done { info_hash },
+            Event::StoreFailed { piece, error } => Self::Log {
+                info_hash: Some(info_hash),
+                level: LogLevel::Warn,
+                message: format!(
+                    "piece {} could not be stored ({error}); the torrent is paused, the piece kept in memory: resume to write it again",
+                    piece.get()
+                ),
+            },
             // A connection that never opened has no key: -1.
             Event::ConnectFailed {
                 peer_id,

@@ -1,11 +1,13 @@
 //! Carrying out a swarm's outputs.
 
+use bytes::Bytes;
 use futures::future::{self, AbortHandle};
 use web_time::Instant;
 
 use super::handle::DriverEvent;
 use super::run::{Done, Driver};
 use super::signal::SignalOut;
+use crate::layout::PieceIndex;
 use crate::metainfo::InfoHash;
 use crate::swarm::{Event, Output, PieceState};
 
@@ -64,11 +66,7 @@ impl Driver {
                 }
                 Output::StorePiece { piece, data } => {
                     torrent.writing.insert(piece, data.clone());
-                    let store = torrent.store.clone();
-                    self.writes.push(Box::pin(async move {
-                        let result = store.write(piece, data).await;
-                        Done::Written(info_hash, piece, result)
-                    }));
+                    self.write(info_hash, piece, data);
                 }
                 Output::ReadPiece { piece } => {
                     if let Some(data) = torrent.writing.get(&piece).cloned() {
@@ -121,6 +119,33 @@ impl Driver {
             }
         }
         self.publish(DriverEvent { info_hash, event });
+    }
+
+    /// Hands a verified piece to the torrent's store; the piece must be in
+    /// its `writing` until the write lands.
+    fn write(&mut self, info_hash: InfoHash, piece: PieceIndex, data: Bytes) {
+        let Some(torrent) = self.torrents.get(&info_hash) else {
+            return;
+        };
+        let store = torrent.store.clone();
+        self.writes.push(Box::pin(async move {
+            let result = store.write(piece, data).await;
+            Done::Written(info_hash, piece, result)
+        }));
+    }
+
+    /// Writes again the pieces the store refused (on resume).
+    pub(super) fn write_again(&mut self, info_hash: InfoHash) {
+        let Some(torrent) = self.torrents.get_mut(&info_hash) else {
+            return;
+        };
+        let pieces: Vec<(PieceIndex, Bytes)> = std::mem::take(&mut torrent.unwritten)
+            .into_iter()
+            .filter_map(|piece| Some((piece, torrent.writing.get(&piece)?.clone())))
+            .collect();
+        for (piece, data) in pieces {
+            self.write(info_hash, piece, data);
+        }
     }
 
     /// Hands an event to every subscriber still listening.

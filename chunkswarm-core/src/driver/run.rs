@@ -335,6 +335,7 @@ impl Driver {
                         t.swarm.pause();
                     } else {
                         t.swarm.resume(now);
+                        self.write_again(info_hash);
                     }
                 }
             }
@@ -450,12 +451,23 @@ impl Driver {
                 info_hash
             }
             Done::Written(info_hash, piece, result) => {
-                if let Err(e) = result {
-                    tracing::warn!(%info_hash, piece = piece.get(), error = %e, "piece write failed");
-                }
                 let Some(t) = self.torrents.get_mut(&info_hash) else {
                     return;
                 };
+                if let Err(e) = result {
+                    tracing::warn!(%info_hash, piece = piece.get(), error = %e, "piece write failed; torrent paused");
+                    // The piece stays in `writing`, served from memory.
+                    t.unwritten.insert(piece);
+                    t.swarm.pause();
+                    self.publish(DriverEvent {
+                        info_hash,
+                        event: Event::StoreFailed {
+                            piece,
+                            error: e.to_string(),
+                        },
+                    });
+                    return;
+                }
                 t.writing.remove(&piece);
                 if t.writing.is_empty() && std::mem::take(&mut t.completed_waiting) {
                     self.publish(DriverEvent {

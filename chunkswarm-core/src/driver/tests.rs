@@ -2,7 +2,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -186,6 +186,109 @@ fn completed_is_heard_only_once_every_piece_reads_back() {
         handle.shutdown();
         runner.join().unwrap();
     }
+}
+
+/// A memory store that refuses writes while `full` is set, as a full disk does.
+#[derive(Debug)]
+struct FullDisk {
+    inner: MemoryStore,
+    full: AtomicBool,
+    refused: AtomicU64,
+}
+
+#[async_trait]
+impl PieceStore for FullDisk {
+    async fn verified(&self, info: &Info) -> Result<crate::piece_map::Bitfield, StoreError> {
+        self.inner.verified(info).await
+    }
+
+    async fn read(&self, piece: crate::layout::PieceIndex) -> Result<Bytes, StoreError> {
+        self.inner.read(piece).await
+    }
+
+    async fn write(&self, piece: crate::layout::PieceIndex, data: Bytes) -> Result<(), StoreError> {
+        if self.full.load(Ordering::SeqCst) {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(StoreError::Io("no space left on device".into()));
+        }
+        self.inner.write(piece, data).await
+    }
+}
+
+/// The next event `wanted` accepts, within 20 s.
+fn next_event(
+    events: &mut futures::channel::mpsc::UnboundedReceiver<DriverEvent>,
+    mut wanted: impl FnMut(&Event) -> bool,
+) -> Event {
+    block_on(async {
+        let wait = async {
+            while let Some(event) = events.next().await {
+                if wanted(&event.event) {
+                    return Some(event.event);
+                }
+            }
+            None
+        };
+        let timeout = ThreadSleeper.sleep(Duration::from_secs(20));
+        futures::pin_mut!(wait);
+        match futures::future::select(wait, timeout).await {
+            futures::future::Either::Left((event, _)) => event,
+            futures::future::Either::Right(_) => None,
+        }
+    })
+    .expect("the event within 20 s")
+}
+
+#[test]
+fn a_refused_write_pauses_the_torrent_and_resuming_writes_it_again() {
+    const LEN: usize = 2_000_000;
+    let (info, content) = torrent(LEN);
+    let origin = Arc::new(FakeOrigin {
+        content: content.clone(),
+        served: AtomicU64::new(0),
+    });
+    let store = Arc::new(FullDisk {
+        inner: MemoryStore::new(),
+        full: AtomicBool::new(true),
+        refused: AtomicU64::new(0),
+    });
+    let (handle, runner) = start_web_seed_only();
+    let mut events = handle.events();
+    block_on(handle.add_torrent(TorrentSpec {
+        info: info.clone(),
+        store: store.clone(),
+        origin: Some(origin.clone()),
+        config: quick_http(),
+    }))
+    .unwrap();
+    let failed = next_event(&mut events, |e| matches!(e, Event::StoreFailed { .. }));
+    let Event::StoreFailed { error, .. } = failed else {
+        unreachable!()
+    };
+    assert!(error.contains("no space left"), "{error}");
+    // Paused: the origin is asked for nothing more once what was under way lands.
+    std::thread::sleep(Duration::from_millis(300));
+    let served = origin.served.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        origin.served.load(Ordering::SeqCst),
+        served,
+        "fetching while paused"
+    );
+    assert!(
+        served < LEN as u64,
+        "the whole file came while the disk was full"
+    );
+    // Room again: resuming writes what was refused, then fetches the rest.
+    store.full.store(false, Ordering::SeqCst);
+    handle.pause(info.info_hash(), false).unwrap();
+    next_event(&mut events, |e| *e == Event::Completed);
+    assert!(store.refused.load(Ordering::SeqCst) >= 1);
+    assert_eq!(store.inner.content(&info).unwrap(), content.to_vec());
+    // Nothing verified was fetched twice.
+    assert!(origin.served.load(Ordering::SeqCst) <= LEN as u64 + (64 << 10));
+    handle.shutdown();
+    runner.join().unwrap();
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! One torrent inside the driver: its swarm, its connections, and how its
 //! outputs are carried out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,9 +51,11 @@ pub(super) struct Torrent {
     /// Remote peer ids with a connection being opened.
     pub(super) connecting: BTreeMap<Id20, Connecting>,
     pub(super) http: BTreeMap<HttpRequestId, AbortHandle>,
-    /// Pieces handed to the store whose write has not finished: reads are
-    /// answered from here so a piece is never lost between the two.
+    /// Pieces handed to the store whose write has not finished, or failed:
+    /// reads are answered from here so a piece is never lost between the two.
     pub(super) writing: BTreeMap<PieceIndex, Bytes>,
+    /// Pieces of `writing` the store refused: written again on resume.
+    pub(super) unwritten: BTreeSet<PieceIndex>,
     pub(super) offers: BTreeMap<Id20, PendingOffer>,
     /// An announce (with offers being made) is under way.
     pub(super) announcing: bool,
@@ -90,6 +92,7 @@ impl Torrent {
             connecting: BTreeMap::new(),
             http: BTreeMap::new(),
             writing: BTreeMap::new(),
+            unwritten: BTreeSet::new(),
             offers: BTreeMap::new(),
             announcing: false,
             announced: false,

@@ -213,6 +213,17 @@ pub enum Event {
         /// When the driver announces again for new connections.
         retry_in: std::time::Duration,
     },
+    /// The store refused a verified piece (a full disk, say). Sent by the
+    /// [driver](crate::driver), never by the swarm: the piece stays in
+    /// memory, still served to peers and to reads, the torrent is paused,
+    /// and resuming it writes the piece again. `Completed` waits until
+    /// every piece is in the store.
+    StoreFailed {
+        /// The piece.
+        piece: PieceIndex,
+        /// What the store said.
+        error: String,
+    },
 }
 
 /// What the adapter must do next, from [`Swarm::poll_output`](super::Swarm::poll_output).

@@ -315,6 +315,15 @@ impl Session {
                             "connection failed"
                         );
                     }
+                    Some(Event::StoreFailed { piece, error }) => {
+                        // Nothing here can free space: stop with what is stored.
+                        tracing::error!(
+                            piece = piece.get(),
+                            %error,
+                            "the disk refused a verified piece; stopping (what is stored is kept: free space and run again)"
+                        );
+                        return Outcome::Incomplete;
+                    }
                     Some(Event::PeerBanned { peer_id, reason, .. }) => {
                         tracing::warn!(peer = %String::from_utf8_lossy(&peer_id), ?reason, "peer banned");
                     }
