@@ -238,20 +238,27 @@ impl TlsStream {
             self.incoming.extend_from_slice(&fresh[used..]);
         } else {
             self.incoming.extend_from_slice(fresh);
-            let (used, _) = drive(
-                &mut self.conn,
-                &mut self.incoming,
-                out,
-                &mut self.plaintext,
-                &mut self.outgoing,
-                &mut self.eof,
-            )?;
-            self.incoming.drain(..used);
-            if self.incoming.is_empty() {
-                self.incoming = Vec::new();
-            }
+            self.drive_incoming(out)?;
         }
         Poll::Ready(Ok(()))
+    }
+
+    /// Runs the connection over the bytes kept from earlier reads, keeping
+    /// only what it did not use (and no buffer at all once that is none).
+    fn drive_incoming(&mut self, out: Option<&mut ReadBuf<'_>>) -> io::Result<Stop> {
+        let (used, stop) = drive(
+            &mut self.conn,
+            &mut self.incoming,
+            out,
+            &mut self.plaintext,
+            &mut self.outgoing,
+            &mut self.eof,
+        )?;
+        self.incoming.drain(..used);
+        if self.incoming.is_empty() {
+            self.incoming = Vec::new();
+        }
+        Ok(stop)
     }
 
     /// Encrypts `data` into `outgoing`.
@@ -288,19 +295,7 @@ impl TlsStream {
     /// Lets the connection do what it has to before application data goes
     /// out (e.g. answer a key update), then whether it can take some.
     fn settle(&mut self) -> io::Result<Stop> {
-        let (used, stop) = drive(
-            &mut self.conn,
-            &mut self.incoming,
-            None,
-            &mut self.plaintext,
-            &mut self.outgoing,
-            &mut self.eof,
-        )?;
-        self.incoming.drain(..used);
-        if self.incoming.is_empty() {
-            self.incoming = Vec::new();
-        }
-        Ok(stop)
+        self.drive_incoming(None)
     }
 }
 
