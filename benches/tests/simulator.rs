@@ -133,3 +133,60 @@ fn two_windows_report_each_peers_share_from_peers() {
     );
     assert!(report.p2p_share_by_peer[1] > 0.0, "{report:#?}");
 }
+
+#[test]
+fn the_detail_adds_up_to_the_report_and_leaves_the_run_unchanged() {
+    let params = || {
+        let mut params = Params::scenario("streaming", 9).unwrap();
+        params.peers = 8;
+        params.file_bytes = 8 << 20;
+        params
+    };
+    let plain = Simulation::new(params()).run();
+    let detailed = Simulation::new(params()).with_detail().run();
+    assert!(plain.by_peer.is_empty() && plain.timeline.is_empty());
+    assert_eq!(
+        plain.http_bytes, detailed.http_bytes,
+        "detail changed the run"
+    );
+    assert_eq!(
+        plain.p2p_bytes, detailed.p2p_bytes,
+        "detail changed the run"
+    );
+
+    let swarm: Vec<_> = detailed.by_peer.iter().filter(|p| !p.http_only).collect();
+    assert_eq!(swarm.len(), detailed.peers);
+    assert_eq!(
+        detailed.by_peer.len(),
+        detailed.peers + 1,
+        "the reference viewer"
+    );
+    let fetched = |f: &chunkswarm_benches::sim::OriginFetchCounts| {
+        f.fast_start + f.deadline + f.retries_exhausted + f.no_peer_source
+    };
+    let by_peer: u64 = swarm.iter().map(|p| fetched(&p.origin_fetches)).sum();
+    assert_eq!(by_peer, fetched(&detailed.origin_fetches));
+    for peer in &swarm {
+        assert!(
+            peer.startup_s.is_some() && peer.completion_s.is_some(),
+            "{peer:?}"
+        );
+        assert!(peer.p2p_share.is_some_and(|s| (0.0..=1.0).contains(&s)));
+    }
+
+    let timeline = &detailed.timeline;
+    assert!(!timeline.is_empty());
+    assert!(timeline.windows(2).all(|w| w[0].t_s < w[1].t_s));
+    for sample in timeline {
+        assert!(sample.downloading <= sample.present);
+        assert!(
+            (0.0..=1.0 + 1e-9).contains(&sample.peer_upload_use),
+            "{sample:?}"
+        );
+    }
+    let uploaded: u64 = swarm.iter().map(|p| p.uploaded_bytes).sum();
+    assert!(
+        uploaded >= detailed.p2p_bytes,
+        "peers sent at least what peers verified"
+    );
+}

@@ -2,8 +2,11 @@
 //!
 //! ```text
 //! swarm-sim --scenario NAME [--seed N] [--peers N] [--size-mib N]
-//!           [--introductions tracker|random] [--json]
+//!           [--introductions tracker|random] [--json] [--detail]
 //! ```
+//!
+//! `--detail` adds every peer's own figures and a timeline of the swarm
+//! (peers' upload use, origin rate) to the report.
 #![allow(clippy::print_stdout)]
 
 use std::process::ExitCode;
@@ -13,8 +16,13 @@ use chunkswarm_benches::sim::{Introductions, Params, SCENARIOS, Simulation};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match parse(&args) {
-        Ok((params, json)) => {
-            let report = Simulation::new(params).run();
+        Ok((params, json, detail)) => {
+            let simulation = Simulation::new(params);
+            let report = if detail {
+                simulation.with_detail().run()
+            } else {
+                simulation.run()
+            };
             if json {
                 match serde_json::to_string_pretty(&report) {
                     Ok(text) => println!("{text}"),
@@ -35,10 +43,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn parse(args: &[String]) -> Result<(Params, bool), String> {
+fn parse(args: &[String]) -> Result<(Params, bool, bool), String> {
     let usage = format!(
         "usage: swarm-sim --scenario {{{}}} [--seed N] [--peers N] [--size-mib N] \
-         [--introductions tracker|random] [--json]",
+         [--introductions tracker|random] [--json] [--detail]",
         SCENARIOS.join("|")
     );
     let mut scenario = None;
@@ -46,6 +54,7 @@ fn parse(args: &[String]) -> Result<(Params, bool), String> {
     let mut peers = None;
     let mut size = None;
     let mut json = false;
+    let mut detail = false;
     let mut introductions = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -69,6 +78,7 @@ fn parse(args: &[String]) -> Result<(Params, bool), String> {
                 introductions = Some(value.parse::<Introductions>()?);
             }
             "--json" => json = true,
+            "--detail" => detail = true,
             "-h" | "--help" => return Err(usage),
             other => return Err(format!("unexpected argument {other:?}\n{usage}")),
         }
@@ -85,5 +95,5 @@ fn parse(args: &[String]) -> Result<(Params, bool), String> {
     if let Some(mib) = size {
         params.file_bytes = mib << 20;
     }
-    Ok((params, json))
+    Ok((params, json, detail))
 }

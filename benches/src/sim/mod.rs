@@ -14,6 +14,7 @@
 //! Content is generated from the piece index, so a run never holds more than
 //! one copy of it however many peers there are.
 
+mod detail;
 pub mod net;
 mod playback;
 mod report;
@@ -28,7 +29,8 @@ use chunkswarm_core::metainfo::{Info, TorrentBuilder};
 use chunkswarm_core::swarm::{Event, HttpRequestId, Output, PeerKey, Swarm, SwarmConfig};
 use web_time::Instant;
 
-pub use report::{Report, Summary};
+pub use detail::{PeerDetail, Sample};
+pub use report::{OriginFetchCounts, Report, Summary};
 pub use scenario::{Params, SCENARIOS};
 pub use tracker::Introductions;
 
@@ -92,6 +94,9 @@ pub struct Simulation {
     bans: BTreeSet<(usize, usize)>,
     unverified_bytes_delivered: u64,
     origin_requests: u64,
+    /// Whether the report carries the per-peer figures and the timeline.
+    detail: bool,
+    timeline: detail::Timeline,
 }
 
 impl Simulation {
@@ -153,8 +158,18 @@ impl Simulation {
             bans: BTreeSet::new(),
             unverified_bytes_delivered: 0,
             origin_requests: 0,
+            detail: false,
+            timeline: detail::Timeline::default(),
             params,
         }
+    }
+
+    /// Makes the report carry every peer's figures and a timeline of the
+    /// swarm ([`Report::by_peer`], [`Report::timeline`]).
+    #[must_use]
+    pub fn with_detail(mut self) -> Self {
+        self.detail = true;
+        self
     }
 
     /// Runs to the end and reports.
@@ -197,6 +212,7 @@ impl Simulation {
         self.start_http_due();
         let now = self.now;
         self.net.step(now, dt);
+        self.sample_timeline();
         self.deliver();
         self.run_timeouts();
         self.play(dt);

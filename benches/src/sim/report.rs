@@ -6,6 +6,7 @@ use chunkswarm_core::swarm::OriginFetches;
 use serde::Serialize;
 
 use super::Simulation;
+use super::detail::{PeerDetail, Sample};
 
 /// p50, p95 and max of a set of durations, in seconds.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
@@ -93,6 +94,13 @@ pub struct Report {
     /// Origin fetches the swarm's peers started, by the reason each paid for
     /// (the HTTP-only reference viewer not included).
     pub origin_fetches: OriginFetchCounts,
+    /// With [`Simulation::with_detail`]: every peer's figures, in join order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_peer: Vec<PeerDetail>,
+    /// With [`Simulation::with_detail`]: the swarm every
+    /// few seconds of virtual time.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<Sample>,
     /// Virtual time the run took.
     pub virtual_s: f64,
     /// Wall-clock time the run took.
@@ -102,14 +110,18 @@ pub struct Report {
 /// [`OriginFetches`] summed over peers.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct OriginFetchCounts {
+    /// The first piece, or the playhead's, fetched at once.
     pub fast_start: u64,
+    /// Playback rescues.
     pub deadline: u64,
+    /// Pieces whose peer attempts ran out.
     pub retries_exhausted: u64,
+    /// Pieces no connected peer held.
     pub no_peer_source: u64,
 }
 
 impl OriginFetchCounts {
-    fn add(&mut self, one: OriginFetches) {
+    pub(super) fn add(&mut self, one: OriginFetches) {
         self.fast_start += u64::from(one.fast_start);
         self.deadline += u64::from(one.deadline);
         self.retries_exhausted += u64::from(one.retries_exhausted);
@@ -262,6 +274,12 @@ pub(super) fn build(sim: &Simulation, wall: Duration) -> Report {
         unverified_bytes_delivered: sim.unverified_bytes_delivered,
         origin_requests: sim.origin_requests,
         origin_fetches,
+        by_peer: if sim.detail {
+            sim.peer_details()
+        } else {
+            Vec::new()
+        },
+        timeline: sim.timeline.samples.clone(),
         virtual_s: sim.now.as_secs_f64(),
         wall_s: wall.as_secs_f64(),
     }
