@@ -6,13 +6,15 @@ use std::time::Duration;
 use futures::future;
 use web_time::Instant;
 
+use super::handle::DriverEvent;
 use super::ice::IceGrant;
-use super::io::{ConnectError, Offered};
+use super::io::{ConnectError, Offered, TrackerError};
 use super::run::{Done, Driver};
 use super::signal::{Announce, AnnounceEvent, Id20, SignalIn, SignalOut};
 use super::torrent::{Connecting, PendingOffer};
 use crate::layout::PieceIndex;
 use crate::metainfo::InfoHash;
+use crate::swarm::Event;
 
 /// Used when there is no tracker: nothing to announce, ever.
 const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -213,19 +215,40 @@ impl Driver {
             }
             SignalIn::Failure { info_hash, reason } => {
                 tracing::warn!(?info_hash, %reason, "tracker refused a message");
+                let error = TrackerError::Refused { reason };
+                self.publish_tracker(info_hash, &Event::TrackerFailed { error });
             }
-            SignalIn::Disconnected => {
-                tracing::info!("tracker unreachable: no offers until it is back");
+            SignalIn::Disconnected(error) => {
+                tracing::info!(%error, "tracker unreachable: no offers until it is back");
                 self.tracker_up = false;
+                self.tracker_error = Some(error.clone());
+                self.publish_tracker(None, &Event::TrackerFailed { error });
             }
             SignalIn::Reconnected => {
                 tracing::info!("tracker connection back: announcing again");
                 self.tracker_up = true;
+                self.tracker_error = None;
                 for torrent in self.torrents.values_mut() {
                     torrent.announced = false;
                     torrent.next_announce = now;
                 }
+                self.publish_tracker(None, &Event::TrackerConnected);
             }
+        }
+    }
+
+    /// Tells the torrent `only` (every torrent for `None`) about the tracker.
+    fn publish_tracker(&mut self, only: Option<InfoHash>, event: &Event) {
+        let hashes: Vec<InfoHash> = match only {
+            Some(info_hash) if self.torrents.contains_key(&info_hash) => vec![info_hash],
+            Some(_) => Vec::new(),
+            None => self.torrents.keys().copied().collect(),
+        };
+        for info_hash in hashes {
+            self.publish(DriverEvent {
+                info_hash,
+                event: event.clone(),
+            });
         }
     }
 

@@ -14,8 +14,8 @@ use web_time::Instant;
 
 use super::handle::{AddTorrentError, Command, DriverEvent, Handle, TorrentSpec};
 use super::io::{
-    ChannelEvent, ConnectError, Offered, PeerChannel, PeerConnector, Signaling, SignalingLink,
-    Sleeper, StoreError,
+    ChannelEvent, ConnectError, HttpError, Offered, PeerChannel, PeerConnector, Signaling,
+    SignalingLink, Sleeper, StoreError, TrackerError,
 };
 use super::signal::{Id20, SignalIn, SignalOut};
 use super::torrent::Torrent;
@@ -144,6 +144,7 @@ pub fn driver(config: DriverConfig, io: DriverIo) -> (Handle, BoxFuture<'static,
         next_key: 0,
         next_attempt: 0,
         tracker_up: true,
+        tracker_error: None,
         ice_granted: false,
         sleep: None,
         turn: 0,
@@ -158,9 +159,11 @@ pub(super) enum Done {
         Result<Bitfield, StoreError>,
         oneshot::Sender<Result<Bitfield, AddTorrentError>>,
     ),
-    Http(InfoHash, HttpRequestId, Result<Bytes, String>),
+    Http(InfoHash, HttpRequestId, Result<Bytes, HttpError>),
     Read(InfoHash, PieceIndex, Option<Bytes>),
     Written(InfoHash, PieceIndex, Result<(), StoreError>),
+    /// The store made every written piece durable (or failed to).
+    Synced(InfoHash, Result<(), StoreError>),
     Offers(InfoHash, Vec<(Id20, Offered)>),
     Answered(InfoHash, Id20, Id20, u64, Result<Offered, ConnectError>),
     Opened(InfoHash, Id20, u64, Result<PeerChannel, ConnectError>),
@@ -194,6 +197,8 @@ pub(super) struct Driver {
     pub(super) next_attempt: u64,
     /// False between `SignalIn::Disconnected` and `SignalIn::Reconnected`.
     pub(super) tracker_up: bool,
+    /// Why the tracker is down, told to torrents added meanwhile.
+    pub(super) tracker_error: Option<TrackerError>,
     /// The tracker has handed out ICE servers at least once.
     pub(super) ice_granted: bool,
     pub(super) rng: SeededRng,
@@ -225,8 +230,14 @@ impl Driver {
         self.stop();
         // Verified pieces must reach the store: finish the writes under way.
         while let Some(done) = self.writes.next().await {
-            if let Done::Written(info_hash, piece, Err(e)) = done {
-                tracing::warn!(%info_hash, piece = piece.get(), error = %e, "piece write failed");
+            match done {
+                Done::Written(info_hash, piece, Err(e)) => {
+                    tracing::warn!(%info_hash, piece = piece.get(), error = %e, "piece write failed");
+                }
+                Done::Synced(info_hash, Err(e)) => {
+                    tracing::warn!(%info_hash, error = %e, "store flush failed");
+                }
+                _ => {}
             }
         }
         tracing::info!("driver stopped");
@@ -401,6 +412,12 @@ impl Driver {
                 event: Event::Completed,
             });
         }
+        if let Some(error) = self.tracker_error.clone() {
+            self.publish(DriverEvent {
+                info_hash,
+                event: Event::TrackerFailed { error },
+            });
+        }
     }
 
     fn channel_event(&mut self, now: Instant, key: PeerKey, event: Option<ChannelEvent>) {
@@ -454,27 +471,46 @@ impl Driver {
                 let Some(t) = self.torrents.get_mut(&info_hash) else {
                     return;
                 };
-                if let Err(e) = result {
-                    tracing::warn!(%info_hash, piece = piece.get(), error = %e, "piece write failed; torrent paused");
+                if let Err(error) = result {
+                    tracing::warn!(%info_hash, piece = piece.get(), %error, "piece write failed; torrent paused");
                     // The piece stays in `writing`, served from memory.
                     t.unwritten.insert(piece);
                     t.swarm.pause();
                     self.publish(DriverEvent {
                         info_hash,
                         event: Event::StoreFailed {
-                            piece,
-                            error: e.to_string(),
+                            piece: Some(piece),
+                            error,
                         },
                     });
                     return;
                 }
                 t.writing.remove(&piece);
-                if t.writing.is_empty() && std::mem::take(&mut t.completed_waiting) {
-                    self.publish(DriverEvent {
-                        info_hash,
-                        event: Event::Completed,
-                    });
+                if t.writing.is_empty() && t.completed_waiting {
+                    self.sync_store(info_hash);
                 }
+                return;
+            }
+            Done::Synced(info_hash, result) => {
+                let Some(t) = self.torrents.get_mut(&info_hash) else {
+                    return;
+                };
+                let event = match result {
+                    // Written since (a piece refused, then written again):
+                    // its own write ends with a flush of its own.
+                    Ok(()) if !t.writing.is_empty() => return,
+                    Ok(()) => {
+                        t.completed_waiting = false;
+                        Event::Completed
+                    }
+                    Err(error) => {
+                        tracing::warn!(%info_hash, %error, "store flush failed; torrent paused");
+                        t.swarm.pause();
+                        t.flush_failed = true;
+                        Event::StoreFailed { piece: None, error }
+                    }
+                };
+                self.publish(DriverEvent { info_hash, event });
                 return;
             }
             Done::Offers(info_hash, offers) => {
@@ -515,7 +551,7 @@ impl Driver {
         let channel = match result {
             Ok(channel) => channel,
             Err(e) => {
-                self.connect_failed(now, info_hash, remote, e.to_string());
+                self.connect_failed(now, info_hash, remote, e);
                 return;
             }
         };
@@ -541,7 +577,13 @@ impl Driver {
 
     /// A connection to `remote` failed and is closed: tell subscribers why,
     /// and announce again (with fresh offers) after a backoff.
-    fn connect_failed(&mut self, now: Instant, info_hash: InfoHash, remote: Id20, reason: String) {
+    fn connect_failed(
+        &mut self,
+        now: Instant,
+        info_hash: InfoHash,
+        remote: Id20,
+        error: ConnectError,
+    ) {
         let Some(torrent) = self.torrents.get_mut(&info_hash) else {
             return;
         };
@@ -553,7 +595,7 @@ impl Driver {
         tracing::info!(
             %info_hash,
             peer = %String::from_utf8_lossy(&remote),
-            %reason,
+            %error,
             ?retry_in,
             "connection failed; announcing again"
         );
@@ -561,7 +603,7 @@ impl Driver {
             info_hash,
             event: Event::ConnectFailed {
                 peer_id: remote,
-                reason,
+                error,
                 retry_in,
             },
         });
@@ -575,11 +617,12 @@ impl Driver {
         attempt: u64,
         opening: BoxFuture<'static, Result<PeerChannel, ConnectError>>,
     ) -> BoxFuture<'static, Done> {
-        let timeout = self.sleeper.sleep(self.config.connect_timeout);
+        let bound = self.config.connect_timeout;
+        let timeout = self.sleeper.sleep(bound);
         Box::pin(async move {
             let result = match future::select(opening, timeout).await {
                 Either::Left((result, _)) => result,
-                Either::Right(((), _)) => Err(ConnectError::Failed("timed out".into())),
+                Either::Right(((), _)) => Err(ConnectError::TimedOut(bound)),
             };
             Done::Opened(info_hash, remote, attempt, result)
         })

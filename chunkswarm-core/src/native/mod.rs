@@ -50,7 +50,7 @@ use crate::driver::{BoxFuture, Sleeper};
 pub use crate::driver::IceServer;
 pub use disk_store::{DEFAULT_MAX_OPEN_FILES, DiskStore};
 pub use http::{HttpWebSeed, WebSeedError, http_get};
-pub use tracker::{TrackerConnectError, connect_tracker, tracker_link};
+pub use tracker::{TRACKER_CONNECT_TIMEOUT, connect_tracker, tracker_link, tracker_link_to};
 pub use webrtc::{WebRtcConfig, WebRtcConnector};
 
 /// A seed for [`DriverConfig::seeded`](crate::driver::DriverConfig::seeded)
