@@ -31,12 +31,17 @@
 //!
 //! Every parser here returns a typed error on bad input and never panics.
 
+#[cfg(feature = "native")]
+pub mod client;
 pub mod driver;
 pub mod layout;
 pub mod magnet;
 pub mod metainfo;
 #[cfg(feature = "native")]
 pub mod native;
+
+#[cfg(feature = "native")]
+pub use client::{AddOptions, Client, ClientConfig, Torrent};
 pub mod pick;
 pub mod piece_map;
 pub mod rate;
