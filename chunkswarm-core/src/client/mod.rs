@@ -25,7 +25,7 @@
 //! process meet each other; WebRTC binds every interface and takes its
 //! STUN/TURN servers from the tracker; HTTP requests to a web seed may take
 //! 30 s; a tracker that does not answer within
-//! [`TRACKER_CONNECT_TIMEOUT`](crate::native::TRACKER_CONNECT_TIMEOUT) is
+//! [`TRACKER_CONNECT_TIMEOUT`] is
 //! reported as [`TrackerState::Failed`] (and an
 //! [`Event::TrackerFailed`](crate::swarm::Event::TrackerFailed)) and tried
 //! again with backoff, while the web seed carries on.

@@ -33,7 +33,9 @@ pub struct DriverConfig {
     /// `DriverConfig::default()` draws its own, so peers made with defaults
     /// meet each other; [`DriverConfig::seeded`] gives a reproducible one.
     pub peer_id: Id20,
-    /// Seeds offer ids.
+    /// Seeds offer ids and each torrent's engine (whose own
+    /// [`SwarmConfig::rng_seed`](crate::swarm::SwarmConfig::rng_seed) the
+    /// driver replaces).
     pub rng_seed: u64,
     /// Offers made per announce (WebTorrent clients send up to 10).
     pub offers_per_announce: usize,
@@ -392,6 +394,7 @@ impl Driver {
         }
         let mut config = spec.config;
         config.peer_id = self.config.peer_id;
+        config.rng_seed = self.rng.next_u64();
         config.http.enabled &= spec.origin.is_some();
         let swarm = Swarm::new(now, spec.info, held.clone(), config);
         tracing::info!(%info_hash, pieces = held.count_ones(), "torrent added");
