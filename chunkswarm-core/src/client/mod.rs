@@ -120,6 +120,17 @@ pub struct AddOptions {
     pub web_seeds: Option<Vec<String>>,
 }
 
+impl AddOptions {
+    /// The torrent's own trackers and web seeds, its content at `path`
+    /// (the file, or the folder of a multi-file torrent).
+    pub fn at(path: impl Into<PathBuf>) -> Self {
+        Self {
+            output: Some(path.into()),
+            ..Self::default()
+        }
+    }
+}
+
 /// Why [`Client::add`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AddError {

@@ -130,10 +130,22 @@ impl Torrent {
             .wait_for(|s| s.complete || s.error.is_some())
             .await
             .map_err(|_| DriverClosed)?;
-        match &outcome.error {
-            Some(error) if !outcome.complete => Err(error.clone()),
-            _ => Ok(()),
+        if let Some(error) = outcome.error.clone().filter(|_| !outcome.complete) {
+            return Err(error);
         }
+        drop(outcome);
+        // The last progress event may predate the last pieces: count afresh.
+        if let Ok(stats) = self.stats().await {
+            self.shared.state.send_modify(|s| s.stats = stats);
+        }
+        Ok(())
+    }
+
+    /// The counters and rates now, from the engine itself (the state's
+    /// are as of the last progress event).
+    pub async fn stats(&self) -> Result<Stats, DriverClosed> {
+        let stats = self.shared.driver.stats(self.info_hash()).await?;
+        stats.ok_or(DriverClosed)
     }
 
     /// Stops requesting data; peers are still served.

@@ -221,13 +221,13 @@ impl Driver {
             SignalIn::Disconnected(error) => {
                 tracing::info!(%error, "tracker unreachable: no offers until it is back");
                 self.tracker_up = false;
-                self.tracker_error = Some(error.clone());
+                self.tracker_news = Some(Err(error.clone()));
                 self.publish_tracker(None, &Event::TrackerFailed { error });
             }
             SignalIn::Reconnected => {
                 tracing::info!("tracker connection back: announcing again");
                 self.tracker_up = true;
-                self.tracker_error = None;
+                self.tracker_news = Some(Ok(()));
                 for torrent in self.torrents.values_mut() {
                     torrent.announced = false;
                     torrent.next_announce = now;

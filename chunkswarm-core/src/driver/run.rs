@@ -146,7 +146,7 @@ pub fn driver(config: DriverConfig, io: DriverIo) -> (Handle, BoxFuture<'static,
         next_key: 0,
         next_attempt: 0,
         tracker_up: true,
-        tracker_error: None,
+        tracker_news: None,
         ice_granted: false,
         sleep: None,
         turn: 0,
@@ -199,8 +199,9 @@ pub(super) struct Driver {
     pub(super) next_attempt: u64,
     /// False between `SignalIn::Disconnected` and `SignalIn::Reconnected`.
     pub(super) tracker_up: bool,
-    /// Why the tracker is down, told to torrents added meanwhile.
-    pub(super) tracker_error: Option<TrackerError>,
+    /// The tracker as last heard of (`None` before any news), told to
+    /// torrents added later: `Ok` connected, `Err` why it is down.
+    pub(super) tracker_news: Option<Result<(), TrackerError>>,
     /// The tracker has handed out ICE servers at least once.
     pub(super) ice_granted: bool,
     pub(super) rng: SeededRng,
@@ -415,11 +416,13 @@ impl Driver {
                 event: Event::Completed,
             });
         }
-        if let Some(error) = self.tracker_error.clone() {
-            self.publish(DriverEvent {
-                info_hash,
-                event: Event::TrackerFailed { error },
-            });
+        let tracker = match self.tracker_news.clone() {
+            Some(Ok(())) => Some(Event::TrackerConnected),
+            Some(Err(error)) => Some(Event::TrackerFailed { error }),
+            None => None,
+        };
+        if let Some(event) = tracker {
+            self.publish(DriverEvent { info_hash, event });
         }
     }
 
