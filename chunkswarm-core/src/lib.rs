@@ -64,13 +64,20 @@
 //!
 //! Every parser here returns a typed error on bad input and never panics.
 
+// Tests drive the real-time driver on threads and the clock.
+#![cfg_attr(test, allow(clippy::disallowed_methods))]
+
+// The adapters read the clock and spawn; the rest of the crate may not
+// (`clippy.toml`).
 #[cfg(feature = "native")]
+#[allow(clippy::disallowed_methods)]
 pub mod client;
 pub mod driver;
 pub mod layout;
 pub mod magnet;
 pub mod metainfo;
 #[cfg(feature = "native")]
+#[allow(clippy::disallowed_methods)]
 pub mod native;
 
 #[cfg(feature = "native")]

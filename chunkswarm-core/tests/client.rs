@@ -1,5 +1,5 @@
 //! The high-level client against a real tracker and origin on loopback.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 #![cfg(feature = "native")]
 
 use std::time::{Duration, Instant};

@@ -145,7 +145,9 @@ impl Driver {
         self.send_signal(message);
     }
 
-    pub(super) fn signal_in(&mut self, now: Instant, message: SignalIn) {
+    /// A message from the tracker; `unix_now` is the wall clock in Unix
+    /// seconds (ICE credentials expire by it).
+    pub(super) fn signal_in(&mut self, now: Instant, unix_now: u64, message: SignalIn) {
         match message {
             SignalIn::Offer {
                 info_hash,
@@ -210,7 +212,7 @@ impl Driver {
                     t.interval = interval.max(Duration::from_secs(1));
                 }
                 if let Some(grant) = ice {
-                    self.ice_granted(info_hash, &grant);
+                    self.ice_granted(now, unix_now, info_hash, &grant);
                 }
             }
             SignalIn::Failure { info_hash, reason } => {
@@ -255,7 +257,7 @@ impl Driver {
     /// Hands fresh ICE servers to the connector, and makes sure the
     /// torrent announces (and so renews them) before half their remaining
     /// lifetime has passed.
-    fn ice_granted(&mut self, info_hash: InfoHash, grant: &IceGrant) {
+    fn ice_granted(&mut self, now: Instant, now_unix: u64, info_hash: InfoHash, grant: &IceGrant) {
         if let Some(connector) = &self.connector {
             connector.set_ice_servers(grant);
         }
@@ -263,17 +265,12 @@ impl Driver {
             // The offers made before were made without these servers (with
             // a relay-only policy, none could be made): announce again now
             // where connections are wanted, with offers that can use them.
-            let now = Instant::now();
             for t in self.torrents.values_mut() {
                 if t.channels.is_empty() && !t.announcing {
                     t.next_announce = t.next_announce.min(now);
                 }
             }
         }
-        let now_unix = web_time::SystemTime::now()
-            .duration_since(web_time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
         if let (Some(expires), Some(t)) = (grant.expires, self.torrents.get_mut(&info_hash)) {
             let half_left = Duration::from_secs(expires.saturating_sub(now_unix) / 2);
             t.interval = t.interval.min(half_left.max(Duration::from_secs(1)));
