@@ -21,7 +21,7 @@ root="${AQUATIC_ROOT:-$HOME/.cargo}"
 if [ ! -x "$root/bin/aquatic_ws" ] || [ ! -x "$root/bin/aquatic_ws_load_test" ]; then
   cargo install --root "$root" aquatic_ws aquatic_ws_load_test
 fi
-(cd "$repo" && cargo build --release -q -p chunkswarm-tracker)
+(cd "$repo" && cargo build --release -q -p chunkswarm-tracker --features cli)
 tracker="${CARGO_TARGET_DIR:-$repo/target}/release/chunkswarm-tracker"
 
 # Logs stay in the work directory, printed at the end.

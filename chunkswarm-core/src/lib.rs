@@ -1,9 +1,42 @@
-//! The transport-agnostic core of chunkswarm.
+//! chunkswarm: peer-to-peer delivery of large media files.
 //!
 //! chunkswarm fetches a large media file in pieces from other peers over WebRTC
 //! data channels, falls back to HTTP range requests against a web seed, and
-//! verifies every piece by hash. This crate holds everything that does not touch
-//! the network, so the browser and native adapters share it unchanged:
+//! verifies every piece by hash.
+//!
+//! # Start here: the client (feature `native`)
+//!
+//! ```no_run
+//! # #[cfg(feature = "native")]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use chunkswarm_core::{Client, ClientConfig};
+//!
+//! let client = Client::new(ClientConfig::default());
+//! let torrent = client.add("https://media.example/torrents/film.webm.torrent").await?;
+//! let mut state = torrent.watch();
+//! tokio::spawn(async move {
+//!     while state.changed().await.is_ok() {
+//!         let s = state.borrow().stats;
+//!         eprintln!("{}/{} pieces", s.pieces_verified, s.pieces_total);
+//!     }
+//! });
+//! torrent.wait().await?; // verified, written and flushed: the file is whole
+//! # Ok(()) }
+//! ```
+//!
+//! [`client`] says what the defaults are (a random peer id, the torrent's
+//! own trackers and web seeds) and which errors come back (typed:
+//! [`client::AddError`], [`client::TorrentError`],
+//! [`driver::TrackerError`], [`driver::StoreError`] with its
+//! `io::ErrorKind`). Examples that run as they are:
+//! `examples/src/bin/fetch_file.rs` (a torrent by URL into a file with a
+//! progress line) and `examples/src/bin/swarm_in_one_process.rs` (tracker,
+//! seeder and fetcher in one program).
+//!
+//! # Underneath
+//!
+//! The rest of the crate is public for programs that need their own store,
+//! signaling or connections, and is shared unchanged by the browser adapter:
 //!
 //! - [`metainfo`]: BitTorrent v1 `.torrent` files, parsed and created, with
 //!   the infohash computed over the info dictionary exactly as received.
@@ -31,12 +64,24 @@
 //!
 //! Every parser here returns a typed error on bad input and never panics.
 
+// Tests drive the real-time driver on threads and the clock.
+#![cfg_attr(test, allow(clippy::disallowed_methods))]
+
+// The adapters read the clock and spawn; the rest of the crate may not
+// (`clippy.toml`).
+#[cfg(feature = "native")]
+#[allow(clippy::disallowed_methods)]
+pub mod client;
 pub mod driver;
 pub mod layout;
 pub mod magnet;
 pub mod metainfo;
 #[cfg(feature = "native")]
+#[allow(clippy::disallowed_methods)]
 pub mod native;
+
+#[cfg(feature = "native")]
+pub use client::{AddOptions, Client, ClientConfig, Torrent};
 pub mod pick;
 pub mod piece_map;
 pub mod rate;

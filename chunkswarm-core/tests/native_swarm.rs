@@ -1,5 +1,5 @@
 //! Native peers over real WebRTC on loopback, introduced by the real tracker.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 #![cfg(feature = "native")]
 
 use std::net::SocketAddr;

@@ -8,6 +8,26 @@
 //!
 //! # Use
 //!
+//! In a program, beside other work (tests, a seeder and a fetcher in one
+//! process): [`Tracker::start`] binds, serves on a tokio task and gives the
+//! URLs peers need.
+//!
+//! ```no_run
+//! use chunkswarm_tracker::{Config, Tracker};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = Config { media_dir: Some("media".into()), ..Config::default() };
+//! let tracker = Tracker::new(config)?.start("127.0.0.1:0").await?;
+//! let announce = tracker.announce_url(); // ws://127.0.0.1:PORT/announce
+//! let web_seed = tracker.media_url("film.webm"); // http://127.0.0.1:PORT/media/film.webm
+//! let torrent = tracker.torrent_url("film.webm"); // its .torrent, naming both
+//! # let _ = (announce, web_seed, torrent);
+//! tracker.stop().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! As the one server of a deployment:
+//!
 //! ```no_run
 //! use chunkswarm_tracker::{Config, Tracker, serve};
 //!
@@ -25,6 +45,9 @@
 //! .await?;
 //! # Ok(()) }
 //! ```
+//!
+//! The library pulls no command-line dependencies; the
+//! `chunkswarm-tracker` binary is built with `--features cli`.
 //!
 //! Call order: build a [`Tracker`] from a [`Config`]; then either [`serve`]
 //! it, which runs everything until the shutdown future completes, or mount
@@ -197,6 +220,7 @@ mod origin;
 mod proxy;
 mod proxy_protocol;
 mod registry;
+mod running;
 mod serve;
 mod signaling;
 mod tls;
@@ -213,6 +237,7 @@ pub use chunkswarm_core::metainfo;
 pub use config::{Config, Limits, RateBudget, TlsFiles};
 pub use ice::{IceConfig, IceConfigError, MAX_TTL, MIN_TTL, TurnSecret};
 pub use proxy::{IpCidr, IpCidrError};
+pub use running::RunningTracker;
 pub use serve::{ServeError, serve, serve_app};
 pub use tls::TlsError;
 pub use tracker::{Tracker, TrackerError};

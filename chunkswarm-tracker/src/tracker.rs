@@ -173,6 +173,26 @@ impl Tracker {
         self.inner.urls.base()
     }
 
+    /// The WebSocket URL peers announce to: the public URL with `ws`/`wss`
+    /// and `/announce`. Set from [`Config::public_url`], else from the
+    /// address it serves on once [`serve`](crate::serve) or
+    /// [`start`](Self::start) has begun.
+    pub fn announce_url(&self) -> String {
+        self.inner.urls.announce()
+    }
+
+    /// The origin (web seed) URL of a file of the media library, by its
+    /// path below [`Config::media_dir`] (`/` between folders).
+    pub fn media_url(&self, path: &str) -> String {
+        self.inner.urls.media(path)
+    }
+
+    /// The URL of the `.torrent` the tracker makes for a file of the media
+    /// library.
+    pub fn torrent_url(&self, path: &str) -> String {
+        self.inner.urls.torrent(path)
+    }
+
     /// Whether it serves TLS.
     pub fn is_tls(&self) -> bool {
         self.inner.tls.is_some()

@@ -253,14 +253,17 @@ impl ClientEvent {
             Event::HttpFailed { piece, error } => Self::HttpFailed {
                 info_hash,
                 piece: piece.get(),
-                error: error.clone(),
+                error: error.to_string(),
             },
             Event::Progress(stats) => Self::Progress {
                 info_hash,
                 stats: StatsView::from(stats),
             },
             Event::Completed => Self::Done { info_hash },
-            Event::StoreFailed { piece, error } => Self::Log {
+            Event::StoreFailed {
+                piece: Some(piece),
+                error,
+            } => Self::Log {
                 info_hash: Some(info_hash),
                 level: LogLevel::Warn,
                 message: format!(
@@ -268,10 +271,27 @@ impl ClientEvent {
                     piece.get()
                 ),
             },
+            Event::StoreFailed { piece: None, error } => Self::Log {
+                info_hash: Some(info_hash),
+                level: LogLevel::Warn,
+                message: format!(
+                    "the stored pieces could not be flushed ({error}); the torrent is paused: resume to try again"
+                ),
+            },
+            Event::TrackerConnected => Self::Log {
+                info_hash: Some(info_hash),
+                level: LogLevel::Info,
+                message: "tracker connected".to_owned(),
+            },
+            Event::TrackerFailed { error } => Self::Log {
+                info_hash: Some(info_hash),
+                level: LogLevel::Warn,
+                message: error.to_string(),
+            },
             // A connection that never opened has no key: -1.
             Event::ConnectFailed {
                 peer_id,
-                reason,
+                error,
                 retry_in,
             } => Self::Peer {
                 info_hash,
@@ -279,7 +299,7 @@ impl ClientEvent {
                 peer: -1.0,
                 peer_id: Some(display_peer_id(peer_id)),
                 reason: Some(format!(
-                    "{reason}; announcing again in {} s",
+                    "{error}; announcing again in {} s",
                     retry_in.as_secs()
                 )),
             },
@@ -319,6 +339,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use chunkswarm_core::driver::HttpError;
     use chunkswarm_core::layout::Layout;
     use chunkswarm_core::swarm::PeerKey;
 
@@ -361,7 +382,7 @@ mod tests {
             (
                 Event::HttpFailed {
                     piece,
-                    error: "x".into(),
+                    error: HttpError::Status(503),
                 },
                 "httpFailed",
             ),

@@ -60,7 +60,7 @@ cd "$root"
 # Build first, outside the namespace (the namespace has no network at all):
 # the tests, and the tracker that browser_tracker.rs connects to.
 cargo test -p chunkswarm-wasm --target wasm32-unknown-unknown --tests --no-run "$@"
-cargo build -p chunkswarm-tracker --bin chunkswarm-tracker
+cargo build -p chunkswarm-tracker --features cli --bin chunkswarm-tracker
 tracker="${CARGO_TARGET_DIR:-$root/target}/debug/chunkswarm-tracker"
 # Then run inside a fresh network namespace with only loopback up, with the
 # tracker on 127.0.0.1:8000 (free: the namespace is new).

@@ -13,7 +13,7 @@
 //!    offers, answers: its "responses").
 //!
 //! ```sh
-//! cargo build --release -p chunkswarm-tracker -p chunkswarm-benches
+//! cargo build --release -p chunkswarm-tracker -p chunkswarm-benches --features chunkswarm-tracker/cli
 //! target/release/cluster_relay [--rounds 2000] [--clients 200] [--seconds 5] [--tracker PATH]
 //! ```
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
@@ -268,7 +268,7 @@ async fn main() {
     let args = parse_args();
     if !args.tracker.exists() {
         eprintln!(
-            "no tracker binary at {}; build it with `cargo build --release -p chunkswarm-tracker` or pass --tracker",
+            "no tracker binary at {}; build it with `cargo build --release -p chunkswarm-tracker --features cli` or pass --tracker",
             args.tracker.display()
         );
         std::process::exit(2);

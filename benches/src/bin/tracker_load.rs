@@ -11,7 +11,7 @@
 //! It runs over plain `ws://` and over `wss://` (self-signed certificate).
 //!
 //! ```sh
-//! cargo build --release -p chunkswarm-tracker -p chunkswarm-benches
+//! cargo build --release -p chunkswarm-tracker -p chunkswarm-benches --features chunkswarm-tracker/cli
 //! target/release/tracker_load [--clients 1000] [--seconds 5] [--offers 2] \
 //!     [--swarms 10] [--mode both|plain|tls] [--tracker PATH]
 //! ```
@@ -442,7 +442,7 @@ fn main() {
     let args = parse_args();
     if !args.tracker.exists() {
         eprintln!(
-            "no tracker binary at {}; build it with `cargo build --release -p chunkswarm-tracker` or pass --tracker",
+            "no tracker binary at {}; build it with `cargo build --release -p chunkswarm-tracker --features cli` or pass --tracker",
             args.tracker.display()
         );
         std::process::exit(2);

@@ -6,13 +6,15 @@ use std::time::Duration;
 use futures::future;
 use web_time::Instant;
 
+use super::handle::DriverEvent;
 use super::ice::IceGrant;
-use super::io::{ConnectError, Offered};
+use super::io::{ConnectError, Offered, TrackerError};
 use super::run::{Done, Driver};
 use super::signal::{Announce, AnnounceEvent, Id20, SignalIn, SignalOut};
 use super::torrent::{Connecting, PendingOffer};
 use crate::layout::PieceIndex;
 use crate::metainfo::InfoHash;
+use crate::swarm::Event;
 
 /// Used when there is no tracker: nothing to announce, ever.
 const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -143,7 +145,9 @@ impl Driver {
         self.send_signal(message);
     }
 
-    pub(super) fn signal_in(&mut self, now: Instant, message: SignalIn) {
+    /// A message from the tracker; `unix_now` is the wall clock in Unix
+    /// seconds (ICE credentials expire by it).
+    pub(super) fn signal_in(&mut self, now: Instant, unix_now: u64, message: SignalIn) {
         match message {
             SignalIn::Offer {
                 info_hash,
@@ -208,31 +212,52 @@ impl Driver {
                     t.interval = interval.max(Duration::from_secs(1));
                 }
                 if let Some(grant) = ice {
-                    self.ice_granted(info_hash, &grant);
+                    self.ice_granted(now, unix_now, info_hash, &grant);
                 }
             }
             SignalIn::Failure { info_hash, reason } => {
                 tracing::warn!(?info_hash, %reason, "tracker refused a message");
+                let error = TrackerError::Refused { reason };
+                self.publish_tracker(info_hash, &Event::TrackerFailed { error });
             }
-            SignalIn::Disconnected => {
-                tracing::info!("tracker unreachable: no offers until it is back");
+            SignalIn::Disconnected(error) => {
+                tracing::info!(%error, "tracker unreachable: no offers until it is back");
                 self.tracker_up = false;
+                self.tracker_news = Some(Err(error.clone()));
+                self.publish_tracker(None, &Event::TrackerFailed { error });
             }
             SignalIn::Reconnected => {
                 tracing::info!("tracker connection back: announcing again");
                 self.tracker_up = true;
+                self.tracker_news = Some(Ok(()));
                 for torrent in self.torrents.values_mut() {
                     torrent.announced = false;
                     torrent.next_announce = now;
                 }
+                self.publish_tracker(None, &Event::TrackerConnected);
             }
+        }
+    }
+
+    /// Tells the torrent `only` (every torrent for `None`) about the tracker.
+    fn publish_tracker(&mut self, only: Option<InfoHash>, event: &Event) {
+        let hashes: Vec<InfoHash> = match only {
+            Some(info_hash) if self.torrents.contains_key(&info_hash) => vec![info_hash],
+            Some(_) => Vec::new(),
+            None => self.torrents.keys().copied().collect(),
+        };
+        for info_hash in hashes {
+            self.publish(DriverEvent {
+                info_hash,
+                event: event.clone(),
+            });
         }
     }
 
     /// Hands fresh ICE servers to the connector, and makes sure the
     /// torrent announces (and so renews them) before half their remaining
     /// lifetime has passed.
-    fn ice_granted(&mut self, info_hash: InfoHash, grant: &IceGrant) {
+    fn ice_granted(&mut self, now: Instant, now_unix: u64, info_hash: InfoHash, grant: &IceGrant) {
         if let Some(connector) = &self.connector {
             connector.set_ice_servers(grant);
         }
@@ -240,17 +265,12 @@ impl Driver {
             // The offers made before were made without these servers (with
             // a relay-only policy, none could be made): announce again now
             // where connections are wanted, with offers that can use them.
-            let now = Instant::now();
             for t in self.torrents.values_mut() {
                 if t.channels.is_empty() && !t.announcing {
                     t.next_announce = t.next_announce.min(now);
                 }
             }
         }
-        let now_unix = web_time::SystemTime::now()
-            .duration_since(web_time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
         if let (Some(expires), Some(t)) = (grant.expires, self.torrents.get_mut(&info_hash)) {
             let half_left = Duration::from_secs(expires.saturating_sub(now_unix) / 2);
             t.interval = t.interval.min(half_left.max(Duration::from_secs(1)));

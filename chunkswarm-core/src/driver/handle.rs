@@ -11,6 +11,15 @@ use crate::piece_map::Bitfield;
 use crate::swarm::{Event, PeerSnapshot, Playback, Stats, SwarmConfig};
 
 /// A torrent to add: what it is, where its pieces live, where its web seed is.
+///
+/// Who decides what:
+/// - the peer id is the driver's ([`DriverConfig::peer_id`](super::DriverConfig::peer_id)),
+///   and the engine's random seed is drawn from the driver's
+///   ([`DriverConfig::rng_seed`](super::DriverConfig::rng_seed)): the
+///   `peer_id` and `rng_seed` of `config` are ignored;
+/// - the web seed is used only when there is one (`origin`) *and*
+///   `config.http.enabled`: `origin: None` turns HTTP off whatever
+///   `http.enabled` says, and `http.enabled = false` leaves an origin unused.
 pub struct TorrentSpec {
     /// The info dictionary.
     pub info: Info,
@@ -18,8 +27,35 @@ pub struct TorrentSpec {
     pub store: Arc<dyn PieceStore>,
     /// The web seed, if any (HTTP use is turned off without one).
     pub origin: Option<Arc<dyn HttpOrigin>>,
-    /// The engine's settings; the driver sets `peer_id` to its own.
+    /// The engine's settings, but for `peer_id` and `rng_seed` (the driver's).
     pub config: SwarmConfig,
+}
+
+impl TorrentSpec {
+    /// A torrent kept in `store`, without a web seed, with the default
+    /// engine settings.
+    pub fn new(info: Info, store: Arc<dyn PieceStore>) -> Self {
+        Self {
+            info,
+            store,
+            origin: None,
+            config: SwarmConfig::default(),
+        }
+    }
+
+    /// The same, with this web seed.
+    #[must_use]
+    pub fn with_origin(mut self, origin: Arc<dyn HttpOrigin>) -> Self {
+        self.origin = Some(origin);
+        self
+    }
+
+    /// The same, with these engine settings.
+    #[must_use]
+    pub fn with_config(mut self, config: SwarmConfig) -> Self {
+        self.config = config;
+        self
+    }
 }
 
 impl fmt::Debug for TorrentSpec {

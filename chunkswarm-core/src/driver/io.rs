@@ -7,7 +7,9 @@
 //! them at once without a runtime. On wasm32 nothing needs to be `Send`.
 
 use std::fmt;
+use std::io;
 use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +40,48 @@ pub enum SignalingError {
     /// Any other transport failure.
     #[error("tracker connection failed: {0}")]
     Transport(String),
+}
+
+/// Why the tracker is not serving this torrent, as
+/// [`Event::TrackerFailed`](crate::swarm::Event::TrackerFailed) reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrackerError {
+    /// Connecting failed: DNS, TCP, TLS or the WebSocket handshake (a
+    /// refused connection, an unknown host, a server that is no tracker).
+    #[error("cannot reach the tracker at {url}: {reason}")]
+    Unreachable {
+        /// The tracker.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// Connecting took longer than the adapter's bound (for the native
+    /// adapter, [`TRACKER_CONNECT_TIMEOUT`](crate::native::TRACKER_CONNECT_TIMEOUT)
+    /// unless told otherwise).
+    #[error("the tracker at {url} did not answer within {after:?}")]
+    TimedOut {
+        /// The tracker.
+        url: String,
+        /// The bound.
+        after: Duration,
+    },
+    /// An open connection broke or was closed by the tracker.
+    #[error("lost the connection to the tracker at {url}")]
+    Lost {
+        /// The tracker.
+        url: String,
+    },
+    /// The tracker answered with a `failure reason` (or a `warning
+    /// message`) for this torrent.
+    #[error("the tracker refused: {reason}")]
+    Refused {
+        /// The tracker's text.
+        reason: String,
+    },
+    /// The torrent names no WebSocket (`ws://`, `wss://`) tracker, and none
+    /// was given: peers are met through no tracker.
+    #[error("no WebSocket tracker for this torrent")]
+    NoTracker,
 }
 
 /// A connected tracker: the sending half and the incoming messages. The
@@ -103,7 +147,7 @@ pub trait PendingConnection: MaybeSend {
 }
 
 /// Why a WebRTC connection could not be made.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConnectError {
     /// The remote SDP was not usable.
     #[error("bad session description: {0}")]
@@ -111,6 +155,10 @@ pub enum ConnectError {
     /// ICE, DTLS or SCTP failed, or the channel closed before opening.
     #[error("connection failed: {0}")]
     Failed(String),
+    /// The connection did not open within the driver's
+    /// [`connect_timeout`](super::DriverConfig::connect_timeout).
+    #[error("connection did not open within {0:?}")]
+    TimedOut(Duration),
 }
 
 /// The sending half of an open data channel.
@@ -165,7 +213,7 @@ pub trait HttpOrigin: MaybeSend + fmt::Debug {
 }
 
 /// Why a range request failed.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HttpError {
     /// The server answered with an unexpected status.
     #[error("HTTP status {0}")]
@@ -181,6 +229,19 @@ pub enum HttpError {
     /// Connecting, TLS, or reading failed.
     #[error("HTTP transport: {0}")]
     Transport(String),
+    /// The torrent has no web seed to ask.
+    #[error("no web seed")]
+    NoWebSeed,
+    /// No answer within the engine's deadline for a range request.
+    #[error("HTTP request timed out")]
+    TimedOut,
+}
+
+impl From<String> for HttpError {
+    /// A transport failure described by `message`.
+    fn from(message: String) -> Self {
+        Self::Transport(message)
+    }
 }
 
 /// Where verified pieces are kept.
@@ -194,6 +255,13 @@ pub trait PieceStore: MaybeSend + fmt::Debug {
     async fn read(&self, piece: PieceIndex) -> Result<Bytes, StoreError>;
     /// Writes a verified piece.
     async fn write(&self, piece: PieceIndex, data: Bytes) -> Result<(), StoreError>;
+    /// Makes every piece written so far durable (a disk store flushes its
+    /// files to the device). The driver calls it once the last piece is
+    /// written, before it reports `Completed`. The default does nothing, for
+    /// stores that do not persist.
+    async fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Why a store operation failed.
@@ -205,9 +273,57 @@ pub enum StoreError {
     /// The piece index or length does not fit the torrent.
     #[error("piece {0} does not fit the torrent")]
     OutOfRange(u32),
-    /// The storage failed.
-    #[error("storage: {0}")]
-    Io(String),
+    /// The storage failed; [`StoreError::kind`] tells how (a full disk is
+    /// [`io::ErrorKind::StorageFull`]).
+    #[error("storage{}: {error}", path.as_ref().map(|p| format!(" ({})", p.display())).unwrap_or_default())]
+    Io {
+        /// The file, when the store has one.
+        path: Option<PathBuf>,
+        /// What the operating system (or the browser) said.
+        #[source]
+        error: Arc<io::Error>,
+    },
+}
+
+impl StoreError {
+    /// An I/O failure, without a file to name.
+    pub fn io(error: io::Error) -> Self {
+        Self::Io {
+            path: None,
+            error: Arc::new(error),
+        }
+    }
+
+    /// An I/O failure on the file at `path`.
+    pub fn io_at(path: impl Into<PathBuf>, error: io::Error) -> Self {
+        Self::Io {
+            path: Some(path.into()),
+            error: Arc::new(error),
+        }
+    }
+
+    /// The kind of I/O failure; `None` for the other variants.
+    pub fn kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            Self::Io { error, .. } => Some(error.kind()),
+            Self::Missing(_) | Self::OutOfRange(_) => None,
+        }
+    }
+}
+
+impl PartialEq for StoreError {
+    /// Equal variants; I/O failures compare by path and kind.
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Missing(a), Self::Missing(b)) | (Self::OutOfRange(a), Self::OutOfRange(b)) => {
+                a == b
+            }
+            (Self::Io { path: a, error: x }, Self::Io { path: b, error: y }) => {
+                a == b && x.kind() == y.kind()
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Sleeps, so the driver needs no runtime: tokio's sleep natively, a

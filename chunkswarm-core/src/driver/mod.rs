@@ -52,7 +52,7 @@ pub use ice::{IceGrant, IceServer};
 pub use io::{
     ChannelClosed, ChannelEvent, ChannelSender, ConnectError, HttpError, HttpOrigin, Offered,
     PeerChannel, PeerConnector, PendingConnection, PieceStore, Signaling, SignalingError,
-    SignalingLink, Sleeper, StoreError,
+    SignalingLink, Sleeper, StoreError, TrackerError,
 };
 pub use memory_store::MemoryStore;
 pub use run::{DriverConfig, DriverIo, driver};

@@ -5,6 +5,7 @@ use futures::future::{self, AbortHandle};
 use web_time::Instant;
 
 use super::handle::DriverEvent;
+use super::io::HttpError;
 use super::run::{Done, Driver};
 use super::signal::SignalOut;
 use crate::layout::PieceIndex;
@@ -44,13 +45,12 @@ impl Driver {
                     let Some(origin) = torrent.origin.clone() else {
                         torrent
                             .swarm
-                            .handle_http_response(now, id, Err("no web seed".into()));
+                            .handle_http_response(now, id, Err(HttpError::NoWebSeed));
                         continue;
                     };
                     let (abort, registration) = AbortHandle::new_pair();
                     torrent.http.insert(id, abort);
-                    let fetch =
-                        async move { origin.get_range(range).await.map_err(|e| e.to_string()) };
+                    let fetch = async move { origin.get_range(range).await };
                     let fetch = future::Abortable::new(fetch, registration);
                     self.tasks.push(Box::pin(async move {
                         match fetch.await {
@@ -101,16 +101,17 @@ impl Driver {
                 Event::Completed => {
                     tracing::info!(%info_hash, "download complete");
                     // Subscribers read the content when they hear it: not
-                    // before every verified piece is in the store.
+                    // before every verified piece is written and flushed.
                     let writes_pending = !torrent.writing.is_empty();
-                    torrent.completed_waiting = writes_pending;
+                    torrent.completed_waiting = true;
                     if !torrent.completed_announced {
                         torrent.completed_announced = true;
                         self.announce_completed(now, info_hash);
                     }
-                    if writes_pending {
-                        return;
+                    if !writes_pending {
+                        self.sync_store(info_hash);
                     }
+                    return;
                 }
                 Event::Progress(stats) => {
                     torrent.uploaded = stats.uploaded_bytes;
@@ -134,11 +135,27 @@ impl Driver {
         }));
     }
 
-    /// Writes again the pieces the store refused (on resume).
+    /// Flushes the torrent's store; `Completed` follows when it succeeds.
+    pub(super) fn sync_store(&mut self, info_hash: InfoHash) {
+        let Some(torrent) = self.torrents.get(&info_hash) else {
+            return;
+        };
+        let store = torrent.store.clone();
+        self.writes.push(Box::pin(async move {
+            Done::Synced(info_hash, store.sync().await)
+        }));
+    }
+
+    /// Writes again the pieces the store refused, and flushes again if that
+    /// failed (on resume).
     pub(super) fn write_again(&mut self, info_hash: InfoHash) {
         let Some(torrent) = self.torrents.get_mut(&info_hash) else {
             return;
         };
+        if std::mem::take(&mut torrent.flush_failed) && torrent.writing.is_empty() {
+            self.sync_store(info_hash);
+            return;
+        }
         let pieces: Vec<(PieceIndex, Bytes)> = std::mem::take(&mut torrent.unwritten)
             .into_iter()
             .filter_map(|piece| Some((piece, torrent.writing.get(&piece)?.clone())))

@@ -14,8 +14,8 @@ use web_time::Instant;
 
 use super::handle::{AddTorrentError, Command, DriverEvent, Handle, TorrentSpec};
 use super::io::{
-    ChannelEvent, ConnectError, Offered, PeerChannel, PeerConnector, Signaling, SignalingLink,
-    Sleeper, StoreError,
+    ChannelEvent, ConnectError, HttpError, Offered, PeerChannel, PeerConnector, Signaling,
+    SignalingLink, Sleeper, StoreError, TrackerError,
 };
 use super::signal::{Id20, SignalIn, SignalOut};
 use super::torrent::Torrent;
@@ -33,7 +33,9 @@ pub struct DriverConfig {
     /// `DriverConfig::default()` draws its own, so peers made with defaults
     /// meet each other; [`DriverConfig::seeded`] gives a reproducible one.
     pub peer_id: Id20,
-    /// Seeds offer ids.
+    /// Seeds offer ids and each torrent's engine (whose own
+    /// [`SwarmConfig::rng_seed`](crate::swarm::SwarmConfig::rng_seed) the
+    /// driver replaces).
     pub rng_seed: u64,
     /// Offers made per announce (WebTorrent clients send up to 10).
     pub offers_per_announce: usize,
@@ -53,6 +55,10 @@ pub struct DriverConfig {
 /// A different seed on every call: the standard library's per-process
 /// random hash keys, a call counter and the clock. Not for cryptography; for
 /// ids that must not repeat (two peers in one process, two processes).
+#[allow(
+    clippy::disallowed_methods,
+    reason = "settings, not the state machine: a fresh seed mixes the clock in"
+)]
 fn fresh_seed() -> u64 {
     use std::hash::{BuildHasher as _, Hasher as _};
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -144,6 +150,7 @@ pub fn driver(config: DriverConfig, io: DriverIo) -> (Handle, BoxFuture<'static,
         next_key: 0,
         next_attempt: 0,
         tracker_up: true,
+        tracker_news: None,
         ice_granted: false,
         sleep: None,
         turn: 0,
@@ -158,9 +165,11 @@ pub(super) enum Done {
         Result<Bitfield, StoreError>,
         oneshot::Sender<Result<Bitfield, AddTorrentError>>,
     ),
-    Http(InfoHash, HttpRequestId, Result<Bytes, String>),
+    Http(InfoHash, HttpRequestId, Result<Bytes, HttpError>),
     Read(InfoHash, PieceIndex, Option<Bytes>),
     Written(InfoHash, PieceIndex, Result<(), StoreError>),
+    /// The store made every written piece durable (or failed to).
+    Synced(InfoHash, Result<(), StoreError>),
     Offers(InfoHash, Vec<(Id20, Offered)>),
     Answered(InfoHash, Id20, Id20, u64, Result<Offered, ConnectError>),
     Opened(InfoHash, Id20, u64, Result<PeerChannel, ConnectError>),
@@ -194,6 +203,9 @@ pub(super) struct Driver {
     pub(super) next_attempt: u64,
     /// False between `SignalIn::Disconnected` and `SignalIn::Reconnected`.
     pub(super) tracker_up: bool,
+    /// The tracker as last heard of (`None` before any news), told to
+    /// torrents added later: `Ok` connected, `Err` why it is down.
+    pub(super) tracker_news: Option<Result<(), TrackerError>>,
     /// The tracker has handed out ICE servers at least once.
     pub(super) ice_granted: bool,
     pub(super) rng: SeededRng,
@@ -201,7 +213,24 @@ pub(super) struct Driver {
     turn: usize,
 }
 
+/// The wall clock in Unix seconds: read here, in the loop, and passed in.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the driver loop is the shell that reads the clock"
+)]
+fn unix_seconds() -> u64 {
+    web_time::SystemTime::now()
+        .duration_since(web_time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
 impl Driver {
+    /// The loop: the one place of the driver that reads the clock.
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the driver loop is the shell that reads the clock"
+    )]
     async fn run(mut self) {
         loop {
             let now = Instant::now();
@@ -216,7 +245,7 @@ impl Driver {
                     tracing::warn!("tracker connection closed");
                     self.signal_events = None;
                 }
-                Wake::Signal(Some(message)) => self.signal_in(now, message),
+                Wake::Signal(Some(message)) => self.signal_in(now, unix_seconds(), message),
                 Wake::Channel(key, event) => self.channel_event(now, key, event),
                 Wake::Done(done) => self.done(now, done),
                 Wake::Timer => {}
@@ -225,8 +254,14 @@ impl Driver {
         self.stop();
         // Verified pieces must reach the store: finish the writes under way.
         while let Some(done) = self.writes.next().await {
-            if let Done::Written(info_hash, piece, Err(e)) = done {
-                tracing::warn!(%info_hash, piece = piece.get(), error = %e, "piece write failed");
+            match done {
+                Done::Written(info_hash, piece, Err(e)) => {
+                    tracing::warn!(%info_hash, piece = piece.get(), error = %e, "piece write failed");
+                }
+                Done::Synced(info_hash, Err(e)) => {
+                    tracing::warn!(%info_hash, error = %e, "store flush failed");
+                }
+                _ => {}
             }
         }
         tracing::info!("driver stopped");
@@ -381,6 +416,7 @@ impl Driver {
         }
         let mut config = spec.config;
         config.peer_id = self.config.peer_id;
+        config.rng_seed = self.rng.next_u64();
         config.http.enabled &= spec.origin.is_some();
         let swarm = Swarm::new(now, spec.info, held.clone(), config);
         tracing::info!(%info_hash, pieces = held.count_ones(), "torrent added");
@@ -400,6 +436,14 @@ impl Driver {
                 info_hash,
                 event: Event::Completed,
             });
+        }
+        let tracker = match self.tracker_news.clone() {
+            Some(Ok(())) => Some(Event::TrackerConnected),
+            Some(Err(error)) => Some(Event::TrackerFailed { error }),
+            None => None,
+        };
+        if let Some(event) = tracker {
+            self.publish(DriverEvent { info_hash, event });
         }
     }
 
@@ -454,27 +498,46 @@ impl Driver {
                 let Some(t) = self.torrents.get_mut(&info_hash) else {
                     return;
                 };
-                if let Err(e) = result {
-                    tracing::warn!(%info_hash, piece = piece.get(), error = %e, "piece write failed; torrent paused");
+                if let Err(error) = result {
+                    tracing::warn!(%info_hash, piece = piece.get(), %error, "piece write failed; torrent paused");
                     // The piece stays in `writing`, served from memory.
                     t.unwritten.insert(piece);
                     t.swarm.pause();
                     self.publish(DriverEvent {
                         info_hash,
                         event: Event::StoreFailed {
-                            piece,
-                            error: e.to_string(),
+                            piece: Some(piece),
+                            error,
                         },
                     });
                     return;
                 }
                 t.writing.remove(&piece);
-                if t.writing.is_empty() && std::mem::take(&mut t.completed_waiting) {
-                    self.publish(DriverEvent {
-                        info_hash,
-                        event: Event::Completed,
-                    });
+                if t.writing.is_empty() && t.completed_waiting {
+                    self.sync_store(info_hash);
                 }
+                return;
+            }
+            Done::Synced(info_hash, result) => {
+                let Some(t) = self.torrents.get_mut(&info_hash) else {
+                    return;
+                };
+                let event = match result {
+                    // Written since (a piece refused, then written again):
+                    // its own write ends with a flush of its own.
+                    Ok(()) if !t.writing.is_empty() => return,
+                    Ok(()) => {
+                        t.completed_waiting = false;
+                        Event::Completed
+                    }
+                    Err(error) => {
+                        tracing::warn!(%info_hash, %error, "store flush failed; torrent paused");
+                        t.swarm.pause();
+                        t.flush_failed = true;
+                        Event::StoreFailed { piece: None, error }
+                    }
+                };
+                self.publish(DriverEvent { info_hash, event });
                 return;
             }
             Done::Offers(info_hash, offers) => {
@@ -515,7 +578,7 @@ impl Driver {
         let channel = match result {
             Ok(channel) => channel,
             Err(e) => {
-                self.connect_failed(now, info_hash, remote, e.to_string());
+                self.connect_failed(now, info_hash, remote, e);
                 return;
             }
         };
@@ -541,7 +604,13 @@ impl Driver {
 
     /// A connection to `remote` failed and is closed: tell subscribers why,
     /// and announce again (with fresh offers) after a backoff.
-    fn connect_failed(&mut self, now: Instant, info_hash: InfoHash, remote: Id20, reason: String) {
+    fn connect_failed(
+        &mut self,
+        now: Instant,
+        info_hash: InfoHash,
+        remote: Id20,
+        error: ConnectError,
+    ) {
         let Some(torrent) = self.torrents.get_mut(&info_hash) else {
             return;
         };
@@ -553,7 +622,7 @@ impl Driver {
         tracing::info!(
             %info_hash,
             peer = %String::from_utf8_lossy(&remote),
-            %reason,
+            %error,
             ?retry_in,
             "connection failed; announcing again"
         );
@@ -561,7 +630,7 @@ impl Driver {
             info_hash,
             event: Event::ConnectFailed {
                 peer_id: remote,
-                reason,
+                error,
                 retry_in,
             },
         });
@@ -575,11 +644,12 @@ impl Driver {
         attempt: u64,
         opening: BoxFuture<'static, Result<PeerChannel, ConnectError>>,
     ) -> BoxFuture<'static, Done> {
-        let timeout = self.sleeper.sleep(self.config.connect_timeout);
+        let bound = self.config.connect_timeout;
+        let timeout = self.sleeper.sleep(bound);
         Box::pin(async move {
             let result = match future::select(opening, timeout).await {
                 Either::Left((result, _)) => result,
-                Either::Right(((), _)) => Err(ConnectError::Failed("timed out".into())),
+                Either::Right(((), _)) => Err(ConnectError::TimedOut(bound)),
             };
             Done::Opened(info_hash, remote, attempt, result)
         })
@@ -610,6 +680,10 @@ impl Driver {
         true
     }
 
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "called from the loop, at its end"
+    )]
     fn stop(&mut self) {
         let now = Instant::now();
         let hashes: Vec<InfoHash> = self.torrents.keys().copied().collect();

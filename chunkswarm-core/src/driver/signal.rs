@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use super::ice::IceGrant;
+use super::io::TrackerError;
 use crate::metainfo::InfoHash;
 use crate::piece_map::Bitfield;
 
@@ -141,8 +142,9 @@ pub enum SignalIn {
     Reconnected,
     /// Not a tracker message: the adapter lost the tracker (or could not
     /// reach it) and is retrying. The driver makes no offers meanwhile,
-    /// since nobody could receive them, until [`SignalIn::Reconnected`].
-    Disconnected,
+    /// since nobody could receive them, until [`SignalIn::Reconnected`],
+    /// and reports the error to subscribers.
+    Disconnected(TrackerError),
 }
 
 /// Why a tracker message could not be read.

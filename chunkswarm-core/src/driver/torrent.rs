@@ -66,9 +66,11 @@ pub(super) struct Torrent {
     /// Pieces verified since the last `x_cs_have`.
     pub(super) new_haves: Vec<u32>,
     pub(super) completed_announced: bool,
-    /// The engine said `Completed` while writes were still pending: the
-    /// event goes out once the last one has landed.
+    /// The engine said `Completed`: the event goes out once the last write
+    /// has landed and the store is flushed.
     pub(super) completed_waiting: bool,
+    /// Flushing the store failed: flushed again on resume.
+    pub(super) flush_failed: bool,
     pub(super) uploaded: u64,
     /// Connection attempts failed in a row; each moves the next announce
     /// closer ([`Torrent::retry_backoff`]).
@@ -101,6 +103,7 @@ impl Torrent {
             new_haves: Vec::new(),
             completed_announced,
             completed_waiting: false,
+            flush_failed: false,
             uploaded: 0,
             failed_connections: 0,
         }

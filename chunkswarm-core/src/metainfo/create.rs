@@ -200,6 +200,10 @@ impl TorrentBuilder {
     /// (multi-file, in sorted path order; symbolic links are followed).
     /// Lengths are what was read, so a file that changes size while it is
     /// hashed still gives a consistent torrent.
+    ///
+    /// Blocks: it reads and hashes every byte with `std::fs` (about a
+    /// second per few hundred MiB). In async code run it in
+    /// `tokio::task::spawn_blocking` or a thread of its own.
     pub fn build_from_path(self, path: &Path) -> Result<Metainfo, CreateError> {
         let io_error = |path: &Path| {
             let path = path.to_path_buf();

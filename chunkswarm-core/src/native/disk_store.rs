@@ -61,6 +61,11 @@ struct Segment {
 impl DiskStore {
     /// Opens (creating if needed, folders included) the file or files of the
     /// torrent `info` at `path`. Existing files are kept as they are.
+    ///
+    /// Blocks: it creates folders and files with `std::fs`. In async code
+    /// run it in `tokio::task::spawn_blocking` for torrents of many files
+    /// ([`Client::add`](crate::client::Client::add) does). Reads and writes
+    /// afterwards run on tokio's blocking pool and do not block.
     pub fn open(path: impl Into<PathBuf>, info: &Info) -> Result<Self, StoreError> {
         let path = path.into();
         let mut segments = Vec::with_capacity(info.files().len());
@@ -71,7 +76,7 @@ impl DiskStore {
                 path.clone()
             };
             if let Some(parent) = file_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).map_err(|e| io_error(parent, &e))?;
+                std::fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
             }
             // Created now, so that the whole layout exists; opened on use.
             open_file(&file_path)?;
@@ -120,7 +125,7 @@ impl DiskStore {
             op(&mut files)
         })
         .await;
-        joined.unwrap_or_else(|e| Err(StoreError::Io(format!("store task failed: {e}"))))
+        joined.unwrap_or_else(|e| Err(StoreError::io(std::io::Error::other(e))))
     }
 }
 
@@ -131,11 +136,11 @@ fn open_file(path: &Path) -> Result<File, StoreError> {
         .create(true)
         .truncate(false)
         .open(path)
-        .map_err(|e| io_error(path, &e))
+        .map_err(|e| io_error(path, e))
 }
 
-fn io_error(path: &Path, e: &std::io::Error) -> StoreError {
-    StoreError::Io(format!("{}: {e}", path.display()))
+fn io_error(path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::io_at(path, e)
 }
 
 /// A part of a content range that lies in one file.
@@ -188,7 +193,7 @@ impl Files {
             Some(file) => Ok((file, &segment.path)),
             None => Err(io_error(
                 &segment.path,
-                &std::io::Error::other("file handle missing"),
+                std::io::Error::other("file handle missing"),
             )),
         }
     }
@@ -207,7 +212,7 @@ impl Files {
         let mut data = vec![0u8; (range.end - range.start) as usize];
         for span in self.spans(range) {
             let (file, path) = self.file(span.segment)?;
-            let io = |e: std::io::Error| io_error(path, &e);
+            let io = |e: std::io::Error| io_error(path, e);
             if file.metadata().map_err(io)?.len() < span.in_file + span.len as u64 {
                 return Ok(None);
             }
@@ -221,7 +226,7 @@ impl Files {
     fn write_range(&mut self, range: Range<u64>, data: &[u8]) -> Result<(), StoreError> {
         for span in self.spans(range) {
             let (file, path) = self.file(span.segment)?;
-            let io = |e: std::io::Error| io_error(path, &e);
+            let io = |e: std::io::Error| io_error(path, e);
             file.seek(SeekFrom::Start(span.in_file)).map_err(io)?;
             file.write_all(&data[span.at..span.at + span.len])
                 .map_err(io)?;
@@ -269,6 +274,22 @@ impl PieceStore for DiskStore {
         let range = self.layout.piece_range(piece);
         self.with_files(move |files| files.write_range(range, &data))
             .await
+    }
+
+    /// Flushes every file of the torrent to the device (`fsync`), reopening
+    /// those closed since they were written.
+    async fn sync(&self) -> Result<(), StoreError> {
+        self.with_files(|files| {
+            for segment in &files.segments {
+                let synced = match &segment.file {
+                    Some(file) => file.sync_all(),
+                    None => open_file(&segment.path)?.sync_all(),
+                };
+                synced.map_err(|e| io_error(&segment.path, e))?;
+            }
+            Ok(())
+        })
+        .await
     }
 }
 

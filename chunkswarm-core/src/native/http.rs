@@ -197,7 +197,7 @@ pub async fn http_get(url: &str, limit: usize, timeout: Duration) -> Result<Byte
     };
     match tokio::time::timeout(timeout, fetch).await {
         Ok(result) => result,
-        Err(_) => Err(HttpError::Transport("timed out".into())),
+        Err(_) => Err(HttpError::TimedOut),
     }
 }
 
@@ -212,7 +212,7 @@ impl HttpOrigin for HttpWebSeed {
         }
         match tokio::time::timeout(self.timeout, self.fetch_content(range)).await {
             Ok(result) => result,
-            Err(_) => Err(HttpError::Transport("timed out".into())),
+            Err(_) => Err(HttpError::TimedOut),
         }
     }
 }

@@ -2,12 +2,15 @@
 //! tokio, with WebRTC data channels (webrtc-rs), the WebSocket tracker as
 //! signaling, HTTP range requests to the web seed, and an on-disk store.
 //!
+//! Most programs want the [`Client`](crate::client::Client), which wires
+//! all of this per torrent. By hand, for another store or several torrents
+//! on one driver:
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use chunkswarm_core::driver::{driver, DriverConfig, DriverIo, TorrentSpec};
 //! use chunkswarm_core::native::{
-//!     entropy_seed, tracker_link, DiskStore, HttpWebSeed, TokioSleeper, WebRtcConfig,
-//!     WebRtcConnector,
+//!     tracker_link, DiskStore, HttpWebSeed, TokioSleeper, WebRtcConfig, WebRtcConnector,
 //! };
 //! # async fn run(meta: chunkswarm_core::metainfo::Metainfo) -> Result<(), Box<dyn std::error::Error>> {
 //! let io = DriverIo {
@@ -16,18 +19,16 @@
 //!     connector: Some(Arc::new(WebRtcConnector::new(WebRtcConfig::default()))),
 //!     sleeper: Arc::new(TokioSleeper),
 //! };
-//! let (handle, driver_future) = driver(DriverConfig::seeded(entropy_seed()), io);
+//! // The default draws a random peer id.
+//! let (handle, driver_future) = driver(DriverConfig::default(), io);
 //! tokio::spawn(driver_future);
-//! let spec = TorrentSpec {
-//!     info: meta.info().clone(),
-//!     store: Arc::new(DiskStore::open("film.webm", meta.info())?),
-//!     origin: Some(Arc::new(HttpWebSeed::for_torrent(
-//!         &meta.web_seeds()[0],
-//!         meta.info(),
-//!         std::time::Duration::from_secs(30),
-//!     )?)),
-//!     config: Default::default(),
-//! };
+//! // `DiskStore::open` blocks (it creates the files): fine for one file.
+//! let store = Arc::new(DiskStore::open("film.webm", meta.info())?);
+//! let mut spec = TorrentSpec::new(meta.info().clone(), store);
+//! if let Some(url) = meta.web_seeds().first() {
+//!     let timeout = std::time::Duration::from_secs(30);
+//!     spec = spec.with_origin(Arc::new(HttpWebSeed::for_torrent(url, meta.info(), timeout)?));
+//! }
 //! handle.add_torrent(spec).await?;
 //! # Ok(()) }
 //! ```
@@ -50,7 +51,7 @@ use crate::driver::{BoxFuture, Sleeper};
 pub use crate::driver::IceServer;
 pub use disk_store::{DEFAULT_MAX_OPEN_FILES, DiskStore};
 pub use http::{HttpWebSeed, WebSeedError, http_get};
-pub use tracker::{TrackerConnectError, connect_tracker, tracker_link};
+pub use tracker::{TRACKER_CONNECT_TIMEOUT, connect_tracker, tracker_link, tracker_link_to};
 pub use webrtc::{WebRtcConfig, WebRtcConnector};
 
 /// A seed for [`DriverConfig::seeded`](crate::driver::DriverConfig::seeded)

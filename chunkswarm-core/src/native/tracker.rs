@@ -1,5 +1,12 @@
 //! The WebSocket tracker client (tokio-tungstenite; `wss://` through rustls),
 //! reconnecting with backoff when the connection drops.
+//!
+//! Time bound: every connection attempt (TCP, TLS and the WebSocket
+//! handshake) is given up after [`TRACKER_CONNECT_TIMEOUT`] (or the bound
+//! given to [`tracker_link_to`]), so with the tracker down the driver hears
+//! [`SignalIn::Disconnected`] (its subscribers
+//! [`Event::TrackerFailed`](crate::swarm::Event::TrackerFailed)) at most
+//! that long after the link starts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,21 +18,17 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::driver::signal::{SignalIn, SignalOut};
-use crate::driver::{Signaling, SignalingError, SignalingLink};
+use crate::driver::{Signaling, SignalingError, SignalingLink, TrackerError};
 
 /// The first wait before connecting again; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// How long one attempt to connect to the tracker may take before it counts
+/// as failed ([`TrackerError::TimedOut`]).
+pub const TRACKER_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Why the tracker could not be reached.
-#[derive(Debug, thiserror::Error)]
-pub enum TrackerConnectError {
-    /// The WebSocket handshake (or TCP, TLS) failed.
-    #[error("tracker connection failed: {0}")]
-    Connect(String),
-}
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// The sending half: queues messages for the connection's task.
 #[derive(Debug)]
@@ -42,37 +45,81 @@ impl Signaling for WsSender {
 }
 
 /// Connects to the tracker at `url` (`ws://` or `wss://`), failing if the
-/// first attempt fails, and spawns the task that carries messages both ways.
-/// If the connection drops later the task reconnects (see [`tracker_link`]).
-pub async fn connect_tracker(url: &str) -> Result<SignalingLink, TrackerConnectError> {
-    let socket = connect(url).await?;
-    Ok(spawn_link(url, Some(socket)))
+/// first attempt fails (within [`TRACKER_CONNECT_TIMEOUT`]), and spawns the
+/// task that carries messages both ways. If the connection drops later the
+/// task reconnects (see [`tracker_link`]).
+pub async fn connect_tracker(url: &str) -> Result<SignalingLink, TrackerError> {
+    let socket = connect(url, TRACKER_CONNECT_TIMEOUT).await?;
+    Ok(spawn_link(
+        vec![url.to_owned()],
+        TRACKER_CONNECT_TIMEOUT,
+        Some(socket),
+    ))
 }
 
 /// A tracker link that connects in the background and never gives up: after
 /// every (re)connection it reports [`SignalIn::Reconnected`], so the driver
-/// announces again. Messages sent while disconnected are dropped; the
-/// driver's re-announce replaces them. Use it when the tracker may be down
-/// at start and the download should go on from the web seed meanwhile.
+/// announces again, and after every failure [`SignalIn::Disconnected`] with
+/// the reason (the first within [`TRACKER_CONNECT_TIMEOUT`]). Messages sent
+/// while disconnected are dropped; the driver's re-announce replaces them.
+/// Use it when the tracker may be down at start and the download should go
+/// on from the web seed meanwhile.
 pub fn tracker_link(url: &str) -> SignalingLink {
-    spawn_link(url, None)
+    tracker_link_to(&[url.to_owned()], TRACKER_CONNECT_TIMEOUT)
 }
 
-async fn connect(url: &str) -> Result<Socket, TrackerConnectError> {
-    let (socket, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .map_err(|e| TrackerConnectError::Connect(e.to_string()))?;
-    Ok(socket)
+/// [`tracker_link`] over several trackers (a torrent's announce list, in
+/// order): each failed attempt moves on to the next, so the link stays with
+/// the first one that answers. Each attempt may take `connect_timeout`.
+///
+/// # Panics
+///
+/// Never; an empty list gives a link that reports
+/// [`TrackerError::NoTracker`] once and then stays idle.
+pub fn tracker_link_to(urls: &[String], connect_timeout: Duration) -> SignalingLink {
+    spawn_link(urls.to_vec(), connect_timeout, None)
 }
 
-fn spawn_link(url: &str, first: Option<Socket>) -> SignalingLink {
+async fn connect(url: &str, timeout: Duration) -> Result<Socket, TrackerError> {
+    match tokio::time::timeout(timeout, tokio_tungstenite::connect_async(url)).await {
+        Ok(Ok((socket, _))) => Ok(socket),
+        Ok(Err(e)) => Err(TrackerError::Unreachable {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        }),
+        Err(_) => Err(TrackerError::TimedOut {
+            url: url.to_owned(),
+            after: timeout,
+        }),
+    }
+}
+
+fn spawn_link(urls: Vec<String>, timeout: Duration, first: Option<Socket>) -> SignalingLink {
     let (queue, outgoing) = mpsc::unbounded::<SignalOut>();
     let (incoming, events) = mpsc::unbounded::<SignalIn>();
-    tokio::spawn(keep_connected(url.to_owned(), first, outgoing, incoming));
+    if urls.is_empty() {
+        let _ = incoming.unbounded_send(SignalIn::Disconnected(TrackerError::NoTracker));
+        // Keep the stream open (an ended stream means the link is gone for
+        // good) as long as the driver holds the sender.
+        tokio::spawn(async move {
+            let mut outgoing = outgoing;
+            while outgoing.next().await.is_some() {}
+            drop(incoming);
+        });
+    } else {
+        let link = Link { urls, timeout };
+        tokio::spawn(link.keep_connected(first, outgoing, incoming));
+    }
     SignalingLink {
         sender: Arc::new(WsSender { queue }),
         events: Box::pin(events),
     }
+}
+
+/// Where the link connects, and how long an attempt may take.
+struct Link {
+    urls: Vec<String>,
+    timeout: Duration,
 }
 
 /// How a session with the tracker ended.
@@ -83,50 +130,62 @@ enum Ended {
     Lost,
 }
 
-async fn keep_connected(
-    url: String,
-    mut first: Option<Socket>,
-    mut outgoing: mpsc::UnboundedReceiver<SignalOut>,
-    incoming: mpsc::UnboundedSender<SignalIn>,
-) {
-    let mut backoff = FIRST_BACKOFF;
-    loop {
-        let socket = match first.take() {
-            Some(socket) => socket,
-            None => match connect(&url).await {
-                Ok(socket) => {
-                    // Whatever was queued while away is stale.
-                    while outgoing.try_recv().is_ok() {}
-                    if incoming.unbounded_send(SignalIn::Reconnected).is_err() {
-                        return;
+impl Link {
+    /// Connects, carries messages, and reconnects whenever the connection
+    /// fails, trying the trackers in turn; reports each failure.
+    async fn keep_connected(
+        self,
+        mut first: Option<Socket>,
+        mut outgoing: mpsc::UnboundedReceiver<SignalOut>,
+        incoming: mpsc::UnboundedSender<SignalIn>,
+    ) {
+        let mut backoff = FIRST_BACKOFF;
+        let mut turn = 0usize;
+        loop {
+            let url = &self.urls[turn % self.urls.len()];
+            let socket = match first.take() {
+                Some(socket) => socket,
+                None => match connect(url, self.timeout).await {
+                    Ok(socket) => {
+                        // Whatever was queued while away is stale.
+                        while outgoing.try_recv().is_ok() {}
+                        if incoming.unbounded_send(SignalIn::Reconnected).is_err() {
+                            return;
+                        }
+                        tracing::info!(%url, "tracker connected");
+                        socket
                     }
-                    tracing::info!(%url, "tracker connected");
-                    socket
-                }
-                Err(e) => {
-                    tracing::debug!(%url, error = %e, ?backoff, "tracker unreachable");
-                    if backoff == FIRST_BACKOFF
-                        && incoming.unbounded_send(SignalIn::Disconnected).is_err()
+                    Err(error) => {
+                        tracing::debug!(%url, %error, ?backoff, "tracker unreachable");
+                        if incoming
+                            .unbounded_send(SignalIn::Disconnected(error))
+                            .is_err()
+                            || wait_dropping(&mut outgoing, backoff).await.is_err()
+                        {
+                            return;
+                        }
+                        turn += 1;
+                        // A full round of failures: wait longer before the next.
+                        if turn % self.urls.len() == 0 {
+                            backoff = (backoff * 2).min(MAX_BACKOFF);
+                        }
+                        continue;
+                    }
+                },
+            };
+            backoff = FIRST_BACKOFF;
+            match session(url, socket, &mut outgoing, &incoming).await {
+                Ended::DriverGone => return,
+                Ended::Lost => {
+                    tracing::warn!(%url, "tracker connection lost; reconnecting");
+                    let lost = TrackerError::Lost { url: url.clone() };
+                    if incoming
+                        .unbounded_send(SignalIn::Disconnected(lost))
+                        .is_err()
+                        || wait_dropping(&mut outgoing, backoff).await.is_err()
                     {
                         return;
                     }
-                    if wait_dropping(&mut outgoing, backoff).await.is_err() {
-                        return;
-                    }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    continue;
-                }
-            },
-        };
-        backoff = FIRST_BACKOFF;
-        match session(&url, socket, &mut outgoing, &incoming).await {
-            Ended::DriverGone => return,
-            Ended::Lost => {
-                tracing::warn!(%url, "tracker connection lost; reconnecting");
-                if incoming.unbounded_send(SignalIn::Disconnected).is_err()
-                    || wait_dropping(&mut outgoing, backoff).await.is_err()
-                {
-                    return;
                 }
             }
         }

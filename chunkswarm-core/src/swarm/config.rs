@@ -21,7 +21,9 @@ pub enum OriginBudget {
 /// When and how the HTTP web seed is used.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HttpConfig {
-    /// Whether there is a web seed at all.
+    /// Whether the web seed may be used. Under the [driver](crate::driver)
+    /// a torrent without a web seed has it off whatever this says; with
+    /// one, `false` leaves it unused.
     pub enabled: bool,
     /// HTTP range requests in flight at once.
     pub max_in_flight: usize,
@@ -84,10 +86,12 @@ impl Default for StreamingConfig {
 /// Everything a [`Swarm`](super::Swarm) can be told at creation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SwarmConfig {
-    /// Our 20-byte peer id, sent in handshakes.
+    /// Our 20-byte peer id, sent in handshakes. Under the
+    /// [driver](crate::driver) (and the client) the driver's own replaces it.
     pub peer_id: [u8; 20],
     /// Seed of the swarm's random choices (tie-breaks, optimistic unchokes):
-    /// the same seed and inputs give the same outputs.
+    /// the same seed and inputs give the same outputs. Under the
+    /// [driver](crate::driver) it is drawn from the driver's seed.
     pub rng_seed: u64,
     /// Piece order.
     pub strategy: Strategy,

@@ -30,6 +30,7 @@ use web_time::Instant;
 use super::config::{OriginBudget, SwarmConfig};
 use super::download::{BlockSlot, PartialPiece};
 use super::{Event, HttpRequestId, Output, PieceState, Source, Swarm};
+use crate::driver::HttpError;
 use crate::layout::PieceIndex;
 use crate::pick::PeerView;
 use crate::piece_map::Bitfield;
@@ -418,7 +419,7 @@ impl Swarm {
         &mut self,
         now: Instant,
         id: HttpRequestId,
-        result: Result<Bytes, String>,
+        result: Result<Bytes, HttpError>,
     ) {
         let Some(fetch) = self.http.in_flight.remove(&id) else {
             return;
@@ -430,7 +431,10 @@ impl Swarm {
             Ok(body) if body.len() == expected => body,
             Ok(body) => {
                 self.stats.http_bytes_received += body.len() as u64;
-                let error = format!("expected {expected} bytes, got {}", body.len());
+                let error = HttpError::Length {
+                    expected: expected as u64,
+                    got: body.len() as u64,
+                };
                 return self.http_gave_up(now, piece, id, error);
             }
             Err(error) => return self.http_gave_up(now, piece, id, error),
@@ -476,7 +480,13 @@ impl Swarm {
         }
     }
 
-    fn http_gave_up(&mut self, now: Instant, piece: PieceIndex, id: HttpRequestId, error: String) {
+    fn http_gave_up(
+        &mut self,
+        now: Instant,
+        piece: PieceIndex,
+        id: HttpRequestId,
+        error: HttpError,
+    ) {
         if let Some(partial) = self.partials.get_mut(&piece) {
             if partial.http == Some(id) {
                 partial.http = None;
@@ -504,7 +514,7 @@ impl Swarm {
             .collect();
         for (id, piece) in expired {
             self.cancel_http(id);
-            self.http_gave_up(now, piece, id, "timed out".into());
+            self.http_gave_up(now, piece, id, HttpError::TimedOut);
         }
     }
 }

@@ -53,6 +53,7 @@ pub use output::{
     PieceState, Source, Stats,
 };
 
+use crate::driver::HttpError;
 use crate::layout::{Layout, PieceIndex};
 use crate::metainfo::Info;
 use crate::pick::{PiecePicker, PriorityPicker};
@@ -345,7 +346,7 @@ impl Swarm {
         &mut self,
         now: Instant,
         id: HttpRequestId,
-        result: Result<Bytes, String>,
+        result: Result<Bytes, HttpError>,
     ) {
         self.http_response(now, id, result);
         self.maybe_fetch_http(now);

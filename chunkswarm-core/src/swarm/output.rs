@@ -4,6 +4,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
+use crate::driver::{ConnectError, HttpError, StoreError, TrackerError};
 use crate::layout::PieceIndex;
 
 /// The adapter's name for one peer connection. The adapter picks it and must
@@ -193,11 +194,14 @@ pub enum Event {
         /// The piece it was for.
         piece: PieceIndex,
         /// What went wrong.
-        error: String,
+        error: HttpError,
     },
     /// Periodic counters and rates, at most once per tick while anything changes.
     Progress(Stats),
-    /// Every piece is verified.
+    /// Every piece is verified. Through the [driver](crate::driver) it
+    /// comes later: once every piece is also written to the store and the
+    /// store is flushed ([`PieceStore::sync`](crate::driver::PieceStore::sync)),
+    /// so the content reads back whole as soon as it is heard.
     Completed,
     /// A connection to a peer the tracker introduced could not be opened
     /// (ICE, DTLS or SCTP failed, or it timed out) and was closed. Sent by
@@ -209,7 +213,7 @@ pub enum Event {
         /// The remote's tracker peer id.
         peer_id: [u8; 20],
         /// What failed.
-        reason: String,
+        error: ConnectError,
         /// When the driver announces again for new connections.
         retry_in: std::time::Duration,
     },
@@ -219,10 +223,25 @@ pub enum Event {
     /// and resuming it writes the piece again. `Completed` waits until
     /// every piece is in the store.
     StoreFailed {
-        /// The piece.
-        piece: PieceIndex,
-        /// What the store said.
-        error: String,
+        /// The piece refused, or `None` when flushing the written pieces
+        /// to the device failed (resuming flushes again).
+        piece: Option<PieceIndex>,
+        /// What the store said ([`StoreError::kind`] gives the
+        /// [`io::ErrorKind`](std::io::ErrorKind)).
+        error: StoreError,
+    },
+    /// The tracker connection is up: announces and offers go out. Sent by
+    /// the [driver](crate::driver) for each of its torrents when the
+    /// connection opens, never by the swarm.
+    TrackerConnected,
+    /// The tracker cannot be reached, was lost, or refused a message of
+    /// this torrent. Sent by the [driver](crate::driver), never by the
+    /// swarm. The download goes on from the web seed and the peers already
+    /// connected; the adapter keeps reconnecting, and
+    /// [`TrackerConnected`](Self::TrackerConnected) follows when it is back.
+    TrackerFailed {
+        /// What went wrong.
+        error: TrackerError,
     },
 }
 

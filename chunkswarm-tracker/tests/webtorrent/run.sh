@@ -34,7 +34,7 @@ export const { RTCPeerConnection, RTCSessionDescription, RTCIceCandidate } = wrt
 export default wrtc
 SHIM
 cp "$here/peer.mjs" "$work/"
-(cd "$repo" && cargo build -q -p chunkswarm-tracker --bin chunkswarm-tracker)
+(cd "$repo" && cargo build -q -p chunkswarm-tracker --features cli --bin chunkswarm-tracker)
 tracker="${CARGO_TARGET_DIR:-$repo/target}/debug/chunkswarm-tracker"
 
 unshare -n bash -s "$tracker" "$work" "$cluster" <<'INNER'

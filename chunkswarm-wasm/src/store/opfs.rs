@@ -91,7 +91,7 @@ impl std::fmt::Debug for OpfsStore {
 }
 
 fn store_error(e: WorkerError) -> StoreError {
-    StoreError::Io(e.to_string())
+    StoreError::io(std::io::Error::other(e.to_string()))
 }
 
 impl OpfsStore {

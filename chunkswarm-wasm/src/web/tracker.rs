@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chunkswarm_core::driver::signal::{SignalIn, SignalOut};
-use chunkswarm_core::driver::{Signaling, SignalingError, SignalingLink};
+use chunkswarm_core::driver::{Signaling, SignalingError, SignalingLink, TrackerError};
 use futures::channel::mpsc;
 use wasm_bindgen::prelude::*;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
@@ -105,7 +105,10 @@ impl Shared {
             if !shared.down_reported.replace(true) {
                 // No offers while nobody can receive them.
                 if let Some(incoming) = shared.incoming.borrow().as_ref() {
-                    let _ = incoming.unbounded_send(SignalIn::Disconnected);
+                    let lost = TrackerError::Lost {
+                        url: shared.url.clone(),
+                    };
+                    let _ = incoming.unbounded_send(SignalIn::Disconnected(lost));
                 }
             }
             shared.reconnect_later();

@@ -35,7 +35,7 @@ export const { RTCPeerConnection, RTCSessionDescription, RTCIceCandidate } = wrt
 export default wrtc
 SHIM
 # Debug builds, which the test suite has already built.
-(cd "$repo" && cargo build -q -p chunkswarm-tracker --bin chunkswarm-tracker -p chunkswarm-examples --bin peer)
+(cd "$repo" && cargo build -q -p chunkswarm-tracker --bin chunkswarm-tracker -p chunkswarm-examples --bin peer --features chunkswarm-tracker/cli)
 bin="${CARGO_TARGET_DIR:-$repo/target}/debug"
 
 unshare -n bash -s "$bin" "$work" <<'INNER'

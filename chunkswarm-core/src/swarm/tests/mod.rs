@@ -164,7 +164,7 @@ impl Net {
                             &self.content[range.start as usize..range.end as usize],
                         ))
                     } else {
-                        Err("origin down".to_owned())
+                        Err(crate::driver::HttpError::Status(503))
                     };
                     self.nodes[i].swarm.handle_http_response(now, id, result);
                 }

@@ -306,11 +306,11 @@ impl Session {
                     Some(Event::PeerConnected { peer_id, .. }) => {
                         self.peers_seen.insert(peer_id);
                     }
-                    Some(Event::ConnectFailed { peer_id, reason, retry_in }) => {
+                    Some(Event::ConnectFailed { peer_id, error, retry_in }) => {
                         self.failed_connections += 1;
                         tracing::info!(
                             peer = %String::from_utf8_lossy(&peer_id),
-                            %reason,
+                            %error,
                             ?retry_in,
                             "connection failed"
                         );
@@ -318,7 +318,7 @@ impl Session {
                     Some(Event::StoreFailed { piece, error }) => {
                         // Nothing here can free space: stop with what is stored.
                         tracing::error!(
-                            piece = piece.get(),
+                            piece = piece.map(|p| p.get()),
                             %error,
                             "the disk refused a verified piece; stopping (what is stored is kept: free space and run again)"
                         );

@@ -1,0 +1,228 @@
+//! The high-level client against a real tracker and origin on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+#![cfg(feature = "native")]
+
+use std::time::{Duration, Instant};
+
+use chunkswarm_core::client::{AddOptions, Client, ClientConfig, TorrentError, TrackerState};
+use chunkswarm_core::driver::TrackerError;
+use chunkswarm_core::metainfo::TorrentBuilder;
+use chunkswarm_core::swarm::Event;
+use chunkswarm_tracker::{Config, RunningTracker, Tracker};
+use futures::StreamExt as _;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn content(len: usize, salt: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i * 131 + salt) ^ (i >> 9)) as u8)
+        .collect()
+}
+
+/// A tracker whose library holds `film.webm`, in 64 KiB pieces.
+async fn tracker_with(dir: &std::path::Path, data: &[u8]) -> RunningTracker {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("film.webm"), data).unwrap();
+    let config = Config {
+        media_dir: Some(dir.to_owned()),
+        piece_length: 64 << 10,
+        ..Config::default()
+    };
+    Tracker::new(config)
+        .unwrap()
+        .start("127.0.0.1:0")
+        .await
+        .unwrap()
+}
+
+fn loopback_client(download_dir: &std::path::Path) -> Client {
+    let mut config = ClientConfig::loopback();
+    config.download_dir = download_dir.to_owned();
+    config.swarm.http.patience = Duration::ZERO;
+    config.swarm.http.max_in_flight = 4;
+    Client::new(config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_resolves_only_once_the_content_reads_back_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    // Rounds of fresh downloads from the web seed, each file read at once.
+    for round in 0..6 {
+        let data = content(1_500_000 + round * 7_001, round);
+        let tracker = tracker_with(&dir.path().join(format!("media{round}")), &data).await;
+        let out = dir.path().join(format!("out{round}"));
+        let client = loopback_client(&out);
+        let torrent = client.add(tracker.torrent_url("film.webm")).await.unwrap();
+        assert!(!torrent.state().complete);
+        tokio::time::timeout(WAIT, torrent.wait())
+            .await
+            .expect("complete in time")
+            .unwrap();
+        let read = std::fs::read(out.join("film.webm")).unwrap();
+        assert!(read == data, "round {round}: the file read back differs");
+        let state = torrent.state();
+        assert!(state.complete);
+        assert_eq!(state.stats.verified_bytes, data.len() as u64);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torrent_whose_content_is_whole_is_complete_when_added() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = content(400_000, 3);
+    let tracker = tracker_with(&dir.path().join("media"), &data).await;
+    let client = loopback_client(dir.path());
+    let options = AddOptions {
+        output: Some(dir.path().join("media/film.webm")),
+        ..AddOptions::default()
+    };
+    let torrent = client
+        .add_with(tracker.torrent_url("film.webm"), options)
+        .await
+        .unwrap();
+    let state = torrent.state();
+    assert!(state.complete, "{state:?}");
+    assert_eq!(state.stats.pieces_verified, state.stats.pieces_total);
+    tokio::time::timeout(Duration::from_secs(1), torrent.wait())
+        .await
+        .expect("at once")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_with_defaults_exchange_a_file_over_webrtc() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = content(2_000_000, 9);
+    let tracker = tracker_with(&dir.path().join("media"), &data).await;
+    let torrent_url = tracker.torrent_url("film.webm");
+    let seeder = Client::new(ClientConfig::loopback());
+    let seeding = seeder
+        .add_with(
+            torrent_url.as_str(),
+            AddOptions {
+                output: Some(dir.path().join("media/film.webm")),
+                ..AddOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(seeding.state().complete);
+
+    let fetcher = Client::new(ClientConfig {
+        download_dir: dir.path().join("out"),
+        ..ClientConfig::loopback()
+    });
+    // No web seed: every byte must come from the seeder.
+    let no_web_seed = AddOptions {
+        web_seeds: Some(Vec::new()),
+        ..AddOptions::default()
+    };
+    let fetching = fetcher.add_with(torrent_url, no_web_seed).await.unwrap();
+    tokio::time::timeout(WAIT, fetching.wait())
+        .await
+        .expect("complete in time")
+        .unwrap();
+    assert_eq!(
+        std::fs::read(dir.path().join("out/film.webm")).unwrap(),
+        data
+    );
+    let state = fetching.state();
+    assert_eq!(state.tracker, TrackerState::Connected);
+    assert_eq!(state.stats.http_bytes, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_tracker_down_the_failure_arrives_within_the_documented_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = content(100_000, 1);
+    // A port that refuses, and one that accepts TCP but never answers.
+    let refusing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused_url = format!("ws://{}/announce", refusing.local_addr().unwrap());
+    drop(refusing);
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("ws://{}/announce", silent.local_addr().unwrap());
+    let bound = Duration::from_secs(2);
+    for (url, timed_out) in [(refused_url, false), (silent_url, true)] {
+        let meta = TorrentBuilder::new()
+            .piece_length(16 << 10)
+            .announce(url.as_str())
+            .build_from_reader("film.webm", data.as_slice())
+            .unwrap();
+        let mut config = ClientConfig::loopback();
+        config.tracker_timeout = bound;
+        config.download_dir = dir.path().join(format!("out-{timed_out}"));
+        let client = Client::new(config);
+        let started = Instant::now();
+        let torrent = client.add(meta.to_bytes()).await.unwrap();
+        let mut events = torrent.events();
+        let mut watch = torrent.watch();
+        let failed = tokio::time::timeout(bound + Duration::from_secs(1), async {
+            watch
+                .wait_for(|s| matches!(s.tracker, TrackerState::Failed(_)))
+                .await
+                .unwrap()
+                .tracker
+                .clone()
+        })
+        .await
+        .expect("the failure within the bound");
+        assert!(started.elapsed() <= bound + Duration::from_secs(1));
+        let TrackerState::Failed(error) = failed else {
+            unreachable!()
+        };
+        match error {
+            TrackerError::TimedOut { after, .. } => {
+                assert!(timed_out);
+                assert_eq!(after, bound);
+            }
+            TrackerError::Unreachable { .. } => assert!(!timed_out),
+            other => panic!("{other:?}"),
+        }
+        // Also as an event, on the stream of a subscriber who came late
+        // (the next attempt fails too).
+        let failure = async {
+            while let Some(event) = events.next().await {
+                if let Event::TrackerFailed { error } = event {
+                    return Some(error);
+                }
+            }
+            None
+        };
+        let event = tokio::time::timeout(bound * 3, failure).await;
+        assert!(matches!(event, Ok(Some(_))), "{event:?}");
+        torrent.remove().await.unwrap();
+        assert_eq!(torrent.wait().await, Err(TorrentError::Removed));
+    }
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = loopback_client(dir.path());
+    let missing = client.add(dir.path().join("none.torrent")).await;
+    assert!(
+        matches!(missing, Err(chunkswarm_core::client::AddError::Load(_))),
+        "{missing:?}"
+    );
+    // No tracker, no web seed, nothing on disk: nowhere to get it from.
+    let meta = TorrentBuilder::new()
+        .build_from_reader("x.bin", &b"hello"[..])
+        .unwrap();
+    let lonely = client.add(meta.to_bytes()).await;
+    assert!(
+        matches!(lonely, Err(chunkswarm_core::client::AddError::NoSource)),
+        "{lonely:?}"
+    );
+    let bad_tracker = AddOptions {
+        trackers: Some(vec!["http://tracker.example/announce".into()]),
+        ..AddOptions::default()
+    };
+    let refused = client.add_with(meta.to_bytes(), bad_tracker).await;
+    assert!(
+        matches!(
+            refused,
+            Err(chunkswarm_core::client::AddError::BadTracker(_))
+        ),
+        "{refused:?}"
+    );
+}
