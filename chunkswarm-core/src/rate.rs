@@ -112,6 +112,12 @@ impl BusyRate {
         }
     }
 
+    /// Whether the source was ever asked for anything, so that the rate
+    /// means something.
+    pub fn is_measured(&self) -> bool {
+        self.began.is_some()
+    }
+
     /// Bytes per second of busy time, as of `now`.
     pub fn rate(&self, now: Instant) -> f64 {
         let at = self.idle_since.unwrap_or(now);

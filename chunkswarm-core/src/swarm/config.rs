@@ -64,21 +64,30 @@ impl Default for HttpConfig {
     }
 }
 
-/// The playback window used by the streaming strategy.
+/// The playback window used by the streaming strategy, and when the origin
+/// steps in for peers.
+///
+/// A window piece is rescued from the origin (racing the peers) once peers,
+/// at the rate they deliver when asked, would bring it later than the moment
+/// a rescue must start: its deadline minus the origin's time for its missing
+/// bytes (measured on the origin's fetches so far) minus `rescue_margin`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamingConfig {
     /// Seconds of content ahead of the playhead that are fetched strictly in order.
     pub window: Duration,
-    /// A window piece whose deadline is closer than this and is not yet
-    /// verified is fetched from HTTP (racing the peers).
+    /// Safety added to the origin's time when deciding how early a rescue
+    /// must start.
     pub rescue_margin: Duration,
+    /// The origin's time for a whole piece until a fetch has measured it.
+    pub origin_piece_time: Duration,
 }
 
 impl Default for StreamingConfig {
     fn default() -> Self {
         Self {
             window: Duration::from_secs(20),
-            rescue_margin: Duration::from_secs(2),
+            rescue_margin: Duration::from_millis(1500),
+            origin_piece_time: Duration::from_millis(1500),
         }
     }
 }

@@ -59,6 +59,8 @@ pub(super) struct HttpState {
     fast_start_done: bool,
     /// Since when fewer requests than the threshold are outstanding to peers.
     starving_since: Option<Instant>,
+    /// Bytes per second of the origin's fetches, from request to last byte.
+    pub(super) origin_rate: Option<f64>,
 }
 
 impl HttpState {
@@ -78,6 +80,7 @@ impl HttpState {
             patient_until: now + config.http.patience,
             fast_start_done: !config.http.first_piece_from_http,
             starving_since: None,
+            origin_rate: None,
         }
     }
 
@@ -264,25 +267,38 @@ impl Swarm {
         due: Range<u32>,
         free: &dyn Fn(&Self, PieceIndex) -> bool,
     ) -> Option<PieceIndex> {
-        let margin = self.config.streaming.rescue_margin.as_secs_f64();
         let rate = self.p2p_capacity.rate(now).max(1.0);
         let mut backlog = 0u64;
         for piece in due.filter_map(|i| self.layout.piece(i)) {
             if self.have.contains(piece) {
                 continue;
             }
-            backlog += self.missing_bytes(piece);
+            let missing = self.missing_bytes(piece);
+            backlog += missing;
             let deadline = self.deadline(now, piece)?;
             let left = deadline.saturating_duration_since(now).as_secs_f64();
-            if free(self, piece) && left < backlog as f64 / rate + margin {
+            if free(self, piece) && left < backlog as f64 / rate + self.rescue_lead(missing) {
                 return Some(piece);
             }
         }
         None
     }
 
+    /// How long before its deadline a rescue of `missing` bytes must start:
+    /// the origin's time for them plus the rescue margin.
+    pub(super) fn rescue_lead(&self, missing: u64) -> f64 {
+        let origin = match self.http.origin_rate {
+            Some(rate) => missing as f64 / rate,
+            None => {
+                let piece = f64::from(self.layout.piece_length().max(1));
+                missing as f64 / piece * self.config.streaming.origin_piece_time.as_secs_f64()
+            }
+        };
+        origin + self.config.streaming.rescue_margin.as_secs_f64()
+    }
+
     /// Bytes of the piece not yet received.
-    fn missing_bytes(&self, piece: PieceIndex) -> u64 {
+    pub(super) fn missing_bytes(&self, piece: PieceIndex) -> u64 {
         let len = u64::from(self.layout.piece_len(piece));
         let Some(partial) = self.partials.get(&piece) else {
             return len;
@@ -441,6 +457,12 @@ impl Swarm {
         };
         self.http.failures = 0;
         self.stats.http_bytes_received += body.len() as u64;
+        let took = now.saturating_duration_since(fetch.started).as_secs_f64();
+        if took > 0.0 {
+            let sample = body.len() as f64 / took;
+            let rate = self.http.origin_rate.map_or(sample, |r| 0.5 * (r + sample));
+            self.http.origin_rate = Some(rate);
+        }
         self.http_rate.record(now, body.len() as u64);
         let piece_start = self.layout.piece_offset(piece);
         let Some(partial) = self.partials.get_mut(&piece) else {

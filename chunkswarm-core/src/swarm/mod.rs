@@ -441,25 +441,36 @@ impl Swarm {
             return Some(window.start..window.start + 1);
         }
         let margin = self.config.streaming.rescue_margin;
+        // Due within the time a rescue of it would take.
         let urgent = window
             .clone()
             .filter_map(|i| self.layout.piece(i))
             .any(|p| {
                 !self.have.contains(p)
-                    && self
-                        .deadline(now, p)
-                        .is_some_and(|d| d.saturating_duration_since(now) < margin)
+                    && self.deadline(now, p).is_some_and(|d| {
+                        let lead = self.rescue_lead(self.missing_bytes(p));
+                        d.saturating_duration_since(now).as_secs_f64() < lead
+                    })
             });
         if !urgent {
             return None;
         }
         // While HTTP rescues a piece, peers only finish the pieces before it:
         // later ones would take the link from the rescue and make it late.
-        // Not once playback has waited on the rescue for the rescue margin:
-        // the origin is slower than playback (throttled, far away), and peers
-        // kept idle would leave the rest of the window to it too.
+        // Not when that would not speed the rescue: playback has waited on it
+        // for the rescue margin (the origin is slower than playback), or the
+        // origin rather than our link limits it (peers deliver more than
+        // twice as fast), or peers were never asked and so never measured.
+        // Then what peers bring meanwhile is not rescued next.
+        let origin_limits = self
+            .http
+            .origin_rate
+            .is_some_and(|origin| 2.0 * origin < self.p2p_capacity.rate(now));
+        let stand_aside = self.p2p_capacity.is_measured() && !origin_limits;
         let end = match self.http.rescuing() {
-            Some(piece) if !self.rescue_overdue(now, piece, margin) => piece.get() + 1,
+            Some(piece) if stand_aside && !self.rescue_overdue(now, piece, margin) => {
+                piece.get() + 1
+            }
             _ => window.end,
         };
         Some(window.start..end.clamp(window.start + 1, window.end))

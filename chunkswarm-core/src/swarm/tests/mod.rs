@@ -777,45 +777,16 @@ fn a_playback_rescue_withdraws_peer_requests_for_later_pieces() {
     let viewer = net.add(&info, false, false, config);
     net.held_http = Some(Vec::new());
     net.connect(seeder, viewer);
-    let key = PeerKey(seeder as u64);
-    let asked_for = |net: &Net| -> BTreeSet<u32> {
-        net.nodes[viewer]
-            .swarm
-            .peers
-            .get(&key)
-            .map_or_else(BTreeSet::new, |p| {
-                p.outstanding
-                    .iter()
-                    .map(|o| o.block.piece().get())
-                    .collect()
-            })
-    };
-    let first_missing = |net: &Net| net.nodes[viewer].swarm.have().iter_zeros().next();
-    // Run until the viewer asks for a piece past the first one it lacks.
-    while asked_for(&net)
-        .iter()
-        .all(|p| first_missing(&net).is_some_and(|f| *p <= f.get()))
-    {
-        net.drain(seeder);
-        net.deliver_all();
-    }
-    let first = first_missing(&net).unwrap();
-    // Playback starts there: that piece is rescued over HTTP...
-    let now = net.now;
-    let playback = Playback {
-        position: info.layout().piece_offset(first),
-        bitrate: 65_536,
-    };
-    net.nodes[viewer].swarm.set_playback(now, Some(playback));
-    net.drain(viewer);
+    // Playback starts at a piece the viewer lacks: it is rescued over HTTP...
+    let first = viewer_asking_ahead(&mut net, &info, viewer, seeder);
     let held = net.held_http.take().unwrap();
     assert_eq!(held.len(), 1, "{held:?}");
     assert!(info.layout().piece_range(first).contains(&held[0].2.start));
     // ...and the next tick withdraws what would share the link with it.
-    let later = now + Duration::from_millis(300);
+    let later = net.now + Duration::from_millis(300);
     net.now = later;
     net.nodes[viewer].swarm.handle_timeout(later);
-    let asked = asked_for(&net);
+    let asked = asked_of(&net, viewer, PeerKey(seeder as u64));
     assert!(asked.iter().all(|p| *p <= first.get()), "{asked:?}");
     let (_, id, range) = held[0].clone();
     let body = Bytes::copy_from_slice(&net.content[range.start as usize..range.end as usize]);
@@ -824,6 +795,101 @@ fn a_playback_rescue_withdraws_peer_requests_for_later_pieces() {
         .handle_http_response(later, id, Ok(body));
     net.run_until(Duration::from_secs(60), |n| n.nodes[1].swarm.is_complete());
     assert_eq!(net.assembled(viewer), net.content);
+}
+
+/// Runs a viewer from one seeder until it asks for a piece past the first
+/// it lacks, then starts playback there; returns the piece and the key of
+/// the seeder. The origin's responses are held in `net.held_http`.
+fn viewer_asking_ahead(net: &mut Net, info: &Info, viewer: usize, seeder: usize) -> PieceIndex {
+    let key = PeerKey(seeder as u64);
+    let first_missing = |net: &Net| net.nodes[viewer].swarm.have().iter_zeros().next();
+    while asked_of(net, viewer, key)
+        .iter()
+        .all(|p| first_missing(net).is_some_and(|f| *p <= f.get()))
+    {
+        net.drain(seeder);
+        net.deliver_all();
+    }
+    let first = first_missing(net).unwrap();
+    let now = net.now;
+    let playback = Playback {
+        position: info.layout().piece_offset(first),
+        bitrate: 65_536,
+    };
+    net.nodes[viewer].swarm.set_playback(now, Some(playback));
+    net.drain(viewer);
+    first
+}
+
+/// The pieces `viewer` has block requests out for at `peer`.
+fn asked_of(net: &Net, viewer: usize, peer: PeerKey) -> BTreeSet<u32> {
+    net.nodes[viewer]
+        .swarm
+        .peers
+        .get(&peer)
+        .map_or_else(BTreeSet::new, |p| {
+            p.outstanding
+                .iter()
+                .map(|o| o.block.piece().get())
+                .collect()
+        })
+}
+
+#[test]
+fn a_rescue_from_an_origin_slower_than_peers_leaves_them_fetching_later_pieces() {
+    let (mut net, info) = Net::new(8 * 65_536, 65_536);
+    let seeder = net.add(&info, true, false, no_http());
+    let config = SwarmConfig {
+        strategy: crate::pick::Strategy::Streaming,
+        ..SwarmConfig::default()
+    };
+    let viewer = net.add(&info, false, false, config);
+    net.held_http = Some(Vec::new());
+    net.connect(seeder, viewer);
+    // The origin was measured at 1 KB/s, far below what the seeder delivers:
+    // the origin, not the viewer's link, limits a rescue.
+    net.nodes[viewer].swarm.http.origin_rate = Some(1_000.0);
+    let first = viewer_asking_ahead(&mut net, &info, viewer, seeder);
+    let held = net.held_http.take().unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
+    let later = net.now + Duration::from_millis(300);
+    net.now = later;
+    net.nodes[viewer].swarm.handle_timeout(later);
+    let asked = asked_of(&net, viewer, PeerKey(seeder as u64));
+    assert!(asked.iter().any(|p| *p > first.get()), "{asked:?}");
+}
+
+#[test]
+fn the_rescue_lead_is_the_origins_measured_time_plus_the_margin() {
+    let (net, info) = Net::new(4 * 65_536, 65_536);
+    let config = SwarmConfig {
+        strategy: crate::pick::Strategy::Streaming,
+        ..SwarmConfig::default()
+    };
+    let margin = config.streaming.rescue_margin.as_secs_f64();
+    let guess = config.streaming.origin_piece_time.as_secs_f64();
+    let now = net.now;
+    let mut viewer = Swarm::new(now, info.clone(), Bitfield::new(4), config);
+    // Until a fetch is measured: the configured time, pro rata.
+    assert!((viewer.rescue_lead(65_536) - (guess + margin)).abs() < 1e-9);
+    assert!((viewer.rescue_lead(32_768) - (guess / 2.0 + margin)).abs() < 1e-9);
+    viewer.set_playback(
+        now,
+        Some(Playback {
+            position: 0,
+            bitrate: 65_536,
+        }),
+    );
+    let (id, range) = std::iter::from_fn(|| viewer.poll_output())
+        .find_map(|o| match o {
+            Output::HttpFetch { id, range } => Some((id, range)),
+            _ => None,
+        })
+        .unwrap();
+    // The whole piece took half a second: 131,072 bytes a second.
+    let body = Bytes::copy_from_slice(&net.content[range.start as usize..range.end as usize]);
+    viewer.handle_http_response(now + Duration::from_millis(500), id, Ok(body));
+    assert!((viewer.rescue_lead(65_536) - (0.5 + margin)).abs() < 1e-9);
 }
 
 #[test]
