@@ -29,10 +29,14 @@
 //! dropped. Network faults become engine inputs (a closed channel, a failed
 //! range) and are logged with `tracing`; they never end the loop.
 
+mod action;
 mod announce;
+mod carry;
+mod config;
 mod handle;
 pub mod ice;
 pub mod io;
+mod machine;
 mod memory_store;
 mod outputs;
 mod run;
@@ -47,6 +51,7 @@ use std::pin::Pin;
 
 use futures::Stream;
 
+pub use config::DriverConfig;
 pub use handle::{AddTorrentError, DriverClosed, DriverEvent, Handle, TorrentSpec};
 pub use ice::{IceGrant, IceServer};
 pub use io::{
@@ -55,7 +60,7 @@ pub use io::{
     SignalingLink, Sleeper, StoreError, TrackerError,
 };
 pub use memory_store::MemoryStore;
-pub use run::{DriverConfig, DriverIo, driver};
+pub use run::{DriverIo, driver};
 
 /// `Send` on native targets, nothing on wasm32 (where JS objects are not `Send`).
 #[cfg(not(target_arch = "wasm32"))]
