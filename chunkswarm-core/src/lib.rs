@@ -88,4 +88,5 @@ pub mod rate;
 pub mod retry;
 mod rng;
 pub mod swarm;
+pub mod web_seed;
 pub mod wire;

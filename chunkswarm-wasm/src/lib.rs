@@ -45,7 +45,9 @@
 //!   with an `xs` (the `.torrent`'s URL; its trackers and `ws` web seeds
 //!   join the torrent's); options
 //!   `{ webSeed?, strategy? }` where `webSeed` overrides the torrent's
-//!   `url-list` (the first `http(s)` entry is used otherwise; `false`: none) and `strategy`
+//!   `url-list` (the first `http(s)` entry is used otherwise; `false`: none;
+//!   either is read as BEP 19 says, so a multi-file torrent's files are at
+//!   `url/name/path/of/file`) and `strategy`
 //!   is `'streaming'` (default), `'rarest'` or `'sequential'`. Resolves with
 //!   a `Torrent`; rejects on a malformed torrent or one already added.
 //! - `client.onEvent(listener)` / `torrent.onEvent(listener)`: every

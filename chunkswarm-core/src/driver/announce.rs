@@ -1,17 +1,16 @@
-//! The tracker side of the driver: announces with offers, answering offers,
-//! applying answers.
+//! The tracker side of the state machine: announces with offers, answering
+//! offers, applying answers, glare.
 
 use std::time::Duration;
 
-use futures::future;
 use web_time::Instant;
 
-use super::handle::DriverEvent;
+use super::action::{Action, Attempt};
 use super::ice::IceGrant;
-use super::io::{ConnectError, Offered, TrackerError};
-use super::run::{Done, Driver};
+use super::io::{ConnectError, TrackerError};
+use super::machine::{ANSWER_BOUND, Machine};
 use super::signal::{Announce, AnnounceEvent, Id20, SignalIn, SignalOut};
-use super::torrent::{Connecting, PendingOffer};
+use super::torrent::Connecting;
 use crate::layout::PieceIndex;
 use crate::metainfo::InfoHash;
 use crate::swarm::Event;
@@ -19,63 +18,43 @@ use crate::swarm::Event;
 /// Used when there is no tracker: nothing to announce, ever.
 const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
 
-impl Driver {
-    /// Announces the torrent. Without `offers`, first makes offers (when
-    /// connections are wanted) and comes back with them as [`Done::Offers`].
+impl Machine {
+    /// Announces the torrent. Without `offers`, first has offers made (when
+    /// connections are wanted) and comes back with them through
+    /// [`handle_offers_made`](Self::handle_offers_made).
     pub(super) fn announce(
         &mut self,
         now: Instant,
         info_hash: InfoHash,
-        offers: Option<Vec<(Id20, Offered)>>,
+        offers: Option<Vec<(Id20, String)>>,
     ) {
         let Some(torrent) = self.torrents.get_mut(&info_hash) else {
             return;
         };
-        if self.signal.is_none() || !self.tracker_up {
-            // Announced when the tracker is back (`SignalIn::Reconnected`).
+        if !self.has_tracker || !self.tracker_up {
+            // Announced when the tracker is back (`SignalIn::Reconnected`);
+            // offers made meanwhile could reach nobody.
+            torrent.announcing = false;
             torrent.next_announce = now + NEVER;
+            for (offer_id, _) in offers.unwrap_or_default() {
+                self.actions.push_back(Action::DropOffer {
+                    info_hash,
+                    offer_id,
+                });
+            }
             return;
         }
         let open = torrent.channels.len() + torrent.connecting.len() + torrent.offers.len();
         let wanted = self.config.max_connections.saturating_sub(open);
         let count = self.config.offers_per_announce.min(wanted);
-        let connector = self
-            .connector
-            .clone()
-            .filter(|_| offers.is_none() && count > 0);
-        if let Some(connector) = connector {
+        if self.has_connector && offers.is_none() && count > 0 {
             torrent.announcing = true;
             let ids: Vec<Id20> = (0..count).map(|_| self.random_id()).collect();
-            self.tasks.push(Box::pin(async move {
-                let made = future::join_all(ids.into_iter().map(|id| {
-                    let connector = connector.clone();
-                    async move { (id, connector.create_offer().await) }
-                }))
-                .await;
-                let mut failed = Vec::new();
-                let offers = made
-                    .into_iter()
-                    .filter_map(|(id, result)| match result {
-                        Ok(offered) => Some((id, offered)),
-                        Err(e) => {
-                            failed.push(e);
-                            None
-                        }
-                    })
-                    .collect();
-                if let Some(e) = failed.first() {
-                    // One line for the lot: they fail alike (e.g. a relay-only
-                    // connector before the tracker named a TURN server).
-                    tracing::warn!(count = failed.len(), error = %e, "could not make offers");
-                }
-                Done::Offers(info_hash, offers)
-            }));
+            self.actions
+                .push_back(Action::MakeOffers { info_hash, ids });
             return;
         }
         let offers = offers.unwrap_or_default();
-        let Some(torrent) = self.torrents.get_mut(&info_hash) else {
-            return;
-        };
         torrent.announcing = false;
         let event = (!torrent.announced).then_some(AnnounceEvent::Started);
         torrent.announced = true;
@@ -87,31 +66,44 @@ impl Driver {
         };
         torrent.next_announce = now + interval;
         let stats = torrent.swarm.stats(now);
-        let mut sdps = Vec::with_capacity(offers.len());
-        for (id, offered) in offers {
-            sdps.push((id, offered.sdp));
-            torrent.offers.insert(
-                id,
-                PendingOffer {
-                    connection: offered.pending,
-                    expires: now + self.config.offer_ttl,
-                },
-            );
+        for (id, _) in &offers {
+            torrent.offers.insert(*id, now + self.config.offer_ttl);
         }
-        tracing::debug!(%info_hash, offers = sdps.len(), ?event, "announcing");
+        tracing::debug!(%info_hash, offers = offers.len(), ?event, "announcing");
         let message = SignalOut::Announce(Announce {
             info_hash,
             peer_id: self.config.peer_id,
-            numwant: sdps.len() as u32,
+            numwant: offers.len() as u32,
             uploaded: stats.uploaded_bytes,
             downloaded: stats.p2p_bytes + stats.http_bytes,
             left: stats.total_bytes.saturating_sub(stats.verified_bytes),
             event,
-            offers: sdps,
+            offers,
             bitfield: Some(torrent.swarm.have().clone()),
             position: torrent.swarm.playback_piece().map(PieceIndex::get),
         });
-        self.send_signal(message);
+        self.actions.push_back(Action::Signal(message));
+    }
+
+    /// The offers asked for by [`Action::MakeOffers`] that could be made,
+    /// as `(offer id, SDP)`: the announce goes out with them.
+    pub(super) fn handle_offers_made(
+        &mut self,
+        now: Instant,
+        info_hash: InfoHash,
+        offers: Vec<(Id20, String)>,
+    ) {
+        if !self.torrents.contains_key(&info_hash) {
+            for (offer_id, _) in offers {
+                self.actions.push_back(Action::DropOffer {
+                    info_hash,
+                    offer_id,
+                });
+            }
+            return;
+        }
+        self.announce(now, info_hash, Some(offers));
+        self.drain(now, info_hash);
     }
 
     pub(super) fn announce_completed(&mut self, now: Instant, info_hash: InfoHash) {
@@ -142,66 +134,25 @@ impl Driver {
             bitfield: Some(torrent.swarm.have().clone()),
             position: torrent.swarm.playback_piece().map(PieceIndex::get),
         });
-        self.send_signal(message);
+        self.actions.push_back(Action::Signal(message));
     }
 
     /// A message from the tracker; `unix_now` is the wall clock in Unix
     /// seconds (ICE credentials expire by it).
-    pub(super) fn signal_in(&mut self, now: Instant, unix_now: u64, message: SignalIn) {
+    pub(super) fn handle_signal(&mut self, now: Instant, unix_now: u64, message: SignalIn) {
         match message {
             SignalIn::Offer {
                 info_hash,
                 from,
                 offer_id,
                 sdp,
-            } => {
-                let Some(connector) = self.connector.clone() else {
-                    return;
-                };
-                let Some(torrent) = self.torrents.get_mut(&info_hash) else {
-                    return;
-                };
-                let open = torrent.channels.len() + torrent.connecting.len();
-                if from == self.config.peer_id
-                    || torrent.knows_remote(&from)
-                    || open >= self.config.max_connections
-                {
-                    return;
-                }
-                let attempt = self.start_connecting(now, info_hash, from, false);
-                self.tasks.push(Box::pin(async move {
-                    let result = connector.accept_offer(&sdp).await;
-                    Done::Answered(info_hash, from, offer_id, attempt, result)
-                }));
-            }
+            } => self.offered(now, info_hash, from, offer_id, sdp),
             SignalIn::Answer {
                 info_hash,
                 from,
                 offer_id,
                 sdp,
-            } => {
-                let Some(torrent) = self.torrents.get_mut(&info_hash) else {
-                    return;
-                };
-                let Some(offer) = torrent.offers.remove(&offer_id) else {
-                    return;
-                };
-                if torrent.channels.values().any(|c| c.remote == from) {
-                    return;
-                }
-                if let Some(other) = torrent.connecting.get(&from) {
-                    // Each side answered the other's offer before either saw
-                    // an answer. Both keep the connection offered by the
-                    // smaller peer id, so they agree on one.
-                    if other.we_offered || from < self.config.peer_id {
-                        return;
-                    }
-                }
-                let attempt = self.start_connecting(now, info_hash, from, true);
-                let opening = offer.connection.open(Some(sdp));
-                let task = self.open_task(info_hash, from, attempt, opening);
-                self.tasks.push(task);
-            }
+            } => self.answer_in(now, info_hash, from, offer_id, sdp),
             SignalIn::Announced {
                 info_hash,
                 interval,
@@ -212,7 +163,7 @@ impl Driver {
                     t.interval = interval.max(Duration::from_secs(1));
                 }
                 if let Some(grant) = ice {
-                    self.ice_granted(now, unix_now, info_hash, &grant);
+                    self.ice_granted(now, unix_now, info_hash, grant);
                 }
             }
             SignalIn::Failure { info_hash, reason } => {
@@ -239,6 +190,120 @@ impl Driver {
         }
     }
 
+    /// A remote peer's offer: answered unless we already talk to that peer,
+    /// have no room, or it is our own.
+    fn offered(
+        &mut self,
+        now: Instant,
+        info_hash: InfoHash,
+        from: Id20,
+        offer_id: Id20,
+        sdp: String,
+    ) {
+        if !self.has_connector {
+            return;
+        }
+        let Some(torrent) = self.torrents.get(&info_hash) else {
+            return;
+        };
+        let open = torrent.channels.len() + torrent.connecting.len();
+        if from == self.config.peer_id
+            || torrent.knows_remote(&from)
+            || open >= self.config.max_connections
+        {
+            return;
+        }
+        let deadline = now + ANSWER_BOUND;
+        let attempt = self.start_connecting(info_hash, from, offer_id, false, deadline);
+        self.actions.push_back(Action::AcceptOffer {
+            attempt,
+            offer_sdp: sdp,
+        });
+    }
+
+    /// A remote peer answered one of our offers.
+    fn answer_in(
+        &mut self,
+        now: Instant,
+        info_hash: InfoHash,
+        from: Id20,
+        offer_id: Id20,
+        sdp: String,
+    ) {
+        let Some(torrent) = self.torrents.get_mut(&info_hash) else {
+            return;
+        };
+        if torrent.offers.remove(&offer_id).is_none() {
+            return;
+        }
+        let drop_offer = Action::DropOffer {
+            info_hash,
+            offer_id,
+        };
+        if torrent.talks_to(&from) {
+            self.actions.push_back(drop_offer);
+            return;
+        }
+        if let Some(other) = torrent.connecting.get(&from) {
+            // Glare: each side answered the other's offer before either saw
+            // an answer. Both keep the connection offered by the smaller
+            // peer id, so they agree on one.
+            if other.we_offered || from < self.config.peer_id {
+                self.actions.push_back(drop_offer);
+                return;
+            }
+        }
+        let deadline = now + self.config.connect_timeout;
+        let attempt = self.start_connecting(info_hash, from, offer_id, true, deadline);
+        self.actions.push_back(Action::OpenOffer {
+            info_hash,
+            offer_id,
+            attempt,
+            answer_sdp: sdp,
+        });
+    }
+
+    /// Our answer to a remote offer is made (or could not be): it goes to
+    /// the tracker and the channel is opened.
+    pub(super) fn handle_answer_made(
+        &mut self,
+        now: Instant,
+        attempt: Attempt,
+        result: Result<String, ConnectError>,
+    ) {
+        let Some((info_hash, remote)) = self.attempt(attempt) else {
+            // The torrent is gone, or we kept our own offer to this peer.
+            self.actions.push_back(Action::Abandon { attempt });
+            return;
+        };
+        let Some(torrent) = self.torrents.get_mut(&info_hash) else {
+            return;
+        };
+        let sdp = match result {
+            Ok(sdp) => sdp,
+            Err(e) => {
+                tracing::debug!(%info_hash, error = %e, "could not answer an offer");
+                torrent.connecting.remove(&remote);
+                self.actions.push_back(Action::Abandon { attempt });
+                return;
+            }
+        };
+        let Some(connecting) = torrent.connecting.get_mut(&remote) else {
+            return;
+        };
+        connecting.opening = true;
+        connecting.deadline = now + self.config.connect_timeout;
+        let offer_id = connecting.offer_id;
+        self.actions.push_back(Action::Signal(SignalOut::Answer {
+            info_hash,
+            peer_id: self.config.peer_id,
+            to_peer_id: remote,
+            offer_id,
+            sdp,
+        }));
+        self.actions.push_back(Action::OpenAnswered { attempt });
+    }
+
     /// Tells the torrent `only` (every torrent for `None`) about the tracker.
     fn publish_tracker(&mut self, only: Option<InfoHash>, event: &Event) {
         let hashes: Vec<InfoHash> = match only {
@@ -247,20 +312,14 @@ impl Driver {
             None => self.torrents.keys().copied().collect(),
         };
         for info_hash in hashes {
-            self.publish(DriverEvent {
-                info_hash,
-                event: event.clone(),
-            });
+            self.publish(info_hash, event.clone());
         }
     }
 
     /// Hands fresh ICE servers to the connector, and makes sure the
     /// torrent announces (and so renews them) before half their remaining
     /// lifetime has passed.
-    fn ice_granted(&mut self, now: Instant, now_unix: u64, info_hash: InfoHash, grant: &IceGrant) {
-        if let Some(connector) = &self.connector {
-            connector.set_ice_servers(grant);
-        }
+    fn ice_granted(&mut self, now: Instant, now_unix: u64, info_hash: InfoHash, grant: IceGrant) {
         if !std::mem::replace(&mut self.ice_granted, true) {
             // The offers made before were made without these servers (with
             // a relay-only policy, none could be made): announce again now
@@ -275,64 +334,36 @@ impl Driver {
             let half_left = Duration::from_secs(expires.saturating_sub(now_unix) / 2);
             t.interval = t.interval.min(half_left.max(Duration::from_secs(1)));
         }
-    }
-
-    pub(super) fn answered(
-        &mut self,
-        info_hash: InfoHash,
-        from: Id20,
-        offer_id: Id20,
-        attempt: u64,
-        result: Result<Offered, ConnectError>,
-    ) {
-        let current = self
-            .torrents
-            .get(&info_hash)
-            .and_then(|t| t.connecting.get(&from))
-            .is_some_and(|c| c.attempt == attempt);
-        if !current {
-            // The torrent is gone, or we kept our own offer to this peer.
-            return;
+        if self.has_connector {
+            self.actions.push_back(Action::SetIceServers(grant));
         }
-        let offered = match result {
-            Ok(offered) => offered,
-            Err(e) => {
-                tracing::debug!(%info_hash, error = %e, "could not answer an offer");
-                if let Some(t) = self.torrents.get_mut(&info_hash) {
-                    t.connecting.remove(&from);
-                }
-                return;
-            }
-        };
-        self.send_signal(SignalOut::Answer {
-            info_hash,
-            peer_id: self.config.peer_id,
-            to_peer_id: from,
-            offer_id,
-            sdp: offered.sdp,
-        });
-        let task = self.open_task(info_hash, from, attempt, offered.pending.open(None));
-        self.tasks.push(task);
     }
 
-    /// Records a new attempt to connect to `remote`, replacing any earlier
-    /// one, and returns its number.
+    /// Records a new attempt to connect to `remote`, replacing (and
+    /// abandoning) any earlier one.
     fn start_connecting(
         &mut self,
-        now: Instant,
         info_hash: InfoHash,
         remote: Id20,
+        offer_id: Id20,
         we_offered: bool,
-    ) -> u64 {
-        self.next_attempt += 1;
-        let attempt = self.next_attempt;
-        if let Some(torrent) = self.torrents.get_mut(&info_hash) {
-            let connecting = Connecting {
-                since: now,
-                attempt,
-                we_offered,
-            };
-            torrent.connecting.insert(remote, connecting);
+        deadline: Instant,
+    ) -> Attempt {
+        let attempt = self.next_attempt();
+        let Some(torrent) = self.torrents.get_mut(&info_hash) else {
+            return attempt;
+        };
+        let connecting = Connecting {
+            attempt,
+            we_offered,
+            offer_id,
+            opening: we_offered,
+            deadline,
+        };
+        if let Some(earlier) = torrent.connecting.insert(remote, connecting) {
+            self.actions.push_back(Action::Abandon {
+                attempt: earlier.attempt,
+            });
         }
         attempt
     }

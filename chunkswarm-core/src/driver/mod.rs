@@ -11,34 +11,49 @@
 //! subscribe to [`DriverEvent`]s (the engine's [`Event`](crate::swarm::Event)s
 //! tagged with their torrent).
 //!
-//! # The loop
+//! # A state machine and its shell
 //!
-//! Written with `futures` alone, it repeats:
+//! Inside, the driver is sans-IO like the [swarm](crate::swarm): a state
+//! machine (every torrent's swarm, the tracker protocol, offers, answers,
+//! glare, connection attempts, announce timing and backoff) that takes
+//! `now` as an argument and answers with actions, and a thin shell that
+//! both adapters run. The shell, written with `futures` alone, repeats:
 //!
-//! 1. drain every swarm's [`poll_output`](crate::swarm::Swarm::poll_output),
-//!    carrying each output out (sends to channels, HTTP fetches and store
-//!    operations started as futures, events to subscribers);
-//! 2. sleep until the earliest [`poll_timeout`](crate::swarm::Swarm::poll_timeout)
-//!    (or announce deadline), through the injected [`Sleeper`];
+//! 1. read the clock, run what is due in the machine, and carry out every
+//!    action it queued (sends to channels and to the tracker; HTTP
+//!    fetches, store operations and WebRTC steps started as futures;
+//!    events to subscribers);
+//! 2. sleep until the machine's next deadline, through the injected
+//!    [`Sleeper`];
 //! 3. wait for whichever comes first: a handle command, a tracker message,
-//!    a channel event, a finished I/O future, or the sleep, and feed it to
-//!    its swarm with the current time.
+//!    a channel event, a finished future, or the sleep, and feed it to the
+//!    machine with the current time.
+//!
+//! The machine is tested in virtual time with a fake tracker, connector and
+//! channels (offer and answer, glare, tracker drop and reconnection, peer
+//! churn, refusals, timeouts), without WebRTC.
 //!
 //! Nothing here blocks or spawns. The future ends after [`Handle::shutdown`]
 //! (announcing `stopped` and closing every channel) or when every handle is
 //! dropped. Network faults become engine inputs (a closed channel, a failed
 //! range) and are logged with `tracing`; they never end the loop.
 
+mod action;
 mod announce;
+mod carry;
+mod config;
 mod handle;
 pub mod ice;
 pub mod io;
+mod machine;
 mod memory_store;
 mod outputs;
 mod run;
 pub mod signal;
 mod torrent;
 
+#[cfg(test)]
+mod machine_tests;
 #[cfg(test)]
 mod tests;
 
@@ -47,6 +62,7 @@ use std::pin::Pin;
 
 use futures::Stream;
 
+pub use config::DriverConfig;
 pub use handle::{AddTorrentError, DriverClosed, DriverEvent, Handle, TorrentSpec};
 pub use ice::{IceGrant, IceServer};
 pub use io::{
@@ -55,7 +71,7 @@ pub use io::{
     SignalingLink, Sleeper, StoreError, TrackerError,
 };
 pub use memory_store::MemoryStore;
-pub use run::{DriverConfig, DriverIo, driver};
+pub use run::{DriverIo, driver};
 
 /// `Send` on native targets, nothing on wasm32 (where JS objects are not `Send`).
 #[cfg(not(target_arch = "wasm32"))]

@@ -1,18 +1,18 @@
-//! Carrying out a swarm's outputs.
+//! The state machine's side of a swarm's outputs and of the store: turning
+//! engine outputs into [`Action`]s and feeding their outcomes back.
 
 use bytes::Bytes;
-use futures::future::{self, AbortHandle};
 use web_time::Instant;
 
-use super::handle::DriverEvent;
-use super::io::HttpError;
-use super::run::{Done, Driver};
+use super::action::Action;
+use super::io::{HttpError, StoreError};
+use super::machine::Machine;
 use super::signal::SignalOut;
 use crate::layout::PieceIndex;
 use crate::metainfo::InfoHash;
-use crate::swarm::{Event, Output, PieceState};
+use crate::swarm::{Event, HttpRequestId, Output, PieceState};
 
-impl Driver {
+impl Machine {
     /// Drains the torrent's outputs until there are none.
     pub(super) fn drain(&mut self, now: Instant, info_hash: InfoHash) {
         loop {
@@ -24,66 +24,45 @@ impl Driver {
             };
             match output {
                 Output::Send { peer, data } => {
-                    let sent = torrent
-                        .channels
-                        .get(&peer)
-                        .map(|channel| channel.sender.send(data));
-                    if let Some(Err(_)) = sent {
-                        torrent.channels.remove(&peer);
-                        self.peer_torrent.remove(&peer);
-                        torrent.swarm.handle_peer_closed(now, peer);
+                    if torrent.channels.contains_key(&peer) {
+                        self.actions.push_back(Action::ChannelSend { peer, data });
                     }
                 }
                 Output::Close { peer, reason } => {
                     tracing::debug!(%info_hash, peer = peer.0, ?reason, "closing channel");
-                    if let Some(channel) = torrent.channels.remove(&peer) {
-                        channel.sender.close();
+                    if torrent.channels.remove(&peer).is_some() {
+                        self.actions.push_back(Action::ChannelClose { peer });
                     }
                     self.peer_torrent.remove(&peer);
                 }
                 Output::HttpFetch { id, range } => {
-                    let Some(origin) = torrent.origin.clone() else {
-                        torrent
-                            .swarm
-                            .handle_http_response(now, id, Err(HttpError::NoWebSeed));
-                        continue;
-                    };
-                    let (abort, registration) = AbortHandle::new_pair();
-                    torrent.http.insert(id, abort);
-                    let fetch = async move { origin.get_range(range).await };
-                    let fetch = future::Abortable::new(fetch, registration);
-                    self.tasks.push(Box::pin(async move {
-                        match fetch.await {
-                            Ok(result) => Done::Http(info_hash, id, result),
-                            Err(future::Aborted) => Done::Aborted,
-                        }
-                    }));
+                    torrent.http.insert(id);
+                    self.actions.push_back(Action::HttpFetch {
+                        info_hash,
+                        id,
+                        range,
+                    });
                 }
                 Output::HttpCancel { id } => {
-                    if let Some(abort) = torrent.http.remove(&id) {
-                        abort.abort();
+                    if torrent.http.remove(&id) {
+                        self.actions.push_back(Action::HttpCancel { info_hash, id });
                     }
                 }
                 Output::StorePiece { piece, data } => {
                     torrent.writing.insert(piece, data.clone());
-                    self.write(info_hash, piece, data);
+                    self.actions.push_back(Action::WritePiece {
+                        info_hash,
+                        piece,
+                        data,
+                    });
                 }
                 Output::ReadPiece { piece } => {
                     if let Some(data) = torrent.writing.get(&piece).cloned() {
                         torrent.swarm.handle_piece_read(now, piece, Some(data));
                         continue;
                     }
-                    let store = torrent.store.clone();
-                    self.tasks.push(Box::pin(async move {
-                        let data = match store.read(piece).await {
-                            Ok(data) => Some(data),
-                            Err(e) => {
-                                tracing::warn!(piece = piece.get(), error = %e, "piece read failed");
-                                None
-                            }
-                        };
-                        Done::Read(info_hash, piece, data)
-                    }));
+                    self.actions
+                        .push_back(Action::ReadPiece { info_hash, piece });
                 }
                 Output::Event(event) => self.event(now, info_hash, event),
             }
@@ -109,41 +88,93 @@ impl Driver {
                         self.announce_completed(now, info_hash);
                     }
                     if !writes_pending {
-                        self.sync_store(info_hash);
+                        self.actions.push_back(Action::SyncStore { info_hash });
                     }
                     return;
-                }
-                Event::Progress(stats) => {
-                    torrent.uploaded = stats.uploaded_bytes;
                 }
                 _ => {}
             }
         }
-        self.publish(DriverEvent { info_hash, event });
+        self.publish(info_hash, event);
     }
 
-    /// Hands a verified piece to the torrent's store; the piece must be in
-    /// its `writing` until the write lands.
-    fn write(&mut self, info_hash: InfoHash, piece: PieceIndex, data: Bytes) {
-        let Some(torrent) = self.torrents.get(&info_hash) else {
+    /// The web seed answered a request (or failed to).
+    pub(super) fn handle_http_response(
+        &mut self,
+        now: Instant,
+        info_hash: InfoHash,
+        id: HttpRequestId,
+        result: Result<Bytes, HttpError>,
+    ) {
+        let Some(t) = self.torrents.get_mut(&info_hash) else {
             return;
         };
-        let store = torrent.store.clone();
-        self.writes.push(Box::pin(async move {
-            let result = store.write(piece, data).await;
-            Done::Written(info_hash, piece, result)
-        }));
+        if t.http.remove(&id) {
+            t.swarm.handle_http_response(now, id, result);
+            self.drain(now, info_hash);
+        }
     }
 
-    /// Flushes the torrent's store; `Completed` follows when it succeeds.
-    pub(super) fn sync_store(&mut self, info_hash: InfoHash) {
-        let Some(torrent) = self.torrents.get(&info_hash) else {
+    /// The store read a piece (`None`: it could not).
+    pub(super) fn handle_piece_read(
+        &mut self,
+        now: Instant,
+        info_hash: InfoHash,
+        piece: PieceIndex,
+        data: Option<Bytes>,
+    ) {
+        if let Some(t) = self.torrents.get_mut(&info_hash) {
+            t.swarm.handle_piece_read(now, piece, data);
+            self.drain(now, info_hash);
+        }
+    }
+
+    /// The store wrote a piece, or refused it: then the torrent pauses, the
+    /// piece is kept (and served) from memory, and written again on resume.
+    pub(super) fn handle_written(
+        &mut self,
+        info_hash: InfoHash,
+        piece: PieceIndex,
+        result: Result<(), StoreError>,
+    ) {
+        let Some(t) = self.torrents.get_mut(&info_hash) else {
             return;
         };
-        let store = torrent.store.clone();
-        self.writes.push(Box::pin(async move {
-            Done::Synced(info_hash, store.sync().await)
-        }));
+        if let Err(error) = result {
+            tracing::warn!(%info_hash, piece = piece.get(), %error, "piece write failed; torrent paused");
+            t.unwritten.insert(piece);
+            t.swarm.pause();
+            let piece = Some(piece);
+            self.publish(info_hash, Event::StoreFailed { piece, error });
+            return;
+        }
+        t.writing.remove(&piece);
+        if t.writing.is_empty() && t.completed_waiting {
+            self.actions.push_back(Action::SyncStore { info_hash });
+        }
+    }
+
+    /// The store made every written piece durable, or failed to.
+    pub(super) fn handle_synced(&mut self, info_hash: InfoHash, result: Result<(), StoreError>) {
+        let Some(t) = self.torrents.get_mut(&info_hash) else {
+            return;
+        };
+        let event = match result {
+            // Written since (a piece refused, then written again): its own
+            // write ends with a flush of its own.
+            Ok(()) if !t.writing.is_empty() => return,
+            Ok(()) => {
+                t.completed_waiting = false;
+                Event::Completed
+            }
+            Err(error) => {
+                tracing::warn!(%info_hash, %error, "store flush failed; torrent paused");
+                t.swarm.pause();
+                t.flush_failed = true;
+                Event::StoreFailed { piece: None, error }
+            }
+        };
+        self.publish(info_hash, event);
     }
 
     /// Writes again the pieces the store refused, and flushes again if that
@@ -153,22 +184,18 @@ impl Driver {
             return;
         };
         if std::mem::take(&mut torrent.flush_failed) && torrent.writing.is_empty() {
-            self.sync_store(info_hash);
+            self.actions.push_back(Action::SyncStore { info_hash });
             return;
         }
-        let pieces: Vec<(PieceIndex, Bytes)> = std::mem::take(&mut torrent.unwritten)
-            .into_iter()
-            .filter_map(|piece| Some((piece, torrent.writing.get(&piece)?.clone())))
-            .collect();
-        for (piece, data) in pieces {
-            self.write(info_hash, piece, data);
+        for piece in std::mem::take(&mut torrent.unwritten) {
+            if let Some(data) = torrent.writing.get(&piece).cloned() {
+                self.actions.push_back(Action::WritePiece {
+                    info_hash,
+                    piece,
+                    data,
+                });
+            }
         }
-    }
-
-    /// Hands an event to every subscriber still listening.
-    pub(super) fn publish(&mut self, event: DriverEvent) {
-        self.subscribers
-            .retain(|subscriber| subscriber.unbounded_send(event.clone()).is_ok());
     }
 
     /// Reports newly verified pieces to the tracker (`x_cs_have`), once the
@@ -184,13 +211,13 @@ impl Driver {
             return;
         }
         let pieces = std::mem::take(&mut torrent.new_haves);
-        if self.signal.is_some() && torrent.announced {
+        if self.has_tracker && torrent.announced {
             for chunk in pieces.chunks(4096) {
-                self.send_signal(SignalOut::Have {
+                self.actions.push_back(Action::Signal(SignalOut::Have {
                     info_hash,
                     peer_id: self.config.peer_id,
                     pieces: chunk.to_vec(),
-                });
+                }));
             }
         }
     }

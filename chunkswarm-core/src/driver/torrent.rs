@@ -1,15 +1,14 @@
-//! One torrent inside the driver: its swarm, its connections, and how its
-//! outputs are carried out.
+//! One torrent inside the driver's state machine: its swarm and the
+//! bookkeeping of its connections, offers, requests and writes. It holds no
+//! I/O object; the shell keeps those, named by the same keys.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::future::AbortHandle;
 use web_time::Instant;
 
-use super::io::{ChannelSender, HttpOrigin, PendingConnection, PieceStore};
+use super::action::Attempt;
 use super::signal::Id20;
 use crate::layout::PieceIndex;
 use crate::swarm::{HttpRequestId, PeerKey, Swarm};
@@ -17,46 +16,39 @@ use crate::swarm::{HttpRequestId, PeerKey, Swarm};
 /// The first wait before announcing again after a failed connection.
 const FIRST_RETRY: Duration = Duration::from_secs(5);
 
-/// An open channel of this torrent.
-#[derive(Debug)]
-pub(super) struct Channel {
-    pub(super) sender: Box<dyn ChannelSender>,
-    /// The remote's tracker peer id.
-    pub(super) remote: Id20,
-}
-
-/// A connection to a remote peer being opened.
+/// A connection to a remote peer being made.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Connecting {
-    pub(super) since: Instant,
-    /// Names this attempt in [`Done::Opened`](super::run::Done::Opened): a
-    /// result of an attempt given up for another is discarded.
-    pub(super) attempt: u64,
+    /// Names this attempt in the shell's answers: an answer about an
+    /// attempt given up for another is discarded.
+    pub(super) attempt: Attempt,
     /// We made the offer (the remote answered it).
     pub(super) we_offered: bool,
+    /// The offer this connection answers or was answered for.
+    pub(super) offer_id: Id20,
+    /// The data channel is being opened (not our answer being made): a
+    /// timeout then counts as a failed connection.
+    pub(super) opening: bool,
+    /// When the attempt is given up.
+    pub(super) deadline: Instant,
 }
 
-/// An offer of ours that waits for an answer.
-pub(super) struct PendingOffer {
-    pub(super) connection: Box<dyn PendingConnection>,
-    pub(super) expires: Instant,
-}
-
-/// Everything the driver keeps about one torrent.
+/// Everything the state machine keeps about one torrent.
 pub(super) struct Torrent {
     pub(super) swarm: Swarm,
-    pub(super) store: Arc<dyn PieceStore>,
-    pub(super) origin: Option<Arc<dyn HttpOrigin>>,
-    pub(super) channels: BTreeMap<PeerKey, Channel>,
-    /// Remote peer ids with a connection being opened.
+    /// Open channels and the remote's tracker peer id.
+    pub(super) channels: BTreeMap<PeerKey, Id20>,
+    /// Remote peer ids with a connection being made.
     pub(super) connecting: BTreeMap<Id20, Connecting>,
-    pub(super) http: BTreeMap<HttpRequestId, AbortHandle>,
+    /// HTTP requests in flight.
+    pub(super) http: BTreeSet<HttpRequestId>,
     /// Pieces handed to the store whose write has not finished, or failed:
     /// reads are answered from here so a piece is never lost between the two.
     pub(super) writing: BTreeMap<PieceIndex, Bytes>,
     /// Pieces of `writing` the store refused: written again on resume.
     pub(super) unwritten: BTreeSet<PieceIndex>,
-    pub(super) offers: BTreeMap<Id20, PendingOffer>,
+    /// Our offers waiting for an answer, and when they expire.
+    pub(super) offers: BTreeMap<Id20, Instant>,
     /// An announce (with offers being made) is under way.
     pub(super) announcing: bool,
     /// The first announce (`started`) went out.
@@ -71,28 +63,19 @@ pub(super) struct Torrent {
     pub(super) completed_waiting: bool,
     /// Flushing the store failed: flushed again on resume.
     pub(super) flush_failed: bool,
-    pub(super) uploaded: u64,
     /// Connection attempts failed in a row; each moves the next announce
     /// closer ([`Torrent::retry_backoff`]).
     pub(super) failed_connections: u32,
 }
 
 impl Torrent {
-    pub(super) fn new(
-        now: Instant,
-        swarm: Swarm,
-        store: Arc<dyn PieceStore>,
-        origin: Option<Arc<dyn HttpOrigin>>,
-        interval: Duration,
-    ) -> Self {
+    pub(super) fn new(now: Instant, swarm: Swarm, interval: Duration) -> Self {
         let completed_announced = swarm.is_complete();
         Self {
             swarm,
-            store,
-            origin,
             channels: BTreeMap::new(),
             connecting: BTreeMap::new(),
-            http: BTreeMap::new(),
+            http: BTreeSet::new(),
             writing: BTreeMap::new(),
             unwritten: BTreeSet::new(),
             offers: BTreeMap::new(),
@@ -104,7 +87,6 @@ impl Torrent {
             completed_announced,
             completed_waiting: false,
             flush_failed: false,
-            uploaded: 0,
             failed_connections: 0,
         }
     }
@@ -118,7 +100,20 @@ impl Torrent {
 
     /// Whether we already talk to (or are connecting to) this remote peer.
     pub(super) fn knows_remote(&self, remote: &Id20) -> bool {
-        self.connecting.contains_key(remote) || self.channels.values().any(|c| &c.remote == remote)
+        self.connecting.contains_key(remote) || self.talks_to(remote)
+    }
+
+    /// Whether a channel to this remote peer is open.
+    pub(super) fn talks_to(&self, remote: &Id20) -> bool {
+        self.channels.values().any(|r| r == remote)
+    }
+
+    /// The remote peer an attempt of this torrent connects to.
+    pub(super) fn remote_of(&self, attempt: Attempt) -> Option<Id20> {
+        self.connecting
+            .iter()
+            .find(|(_, c)| c.attempt == attempt)
+            .map(|(remote, _)| *remote)
     }
 
     /// Bytes still missing, for the announce's `left`.
@@ -129,16 +124,12 @@ impl Torrent {
 
     /// The earliest moment something of this torrent is due.
     pub(super) fn deadline(&self) -> Option<Instant> {
-        let offers = self.offers.values().map(|o| o.expires).min();
+        let offers = self.offers.values().min().copied();
+        let connecting = self.connecting.values().map(|c| c.deadline).min();
         let announce = (!self.announcing).then_some(self.next_announce);
-        [self.swarm.poll_timeout(), offers, announce]
+        [self.swarm.poll_timeout(), offers, connecting, announce]
             .into_iter()
             .flatten()
             .min()
-    }
-
-    /// Drops offers nobody answered in time.
-    pub(super) fn expire_offers(&mut self, now: Instant) {
-        self.offers.retain(|_, offer| offer.expires > now);
     }
 }

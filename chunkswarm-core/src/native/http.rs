@@ -15,6 +15,7 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::driver::{HttpError, HttpOrigin};
 use crate::metainfo::Info;
+use crate::web_seed::WebSeedFiles;
 
 /// Why a web seed URL was refused.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -43,29 +44,16 @@ impl HttpWebSeed {
         ))
     }
 
-    /// The web seed of a torrent's `url-list` entry, as BEP 19 reads it: a
-    /// single-file torrent is at `url` (or `url` + name when `url` ends in
-    /// `/`); a multi-file torrent's files are at `url/name/path/of/file`.
-    /// A range across files becomes one request per file.
+    /// The web seed of a torrent's `url-list` entry, as BEP 19 reads it
+    /// (see [`WebSeedFiles::for_torrent`]): a single-file torrent is at
+    /// `url` (or `url` + name when `url` ends in `/`); a multi-file
+    /// torrent's files are at `url/name/path/of/file`. A range across files
+    /// becomes one request per file.
     pub fn for_torrent(url: &str, info: &Info, timeout: Duration) -> Result<Self, WebSeedError> {
-        let base = url.trim_end_matches('/');
-        if !info.is_multi_file() {
-            let url = if url.ends_with('/') {
-                format!("{base}/{}", encode(info.name()))
-            } else {
-                url.to_owned()
-            };
-            return Self::new(&url, timeout);
-        }
-        let files = info
+        let files = WebSeedFiles::for_torrent(url, info)
             .files()
             .iter()
-            .filter(|f| f.length() > 0)
-            .map(|f| {
-                let path: Vec<String> = f.path().iter().map(|c| encode(c)).collect();
-                let url = format!("{base}/{}/{}", encode(info.name()), path.join("/"));
-                Ok((f.byte_range(), parse_url(&url)?))
-            })
+            .map(|(range, url)| Ok((range.clone(), parse_url(url)?)))
             .collect::<Result<_, WebSeedError>>()?;
         Ok(Self::with_files(files, timeout))
     }
@@ -157,19 +145,6 @@ fn parse_url(url: &str) -> Result<Uri, WebSeedError> {
         return Err(WebSeedError::BadUrl(url.to_owned()));
     }
     Ok(uri)
-}
-
-/// Percent-encodes a path segment (RFC 3986: unreserved characters stay).
-fn encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for byte in segment.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 /// GETs a whole small resource (a `.torrent`), refusing bodies over `limit`

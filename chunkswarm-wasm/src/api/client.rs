@@ -316,9 +316,9 @@ impl ClientInner {
         let shared = Rc::new(TorrentShared::new(info.clone(), opened.storage));
         // Registered before the driver starts it, so no early event is missed.
         self.torrents.borrow_mut().insert(info_hash, shared.clone());
-        let origin = web_seed
-            .as_deref()
-            .map(|url| Arc::new(FetchWebSeed::new(url, HTTP_TIMEOUT)) as Arc<dyn HttpOrigin>);
+        let origin = web_seed.as_deref().map(|url| {
+            Arc::new(FetchWebSeed::for_torrent(url, &info, HTTP_TIMEOUT)) as Arc<dyn HttpOrigin>
+        });
         let piece_length = u64::from(info.layout().piece_length()).max(1);
         let mut config = SwarmConfig {
             strategy,

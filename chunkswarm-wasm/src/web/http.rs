@@ -13,6 +13,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chunkswarm_core::driver::{HttpError, HttpOrigin};
+use chunkswarm_core::metainfo::Info;
+use chunkswarm_core::web_seed::WebSeedFiles;
 use futures::future::{self, Either};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -22,21 +24,53 @@ use super::body::BodyReader;
 use super::sleep::Timeout;
 use super::{fetch_request, js_error};
 
-/// A web seed at one URL.
+/// A web seed: the content at one URL, or a multi-file torrent's files
+/// each at its own (BEP 19, planned by [`WebSeedFiles`]).
 #[derive(Debug, Clone)]
 pub struct FetchWebSeed {
-    url: String,
+    files: WebSeedFiles,
     timeout: Duration,
 }
 
 impl FetchWebSeed {
-    /// A web seed at `url` (absolute, or relative to the page); each request
-    /// may take `timeout` in all.
+    /// A web seed serving the whole content at `url` (absolute, or relative
+    /// to the page); each request may take `timeout` in all.
     pub fn new(url: &str, timeout: Duration) -> Self {
         Self {
-            url: url.to_owned(),
+            files: WebSeedFiles::whole(url),
             timeout,
         }
+    }
+
+    /// The web seed of a torrent's `url-list` entry, as BEP 19 reads it
+    /// ([`WebSeedFiles::for_torrent`]): a multi-file torrent's files are at
+    /// `url/name/path/of/file`, and a range across files becomes one
+    /// request per file.
+    pub fn for_torrent(url: &str, info: &Info, timeout: Duration) -> Self {
+        Self {
+            files: WebSeedFiles::for_torrent(url, info),
+            timeout,
+        }
+    }
+
+    /// GETs `range` of the content, file by file, joined.
+    async fn fetch_content(
+        &self,
+        range: Range<u64>,
+        abort: &AbortController,
+    ) -> Result<Bytes, HttpError> {
+        let requests = self.files.requests(range.clone());
+        if requests.is_empty() {
+            return Err(HttpError::Status(416));
+        }
+        if let [(url, part)] = &requests[..] {
+            return fetch_range(url, part.clone(), abort).await;
+        }
+        let mut joined = Vec::with_capacity(usize::try_from(range.end - range.start).unwrap_or(0));
+        for (url, part) in requests {
+            joined.extend_from_slice(&fetch_range(url, part, abort).await?);
+        }
+        Ok(Bytes::from(joined))
     }
 }
 
@@ -125,7 +159,7 @@ impl HttpOrigin for FetchWebSeed {
             });
         }
         let abort = AbortOnDrop(AbortController::new().map_err(transport)?);
-        let fetch = Box::pin(fetch_range(&self.url, range, &abort.0));
+        let fetch = Box::pin(self.fetch_content(range, &abort.0));
         match future::select(fetch, Timeout::new(self.timeout)).await {
             Either::Left((result, _)) => result,
             Either::Right(((), _)) => Err(HttpError::Transport("timed out".into())),
