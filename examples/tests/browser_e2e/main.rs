@@ -21,6 +21,8 @@ mod harness;
 #[path = "../browser/webdriver.rs"]
 mod webdriver;
 
+mod two_windows;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -38,6 +40,14 @@ use webdriver::Session;
 
 const TEST_NAME: &str = "two_pages_and_a_native_seeder_share_the_sample";
 const SERVER: &str = "127.0.0.1:8080";
+/// Each test runs browsers and builds the wasm package: one at a time.
+static BROWSERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    BROWSERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 /// The origin's cap: slow enough that page A plays while it downloads.
 const ORIGIN_RATE: &str = "32k";
 /// The native seeder's upload cap, for the same reason.
@@ -59,6 +69,7 @@ struct Seek {
 
 #[test]
 fn two_pages_and_a_native_seeder_share_the_sample() {
+    let _turn = one_at_a_time();
     if in_namespace(TEST_NAME) {
         inside_the_namespace();
     }
