@@ -38,7 +38,7 @@
 //!     ..Config::default()
 //! };
 //! let tracker = Tracker::new(config)?;
-//! let listener = tokio::net::TcpListener::bind("0.0.0.0:8000").await?;
+//! let listener = chunkswarm_tracker::bind("0.0.0.0:8000").await?;
 //! serve(listener, tracker, async {
 //!     let _ = tokio::signal::ctrl_c().await;
 //! })
@@ -236,6 +236,7 @@ pub use catalog::{Catalog, CatalogEntry, CatalogError, SearchFuture};
 pub use chunkswarm_core::metainfo;
 pub use config::{Config, Limits, RateBudget, TlsFiles};
 pub use ice::{IceConfig, IceConfigError, MAX_TTL, MIN_TTL, TurnSecret};
+pub use listener::{LISTEN_BACKLOG, bind};
 pub use proxy::{IpCidr, IpCidrError};
 pub use running::RunningTracker;
 pub use serve::{ServeError, serve, serve_app};

@@ -204,7 +204,7 @@ async fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+    let listener = match chunkswarm_tracker::bind(args.listen).await {
         Ok(listener) => listener,
         Err(e) => {
             tracing::error!(addr = %args.listen, error = %e, "cannot listen");

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::net::ToSocketAddrs;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -24,7 +24,7 @@ impl Tracker {
     /// ([`announce_url`](Self::announce_url), [`media_url`](Self::media_url))
     /// are right as soon as this returns.
     pub async fn start(self, addr: impl ToSocketAddrs) -> Result<RunningTracker, ServeError> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = crate::bind(addr).await?;
         let addr = listener.local_addr()?;
         self.inner.urls.default_to(addr, self.is_tls());
         let (stop, stopped) = oneshot::channel::<()>();

@@ -77,7 +77,7 @@ where
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let tracker = Tracker::new(Config::default())?;
 /// let app = router(tracker.clone()).route("/hello", get(|| async { "hello" }));
-/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+/// let listener = chunkswarm_tracker::bind("127.0.0.1:8000").await?;
 /// serve_app(listener, tracker, app, async {
 ///     let _ = tokio::signal::ctrl_c().await;
 /// })
@@ -133,7 +133,10 @@ where
                 let (config, proxies) = (Arc::clone(&config), Arc::clone(&proxies));
                 async move {
                     let client = client_of(&mut tcp, peer, &proxies, proxy_protocol).await?;
-                    match tls_stream::accept(tcp, config).await {
+                    match tls_stream::accept(tcp, config)
+                        .await
+                        .and_then(|s| s.detach())
+                    {
                         Ok(stream) => Some((stream, client)),
                         Err(e) => {
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -154,7 +157,13 @@ where
                 let proxies = Arc::clone(&proxies);
                 async move {
                     let client = client_of(&mut tcp, peer, &proxies, proxy_protocol).await?;
-                    Some((tcp, client))
+                    match tcp.into_std() {
+                        Ok(tcp) => Some((tcp, client)),
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "cannot hand the connection over");
+                            None
+                        }
+                    }
                 }
             })?
             .tap_io(|_| {});

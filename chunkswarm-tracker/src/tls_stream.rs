@@ -21,6 +21,8 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
+use crate::listener::Attach;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::server::UnbufferedServerConnection;
 use tokio_rustls::rustls::unbuffered::{
@@ -35,9 +37,11 @@ const MAX_WRITE: usize = 64 << 10;
 /// Room for a record's header, content type and tag.
 const RECORD_OVERHEAD: usize = 5 + 1 + 16;
 
-/// A TLS connection to a client over TCP, after its handshake.
-pub(crate) struct TlsStream {
-    io: TcpStream,
+/// A TLS connection to a client over TCP, after its handshake. `Io` is a
+/// tokio socket, or a plain one while the connection moves between runtimes
+/// ([`TlsStream::detach`], [`Attach`]).
+pub(crate) struct TlsStream<Io = TcpStream> {
+    io: Io,
     conn: UnbufferedServerConnection,
     /// Received bytes of a record not complete yet.
     incoming: Vec<u8>,
@@ -53,7 +57,7 @@ pub(crate) struct TlsStream {
     closing: bool,
 }
 
-impl fmt::Debug for TlsStream {
+impl<Io: fmt::Debug> fmt::Debug for TlsStream<Io> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsStream")
             .field("io", &self.io)
@@ -175,7 +179,40 @@ pub(crate) async fn accept(io: TcpStream, config: Arc<ServerConfig>) -> io::Resu
     Ok(stream)
 }
 
+impl<Io> TlsStream<Io> {
+    /// The same connection over what `f` makes of its socket.
+    fn map_io<J>(self, f: impl FnOnce(Io) -> io::Result<J>) -> io::Result<TlsStream<J>> {
+        Ok(TlsStream {
+            io: f(self.io)?,
+            conn: self.conn,
+            incoming: self.incoming,
+            plaintext: self.plaintext,
+            plaintext_read: self.plaintext_read,
+            outgoing: self.outgoing,
+            outgoing_sent: self.outgoing_sent,
+            eof: self.eof,
+            closing: self.closing,
+        })
+    }
+}
+
 impl TlsStream {
+    /// Detaches the socket from the runtime it was accepted on, to be
+    /// [attached](Attach::attach) to another.
+    pub(crate) fn detach(self) -> io::Result<TlsStream<std::net::TcpStream>> {
+        self.map_io(TcpStream::into_std)
+    }
+}
+
+impl Attach for TlsStream<std::net::TcpStream> {
+    type Io = TlsStream;
+
+    fn attach(self) -> io::Result<TlsStream> {
+        self.map_io(TcpStream::from_std)
+    }
+}
+
+impl<Io: AsyncRead + AsyncWrite + Unpin> TlsStream<Io> {
     fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
             ready!(self.poll_send(cx))?;
@@ -299,7 +336,7 @@ impl TlsStream {
     }
 }
 
-impl AsyncRead for TlsStream {
+impl<Io: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<Io> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -335,7 +372,7 @@ impl AsyncRead for TlsStream {
     }
 }
 
-impl AsyncWrite for TlsStream {
+impl<Io: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<Io> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -113,6 +113,43 @@ async fn wss_signaling_and_https_work_and_a_stalled_handshake_blocks_no_one() {
     t.stop().await;
 }
 
+/// The TLS handshake runs on the admission thread, not among the
+/// connections being served: with the tracker's one worker busy (here
+/// blocked outright), a client still completes its handshake at once.
+#[test]
+fn a_handshake_does_not_wait_for_a_busy_worker() {
+    let tls = tls();
+    let config = Config {
+        tls: Some(tls.files.clone()),
+        ..Config::default()
+    };
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let t = server.block_on(TestTracker::start(config));
+    // Serving: a first handshake.
+    client.block_on(connect(&t, &tls));
+    let (busy, blocked) = std::sync::mpsc::channel();
+    server.spawn(async move {
+        let _ = busy.send(());
+        std::thread::sleep(Duration::from_secs(3));
+    });
+    blocked.recv().unwrap();
+    let started = std::time::Instant::now();
+    let shaken = client
+        .block_on(async { tokio::time::timeout(Duration::from_secs(2), connect(&t, &tls)).await });
+    assert!(shaken.is_ok(), "the handshake waited for the busy worker");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    drop(shaken);
+    server.block_on(t.stop());
+}
+
 #[test]
 fn bad_tls_files_are_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();

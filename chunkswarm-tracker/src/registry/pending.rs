@@ -2,11 +2,17 @@
 //!
 //! An answer names its offer by `offer_id`; a busy connection has up to
 //! [`Limits::max_pending_offers_per_connection`](crate::Limits) of them.
-//! Beside the offers, oldest first, a list of their ids' first eight bytes
-//! is searched, newest first (answers come to recent offers): one machine
-//! word per offer rather than a whole offer's fields.
+//! They are kept oldest first (they expire in that order), and found by an
+//! index from their ids' first eight bytes to the newest offer with them,
+//! each offer linking to the next older one with the same eight bytes. An
+//! answered offer leaves a hole in its place, dropped when it reaches the
+//! front, or all at once when holes outnumber offers.
+//!
+//! (Searching the list and removing from its middle cost a sixth of the
+//! tracker's time under aquatic's load tester, whose connections keep
+//! 2,000 offers each.)
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use super::Pending;
@@ -18,34 +24,106 @@ fn tag(offer_id: &OfferId) -> u64 {
     u64::from_ne_bytes(first)
 }
 
+/// Holes tolerated beyond the number of offers before they are removed.
+const SLACK: usize = 64;
+
+#[derive(Debug)]
+struct Slot {
+    /// `None` once answered.
+    pending: Option<Pending>,
+    /// The sequence number of the next older offer whose tag is this one's.
+    older: Option<u64>,
+}
+
 /// Offers waiting for their answer, oldest first.
 #[derive(Debug, Default)]
 pub(super) struct PendingOffers {
-    offers: VecDeque<Pending>,
-    tags: VecDeque<u64>,
+    slots: VecDeque<Slot>,
+    /// The sequence number of `slots[0]`.
+    first: u64,
+    /// Tag to the sequence number of the newest offer with it.
+    newest: HashMap<u64, u64>,
+    /// Offers in `slots` (the rest are holes).
+    live: usize,
 }
 
 impl PendingOffers {
     /// Adds `pending`, forgetting the oldest offer if `max` are waiting.
     /// Offers are added in the order they expire.
     pub(super) fn push(&mut self, pending: Pending, max: usize) {
-        while self.offers.len() >= max.max(1) {
-            self.offers.pop_front();
-            self.tags.pop_front();
+        while self.live >= max.max(1) {
+            self.pop_front();
         }
-        self.tags.push_back(tag(&pending.offer_id));
-        self.offers.push_back(pending);
+        self.push_back(pending);
+        if self.slots.len() > 2 * self.live + SLACK {
+            self.compact();
+        }
+    }
+
+    fn push_back(&mut self, pending: Pending) {
+        let seq = self.first + self.slots.len() as u64;
+        let older = self.newest.insert(tag(&pending.offer_id), seq);
+        self.slots.push_back(Slot {
+            pending: Some(pending),
+            older,
+        });
+        self.live += 1;
+    }
+
+    /// Removes the front slot, then the holes behind it.
+    fn pop_front(&mut self) {
+        if let Some(slot) = self.slots.pop_front() {
+            if let Some(pending) = slot.pending {
+                self.live -= 1;
+                let tag = tag(&pending.offer_id);
+                if self.newest.get(&tag) == Some(&self.first) {
+                    self.newest.remove(&tag);
+                }
+            }
+            self.first += 1;
+        }
+        self.drop_leading_holes();
+    }
+
+    fn drop_leading_holes(&mut self) {
+        while self.slots.front().is_some_and(|s| s.pending.is_none()) {
+            self.slots.pop_front();
+            self.first += 1;
+        }
+        if self.slots.is_empty() {
+            *self = Self::default();
+        }
+    }
+
+    /// Rebuilds the list without its holes.
+    fn compact(&mut self) {
+        let offers: Vec<Pending> = std::mem::take(&mut self.slots)
+            .into_iter()
+            .filter_map(|s| s.pending)
+            .collect();
+        *self = Self::default();
+        for pending in offers {
+            self.push_back(pending);
+        }
     }
 
     /// Forgets the offers expired at `now`.
     pub(super) fn expire(&mut self, now: Instant) {
-        while self.offers.front().is_some_and(|p| p.expires <= now) {
-            self.offers.pop_front();
-            self.tags.pop_front();
+        while let Some(slot) = self.slots.front() {
+            match &slot.pending {
+                Some(p) if p.expires <= now => self.pop_front(),
+                _ => break,
+            }
         }
-        if self.offers.is_empty() {
+        if self.slots.is_empty() {
             *self = Self::default();
         }
+    }
+
+    /// The index in `slots` of the offer numbered `seq`, if it is still there.
+    fn index(&self, seq: u64) -> Option<usize> {
+        let index = usize::try_from(seq.checked_sub(self.first)?).ok()?;
+        (index < self.slots.len()).then_some(index)
     }
 
     /// Takes the newest offer with `offer_id` for which `matches` holds.
@@ -54,25 +132,46 @@ impl PendingOffers {
         offer_id: &OfferId,
         matches: impl Fn(&Pending) -> bool,
     ) -> Option<Pending> {
-        let wanted = tag(offer_id);
-        let mut end = self.tags.len();
-        while let Some(index) = self.tags.range(..end).rposition(|&t| t == wanted) {
-            let hit = self
-                .offers
-                .get(index)
+        let tag = tag(offer_id);
+        // The offer whose `older` leads to the one looked at.
+        let mut newer: Option<usize> = None;
+        let mut cursor = self.newest.get(&tag).copied();
+        while let Some(index) = cursor.and_then(|seq| self.index(seq)) {
+            let slot = self.slots.get(index)?;
+            let older = slot.older.filter(|&seq| self.index(seq).is_some());
+            let hit = slot
+                .pending
+                .as_ref()
                 .is_some_and(|p| p.offer_id == *offer_id && matches(p));
             if hit {
-                self.tags.remove(index);
-                return self.offers.remove(index);
+                match newer.and_then(|n| self.slots.get_mut(n)) {
+                    Some(newer) => newer.older = older,
+                    None => match older {
+                        Some(seq) => {
+                            self.newest.insert(tag, seq);
+                        }
+                        None => {
+                            self.newest.remove(&tag);
+                        }
+                    },
+                }
+                let taken = self.slots.get_mut(index)?.pending.take();
+                self.live -= 1;
+                self.drop_leading_holes();
+                if self.slots.len() > 2 * self.live + SLACK {
+                    self.compact();
+                }
+                return taken;
             }
-            end = index;
+            newer = Some(index);
+            cursor = older;
         }
         None
     }
 
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
-        self.offers.len()
+        self.live
     }
 }
 
@@ -120,5 +219,74 @@ mod tests {
         assert!(offers.take(&Id20([11; 20]), |_| true).is_some());
         offers.expire(now + Duration::from_secs(9));
         assert_eq!(offers.len(), 0);
+    }
+
+    #[test]
+    fn many_offers_under_one_tag_are_taken_in_any_order_and_holes_are_freed() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(60);
+        let mut offers = PendingOffers::default();
+        // Ids alike in their first eight bytes, told apart by the last.
+        let id = |n: u8| {
+            let mut bytes = [5; 20];
+            bytes[19] = n;
+            bytes
+        };
+        for n in 0..50 {
+            offers.push(offer(id(n), n, later), 1000);
+        }
+        for n in (0..50)
+            .filter(|n| n % 3 == 0)
+            .chain((0..50).filter(|n| n % 3 != 0).rev())
+        {
+            let taken = offers.take(&Id20(id(n)), |_| true).map(|p| p.to_conn);
+            assert_eq!(taken, Some(u64::from(n)), "{n}");
+            assert!(offers.take(&Id20(id(n)), |_| true).is_none());
+        }
+        assert_eq!(offers.len(), 0);
+        assert_eq!(offers.slots.capacity(), 0);
+        // The same id twice: the newest that matches goes first.
+        offers.push(offer(id(1), 1, later), 1000);
+        offers.push(offer(id(1), 2, later), 1000);
+        offers.push(offer(id(1), 3, later), 1000);
+        assert_eq!(
+            offers
+                .take(&Id20(id(1)), |p| p.to_conn != 3)
+                .map(|p| p.to_conn),
+            Some(2)
+        );
+        assert_eq!(
+            offers.take(&Id20(id(1)), |_| true).map(|p| p.to_conn),
+            Some(3)
+        );
+        assert_eq!(
+            offers.take(&Id20(id(1)), |_| true).map(|p| p.to_conn),
+            Some(1)
+        );
+        // Answered offers in the middle do not pile up.
+        for n in 0..10_000u32 {
+            let mut bytes = [0; 20];
+            bytes[..4].copy_from_slice(&n.to_be_bytes());
+            offers.push(offer(bytes, 0, later), 1000);
+            if n % 2 == 1 {
+                assert!(offers.take(&Id20(bytes), |_| true).is_some());
+            }
+        }
+        // Each odd id pushed out an even one and was then answered.
+        assert_eq!(offers.len(), 999);
+        assert!(
+            offers.slots.len() <= 2 * 1000 + SLACK,
+            "{}",
+            offers.slots.len()
+        );
+        // The oldest that is left went when the cap was reached: the first
+        // even ids are gone, the last are there.
+        let id_of = |n: u32| {
+            let mut bytes = [0; 20];
+            bytes[..4].copy_from_slice(&n.to_be_bytes());
+            Id20(bytes)
+        };
+        assert!(offers.take(&id_of(0), |_| true).is_none());
+        assert!(offers.take(&id_of(9998), |_| true).is_some());
     }
 }
