@@ -75,14 +75,14 @@ fn two_pages_and_a_native_seeder_share_the_sample() {
     }
 }
 
-fn http_get(path: &str) -> Option<(u16, Vec<u8>)> {
-    harness::http_get(SERVER, path)
-}
-
-fn inside_the_namespace() {
-    let artifacts = artifacts();
+/// The `server` example on [`SERVER`] with its origin capped at
+/// `origin_rate`, up and healthy, and chromedriver beside it.
+fn start_server(
+    origin_rate: &str,
+    rust_log: &str,
+    artifacts: &Path,
+) -> (Running, Running, webdriver::Driver) {
     let pkg = pkg_dir();
-
     let mut server = Running::spawn(
         "the server",
         Command::new(env!("CARGO_BIN_EXE_server"))
@@ -90,18 +90,29 @@ fn inside_the_namespace() {
                 "--addr",
                 SERVER,
                 "--origin-rate",
-                ORIGIN_RATE,
+                origin_rate,
                 "--pkg",
                 &pkg,
             ])
-            .env("RUST_LOG", "info,chunkswarm_tracker=debug"),
+            .env("RUST_LOG", rust_log),
         &artifacts.join("server.log"),
     );
-    let (_chromedriver, webdriver) = start_chromedriver(&artifacts);
+    let (chromedriver, webdriver) = start_chromedriver(artifacts);
     wait_for("the server", Duration::from_secs(30), || {
         server.check();
         http_get("/healthz").is_some_and(|(status, _)| status == 200)
     });
+    (server, chromedriver, webdriver)
+}
+
+fn http_get(path: &str) -> Option<(u16, Vec<u8>)> {
+    harness::http_get(SERVER, path)
+}
+
+fn inside_the_namespace() {
+    let artifacts = artifacts();
+    let (mut server, _chromedriver, webdriver) =
+        start_server(ORIGIN_RATE, "info,chunkswarm_tracker=debug", &artifacts);
 
     // The sample and its torrent, as the server makes it.
     let sample = std::fs::read(sample_media_dir().join("sample.webm")).unwrap();

@@ -5,16 +5,13 @@
 //! measured 89.1 %: the second window's first pieces come from the origin
 //! while its connection to the first is still being set up.)
 
-use std::process::Command;
 use std::time::Duration;
 
 use chunkswarm_examples::demo::sample_media_dir;
 use sha2::{Digest as _, Sha256};
 
-use super::harness::{
-    Running, artifacts, browser, in_namespace, pkg_dir, start_chromedriver, wait_for,
-};
-use super::{SERVER, finish, http_get, one_at_a_time};
+use super::harness::{artifacts, browser, in_namespace};
+use super::{SERVER, finish, one_at_a_time, start_server};
 
 const TEST_NAME: &str = "two_windows::two_playing_windows_pay_the_origin_about_once";
 const ORIGIN_RATE: &str = "256k";
@@ -32,26 +29,7 @@ fn two_playing_windows_pay_the_origin_about_once() {
 fn inside_the_namespace() {
     let artifacts = artifacts().join("two-windows");
     std::fs::create_dir_all(&artifacts).unwrap();
-    let pkg = pkg_dir();
-    let mut server = Running::spawn(
-        "the server",
-        Command::new(env!("CARGO_BIN_EXE_server"))
-            .args([
-                "--addr",
-                SERVER,
-                "--origin-rate",
-                ORIGIN_RATE,
-                "--pkg",
-                &pkg,
-            ])
-            .env("RUST_LOG", "info"),
-        &artifacts.join("server.log"),
-    );
-    let (_chromedriver, webdriver) = start_chromedriver(&artifacts);
-    wait_for("the server", Duration::from_secs(30), || {
-        server.check();
-        http_get("/healthz").is_some_and(|(status, _)| status == 200)
-    });
+    let (mut server, _chromedriver, webdriver) = start_server(ORIGIN_RATE, "info", &artifacts);
     let sample = std::fs::read(sample_media_dir().join("sample.webm")).unwrap();
     let sha256 = hex::encode(Sha256::digest(&sample));
 

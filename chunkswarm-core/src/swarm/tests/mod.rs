@@ -768,15 +768,7 @@ fn blocks_that_cross_our_cancel_are_late_not_unsolicited() {
 
 #[test]
 fn a_playback_rescue_withdraws_peer_requests_for_later_pieces() {
-    let (mut net, info) = Net::new(8 * 65_536, 65_536);
-    let seeder = net.add(&info, true, false, no_http());
-    let config = SwarmConfig {
-        strategy: crate::pick::Strategy::Streaming,
-        ..SwarmConfig::default()
-    };
-    let viewer = net.add(&info, false, false, config);
-    net.held_http = Some(Vec::new());
-    net.connect(seeder, viewer);
+    let (mut net, info, seeder, viewer) = seeder_and_streaming_viewer();
     // Playback starts at a piece the viewer lacks: it is rescued over HTTP...
     let first = viewer_asking_ahead(&mut net, &info, viewer, seeder);
     let held = net.held_http.take().unwrap();
@@ -795,6 +787,21 @@ fn a_playback_rescue_withdraws_peer_requests_for_later_pieces() {
         .handle_http_response(later, id, Ok(body));
     net.run_until(Duration::from_secs(60), |n| n.nodes[1].swarm.is_complete());
     assert_eq!(net.assembled(viewer), net.content);
+}
+
+/// A seeder connected to a streaming viewer, over 8 pieces of 64 KiB; the
+/// origin's responses are held in `net.held_http`.
+fn seeder_and_streaming_viewer() -> (Net, Info, usize, usize) {
+    let (mut net, info) = Net::new(8 * 65_536, 65_536);
+    let seeder = net.add(&info, true, false, no_http());
+    let config = SwarmConfig {
+        strategy: crate::pick::Strategy::Streaming,
+        ..SwarmConfig::default()
+    };
+    let viewer = net.add(&info, false, false, config);
+    net.held_http = Some(Vec::new());
+    net.connect(seeder, viewer);
+    (net, info, seeder, viewer)
 }
 
 /// Runs a viewer from one seeder until it asks for a piece past the first
@@ -837,15 +844,7 @@ fn asked_of(net: &Net, viewer: usize, peer: PeerKey) -> BTreeSet<u32> {
 
 #[test]
 fn a_rescue_from_an_origin_slower_than_peers_leaves_them_fetching_later_pieces() {
-    let (mut net, info) = Net::new(8 * 65_536, 65_536);
-    let seeder = net.add(&info, true, false, no_http());
-    let config = SwarmConfig {
-        strategy: crate::pick::Strategy::Streaming,
-        ..SwarmConfig::default()
-    };
-    let viewer = net.add(&info, false, false, config);
-    net.held_http = Some(Vec::new());
-    net.connect(seeder, viewer);
+    let (mut net, info, seeder, viewer) = seeder_and_streaming_viewer();
     // The origin was measured at 1 KB/s, far below what the seeder delivers:
     // the origin, not the viewer's link, limits a rescue.
     net.nodes[viewer].swarm.http.origin_rate = Some(1_000.0);
