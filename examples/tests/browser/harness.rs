@@ -348,16 +348,17 @@ impl RendererMemory {
     }
 
     /// Reads each renderer's peak RSS (`VmHWM`) now, and its own memory
-    /// (`RssAnon`, which has no kernel-kept peak: the peak is of samples);
-    /// call it often, since a renderer replaced on reload takes its peak
-    /// with it.
+    /// (`RssAnon` + `VmSwap`, which have no kernel-kept peak: the peak is of
+    /// samples); call it often, since a renderer replaced on reload takes
+    /// its peak with it.
     pub(crate) fn sample(&mut self) {
         for pid in renderers(&self.profile) {
             if let Some(kib) = status_kib(pid, "VmHWM:") {
                 self.peak_kib = self.peak_kib.max(kib);
             }
             if let Some(kib) = status_kib(pid, "RssAnon:") {
-                self.peak_own_kib = self.peak_own_kib.max(kib);
+                let swapped = status_kib(pid, "VmSwap:").unwrap_or(0);
+                self.peak_own_kib = self.peak_own_kib.max(kib + swapped);
             }
         }
     }
@@ -386,10 +387,13 @@ impl RendererMemory {
         self.peak_kib as f64 / 1024.0
     }
 
-    /// The highest own (anonymous) memory sampled, in MiB: the resident
-    /// memory less Chromium's code and other mapped files and shared
-    /// memory, which is what Chromium reports as a process's private
-    /// memory footprint on Linux.
+    /// The highest own memory sampled, in MiB: anonymous pages, resident
+    /// or swapped, so not Chromium's code and other mapped files, which
+    /// every renderer shares, nor shared memory. This is the process's
+    /// private memory footprint as Chromium defines it on Linux: what its
+    /// task manager shows as "Memory footprint", and what the DevTools
+    /// protocol's memory dumps (`Tracing.requestMemoryDump`) report as
+    /// `private_footprint_bytes`.
     pub(crate) fn peak_own_mib(&self) -> f64 {
         self.peak_own_kib as f64 / 1024.0
     }
