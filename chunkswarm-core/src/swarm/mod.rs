@@ -50,7 +50,7 @@ use web_time::Instant;
 pub use config::{HttpConfig, OriginBudget, StreamingConfig, SwarmConfig};
 pub use output::{
     BanReason, CloseReason, Event, HttpRequestId, OriginFetches, Output, PeerKey, PeerSnapshot,
-    PieceState, Source, Stats,
+    PieceState, ProtocolViolation, Source, Stats,
 };
 
 use crate::driver::HttpError;
