@@ -179,4 +179,102 @@ mod tests {
         let v: Value = serde_json::from_str(&scrape(&[(ih, counts)], 120)).unwrap();
         assert_eq!(v["files"]["\"".repeat(20)]["downloaded"], 3);
     }
+
+    /// The other direction of the protocol's round trip (the core's tests
+    /// hold the driver's messages to the tracker's parser): every reply the
+    /// tracker writes reads back in the driver, field for field.
+    #[test]
+    fn the_driver_reads_every_reply_the_tracker_writes() {
+        use std::time::{Duration, UNIX_EPOCH};
+
+        use chunkswarm_core::driver::signal::{SignalIn, SignalParseError};
+
+        use crate::ice::{IceConfig, IceIssuer, TurnSecret};
+
+        // Bytes that need every kind of JSON escape.
+        let awkward = |seed: u8| {
+            let mut id = [0u8; 20];
+            for (i, b) in id.iter_mut().enumerate() {
+                *b = (i as u8).wrapping_mul(13).wrapping_add(seed);
+            }
+            id[1] = b'"';
+            id[2] = b'\\';
+            id
+        };
+        let ih = InfoHash::new(awkward(1));
+        let counts = SwarmCounts {
+            complete: 4,
+            incomplete: 5,
+            downloaded: 6,
+        };
+        let config = IceConfig {
+            urls: vec!["turn:127.0.0.1:3478".into()],
+            turn_secret: Some(TurnSecret::new("north").unwrap()),
+            ttl: Duration::from_secs(3600),
+        };
+        let issuer = IceIssuer::new(&config, Duration::from_secs(120)).unwrap();
+        let grant = issuer.grant("p", UNIX_EPOCH + Duration::from_secs(1_000));
+        let Ok(SignalIn::Announced {
+            info_hash,
+            interval,
+            complete,
+            incomplete,
+            ice: Some(ice),
+        }) = SignalIn::parse(&announce(&ih, 120, counts, None, Some(&grant)))
+        else {
+            panic!("not read as an announce reply with ICE servers");
+        };
+        assert_eq!(info_hash, ih);
+        assert_eq!(interval, Some(Duration::from_secs(120)));
+        assert_eq!((complete, incomplete), (Some(4), Some(5)));
+        assert_eq!(ice.expires, Some(4_600));
+        assert_eq!(ice.servers[0].urls, ["turn:127.0.0.1:3478"]);
+        assert_eq!(ice.servers[0].username, "4600:p");
+
+        let sdp = |kind: &str| {
+            serde_json::from_str::<Box<RawValue>>(&format!(
+                r#"{{"type":"{kind}","sdp":"v=0\r\n\"x\""}}"#
+            ))
+            .unwrap()
+        };
+        let (from, offer_id) = (Id20(awkward(2)), Id20(awkward(3)));
+        assert_eq!(
+            SignalIn::parse(&offer(&ih, &from, &offer_id, &sdp("offer"))),
+            Ok(SignalIn::Offer {
+                info_hash: ih,
+                from: from.0,
+                offer_id: offer_id.0,
+                sdp: "v=0\r\n\"x\"".into(),
+            })
+        );
+        assert_eq!(
+            SignalIn::parse(&answer(&ih, &from, &offer_id, &sdp("answer"))),
+            Ok(SignalIn::Answer {
+                info_hash: ih,
+                from: from.0,
+                offer_id: offer_id.0,
+                sdp: "v=0\r\n\"x\"".into(),
+            })
+        );
+        assert_eq!(
+            SignalIn::parse(&failure_text("announce", "swarm is full", Some(&ih))),
+            Ok(SignalIn::Failure {
+                info_hash: Some(ih),
+                reason: "swarm is full".into(),
+            })
+        );
+        // A warning reaches the driver as the tracker's text.
+        assert_eq!(
+            SignalIn::parse(&announce(&ih, 120, counts, Some("slow down"), None)),
+            Ok(SignalIn::Failure {
+                info_hash: Some(ih),
+                reason: "slow down".into(),
+            })
+        );
+        // The driver never scrapes: a scrape answer is skipped, not misread.
+        assert_eq!(
+            SignalIn::parse(&scrape(&[(ih, counts)], 120)),
+            Err(SignalParseError::Ignored)
+        );
+    }
 }
