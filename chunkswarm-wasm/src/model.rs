@@ -286,6 +286,21 @@ impl ClientEvent {
                 level: LogLevel::Warn,
                 message: error.to_string(),
             },
+            Event::OriginGone { error } => Self::Log {
+                info_hash: Some(info_hash),
+                level: LogLevel::Warn,
+                message: format!("the web seed keeps answering {error}: it is asked no more"),
+            },
+            Event::NoSourceLeft { origin } => Self::Log {
+                info_hash: Some(info_hash),
+                level: LogLevel::Error,
+                message: match origin {
+                    Some(error) => format!(
+                        "no source left: no peer, and the web seed is gone ({error}); waiting for peers"
+                    ),
+                    None => "no source left: no peer and no web seed; waiting for peers".to_owned(),
+                },
+            },
             // A connection that never opened has no key: -1.
             Event::ConnectFailed {
                 peer_id,

@@ -288,6 +288,7 @@ impl Swarm {
             self.withdraw_past_rescue(now);
             self.fill_all_requests(now);
             self.maybe_fetch_http(now);
+            self.check_sources(now);
             if !self.completed || !self.peers.is_empty() {
                 let stats = self.stats(now);
                 self.emit(Event::Progress(stats));

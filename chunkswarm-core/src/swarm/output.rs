@@ -251,6 +251,25 @@ pub enum Event {
         /// What went wrong.
         error: HttpError,
     },
+    /// The web seed answered [`HttpConfig::gone_after`](super::HttpConfig::gone_after)
+    /// times, with no success between, that asking again cannot help (404,
+    /// 410, ...: [`HttpError::is_permanent`]). The swarm asks it no more.
+    OriginGone {
+        /// The last such answer.
+        error: HttpError,
+    },
+    /// The torrent is incomplete and has had no source for
+    /// [`SwarmConfig::no_source_timeout`](super::SwarmConfig::no_source_timeout):
+    /// no peer connected, and no web seed to use (none, turned off, or
+    /// [gone](Self::OriginGone)). Sent once per such stretch, not while
+    /// paused. Nothing is given up: a peer that connects later (the tracker
+    /// may still introduce one) serves the download.
+    NoSourceLeft {
+        /// Why the web seed is of no use: `None` when the torrent has none
+        /// or HTTP is turned off, else the answer that made it
+        /// [gone](Self::OriginGone).
+        origin: Option<HttpError>,
+    },
     /// Periodic counters and rates, at most once per tick while anything changes.
     Progress(Stats),
     /// Every piece is verified. Through the [driver](crate::driver) it

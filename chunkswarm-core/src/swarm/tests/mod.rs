@@ -14,6 +14,7 @@ use crate::piece_map::BitfieldError;
 use crate::wire::{DecodeError, Handshake, HandshakeError, MessageId, Reserved};
 
 mod extension;
+mod sources;
 
 struct Node {
     swarm: Swarm,
@@ -34,6 +35,8 @@ struct Net {
     nodes: Vec<Node>,
     queue: VecDeque<Delivery>,
     origin_up: bool,
+    /// What the origin answers while it is down.
+    origin_down_status: u16,
     /// Fetches are kept here unanswered instead of answered at once.
     held_http: Option<Vec<(usize, HttpRequestId, Range<u64>)>>,
     http_fetches: u64,
@@ -73,6 +76,7 @@ impl Net {
             nodes: Vec::new(),
             queue: VecDeque::new(),
             origin_up: true,
+            origin_down_status: 503,
             held_http: None,
             http_fetches: 0,
             links: BTreeSet::new(),
@@ -166,7 +170,7 @@ impl Net {
                             &self.content[range.start as usize..range.end as usize],
                         ))
                     } else {
-                        Err(crate::driver::HttpError::Status(503))
+                        Err(crate::driver::HttpError::Status(self.origin_down_status))
                     };
                     self.nodes[i].swarm.handle_http_response(now, id, result);
                 }
