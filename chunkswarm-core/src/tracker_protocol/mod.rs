@@ -10,12 +10,18 @@
 //!   copying offers or answers. The driver writes the same messages with
 //!   [`SignalOut::to_json`](crate::driver::signal::SignalOut::to_json); the
 //!   tests here hold each to the other.
+//! - [`reply`]: what the tracker writes back: offers and answers relayed
+//!   between peers, refusals. The driver reads them with
+//!   [`SignalIn::parse`](crate::driver::signal::SignalIn::parse), held to
+//!   them by the same tests. (Announce and scrape answers are still written
+//!   by the tracker crate, which tests them against the driver's reader.)
 //!
 //! chunkswarm's additions (`x_cs_bitfield`, `x_cs_pieces`, `x_cs_position`,
 //! the `x_cs_have` action; `x_cs_ice` in announce replies) are extra fields
 //! and actions that a WebTorrent client or tracker ignores.
 
 pub mod ids;
+pub mod reply;
 pub mod request;
 #[cfg(test)]
 mod tests;

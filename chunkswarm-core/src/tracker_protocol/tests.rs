@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::driver::signal::{Announce as OutAnnounce, SignalOut};
+use crate::driver::signal::{Announce as OutAnnounce, SignalIn, SignalOut};
 use crate::metainfo::InfoHash;
 use crate::piece_map::Bitfield;
 
@@ -130,4 +130,66 @@ fn ids_written_by_either_side_read_the_same() {
         let text: String = serde_json::from_str(&fast).unwrap();
         assert_eq!(ids::decode_binary(&text), Some(id));
     }
+}
+
+#[test]
+fn the_driver_reads_the_offers_answers_and_refusals_the_tracker_writes() {
+    let info_hash = InfoHash::new(awkward_id(10));
+    let (from, offer_id) = (BinaryId(awkward_id(11)), BinaryId(awkward_id(12)));
+    let body = |kind: &str| {
+        serde_json::from_str::<Box<serde_json::value::RawValue>>(&format!(
+            r#"{{"type":"{kind}","sdp":"v=0\r\n\"x\""}}"#
+        ))
+        .unwrap()
+    };
+    assert_eq!(
+        SignalIn::parse(&reply::offer(&info_hash, &from, &offer_id, &body("offer"))),
+        Ok(SignalIn::Offer {
+            info_hash,
+            from: from.0,
+            offer_id: offer_id.0,
+            sdp: "v=0\r\n\"x\"".into(),
+        })
+    );
+    assert_eq!(
+        SignalIn::parse(&reply::answer(
+            &info_hash,
+            &from,
+            &offer_id,
+            &body("answer")
+        )),
+        Ok(SignalIn::Answer {
+            info_hash,
+            from: from.0,
+            offer_id: offer_id.0,
+            sdp: "v=0\r\n\"x\"".into(),
+        })
+    );
+    // A refusal of a message the tracker could not read, with the info
+    // hash it echoes.
+    let refused = parse(&format!(
+        r#"{{"action":"announce","info_hash":{},"peer_id":"short"}}"#,
+        serde_json::to_string(
+            &awkward_id(10)
+                .iter()
+                .map(|&b| char::from(b))
+                .collect::<String>()
+        )
+        .unwrap()
+    ))
+    .unwrap_err();
+    assert_eq!(
+        SignalIn::parse(&reply::failure(&refused)),
+        Ok(SignalIn::Failure {
+            info_hash: Some(info_hash),
+            reason: MessageError::PeerId.to_string(),
+        })
+    );
+    assert_eq!(
+        SignalIn::parse(&reply::failure_text("scrape", "rate \"limited\"", None)),
+        Ok(SignalIn::Failure {
+            info_hash: None,
+            reason: "rate \"limited\"".into(),
+        })
+    );
 }
