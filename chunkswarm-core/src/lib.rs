@@ -59,6 +59,8 @@
 //! - [`driver`]: the I/O traits an adapter implements (signaling, peer
 //!   connections, HTTP origin, piece store, sleep) and the runtime-agnostic
 //!   loop that drives swarms over them.
+//! - [`tracker_protocol`]: the WebTorrent tracker messages, shared by the
+//!   driver's tracker client and by the `chunkswarm-tracker` crate.
 //! - `native` (feature `native`): the tokio adapter: WebRTC data channels, the
 //!   WebSocket tracker client, HTTP range requests, the on-disk piece store.
 //!
@@ -88,5 +90,6 @@ pub mod rate;
 pub mod retry;
 mod rng;
 pub mod swarm;
+pub mod tracker_protocol;
 pub mod web_seed;
 pub mod wire;

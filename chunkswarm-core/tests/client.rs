@@ -2,14 +2,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 #![cfg(feature = "native")]
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chunkswarm_core::client::{AddOptions, Client, ClientConfig, TorrentError, TrackerState};
-use chunkswarm_core::driver::TrackerError;
+use chunkswarm_core::driver::{HttpError, TrackerError};
 use chunkswarm_core::metainfo::TorrentBuilder;
 use chunkswarm_core::swarm::Event;
 use chunkswarm_tracker::{Config, RunningTracker, Tracker};
 use futures::StreamExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -225,4 +228,90 @@ async fn bad_input_is_refused_with_a_typed_error() {
         ),
         "{refused:?}"
     );
+}
+
+/// An origin on loopback that answers every request with `status` and no
+/// body; returns its file URL and the count of requests it answered.
+async fn failing_origin(status: u16) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/film.webm", listener.local_addr().unwrap());
+    let answered = Arc::new(AtomicUsize::new(0));
+    let count = answered.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut pending = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = socket.read(&mut buf).await {
+                    pending.extend_from_slice(&buf[..n]);
+                    // One answer per request head (the client keeps the
+                    // connection alive).
+                    while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                        pending.drain(..end + 4);
+                        count.fetch_add(1, Ordering::SeqCst);
+                        let answer = format!("HTTP/1.1 {status} Nope\r\ncontent-length: 0\r\n\r\n");
+                        if socket.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (url, answered)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_origin_gone_and_no_peer_wait_reports_no_source_left() {
+    let dir = tempfile::tempdir().unwrap();
+    for status in [404, 410] {
+        let (url, answered) = failing_origin(status).await;
+        let meta = TorrentBuilder::new()
+            .piece_length(16 << 10)
+            .web_seed(url)
+            .build_from_reader("film.webm", content(100_000, 2).as_slice())
+            .unwrap();
+        let mut config = ClientConfig::loopback();
+        config.download_dir = dir.path().join(format!("out-{status}"));
+        config.swarm.http.patience = Duration::ZERO;
+        config.swarm.no_source_timeout = Duration::from_secs(1);
+        let client = Client::new(config);
+        let torrent = client.add(meta.to_bytes()).await.unwrap();
+        let mut events = torrent.events();
+        let outcome = tokio::time::timeout(Duration::from_secs(30), torrent.wait())
+            .await
+            .expect("reported, not waited for forever");
+        let gone = Some(HttpError::Status(status));
+        assert_eq!(
+            outcome,
+            Err(TorrentError::NoSourceLeft {
+                origin: gone.clone()
+            })
+        );
+        let state = torrent.state();
+        assert!(!state.complete);
+        assert_eq!(
+            state.error,
+            Some(TorrentError::NoSourceLeft { origin: gone })
+        );
+        // Given up after `gone_after` refusals (two requests may have been
+        // in flight at the last one), and asked no more.
+        let asked = answered.load(Ordering::SeqCst);
+        assert!((3..=4).contains(&asked), "{asked} requests");
+        let mut heard_gone = false;
+        while let Ok(Some(event)) =
+            tokio::time::timeout(Duration::from_millis(200), events.next()).await
+        {
+            heard_gone |= event
+                == Event::OriginGone {
+                    error: HttpError::Status(status),
+                };
+        }
+        assert!(heard_gone, "the event stream says the origin is gone");
+        // Waiting again waits for a peer instead of failing at once.
+        let again = tokio::time::timeout(Duration::from_secs(2), torrent.wait()).await;
+        assert!(again.is_err(), "{again:?}");
+        assert_eq!(answered.load(Ordering::SeqCst), asked, "asked no more");
+    }
 }

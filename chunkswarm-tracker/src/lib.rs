@@ -75,7 +75,10 @@
 //!
 //! Messages are JSON text frames, as WebTorrent's `bittorrent-tracker` speaks
 //! them. Info hashes, peer ids and offer ids are 20-byte *binary strings*: JSON
-//! strings of 20 characters each at most U+00FF, one per byte.
+//! strings of 20 characters each at most U+00FF, one per byte. Clients'
+//! messages are read by the protocol's one implementation,
+//! [`chunkswarm_core::tracker_protocol`], which chunkswarm's own clients are
+//! tested against.
 //!
 //! - `{"action":"announce","info_hash","peer_id","numwant","uploaded",
 //!   "downloaded","left","event","offers":[{"offer_id","offer"}]}` joins the

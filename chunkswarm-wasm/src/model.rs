@@ -6,9 +6,7 @@
 //! Byte counts and rates are `f64`: they become JS numbers.
 
 use chunkswarm_core::metainfo::InfoHash;
-use chunkswarm_core::swarm::{
-    BanReason, CloseReason, Event, PeerSnapshot, PieceState, Source, Stats,
-};
+use chunkswarm_core::swarm::{BanReason, Event, PeerSnapshot, PieceState, Source, Stats};
 use serde::Serialize;
 
 use crate::peer_id::display_peer_id;
@@ -227,7 +225,7 @@ impl ClientEvent {
                 state: "disconnected",
                 peer: peer.0 as f64,
                 peer_id: None,
-                reason: Some(close_reason(reason)),
+                reason: Some(reason.to_string()),
             },
             Event::PeerBanned {
                 peer,
@@ -288,6 +286,21 @@ impl ClientEvent {
                 level: LogLevel::Warn,
                 message: error.to_string(),
             },
+            Event::OriginGone { error } => Self::Log {
+                info_hash: Some(info_hash),
+                level: LogLevel::Warn,
+                message: format!("the web seed keeps answering {error}: it is asked no more"),
+            },
+            Event::NoSourceLeft { origin } => Self::Log {
+                info_hash: Some(info_hash),
+                level: LogLevel::Error,
+                message: match origin {
+                    Some(error) => format!(
+                        "no source left: no peer, and the web seed is gone ({error}); waiting for peers"
+                    ),
+                    None => "no source left: no peer and no web seed; waiting for peers".to_owned(),
+                },
+            },
             // A connection that never opened has no key: -1.
             Event::ConnectFailed {
                 peer_id,
@@ -321,19 +334,6 @@ impl ClientEvent {
     }
 }
 
-fn close_reason(reason: &CloseReason) -> String {
-    match reason {
-        CloseReason::Protocol(why) => format!("protocol error: {why}"),
-        CloseReason::WrongTorrent => "wrong torrent".into(),
-        CloseReason::Duplicate => "duplicate connection".into(),
-        CloseReason::TooManyPeers => "too many peers".into(),
-        CloseReason::Unresponsive => "unresponsive".into(),
-        CloseReason::Banned => "banned".into(),
-        CloseReason::BothSeeds => "both seeds".into(),
-        CloseReason::Remote => "closed by the remote or the network".into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -341,7 +341,7 @@ mod tests {
     use super::*;
     use chunkswarm_core::driver::HttpError;
     use chunkswarm_core::layout::Layout;
-    use chunkswarm_core::swarm::PeerKey;
+    use chunkswarm_core::swarm::{CloseReason, PeerKey};
 
     #[test]
     fn piece_events_carry_state_source_and_peer() {

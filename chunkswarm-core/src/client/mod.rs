@@ -28,7 +28,12 @@
 //! [`TRACKER_CONNECT_TIMEOUT`] is
 //! reported as [`TrackerState::Failed`] (and an
 //! [`Event::TrackerFailed`](crate::swarm::Event::TrackerFailed)) and tried
-//! again with backoff, while the web seed carries on.
+//! again with backoff, while the web seed carries on. A torrent with no
+//! peer and no usable web seed (none, or one that keeps answering 404 or
+//! 410) for [`SwarmConfig::no_source_timeout`](crate::swarm::SwarmConfig::no_source_timeout)
+//! makes [`Torrent::wait`] fail with [`TorrentError::NoSourceLeft`]
+//! instead of waiting forever; it keeps running, so a peer that comes later
+//! still serves it.
 //!
 //! Every call here is async and none blocks the runtime: files are opened
 //! and checked on tokio's blocking pool. It needs a multi-threaded or

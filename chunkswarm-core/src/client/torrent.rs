@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt as _};
 use tokio::sync::watch;
 
-use crate::driver::{DriverClosed, DriverEvent, Handle, StoreError, TrackerError};
+use crate::driver::{DriverClosed, DriverEvent, Handle, HttpError, StoreError, TrackerError};
 use crate::metainfo::{InfoHash, Metainfo};
 use crate::swarm::{Event, PeerSnapshot, Playback, Stats};
 
@@ -26,7 +26,8 @@ pub struct TorrentState {
     /// The tracker connection.
     pub tracker: TrackerState,
     /// Why the torrent stopped, if it did: the store refused a piece (a full
-    /// disk: [`Torrent::resume`] writes it again) or it was removed.
+    /// disk: [`Torrent::resume`] writes it again), it was removed, or it
+    /// has no source left (until a peer connects).
     pub error: Option<TorrentError>,
 }
 
@@ -51,6 +52,21 @@ pub enum TorrentError {
     /// in memory, and [`Torrent::resume`] tries again.
     #[error("the store failed: {0}")]
     Store(StoreError),
+    /// No source left: the torrent is incomplete, no peer has been
+    /// connected for [`SwarmConfig::no_source_timeout`](crate::swarm::SwarmConfig::no_source_timeout),
+    /// and the web seed is absent or gone (`origin` says why, e.g.
+    /// [`HttpError::Status`]`(404)`). The torrent keeps running: a peer the
+    /// tracker introduces later clears this, and [`Torrent::wait`] may be
+    /// called again.
+    #[error("no source left: no peer, and {}", match origin {
+        Some(error) => format!("the web seed is gone ({error})"),
+        None => "no web seed".to_owned(),
+    })]
+    NoSourceLeft {
+        /// Why the web seed is of no use: `None` when the torrent has none
+        /// (or HTTP is off), else its answer that made it gone.
+        origin: Option<HttpError>,
+    },
     /// [`Torrent::remove`] was called.
     #[error("the torrent was removed")]
     Removed,
@@ -123,11 +139,20 @@ impl Torrent {
     /// Resolves once every piece is verified, written and flushed to the
     /// device, so the content reads back whole; at once for a torrent that
     /// was complete when added. Fails when the store fails (resume and
-    /// wait again) or the torrent is removed.
+    /// wait again), when no source is left ([`TorrentError::NoSourceLeft`]:
+    /// wait again to wait for peers), or when the torrent is removed.
     pub async fn wait(&self) -> Result<(), TorrentError> {
+        let no_source =
+            |s: &TorrentState| matches!(s.error, Some(TorrentError::NoSourceLeft { .. }));
         let mut state = self.shared.state.subscribe();
+        // "No source left" reported before this call is old news: this
+        // call waits for peers, and fails only if it is reported again.
+        let mut old_news = no_source(&state.borrow());
         let outcome = state
-            .wait_for(|s| s.complete || s.error.is_some())
+            .wait_for(|s| {
+                old_news &= no_source(s);
+                s.complete || (s.error.is_some() && !old_news)
+            })
             .await
             .map_err(|_| DriverClosed)?;
         if let Some(error) = outcome.error.clone().filter(|_| !outcome.complete) {
@@ -213,6 +238,15 @@ pub(super) fn apply(state: &mut TorrentState, event: DriverEvent) -> bool {
         }
         Event::TrackerConnected => state.tracker = TrackerState::Connected,
         Event::TrackerFailed { error } => state.tracker = TrackerState::Failed(error),
+        Event::NoSourceLeft { origin } if state.error.is_none() => {
+            state.error = Some(TorrentError::NoSourceLeft { origin });
+        }
+        // A source again.
+        Event::PeerConnected { .. }
+            if matches!(state.error, Some(TorrentError::NoSourceLeft { .. })) =>
+        {
+            state.error = None;
+        }
         _ => return false,
     }
     true

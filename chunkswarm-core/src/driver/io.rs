@@ -237,6 +237,20 @@ pub enum HttpError {
     TimedOut,
 }
 
+impl HttpError {
+    /// Whether asking again cannot help: the torrent has no web seed, or
+    /// the server's status says the content is not there or not for us
+    /// (4xx, except 408 Request Timeout and 429 Too Many Requests).
+    /// Transport failures, timeouts, 5xx and wrong lengths may pass.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Status(status) => (400..500).contains(status) && !matches!(status, 408 | 429),
+            Self::NoWebSeed => true,
+            Self::Length { .. } | Self::Transport(_) | Self::TimedOut => false,
+        }
+    }
+}
+
 impl From<String> for HttpError {
     /// A transport failure described by `message`.
     fn from(message: String) -> Self {

@@ -33,6 +33,11 @@
 //! channels (offer and answer, glare, tracker drop and reconnection, peer
 //! churn, refusals, timeouts), without WebRTC.
 //!
+//! Policy that every adapter's tracker link follows lives here once:
+//! [`reconnect`] (when to connect again, what becomes of messages sent
+//! while the link is down), and [`signal`] with
+//! [`tracker_protocol`](crate::tracker_protocol) (the messages).
+//!
 //! Nothing here blocks or spawns. The future ends after [`Handle::shutdown`]
 //! (announcing `stopped` and closing every channel) or when every handle is
 //! dropped. Network faults become engine inputs (a closed channel, a failed
@@ -48,6 +53,7 @@ pub mod io;
 mod machine;
 mod memory_store;
 mod outputs;
+pub mod reconnect;
 mod run;
 pub mod signal;
 mod torrent;

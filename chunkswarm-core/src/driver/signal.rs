@@ -1,4 +1,8 @@
-//! The WebTorrent tracker protocol as typed messages, with their JSON form.
+//! The driver's side of the WebTorrent tracker protocol: the messages it
+//! sends, with their JSON form, and the tracker's messages it reads. The
+//! tracker parses what [`SignalOut::to_json`] writes with
+//! [`tracker_protocol::parse`](crate::tracker_protocol::parse), and its
+//! tests hold the two together.
 //!
 //! Info hashes, peer ids and offer ids travel as 20-character JSON strings
 //! whose characters (U+0000 to U+00FF) are the bytes, as WebTorrent writes
@@ -18,20 +22,11 @@ use super::ice::IceGrant;
 use super::io::TrackerError;
 use crate::metainfo::InfoHash;
 use crate::piece_map::Bitfield;
+pub use crate::tracker_protocol::AnnounceEvent;
+use crate::tracker_protocol::ids::decode_binary;
 
 /// A 20-byte peer id or offer id.
 pub type Id20 = [u8; 20];
-
-/// The `event` of an announce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AnnounceEvent {
-    /// Joining the swarm.
-    Started,
-    /// Leaving it.
-    Stopped,
-    /// The download just finished.
-    Completed,
-}
 
 /// An `announce`: joins or refreshes a swarm, carrying offers for other peers.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,25 +160,6 @@ fn binary(bytes: &[u8]) -> String {
     bytes.iter().map(|&b| char::from(b)).collect()
 }
 
-fn from_binary(text: &str) -> Option<Id20> {
-    let mut out = [0u8; 20];
-    let mut chars = text.chars();
-    for byte in &mut out {
-        *byte = u8::try_from(u32::from(chars.next()?)).ok()?;
-    }
-    chars.next().is_none().then_some(out)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
-}
-
 impl SignalOut {
     /// The JSON text frame.
     pub fn to_json(&self) -> String {
@@ -198,12 +174,7 @@ impl SignalOut {
                 object.insert("downloaded".into(), json!(a.downloaded));
                 object.insert("left".into(), json!(a.left));
                 if let Some(event) = a.event {
-                    let name = match event {
-                        AnnounceEvent::Started => "started",
-                        AnnounceEvent::Stopped => "stopped",
-                        AnnounceEvent::Completed => "completed",
-                    };
-                    object.insert("event".into(), json!(name));
+                    object.insert("event".into(), json!(event.as_str()));
                 }
                 let offers: Vec<Value> = a
                     .offers
@@ -214,7 +185,7 @@ impl SignalOut {
                     .collect();
                 object.insert("offers".into(), Value::Array(offers));
                 if let Some(bits) = &a.bitfield {
-                    object.insert("x_cs_bitfield".into(), json!(hex(&bits.to_bytes())));
+                    object.insert("x_cs_bitfield".into(), json!(hex::encode(bits.to_bytes())));
                     object.insert("x_cs_pieces".into(), json!(bits.len()));
                 }
                 if let Some(position) = a.position {
@@ -261,7 +232,7 @@ impl SignalIn {
             object
                 .get(name)
                 .and_then(Value::as_str)
-                .and_then(from_binary)
+                .and_then(decode_binary)
                 .ok_or(SignalParseError::Field(name))
         };
         let info_hash = id("info_hash").ok().map(InfoHash::new);
@@ -374,7 +345,10 @@ mod tests {
         assert_eq!(value["offers"][0]["offer"]["type"], "offer");
         assert_eq!(value["x_cs_bitfield"], "8000");
         assert_eq!(value["x_cs_pieces"], 10);
-        assert_eq!(from_binary(value["peer_id"].as_str().unwrap()), Some(peer));
+        assert_eq!(
+            decode_binary(value["peer_id"].as_str().unwrap()),
+            Some(peer)
+        );
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The WebSocket tracker client (tokio-tungstenite; `wss://` through rustls),
-//! reconnecting with backoff when the connection drops.
+//! reconnecting when the connection drops as the shared policy of
+//! [`driver::reconnect`](crate::driver::reconnect) says (the browser's link
+//! follows it too).
 //!
 //! Time bound: every connection attempt (TCP, TLS and the WebSocket
 //! handshake) is given up after [`TRACKER_CONNECT_TIMEOUT`] (or the bound
@@ -8,8 +10,9 @@
 //! [`Event::TrackerFailed`](crate::swarm::Event::TrackerFailed)) at most
 //! that long after the link starts.
 
+use std::hash::{BuildHasher as _, RandomState};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::channel::mpsc;
 use futures::{SinkExt as _, StreamExt as _};
@@ -17,12 +20,9 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::driver::reconnect::Reconnect;
 use crate::driver::signal::{SignalIn, SignalOut};
 use crate::driver::{Signaling, SignalingError, SignalingLink, TrackerError};
-
-/// The first wait before connecting again; it doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// How long one attempt to connect to the tracker may take before it counts
 /// as failed ([`TrackerError::TimedOut`]).
@@ -60,8 +60,9 @@ pub async fn connect_tracker(url: &str) -> Result<SignalingLink, TrackerError> {
 /// A tracker link that connects in the background and never gives up: after
 /// every (re)connection it reports [`SignalIn::Reconnected`], so the driver
 /// announces again, and after every failure [`SignalIn::Disconnected`] with
-/// the reason (the first within [`TRACKER_CONNECT_TIMEOUT`]). Messages sent
-/// while disconnected are dropped; the driver's re-announce replaces them.
+/// the reason (the first within [`TRACKER_CONNECT_TIMEOUT`]), then waits as
+/// [`Reconnect`] says. Messages sent while disconnected are dropped; the
+/// driver's re-announce replaces them.
 /// Use it when the tracker may be down at start and the download should go
 /// on from the web seed meanwhile.
 pub fn tracker_link(url: &str) -> SignalingLink {
@@ -139,66 +140,65 @@ impl Link {
         mut outgoing: mpsc::UnboundedReceiver<SignalOut>,
         incoming: mpsc::UnboundedSender<SignalIn>,
     ) {
-        let mut backoff = FIRST_BACKOFF;
+        // Jitter differs from link to link (RandomState is seeded per process
+        // and per instance).
+        let mut policy = Reconnect::new(RandomState::new().hash_one(&self.urls));
+        if first.is_some() {
+            // Connected before the link existed, so before the driver
+            // announced anything: nothing to announce anew.
+            let _ = policy.opened();
+        }
         let mut turn = 0usize;
         loop {
             let url = &self.urls[turn % self.urls.len()];
-            let socket = match first.take() {
-                Some(socket) => socket,
+            let failure = match first.take() {
+                Some(socket) => Ok(session(url, socket, &mut outgoing, &incoming).await),
                 None => match connect(url, self.timeout).await {
                     Ok(socket) => {
-                        // Whatever was queued while away is stale.
+                        // Whatever was sent while away was dropped or is
+                        // stale: the driver announces anew.
                         while outgoing.try_recv().is_ok() {}
-                        if incoming.unbounded_send(SignalIn::Reconnected).is_err() {
+                        if incoming.unbounded_send(policy.opened()).is_err() {
                             return;
                         }
                         tracing::info!(%url, "tracker connected");
-                        socket
+                        Ok(session(url, socket, &mut outgoing, &incoming).await)
                     }
                     Err(error) => {
-                        tracing::debug!(%url, %error, ?backoff, "tracker unreachable");
-                        if incoming
-                            .unbounded_send(SignalIn::Disconnected(error))
-                            .is_err()
-                            || wait_dropping(&mut outgoing, backoff).await.is_err()
-                        {
-                            return;
-                        }
+                        tracing::debug!(%url, %error, "tracker unreachable");
+                        // The next attempt goes to the next tracker.
                         turn += 1;
-                        // A full round of failures: wait longer before the next.
-                        if turn % self.urls.len() == 0 {
-                            backoff = (backoff * 2).min(MAX_BACKOFF);
-                        }
-                        continue;
+                        Err(error)
                     }
                 },
             };
-            backoff = FIRST_BACKOFF;
-            match session(url, socket, &mut outgoing, &incoming).await {
-                Ended::DriverGone => return,
-                Ended::Lost => {
+            let error = match failure {
+                Ok(Ended::DriverGone) => return,
+                Err(error) => error,
+                Ok(Ended::Lost) => {
                     tracing::warn!(%url, "tracker connection lost; reconnecting");
-                    let lost = TrackerError::Lost { url: url.clone() };
-                    if incoming
-                        .unbounded_send(SignalIn::Disconnected(lost))
-                        .is_err()
-                        || wait_dropping(&mut outgoing, backoff).await.is_err()
-                    {
-                        return;
-                    }
+                    TrackerError::Lost { url: url.clone() }
                 }
+            };
+            let (told, until) = policy.failed(Instant::now(), error);
+            if incoming.unbounded_send(told).is_err()
+                || wait_dropping(&mut outgoing, until).await.is_err()
+            {
+                return;
             }
+            let due = policy.retry_due(Instant::now());
+            debug_assert!(due, "slept until the retry was due");
         }
     }
 }
 
-/// Sleeps for `duration`, discarding messages meanwhile; `Err` when the
+/// Sleeps until `until`, discarding messages meanwhile; `Err` when the
 /// driver has gone.
 async fn wait_dropping(
     outgoing: &mut mpsc::UnboundedReceiver<SignalOut>,
-    duration: Duration,
+    until: Instant,
 ) -> Result<(), ()> {
-    let sleep = tokio::time::sleep(duration);
+    let sleep = tokio::time::sleep_until(until.into());
     tokio::pin!(sleep);
     loop {
         tokio::select! {

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use web_time::Instant;
 
 use super::metadata::LOCAL_METADATA_ID;
-use super::{CloseReason, PeerKey, Swarm};
+use super::{PeerKey, ProtocolViolation, Swarm};
 use crate::layout::PieceIndex;
 use crate::wire::Message;
 use crate::wire::extension::{
@@ -110,7 +110,7 @@ impl Swarm {
             _ => Ok(()),
         };
         if let Err(e) = result {
-            self.drop_peer(now, key, CloseReason::Protocol(e.to_string()), true);
+            self.drop_peer(now, key, ProtocolViolation::from(e).into(), true);
         }
     }
 
@@ -154,7 +154,7 @@ impl Swarm {
             return;
         }
         let Some(piece) = self.layout.piece(claim.piece) else {
-            let reason = CloseReason::Protocol("origin claim for a piece out of range".into());
+            let reason = ProtocolViolation::ClaimOutOfRange { piece: claim.piece }.into();
             return self.drop_peer(now, from, reason, true);
         };
         if self.have.contains(piece) {

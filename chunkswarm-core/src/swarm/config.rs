@@ -47,6 +47,12 @@ pub struct HttpConfig {
     /// [`wire::extension`](crate::wire::extension)). Zero turns claims off:
     /// none are offered, sent or heeded.
     pub claim_ttl: Duration,
+    /// Answers in a row (with no success between) saying that asking again
+    /// cannot help ([`HttpError::is_permanent`](crate::driver::HttpError::is_permanent):
+    /// 404, 410, ...) after which the web seed counts as gone for this
+    /// torrent ([`Event::OriginGone`](super::Event::OriginGone)) and is asked
+    /// no more.
+    pub gone_after: u32,
 }
 
 impl Default for HttpConfig {
@@ -60,6 +66,7 @@ impl Default for HttpConfig {
             patience: Duration::from_secs(2),
             starving_fallback: Duration::from_secs(10),
             claim_ttl: Duration::from_secs(30),
+            gone_after: 3,
         }
     }
 }
@@ -134,6 +141,10 @@ pub struct SwarmConfig {
     pub keepalive_interval: Duration,
     /// A peer silent for this long is disconnected.
     pub peer_idle_timeout: Duration,
+    /// How long an incomplete torrent may go without any source (no peer
+    /// connected, no usable web seed) before
+    /// [`Event::NoSourceLeft`](super::Event::NoSourceLeft) says so.
+    pub no_source_timeout: Duration,
 }
 
 impl Default for SwarmConfig {
@@ -157,6 +168,7 @@ impl Default for SwarmConfig {
             tick: Duration::from_millis(250),
             keepalive_interval: Duration::from_secs(60),
             peer_idle_timeout: Duration::from_secs(180),
+            no_source_timeout: Duration::from_secs(30),
         }
     }
 }

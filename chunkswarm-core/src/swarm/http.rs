@@ -61,6 +61,14 @@ pub(super) struct HttpState {
     starving_since: Option<Instant>,
     /// Bytes per second of the origin's fetches, from request to last byte.
     pub(super) origin_rate: Option<f64>,
+    /// Answers since the last success saying that asking again cannot help.
+    refusals: u32,
+    /// The web seed is asked no more: the last of its refusals.
+    gone: Option<HttpError>,
+    /// Since when the torrent has had no source, and whether that was
+    /// reported.
+    sourceless_since: Option<Instant>,
+    sourceless_reported: bool,
 }
 
 impl HttpState {
@@ -81,6 +89,10 @@ impl HttpState {
             fast_start_done: !config.http.first_piece_from_http,
             starving_since: None,
             origin_rate: None,
+            refusals: 0,
+            gone: None,
+            sourceless_since: None,
+            sourceless_reported: false,
         }
     }
 
@@ -135,6 +147,7 @@ impl Swarm {
         if !self.config.http.enabled
             || self.paused
             || self.completed
+            || http.gone.is_some()
             || http.backoff_until.is_some_and(|t| now < t)
         {
             return;
@@ -456,6 +469,7 @@ impl Swarm {
             Err(error) => return self.http_gave_up(now, piece, id, error),
         };
         self.http.failures = 0;
+        self.http.refusals = 0;
         self.stats.http_bytes_received += body.len() as u64;
         let took = now.saturating_duration_since(fetch.started).as_secs_f64();
         if took > 0.0 {
@@ -515,9 +529,42 @@ impl Swarm {
             }
         }
         self.drop_if_untouched(piece);
-        self.emit(Event::HttpFailed { piece, error });
+        let permanent = error.is_permanent();
+        self.emit(Event::HttpFailed {
+            piece,
+            error: error.clone(),
+        });
         self.http_failed(now);
+        if permanent && self.http.gone.is_none() {
+            self.http.refusals += 1;
+            if self.http.refusals >= self.config.http.gone_after {
+                tracing::warn!(%error, "the web seed refused every time: asking it no more");
+                self.http.gone = Some(error.clone());
+                self.emit(Event::OriginGone { error });
+            }
+        }
         self.fill_all_requests(now);
+    }
+
+    /// Reports once when the torrent has gone without any source for
+    /// `no_source_timeout`: incomplete, not paused, no peer connected, no
+    /// web seed to use. Runs every tick.
+    pub(super) fn check_sources(&mut self, now: Instant) {
+        let origin_usable = self.config.http.enabled && self.http.gone.is_none();
+        let sourceless = !self.completed && !self.paused && self.peers.is_empty() && !origin_usable;
+        if !sourceless {
+            self.http.sourceless_since = None;
+            self.http.sourceless_reported = false;
+            return;
+        }
+        let since = *self.http.sourceless_since.get_or_insert(now);
+        if !self.http.sourceless_reported
+            && now.saturating_duration_since(since) >= self.config.no_source_timeout
+        {
+            self.http.sourceless_reported = true;
+            let origin = self.http.gone.clone();
+            self.emit(Event::NoSourceLeft { origin });
+        }
     }
 
     /// The origin failed: back off before asking it again.

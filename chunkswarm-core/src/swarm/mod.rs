@@ -50,7 +50,7 @@ use web_time::Instant;
 pub use config::{HttpConfig, OriginBudget, StreamingConfig, SwarmConfig};
 pub use output::{
     BanReason, CloseReason, Event, HttpRequestId, OriginFetches, Output, PeerKey, PeerSnapshot,
-    PieceState, Source, Stats,
+    PieceState, ProtocolViolation, Source, Stats,
 };
 
 use crate::driver::HttpError;
@@ -288,6 +288,7 @@ impl Swarm {
             self.withdraw_past_rescue(now);
             self.fill_all_requests(now);
             self.maybe_fetch_http(now);
+            self.check_sources(now);
             if !self.completed || !self.peers.is_empty() {
                 let stats = self.stats(now);
                 self.emit(Event::Progress(stats));

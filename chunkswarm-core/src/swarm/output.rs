@@ -6,6 +6,9 @@ use bytes::Bytes;
 
 use crate::driver::{ConnectError, HttpError, StoreError, TrackerError};
 use crate::layout::PieceIndex;
+use crate::piece_map::BitfieldError;
+use crate::wire::extension::ExtensionError;
+use crate::wire::{DecodeError, MessageId};
 
 /// The adapter's name for one peer connection. The adapter picks it and must
 /// not reuse it while the swarm knows the connection.
@@ -37,24 +40,76 @@ pub enum PieceState {
 }
 
 /// Why the swarm closed a connection or dropped a peer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Display` text is a short phrase for a log or a UI ("protocol error:
+/// unexpected bitfield message", "banned").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CloseReason {
-    /// The peer broke the wire protocol.
-    Protocol(String),
+    /// The peer broke the wire protocol; the violation says how.
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ProtocolViolation),
     /// The handshake named another torrent.
+    #[error("wrong torrent")]
     WrongTorrent,
     /// The peer is ourselves, or already connected under this id.
+    #[error("duplicate connection")]
     Duplicate,
     /// Too many connections.
+    #[error("too many peers")]
     TooManyPeers,
     /// Nothing received for too long, or too many requests failed.
+    #[error("unresponsive")]
     Unresponsive,
     /// Banned for sending data that failed verification.
+    #[error("banned")]
     Banned,
     /// Both sides have everything; nothing left to exchange.
+    #[error("both seeds")]
     BothSeeds,
     /// The adapter reported the connection closed.
+    #[error("closed by the remote or the network")]
     Remote,
+}
+
+/// How a peer broke the wire protocol ([`CloseReason::Protocol`]).
+///
+/// Every cause is the peer's doing; none is a fault of ours or of the
+/// network, so a UI may count them against the peer's client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolViolation {
+    /// Bytes that do not decode as the BitTorrent handshake or wire
+    /// messages (a bad handshake, an unknown id, a length out of bounds).
+    #[error(transparent)]
+    Wire(#[from] DecodeError),
+    /// A `bitfield` of the wrong length or with spare bits set.
+    #[error(transparent)]
+    Bitfield(#[from] BitfieldError),
+    /// A malformed BEP 10 extension message (handshake, origin claim or
+    /// metadata).
+    #[error(transparent)]
+    Extension(#[from] ExtensionError),
+    /// A message the connection's state or the handshake does not allow: a
+    /// second `bitfield`, `have all` without the fast extension, ...
+    #[error("unexpected {0} message")]
+    UnexpectedMessage(MessageId),
+    /// A `have` for a piece the torrent does not have.
+    #[error("have for piece {piece}, out of range")]
+    HaveOutOfRange {
+        /// The index the peer sent.
+        piece: u32,
+    },
+    /// An origin claim for a piece the torrent does not have.
+    #[error("origin claim for piece {piece}, out of range")]
+    ClaimOutOfRange {
+        /// The index the peer sent.
+        piece: u32,
+    },
+    /// More requests queued than the limit we announced (`reqq`).
+    #[error("too many outstanding requests")]
+    TooManyRequests,
+    /// More blocks than we tolerate that we never asked for.
+    #[error("too many unrequested blocks")]
+    TooManyUnrequestedBlocks,
 }
 
 /// Why a peer was banned.
@@ -195,6 +250,25 @@ pub enum Event {
         piece: PieceIndex,
         /// What went wrong.
         error: HttpError,
+    },
+    /// The web seed answered [`HttpConfig::gone_after`](super::HttpConfig::gone_after)
+    /// times, with no success between, that asking again cannot help (404,
+    /// 410, ...: [`HttpError::is_permanent`]). The swarm asks it no more.
+    OriginGone {
+        /// The last such answer.
+        error: HttpError,
+    },
+    /// The torrent is incomplete and has had no source for
+    /// [`SwarmConfig::no_source_timeout`](super::SwarmConfig::no_source_timeout):
+    /// no peer connected, and no web seed to use (none, turned off, or
+    /// [gone](Self::OriginGone)). Sent once per such stretch, not while
+    /// paused. Nothing is given up: a peer that connects later (the tracker
+    /// may still introduce one) serves the download.
+    NoSourceLeft {
+        /// Why the web seed is of no use: `None` when the torrent has none
+        /// or HTTP is turned off, else the answer that made it
+        /// [gone](Self::OriginGone).
+        origin: Option<HttpError>,
     },
     /// Periodic counters and rates, at most once per tick while anything changes.
     Progress(Stats),

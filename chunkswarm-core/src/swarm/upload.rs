@@ -7,7 +7,7 @@ use bytes::Bytes;
 use web_time::Instant;
 
 use super::config::SwarmConfig;
-use super::{CloseReason, Output, PeerKey, Swarm};
+use super::{Output, PeerKey, ProtocolViolation, Swarm};
 use crate::layout::{Block, PieceIndex};
 use crate::rate::TokenBucket;
 use crate::wire::{BlockRequest, Message};
@@ -102,7 +102,7 @@ impl Swarm {
                 peer.incoming.push_back(block);
             }
             Some(_) => {
-                let reason = CloseReason::Protocol("too many outstanding requests".into());
+                let reason = ProtocolViolation::TooManyRequests.into();
                 self.drop_peer(now, key, reason, true);
             }
             None if peer.fast => self.send(now, key, &[Message::RejectRequest(request)]),

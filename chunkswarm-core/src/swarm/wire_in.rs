@@ -3,7 +3,7 @@
 use web_time::Instant;
 
 use super::peer::WireState;
-use super::{CloseReason, Event, PeerKey, Swarm};
+use super::{CloseReason, Event, PeerKey, ProtocolViolation, Swarm};
 use crate::piece_map::Bitfield;
 use crate::wire::{BlockRequest, Handshake, Message};
 
@@ -39,7 +39,7 @@ impl Swarm {
                     }
                 }
                 Err(e) => {
-                    return self.drop_peer(now, key, CloseReason::Protocol(e.to_string()), true);
+                    return self.drop_peer(now, key, ProtocolViolation::from(e).into(), true);
                 }
             }
         }
@@ -75,7 +75,7 @@ impl Swarm {
                     break;
                 }
                 Err(e) => {
-                    return self.drop_peer(now, key, CloseReason::Protocol(e.to_string()), true);
+                    return self.drop_peer(now, key, ProtocolViolation::from(e).into(), true);
                 }
             }
         }
@@ -131,7 +131,6 @@ impl Swarm {
 
     fn handle_message(&mut self, now: Instant, key: PeerKey, message: Message, first: bool) {
         let fast = self.peers.get(&key).is_some_and(|p| p.fast);
-        let violation = |what: &str| CloseReason::Protocol(what.to_owned());
         match message {
             Message::KeepAlive | Message::Port(_) => {}
             Message::Extended { id, payload } => self.extension_message(now, key, id, &payload),
@@ -139,7 +138,7 @@ impl Swarm {
             Message::Bitfield(bytes) if first => {
                 match Bitfield::from_bytes(&bytes, self.layout.piece_count()) {
                     Ok(pieces) => self.peer_has_bitfield(now, key, pieces),
-                    Err(e) => self.drop_peer(now, key, violation(&e.to_string()), true),
+                    Err(e) => self.drop_peer(now, key, ProtocolViolation::from(e).into(), true),
                 }
             }
             Message::HaveAll if first && fast => {
@@ -148,7 +147,10 @@ impl Swarm {
             Message::HaveNone if first && fast => {}
             Message::Have { piece } => match self.layout.piece(piece) {
                 Some(piece) => self.peer_has_piece(now, key, piece),
-                None => self.drop_peer(now, key, violation("have for a piece out of range"), true),
+                None => {
+                    let violation = ProtocolViolation::HaveOutOfRange { piece };
+                    self.drop_peer(now, key, violation.into(), true);
+                }
             },
             Message::Choke => self.peer_choked(key),
             Message::Unchoke => {
@@ -179,8 +181,11 @@ impl Swarm {
                 }
             }
             other => {
-                let what = format!("unexpected {other:?} message");
-                self.drop_peer(now, key, violation(&what), true);
+                // Keep-alive, the one message without an id, is matched above.
+                if let Some(id) = other.id() {
+                    let violation = ProtocolViolation::UnexpectedMessage(id);
+                    self.drop_peer(now, key, violation.into(), true);
+                }
             }
         }
     }
@@ -200,7 +205,7 @@ impl Swarm {
         };
         peer.unsolicited_blocks += 1;
         if peer.unsolicited_blocks > MAX_UNSOLICITED_BLOCKS {
-            let reason = CloseReason::Protocol("too many unrequested blocks".into());
+            let reason = ProtocolViolation::TooManyUnrequestedBlocks.into();
             self.drop_peer(now, key, reason, true);
         }
     }

@@ -331,7 +331,7 @@ impl Registry {
             .and_then(|swarm| swarm.get(&msg.peer_id))
             .is_some_and(|peer| peer.conn == conn);
 
-        if msg.event == Event::Stopped {
+        if msg.event == Some(Event::Stopped) {
             if is_member {
                 if let Some(state) = self.conns.get_mut(&conn) {
                     state.memberships.retain(|m| *m != membership);
@@ -386,8 +386,8 @@ impl Registry {
             peer.last_seen = now;
             peer.position = msg.position;
         }
-        if msg.complete || msg.event == Event::Completed {
-            swarm.set_complete(&msg.peer_id, msg.event == Event::Completed);
+        if msg.complete || msg.event == Some(Event::Completed) {
+            swarm.set_complete(&msg.peer_id, msg.event == Some(Event::Completed));
         }
         let warning = match &msg.bitfield {
             Some((bytes, _)) if before == 0 && bytes.len() > budget => {

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::signaling::ids::Id20;
-use crate::signaling::message::{Offer, Request, parse};
+use crate::signaling::message::{Request, parse};
+use chunkswarm_core::tracker_protocol::Offer;
 
 fn bin(byte: u8) -> String {
     char::from(byte).to_string().repeat(20)
@@ -248,7 +249,7 @@ fn full_queues_lose_offers_instead_of_blocking() {
         let msg = Announce {
             info_hash: InfoHash::new([1; 20]),
             peer_id: Id20([1; 20]),
-            event: Event::Update,
+            event: None,
             complete: false,
             offers: vec![Offer {
                 offer_id: Id20([round; 20]),

@@ -110,7 +110,7 @@ fn report(tracker: &Inner, announce: &Announce<'_>, library_pieces: Option<u32>)
         None => held.pieces,
     };
     MemberReport {
-        complete: held.complete || announce.complete || announce.event == Event::Completed,
+        complete: held.complete || announce.complete || announce.event == Some(Event::Completed),
         position: announce.position,
         pieces,
     }
@@ -130,7 +130,7 @@ async fn announce(tracker: &Inner, conn: ConnId, announce: &Announce<'_>, now: I
     let alone = tracker.cluster.state() == ClusterState::Alone;
     let remote = if alone {
         RemoteSwarm::default()
-    } else if announce.event == Event::Stopped {
+    } else if announce.event == Some(Event::Stopped) {
         tracker.cluster.forget(Vec::new(), vec![membership]);
         RemoteSwarm::default()
     } else {
@@ -151,7 +151,7 @@ async fn announce(tracker: &Inner, conn: ConnId, announce: &Announce<'_>, now: I
     let done = match result {
         Ok(done) => done,
         Err(e) => {
-            if !alone && announce.event != Event::Stopped {
+            if !alone && announce.event != Some(Event::Stopped) {
                 tracker.cluster.forget(Vec::new(), vec![membership]);
             }
             return refuse(tracker, "announce", e, &announce.info_hash);
@@ -167,7 +167,7 @@ async fn announce(tracker: &Inner, conn: ConnId, announce: &Announce<'_>, now: I
     }
     let warning = done.warning.map(|w| w.to_string());
     let ice = match &tracker.ice {
-        Some(issuer) if announce.event != Event::Stopped => Some(issuer.grant(
+        Some(issuer) if announce.event != Some(Event::Stopped) => Some(issuer.grant(
             &crate::ice::peer_name(&announce.peer_id.0),
             std::time::SystemTime::now(),
         )),

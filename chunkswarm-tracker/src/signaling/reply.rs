@@ -1,13 +1,15 @@
-//! Writing tracker messages. Offers and answers are copied verbatim; ids are
-//! written as binary strings, as WebTorrent's tracker writes them.
+//! Writing tracker messages: announce and scrape answers here; relayed
+//! offers and answers and refusals are written by the protocol's one
+//! implementation in `chunkswarm_core::tracker_protocol`, which the driver's
+//! reader is tested against.
 
 use std::fmt::Write as _;
 
 use chunkswarm_core::metainfo::InfoHash;
-use serde_json::value::RawValue;
+use chunkswarm_core::tracker_protocol::reply::push_json_str;
+pub(crate) use chunkswarm_core::tracker_protocol::reply::{answer, failure, failure_text, offer};
 
-use super::ids::{Id20, push_binary, push_info_hash};
-use super::message::Refusal;
+use super::ids::push_info_hash;
 
 /// Swarm counts as `announce` and `scrape` answers carry them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -52,49 +54,6 @@ pub(crate) fn announce(
     out
 }
 
-/// An offer forwarded to another peer of the swarm.
-pub(crate) fn offer(
-    info_hash: &InfoHash,
-    from: &Id20,
-    offer_id: &Id20,
-    offer: &RawValue,
-) -> String {
-    signal("offer", info_hash, from, offer_id, offer)
-}
-
-/// An answer relayed to the peer that made the offer.
-pub(crate) fn answer(
-    info_hash: &InfoHash,
-    from: &Id20,
-    offer_id: &Id20,
-    answer: &RawValue,
-) -> String {
-    signal("answer", info_hash, from, offer_id, answer)
-}
-
-fn signal(
-    kind: &str,
-    info_hash: &InfoHash,
-    from: &Id20,
-    offer_id: &Id20,
-    sdp: &RawValue,
-) -> String {
-    // Room for the ids even when escaped (a binary id is 20 to 120 bytes).
-    let mut out = String::with_capacity(sdp.get().len() + 256);
-    out.push_str(r#"{"action":"announce",""#);
-    out.push_str(kind);
-    out.push_str(r#"":"#);
-    out.push_str(sdp.get());
-    out.push_str(r#","offer_id":"#);
-    push_binary(&mut out, &offer_id.0);
-    out.push_str(r#","peer_id":"#);
-    push_binary(&mut out, &from.0);
-    out.push_str(r#","info_hash":"#);
-    push_info_hash(&mut out, info_hash);
-    out.push('}');
-    out
-}
-
 /// `{"action":"scrape","files":{<info_hash>:{complete,incomplete,downloaded}},"flags":..}`.
 pub(crate) fn scrape(files: &[(InfoHash, SwarmCounts)], interval_secs: u64) -> String {
     let mut out = String::with_capacity(40 + files.len() * 80);
@@ -117,39 +76,12 @@ pub(crate) fn scrape(files: &[(InfoHash, SwarmCounts)], interval_secs: u64) -> S
     out
 }
 
-/// `{"action":..,"failure reason":..,"info_hash":..}`.
-pub(crate) fn failure(refusal: &Refusal) -> String {
-    failure_text(
-        refusal.action.as_str(),
-        &refusal.error.to_string(),
-        refusal.info_hash.as_ref(),
-    )
-}
-
-/// A failure with any reason text.
-pub(crate) fn failure_text(action: &str, reason: &str, info_hash: Option<&InfoHash>) -> String {
-    let mut out = String::with_capacity(100);
-    out.push_str(r#"{"action":"#);
-    push_json_str(&mut out, action);
-    out.push_str(r#","failure reason":"#);
-    push_json_str(&mut out, reason);
-    if let Some(info_hash) = info_hash {
-        out.push_str(r#","info_hash":"#);
-        push_info_hash(&mut out, info_hash);
-    }
-    out.push('}');
-    out
-}
-
-fn push_json_str(out: &mut String, text: &str) {
-    // Serializing a str to JSON cannot fail.
-    out.push_str(&serde_json::to_string(text).unwrap_or_default());
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signaling::ids::Id20;
     use serde_json::Value;
+    use serde_json::value::RawValue;
 
     #[test]
     fn messages_are_valid_json_with_binary_ids() {
@@ -178,5 +110,72 @@ mod tests {
 
         let v: Value = serde_json::from_str(&scrape(&[(ih, counts)], 120)).unwrap();
         assert_eq!(v["files"]["\"".repeat(20)]["downloaded"], 3);
+    }
+
+    /// The other direction of the protocol's round trip (the core's tests
+    /// hold the driver's messages to the tracker's parser, and the relayed
+    /// offers, answers and refusals to the driver's reader): the announce
+    /// and scrape answers written here read back in the driver.
+    #[test]
+    fn the_driver_reads_the_announce_and_scrape_answers() {
+        use std::time::{Duration, UNIX_EPOCH};
+
+        use chunkswarm_core::driver::signal::{SignalIn, SignalParseError};
+
+        use crate::ice::{IceConfig, IceIssuer, TurnSecret};
+
+        // Bytes that need every kind of JSON escape.
+        let awkward = |seed: u8| {
+            let mut id = [0u8; 20];
+            for (i, b) in id.iter_mut().enumerate() {
+                *b = (i as u8).wrapping_mul(13).wrapping_add(seed);
+            }
+            id[1] = b'"';
+            id[2] = b'\\';
+            id
+        };
+        let ih = InfoHash::new(awkward(1));
+        let counts = SwarmCounts {
+            complete: 4,
+            incomplete: 5,
+            downloaded: 6,
+        };
+        let config = IceConfig {
+            urls: vec!["turn:127.0.0.1:3478".into()],
+            turn_secret: Some(TurnSecret::new("north").unwrap()),
+            ttl: Duration::from_secs(3600),
+        };
+        let issuer = IceIssuer::new(&config, Duration::from_secs(120)).unwrap();
+        let grant = issuer.grant("p", UNIX_EPOCH + Duration::from_secs(1_000));
+        let Ok(SignalIn::Announced {
+            info_hash,
+            interval,
+            complete,
+            incomplete,
+            ice: Some(ice),
+        }) = SignalIn::parse(&announce(&ih, 120, counts, None, Some(&grant)))
+        else {
+            panic!("not read as an announce reply with ICE servers");
+        };
+        assert_eq!(info_hash, ih);
+        assert_eq!(interval, Some(Duration::from_secs(120)));
+        assert_eq!((complete, incomplete), (Some(4), Some(5)));
+        assert_eq!(ice.expires, Some(4_600));
+        assert_eq!(ice.servers[0].urls, ["turn:127.0.0.1:3478"]);
+        assert_eq!(ice.servers[0].username, "4600:p");
+
+        // A warning reaches the driver as the tracker's text.
+        assert_eq!(
+            SignalIn::parse(&announce(&ih, 120, counts, Some("slow down"), None)),
+            Ok(SignalIn::Failure {
+                info_hash: Some(ih),
+                reason: "slow down".into(),
+            })
+        );
+        // The driver never scrapes: a scrape answer is skipped, not misread.
+        assert_eq!(
+            SignalIn::parse(&scrape(&[(ih, counts)], 120)),
+            Err(SignalParseError::Ignored)
+        );
     }
 }

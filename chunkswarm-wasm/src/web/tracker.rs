@@ -1,32 +1,31 @@
 //! The WebTorrent tracker over a browser `WebSocket`.
 //!
-//! [`connect_tracker`] returns at once: messages sent while the socket is
-//! connecting (or reconnecting after a drop, with backoff from 1 s to 30 s)
-//! wait in a bounded queue. The link's event stream therefore lasts until
-//! [`TrackerControl::close`]; a tracker that goes away for a while costs
-//! announces, not the torrent. Frames that do not parse are logged and skipped.
+//! [`connect_tracker`] returns at once and keeps the link up as the core's
+//! shared policy ([`Reconnect`]) says, as the native link does: each opened
+//! connection is reported to the driver (which announces anew), each failed
+//! attempt or drop too, with a wait that doubles from 0.5 s to 30 s, with
+//! jitter, before the next attempt. Messages sent while the socket is not
+//! open are dropped; the driver's re-announce replaces them. The link's
+//! event stream therefore lasts until [`TrackerControl::close`]; a tracker
+//! that goes away for a while costs announces, not the torrent. Frames that
+//! do not parse are logged and skipped.
 
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::cell::RefCell;
 use std::fmt;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
-use std::time::Duration;
 
+use chunkswarm_core::driver::reconnect::Reconnect;
 use chunkswarm_core::driver::signal::{SignalIn, SignalOut};
 use chunkswarm_core::driver::{Signaling, SignalingError, SignalingLink, TrackerError};
 use futures::channel::mpsc;
 use wasm_bindgen::prelude::*;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
+use web_time::Instant;
 
 use super::log::LogSink;
-use super::{clear_timeout, js_error, set_timeout};
+use super::{clear_timeout, js_error, random_bytes, set_timeout};
 use crate::model::LogLevel;
-
-/// Messages kept while the tracker is unreachable; older ones are dropped.
-const MAX_QUEUED: usize = 256;
-/// Longest wait between reconnection attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 type Callback = Closure<dyn FnMut(JsValue)>;
 /// A pending `setTimeout`: its id and callback.
@@ -35,15 +34,11 @@ type Timer = (JsValue, Closure<dyn FnMut()>);
 struct Shared {
     url: String,
     socket: RefCell<Option<WebSocket>>,
-    queue: RefCell<VecDeque<String>>,
     incoming: RefCell<Option<mpsc::UnboundedSender<SignalIn>>>,
     callbacks: RefCell<Vec<Callback>>,
     /// The pending reconnection: its timer id and callback.
     retry: RefCell<Option<Timer>>,
-    failures: Cell<u32>,
-    /// The driver was told the tracker is down: the next open is reported
-    /// as a reconnection, so it announces again.
-    down_reported: Cell<bool>,
+    policy: RefCell<Reconnect>,
     log: LogSink,
 }
 
@@ -52,25 +47,25 @@ impl Shared {
         self.incoming.borrow().is_none()
     }
 
+    fn tell_driver(&self, message: SignalIn) {
+        if let Some(incoming) = self.incoming.borrow().as_ref() {
+            let _ = incoming.unbounded_send(message);
+        }
+    }
+
     /// Opens a new socket and wires its callbacks.
     fn open(self: &Rc<Self>) -> Result<(), JsValue> {
         let socket = WebSocket::new(&self.url)?;
         let weak = Rc::downgrade(self);
         let on_open = callback(&weak, |shared, _| {
-            shared.failures.set(0);
-            if shared.down_reported.replace(false) {
-                // The tracker forgot us with the old socket (or never knew
-                // us): the driver re-announces.
-                if let Some(incoming) = shared.incoming.borrow().as_ref() {
-                    let _ = incoming.unbounded_send(SignalIn::Reconnected);
-                }
-            }
+            // The tracker does not know this socket: the driver announces.
+            let told = shared.policy.borrow_mut().opened();
+            shared.tell_driver(told);
             shared.log.log(
                 LogLevel::Info,
                 None,
                 format!("tracker connected: {}", shared.url),
             );
-            shared.flush();
         });
         let on_message = callback(&weak, |shared, event| {
             let Some(text) = event
@@ -80,11 +75,7 @@ impl Shared {
                 return; // binary frames are not part of the protocol
             };
             match SignalIn::parse(&text) {
-                Ok(message) => {
-                    if let Some(incoming) = shared.incoming.borrow().as_ref() {
-                        let _ = incoming.unbounded_send(message);
-                    }
-                }
+                Ok(message) => shared.tell_driver(message),
                 Err(e) => {
                     shared.log.log(
                         LogLevel::Debug,
@@ -102,16 +93,20 @@ impl Shared {
                 format!("tracker connection closed (code {code}): {}", shared.url),
             );
             shared.socket.borrow_mut().take();
-            if !shared.down_reported.replace(true) {
-                // No offers while nobody can receive them.
-                if let Some(incoming) = shared.incoming.borrow().as_ref() {
-                    let lost = TrackerError::Lost {
-                        url: shared.url.clone(),
-                    };
-                    let _ = incoming.unbounded_send(SignalIn::Disconnected(lost));
-                }
+            if shared.is_closed() {
+                return;
             }
-            shared.reconnect_later();
+            let url = shared.url.clone();
+            let error = if shared.policy.borrow().is_open() {
+                TrackerError::Lost { url }
+            } else {
+                let reason = format!("the WebSocket closed with code {code} before opening");
+                TrackerError::Unreachable { url, reason }
+            };
+            // No offers while nobody can receive them.
+            let (told, until) = shared.policy.borrow_mut().failed(Instant::now(), error);
+            shared.tell_driver(told);
+            shared.retry_at(until);
         });
         socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
@@ -127,25 +122,25 @@ impl Shared {
         Ok(())
     }
 
-    fn reconnect_later(self: &Rc<Self>) {
-        if self.is_closed() {
-            return;
-        }
-        let failures = self.failures.get().saturating_add(1);
-        self.failures.set(failures);
-        let delay = Duration::from_secs(1u64 << failures.min(5)).min(MAX_BACKOFF);
+    /// Opens a new socket at `until`, the end of the policy's wait.
+    fn retry_at(self: &Rc<Self>, until: Instant) {
         let weak = Rc::downgrade(self);
         let retry = Closure::<dyn FnMut()>::new(move || {
-            if let Some(shared) = weak.upgrade() {
-                if shared.is_closed() {
-                    return;
-                }
-                if let Err(e) = shared.open() {
-                    shared.log.log(LogLevel::Error, None, js_error(&e));
-                }
+            let Some(shared) = weak.upgrade() else {
+                return;
+            };
+            // The timer set for `until` fired: the wait is over, even if
+            // the clock reads a hair earlier.
+            let now = Instant::now().max(until);
+            if shared.is_closed() || !shared.policy.borrow_mut().retry_due(now) {
+                return;
+            }
+            if let Err(e) = shared.open() {
+                shared.log.log(LogLevel::Error, None, js_error(&e));
             }
         });
-        let ms = i32::try_from(delay.as_millis()).unwrap_or(i32::MAX);
+        let wait = until.saturating_duration_since(Instant::now());
+        let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
         if let Ok(id) = set_timeout(retry.as_ref().unchecked_ref(), ms) {
             self.cancel_retry();
             *self.retry.borrow_mut() = Some((id, retry));
@@ -155,24 +150,6 @@ impl Shared {
     fn cancel_retry(&self) {
         if let Some((id, _)) = self.retry.borrow_mut().take() {
             clear_timeout(&id);
-        }
-    }
-
-    /// Sends what waited for the connection.
-    fn flush(&self) {
-        let socket = self.socket.borrow();
-        let Some(socket) = socket
-            .as_ref()
-            .filter(|s| s.ready_state() == WebSocket::OPEN)
-        else {
-            return;
-        };
-        let mut queue = self.queue.borrow_mut();
-        while let Some(text) = queue.pop_front() {
-            if socket.send_with_str(&text).is_err() {
-                queue.push_front(text);
-                break;
-            }
         }
     }
 }
@@ -220,13 +197,20 @@ impl Signaling for Sender {
         if self.shared.is_closed() {
             return Err(SignalingError::Closed);
         }
-        let mut queue = self.shared.queue.borrow_mut();
-        if queue.len() >= MAX_QUEUED {
-            queue.pop_front();
+        if !self.shared.policy.borrow().is_open() {
+            // The driver announces anew once the connection opens.
+            return Ok(());
         }
-        queue.push_back(message.to_json());
-        drop(queue);
-        self.shared.flush();
+        let socket = self.shared.socket.borrow();
+        if let Some(socket) = socket.as_ref() {
+            if let Err(e) = socket.send_with_str(&message.to_json()) {
+                self.shared.log.log(
+                    LogLevel::Warn,
+                    None,
+                    format!("tracker send failed: {}", js_error(&e)),
+                );
+            }
+        }
         Ok(())
     }
 }
@@ -245,10 +229,9 @@ impl fmt::Debug for TrackerControl {
 }
 
 impl TrackerControl {
-    /// Sends what is queued if the socket is open, closes it, stops
-    /// reconnecting, and ends the link's event stream.
+    /// Closes the socket (after what was sent on it), stops reconnecting,
+    /// and ends the link's event stream.
     pub fn close(&self) {
-        self.shared.flush();
         self.shared.incoming.borrow_mut().take();
         self.shared.cancel_retry();
         if let Some(socket) = self.shared.socket.borrow_mut().take() {
@@ -269,12 +252,11 @@ pub fn connect_tracker(
     let shared = Rc::new(Shared {
         url: url.to_owned(),
         socket: RefCell::new(None),
-        queue: RefCell::new(VecDeque::new()),
         incoming: RefCell::new(Some(incoming)),
         callbacks: RefCell::new(Vec::new()),
         retry: RefCell::new(None),
-        failures: Cell::new(0),
-        down_reported: Cell::new(false),
+        // Jitter differs from page to page.
+        policy: RefCell::new(Reconnect::new(u64::from_le_bytes(random_bytes()?))),
         log,
     });
     shared.open()?;

@@ -144,16 +144,20 @@ fn a_claim_holds_a_piece_back_only_once_for_its_ttl() {
 
 #[test]
 fn malformed_extension_messages_close_the_connection() {
-    let cases: [(u8, &[u8]); 4] = [
-        (1, b"d4:hopsi0e5:piecei1ee"), // piece out of range
-        (1, b"d4:hopsi0ee"),           // no piece
+    type Expected = fn(&ProtocolViolation) -> bool;
+    let claim_out_of_range: Expected = |v| *v == ProtocolViolation::ClaimOutOfRange { piece: 1 };
+    let malformed: Expected = |v| matches!(v, ProtocolViolation::Extension(_));
+    let cases: [(u8, &[u8], Expected); 4] = [
+        (1, b"d4:hopsi0e5:piecei1ee", claim_out_of_range),
+        (1, b"d4:hopsi0ee", malformed), // no piece
         (
             1,
             b"llllllllllllllllllllllllllllllllllllllllllllllllllllllllllll",
+            malformed,
         ),
-        (0, b"i42e"), // a handshake that is not a dictionary
+        (0, b"i42e", malformed), // a handshake that is not a dictionary
     ];
-    for (id, payload) in cases {
+    for (id, payload, expected) in cases {
         let mut net = line(1, &eager(Duration::from_secs(30)));
         let now = net.now;
         let swarm = &mut net.nodes[0].swarm;
@@ -165,10 +169,10 @@ fn malformed_extension_messages_close_the_connection() {
                 o,
                 Output::Close {
                     peer: PeerKey(7),
-                    reason: CloseReason::Protocol(_)
-                }
+                    reason: CloseReason::Protocol(v)
+                } if expected(v)
             )),
-            "{payload:?}"
+            "{payload:?}: {outputs:?}"
         );
     }
 }
@@ -378,7 +382,7 @@ fn the_metadata_goes_to_peers_that_ask_within_limits() {
             o,
             Output::Close {
                 peer: PeerKey(7),
-                reason: CloseReason::Protocol(_)
+                reason: CloseReason::Protocol(ProtocolViolation::Extension(_))
             }
         )),
         "{outputs:?}"

@@ -10,8 +10,11 @@ use web_time::Instant;
 use super::*;
 use crate::layout::Block;
 use crate::metainfo::TorrentBuilder;
+use crate::piece_map::BitfieldError;
+use crate::wire::{DecodeError, Handshake, HandshakeError, MessageId, Reserved};
 
 mod extension;
+mod sources;
 
 struct Node {
     swarm: Swarm,
@@ -32,6 +35,8 @@ struct Net {
     nodes: Vec<Node>,
     queue: VecDeque<Delivery>,
     origin_up: bool,
+    /// What the origin answers while it is down.
+    origin_down_status: u16,
     /// Fetches are kept here unanswered instead of answered at once.
     held_http: Option<Vec<(usize, HttpRequestId, Range<u64>)>>,
     http_fetches: u64,
@@ -71,6 +76,7 @@ impl Net {
             nodes: Vec::new(),
             queue: VecDeque::new(),
             origin_up: true,
+            origin_down_status: 503,
             held_http: None,
             http_fetches: 0,
             links: BTreeSet::new(),
@@ -164,7 +170,7 @@ impl Net {
                             &self.content[range.start as usize..range.end as usize],
                         ))
                     } else {
-                        Err(crate::driver::HttpError::Status(503))
+                        Err(crate::driver::HttpError::Status(self.origin_down_status))
                     };
                     self.nodes[i].swarm.handle_http_response(now, id, result);
                 }
@@ -337,13 +343,95 @@ fn garbage_from_a_peer_closes_only_that_connection() {
     swarm.handle_peer_connected(now, PeerKey(9));
     swarm.handle_peer_data(now, PeerKey(9), b"GET / HTTP/1.1\r\n\r\n");
     let outputs: Vec<Output> = std::iter::from_fn(|| swarm.poll_output()).collect();
-    assert!(outputs.iter().any(|o| matches!(
-        o,
+    let reason = outputs.iter().find_map(|o| match o {
         Output::Close {
             peer: PeerKey(9),
-            reason: CloseReason::Protocol(_)
-        }
-    )));
+            reason,
+        } => Some(reason),
+        _ => None,
+    });
+    let Some(CloseReason::Protocol(ProtocolViolation::Wire(DecodeError::Handshake(e)))) = reason
+    else {
+        panic!("closed for a bad handshake: {outputs:?}");
+    };
+    assert_eq!(*e, HandshakeError::WrongPstrlen { found: b'G' });
+    assert_eq!(
+        reason.map(ToString::to_string).as_deref(),
+        Some("protocol error: handshake protocol string length is 71, expected 19")
+    );
+}
+
+/// Connects `key` to the swarm as a fast-extension peer and sends `then`
+/// after the handshake; returns why the swarm closed the connection, if it
+/// did.
+fn close_reason_for(
+    swarm: &mut Swarm,
+    now: Instant,
+    key: PeerKey,
+    then: &[Message],
+) -> Option<CloseReason> {
+    swarm.handle_peer_connected(now, key);
+    let mut wire = bytes::BytesMut::new();
+    Handshake {
+        reserved: Reserved::NONE.with_fast(true),
+        info_hash: *swarm.info().info_hash().as_bytes(),
+        peer_id: *b"-XX0001-protoprotopr",
+    }
+    .encode(&mut wire);
+    for message in then {
+        message.encode(&mut wire);
+    }
+    swarm.handle_peer_data(now, key, &wire);
+    std::iter::from_fn(|| swarm.poll_output()).find_map(|o| match o {
+        Output::Close { peer, reason } if peer == key => Some(reason),
+        _ => None,
+    })
+}
+
+#[test]
+fn protocol_violations_close_with_their_cause() {
+    let (mut net, info) = Net::new(4 * 16_384, 16_384);
+    let leecher = net.add(&info, false, false, no_http());
+    let now = net.now;
+    let swarm = &mut net.nodes[leecher].swarm;
+    let empty = Message::Bitfield(Bytes::from_static(&[0]));
+    let cases: [(&[Message], CloseReason); 4] = [
+        (
+            &[Message::HaveNone, Message::Have { piece: 4 }],
+            ProtocolViolation::HaveOutOfRange { piece: 4 }.into(),
+        ),
+        (
+            &[empty.clone(), empty.clone()],
+            ProtocolViolation::UnexpectedMessage(MessageId::Bitfield).into(),
+        ),
+        (
+            &[Message::Bitfield(Bytes::from_static(&[0x01]))],
+            ProtocolViolation::Bitfield(BitfieldError::SpareBitsSet { pieces: 4 }).into(),
+        ),
+        (
+            &[empty, Message::HaveAll],
+            ProtocolViolation::UnexpectedMessage(MessageId::HaveAll).into(),
+        ),
+    ];
+    for (i, (messages, expected)) in cases.into_iter().enumerate() {
+        let got = close_reason_for(swarm, now, PeerKey(20 + i as u64), messages);
+        assert_eq!(got.as_ref(), Some(&expected), "{messages:?}");
+    }
+    assert_eq!(
+        ProtocolViolation::HaveOutOfRange { piece: 4 }.to_string(),
+        "have for piece 4, out of range"
+    );
+    assert_eq!(
+        CloseReason::from(ProtocolViolation::UnexpectedMessage(MessageId::HaveAll)).to_string(),
+        "protocol error: unexpected have all message"
+    );
+    // A peer that keeps to the protocol stays connected.
+    let fine = [
+        Message::HaveNone,
+        Message::Have { piece: 3 },
+        Message::Interested,
+    ];
+    assert_eq!(close_reason_for(swarm, now, PeerKey(30), &fine), None);
 }
 
 #[test]

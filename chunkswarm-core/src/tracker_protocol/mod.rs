@@ -1,0 +1,32 @@
+//! The WebTorrent WebSocket tracker protocol, written once for both sides:
+//! the client side in [`driver::signal`](crate::driver::signal) and the
+//! `chunkswarm-tracker` crate.
+//!
+//! - [`ids`]: info hashes, peer ids and offer ids travel as JSON strings of
+//!   20 characters U+0000 to U+00FF, one per byte, as WebTorrent writes them;
+//!   read and written here without allocating.
+//! - [`request`]: what a client sends (`announce` with offers or an answer,
+//!   `scrape`, chunkswarm's `x_cs_have`), parsed by the tracker without
+//!   copying offers or answers. The driver writes the same messages with
+//!   [`SignalOut::to_json`](crate::driver::signal::SignalOut::to_json); the
+//!   tests here hold each to the other.
+//! - [`reply`]: what the tracker writes back: offers and answers relayed
+//!   between peers, refusals. The driver reads them with
+//!   [`SignalIn::parse`](crate::driver::signal::SignalIn::parse), held to
+//!   them by the same tests. (Announce and scrape answers are still written
+//!   by the tracker crate, which tests them against the driver's reader.)
+//!
+//! chunkswarm's additions (`x_cs_bitfield`, `x_cs_pieces`, `x_cs_position`,
+//! the `x_cs_have` action; `x_cs_ice` in announce replies) are extra fields
+//! and actions that a WebTorrent client or tracker ignores.
+
+pub mod ids;
+pub mod reply;
+pub mod request;
+#[cfg(test)]
+mod tests;
+
+pub use ids::BinaryId;
+pub use request::{
+    Action, Announce, AnnounceEvent, Answer, Have, MessageError, Offer, Refusal, Request, parse,
+};
