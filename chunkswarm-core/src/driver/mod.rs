@@ -42,6 +42,7 @@ mod action;
 mod announce;
 mod carry;
 mod config;
+mod engine;
 mod handle;
 pub mod ice;
 pub mod io;
@@ -63,7 +64,9 @@ use std::pin::Pin;
 use futures::Stream;
 
 pub use config::DriverConfig;
-pub use handle::{AddTorrentError, DriverClosed, DriverEvent, Handle, TorrentSpec};
+pub use handle::{
+    AddTorrentError, DriverClosed, DriverEvent, FetchMetadataError, Handle, TorrentSpec,
+};
 pub use ice::{IceGrant, IceServer};
 pub use io::{
     ChannelClosed, ChannelEvent, ChannelSender, ConnectError, HttpError, HttpOrigin, Offered,
