@@ -24,7 +24,7 @@ pub(super) enum Engine {
     /// Downloading and serving the content.
     Swarm(Box<Swarm>),
     /// Fetching the info dictionary.
-    Metadata(MetadataFetch),
+    Metadata(Box<MetadataFetch>),
 }
 
 /// An engine output.

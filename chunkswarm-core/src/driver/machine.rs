@@ -201,7 +201,7 @@ impl Machine {
         }
         let fetch = MetadataFetch::new(info_hash, self.config.peer_id);
         tracing::info!(%info_hash, "fetching the metadata from peers");
-        let engine = Engine::Metadata(fetch);
+        let engine = Engine::Metadata(Box::new(fetch));
         let torrent = Torrent::new(now, engine, self.config.announce_interval);
         self.torrents.insert(info_hash, torrent);
         self.tell_tracker_news(now, info_hash);
