@@ -52,6 +52,9 @@
 //!   `cs_origin` claims the engine uses to share out origin fetches;
 //!   [`wire::metadata`] passes a torrent's info dictionary between peers
 //!   (BEP 9), verified against the infohash.
+//! - [`metadata_fetch`]: the sans-IO fetch of an info dictionary from peers
+//!   when only a magnet link's infohash is known, naming (and banning) any
+//!   peer whose copy is not the torrent's.
 //! - [`swarm`]: the sans-IO engine, one [`swarm::Swarm`] per torrent, with its
 //!   policies behind small traits: [`pick`] (piece order) and [`retry`]
 //!   (timeouts, backoff, when to pay the HTTP origin); [`rate`] holds the rate
@@ -77,6 +80,7 @@ pub mod client;
 pub mod driver;
 pub mod layout;
 pub mod magnet;
+pub mod metadata_fetch;
 pub mod metainfo;
 #[cfg(feature = "native")]
 #[allow(clippy::disallowed_methods)]

@@ -6,9 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use chunkswarm_core::client::{AddOptions, Client, ClientConfig, TorrentError, TrackerState};
+use chunkswarm_core::client::{
+    AddError, AddOptions, Client, ClientConfig, LoadError, TorrentError, TrackerState,
+};
 use chunkswarm_core::driver::{HttpError, TrackerError};
-use chunkswarm_core::metainfo::TorrentBuilder;
+use chunkswarm_core::magnet::MagnetError;
+use chunkswarm_core::metainfo::{InfoHash, Metainfo, TorrentBuilder};
+use chunkswarm_core::native::http_get;
 use chunkswarm_core::swarm::Event;
 use chunkswarm_tracker::{Config, RunningTracker, Tracker};
 use futures::StreamExt as _;
@@ -313,5 +317,110 @@ async fn with_the_origin_gone_and_no_peer_wait_reports_no_source_left() {
         let again = tokio::time::timeout(Duration::from_secs(2), torrent.wait()).await;
         assert!(again.is_err(), "{again:?}");
         assert_eq!(answered.load(Ordering::SeqCst), asked, "asked no more");
+    }
+}
+
+/// A magnet link naming `info_hash` with these extra `key=url` parameters.
+fn magnet(info_hash: InfoHash, params: &[(&str, &str)]) -> String {
+    let mut link = format!("magnet:?xt=urn:btih:{}", info_hash.to_hex());
+    for (key, url) in params {
+        let encoded = url.replace(':', "%3A").replace('/', "%2F");
+        link.push_str(&format!("&{key}={encoded}"));
+    }
+    link
+}
+
+async fn metainfo_at(url: &str) -> Metainfo {
+    let bytes = http_get(url, 1 << 20, Duration::from_secs(10))
+        .await
+        .unwrap();
+    Metainfo::from_bytes(&bytes).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_magnet_link_with_the_torrents_url_starts_from_the_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = content(1_200_000, 5);
+    let tracker = tracker_with(&dir.path().join("media"), &data).await;
+    let torrent_url = tracker.torrent_url("film.webm");
+    let info_hash = metainfo_at(&torrent_url).await.info_hash();
+    let client = loopback_client(&dir.path().join("out"));
+    let link = magnet(info_hash, &[("dn", "film.webm"), ("xs", &torrent_url)]);
+    let torrent = client.add(link).await.unwrap();
+    tokio::time::timeout(WAIT, torrent.wait())
+        .await
+        .expect("complete in time")
+        .unwrap();
+    assert_eq!(torrent.info_hash(), info_hash);
+    assert!(std::fs::read(dir.path().join("out/film.webm")).unwrap() == data);
+
+    // An `xs` serving another torrent is refused, naming both.
+    let other = InfoHash::of(b"another torrent");
+    let wrong = magnet(other, &[("xs", &torrent_url)]);
+    match client.add(wrong).await {
+        Err(AddError::Load(LoadError::Magnet(MagnetError::WrongTorrent { expected, got }))) => {
+            assert_eq!((expected, got), (other, info_hash));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Neither a .torrent URL nor a tracker: nowhere to get the metadata.
+    match client.add(magnet(other, &[])).await {
+        Err(AddError::Load(LoadError::MagnetWithoutSource)) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_magnet_link_with_only_a_tracker_gets_the_metadata_and_file_from_a_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = content(1_500_000, 8);
+    let tracker = tracker_with(&dir.path().join("media"), &data).await;
+    let torrent_url = tracker.torrent_url("film.webm");
+    let seeder = Client::new(ClientConfig::loopback());
+    let seeding = seeder
+        .add_with(
+            torrent_url.as_str(),
+            AddOptions::at(dir.path().join("media/film.webm")),
+        )
+        .await
+        .unwrap();
+    assert!(seeding.state().complete);
+    let info_hash = seeding.info_hash();
+
+    let fetcher = Client::new(ClientConfig {
+        download_dir: dir.path().join("out"),
+        ..ClientConfig::loopback()
+    });
+    let link = magnet(info_hash, &[("tr", &tracker.announce_url())]);
+    // No web seed: the metadata and every byte come from the seeder.
+    let no_web_seed = AddOptions {
+        web_seeds: Some(Vec::new()),
+        ..AddOptions::default()
+    };
+    let fetching = tokio::time::timeout(WAIT, fetcher.add_with(link, no_web_seed))
+        .await
+        .expect("metadata in time")
+        .unwrap();
+    assert_eq!(fetching.info_hash(), info_hash);
+    tokio::time::timeout(WAIT, fetching.wait())
+        .await
+        .expect("complete in time")
+        .unwrap();
+    assert!(std::fs::read(dir.path().join("out/film.webm")).unwrap() == data);
+    assert_eq!(fetching.state().stats.http_bytes, 0);
+    // The link's tracker is the torrent's now.
+    assert_eq!(fetching.metainfo().trackers(), [tracker.announce_url()]);
+
+    // A link nobody seeds gives up after the configured time.
+    let impatient = Client::new(ClientConfig {
+        metadata_timeout: Duration::from_millis(1500),
+        ..ClientConfig::loopback()
+    });
+    let nobody = magnet(InfoHash::of(b"nobody"), &[("tr", &tracker.announce_url())]);
+    match impatient.add(nobody).await {
+        Err(AddError::Load(LoadError::MetadataTimeout(t))) => {
+            assert_eq!(t, Duration::from_millis(1500));
+        }
+        other => panic!("{other:?}"),
     }
 }

@@ -35,6 +35,10 @@ pub struct CatalogEntry {
     pub torrent_url: Option<String>,
     /// The infohash in hex, once the torrent is made.
     pub info_hash: Option<String>,
+    /// Its magnet link, once the torrent is made: infohash, name, length,
+    /// tracker, web seed (`ws`) and the `.torrent`'s URL (`xs`), so a client
+    /// holding only the link starts at once from the origin.
+    pub magnet: Option<String>,
     /// Peers in its swarm now.
     pub peers: Option<u32>,
     /// Seeders in its swarm now.
@@ -82,6 +86,14 @@ impl LibraryCatalog {
                 self.urls.media(p.trim_start_matches('/'))
             }
         });
+        let torrent = library.torrents.peek(file);
+        let torrent_url = self.urls.torrent(&file.rel);
+        let magnet = torrent.as_ref().map(|t| {
+            t.magnet
+                .clone()
+                .with_source(torrent_url.clone())
+                .to_string()
+        });
         CatalogEntry {
             title: sidecar.title.clone().unwrap_or_else(|| name.to_owned()),
             year: sidecar.year,
@@ -91,8 +103,9 @@ impl LibraryCatalog {
             size: Some(file.size),
             duration_seconds: sidecar.duration.filter(|d| d.is_finite() && *d >= 0.0),
             media_url: Some(self.urls.media(&file.rel)),
-            torrent_url: Some(self.urls.torrent(&file.rel)),
-            info_hash: library.torrents.peek(file).map(|t| t.info_hash.to_hex()),
+            torrent_url: Some(torrent_url),
+            info_hash: torrent.map(|t| t.info_hash.to_hex()),
+            magnet,
             peers: None,
             seeders: None,
         }

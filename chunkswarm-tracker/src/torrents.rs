@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use chunkswarm_core::magnet::Magnet;
 use chunkswarm_core::metainfo::{CreateError, InfoHash, TorrentBuilder};
 use tokio::sync::{OnceCell, Semaphore};
 
@@ -35,6 +36,9 @@ pub(crate) struct Torrent {
     pub(crate) bytes: Bytes,
     pub(crate) info_hash: InfoHash,
     pub(crate) piece_count: u32,
+    /// Its magnet link: infohash, name, length, tracker and web seed (the
+    /// catalog adds the `.torrent`'s URL as `xs`).
+    pub(crate) magnet: Magnet,
 }
 
 #[derive(Debug)]
@@ -121,6 +125,7 @@ impl TorrentCache {
                     bytes: Bytes::from(metainfo.to_bytes()),
                     info_hash: metainfo.info_hash(),
                     piece_count: metainfo.info().layout().piece_count(),
+                    magnet: Magnet::from_metainfo(&metainfo),
                 };
                 built.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(file = %file.rel, info_hash = %torrent.info_hash, "made torrent");

@@ -5,6 +5,7 @@ mod common;
 
 use std::path::Path;
 
+use chunkswarm_core::magnet::Magnet;
 use chunkswarm_tracker::metainfo::Metainfo;
 use chunkswarm_tracker::{
     Catalog, CatalogEntry, CatalogError, Config, Limits, SearchFuture, Tracker,
@@ -455,6 +456,7 @@ async fn catalog_search_shows_metadata_and_live_peers() {
         format!("http://{}/torrents/film.webm.torrent", t.addr)
     );
     assert!(entry["info_hash"].is_null());
+    assert!(entry["magnet"].is_null(), "no torrent, no link yet");
 
     // Once the torrent exists, the entry has its infohash and live peers.
     let torrent = Metainfo::from_bytes(&t.get("/torrents/film.webm.torrent").await.body).unwrap();
@@ -467,6 +469,18 @@ async fn catalog_search_shows_metadata_and_live_peers() {
     let found = t.json("/api/search?q=film").await;
     let entry = &found["results"][0];
     assert_eq!(entry["info_hash"], torrent.info_hash().to_hex());
+    // Its magnet link names the torrent, its tracker, web seed and .torrent.
+    let link = entry["magnet"].as_str().expect("a magnet link");
+    let magnet = Magnet::parse(link).unwrap();
+    assert_eq!(magnet.info_hash(), torrent.info_hash());
+    assert_eq!(magnet.name(), Some("film.webm"));
+    assert_eq!(magnet.length(), Some(FILM_LEN as u64));
+    assert_eq!(magnet.trackers(), [format!("ws://{}/announce", t.addr)]);
+    assert_eq!(
+        magnet.web_seeds(),
+        [format!("http://{}/media/film.webm", t.addr)]
+    );
+    assert_eq!(magnet.sources(), [entry["torrent_url"].as_str().unwrap()]);
     assert_eq!(
         (entry["peers"].as_u64(), entry["seeders"].as_u64()),
         (Some(1), Some(1))

@@ -42,8 +42,9 @@
 //!   (`crypto.getRandomValues`).
 //! - `client.addTorrent(source, options?)`: `source` is the URL of a
 //!   `.torrent`, its bytes (`Uint8Array`, at most 32 MiB), or a magnet link
-//!   with an `xs` (the `.torrent`'s URL; its trackers and `ws` web seeds
-//!   join the torrent's); options
+//!   (its `.torrent` from its `xs`; without one, its metadata from the peers
+//!   the client's tracker introduces, verified against the infohash, within
+//!   2 minutes; its trackers and `ws` web seeds join the torrent's); options
 //!   `{ webSeed?, strategy? }` where `webSeed` overrides the torrent's
 //!   `url-list` (the first `http(s)` entry is used otherwise; `false`: none;
 //!   either is read as BEP 19 says, so a multi-file torrent's files are at

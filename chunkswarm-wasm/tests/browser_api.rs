@@ -161,7 +161,8 @@ async fn a_magnet_link_with_the_torrents_url_downloads() {
         .unwrap();
     assert_eq!(all.dyn_into::<Uint8Array>().unwrap().to_vec(), content);
 
-    // A link whose `xs` serves another torrent; one with no `xs`; no topic.
+    // A link whose `xs` serves another torrent; one with no `xs` and no
+    // trackerUrl to meet peers that could give its metadata; no topic.
     let other = format!(
         "magnet:?xt=urn:btih:{}&xs={}",
         "ab".repeat(20),

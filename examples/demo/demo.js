@@ -163,7 +163,7 @@ async function search(query) {
   }
 }
 
-/** Downloads and plays a pasted magnet link (it needs an `xs`: the URL of its .torrent). */
+/** Downloads and plays a pasted magnet link (its .torrent from its `xs`, else its metadata from peers). */
 function openMagnet(link) {
   let name = 'magnet link';
   try {

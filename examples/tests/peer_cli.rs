@@ -431,6 +431,64 @@ async fn a_magnet_link_with_the_torrents_url_fetches_with_no_peer() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_magnet_link_with_only_a_tracker_gets_its_metadata_from_the_seeder() {
+    let data = content(13 * MIB + 4_321, 11);
+    // The server is only the tracker: no web seed, no .torrent to fetch.
+    let server = Server::start("unused.webm", b"x").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("shared.bin");
+    std::fs::write(&file, &data).unwrap();
+    // 16 KiB pieces: the metadata spans several ut_metadata pieces.
+    let mut seeder = spawn_seed(
+        &file,
+        &[
+            "--tracker",
+            &server.tracker_url(),
+            "--piece-length",
+            "16384",
+        ],
+    );
+    let torrent = dir.path().join("shared.bin.torrent");
+    seeding_under(&torrent).await;
+    let meta = Metainfo::from_bytes(&std::fs::read(&torrent).unwrap()).unwrap();
+    assert!(meta.info().encoded().len() > 16 * 1024);
+    let link = format!(
+        "magnet:?xt=urn:btih:{}&tr={}",
+        meta.info_hash().to_hex(),
+        server.tracker_url().replace(':', "%3A").replace('/', "%2F")
+    );
+
+    let out = tempfile::tempdir().unwrap();
+    let summary = finished(spawn_fetch(&link, out.path(), &[]), "fetcher").await;
+    assert_same_file(&out.path().join("shared.bin"), &data);
+    assert_eq!(u64_of(&summary, "bytes_p2p"), data.len() as u64);
+    assert_eq!(u64_of(&summary, "bytes_http"), 0);
+
+    // A link to a torrent nobody seeds waits for its metadata, then fails.
+    let nobody = format!("magnet:?xt=urn:btih:{}", "cd".repeat(20));
+    let output = peer()
+        .args(["fetch", &nobody, "-o"])
+        .arg(out.path())
+        .args([
+            "--loopback",
+            "--timeout",
+            "3",
+            "--tracker",
+            &server.tracker_url(),
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no peer gave the torrent's metadata within 3 s"),
+        "{stderr}"
+    );
+    seeder.kill().await.unwrap();
+}
+
 #[tokio::test]
 async fn bad_input_gets_a_clear_error_and_a_failing_exit_code() {
     let dir = tempfile::tempdir().unwrap();

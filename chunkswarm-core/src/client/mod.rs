@@ -5,7 +5,7 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = Client::new(ClientConfig::default());
-//! // A path, an http(s) URL, a magnet link with `xs`, or the bytes of a .torrent.
+//! // A path, an http(s) URL, a magnet link, or the bytes of a .torrent.
 //! let torrent = client.add("https://media.example/torrents/film.webm.torrent").await?;
 //! torrent.wait().await?; // every piece verified and flushed to disk
 //! println!("{}", torrent.path().display());
@@ -20,6 +20,12 @@
 //! [watchable state](Torrent::watch)), [`pause`](Torrent::pause),
 //! [`resume`](Torrent::resume), [`seek`](Torrent::seek),
 //! [`remove`](Torrent::remove) and [`wait`](Torrent::wait).
+//!
+//! A magnet link with an http(s) `xs` is read from that `.torrent`; one
+//! without gets its metadata from the peers its WebSocket trackers
+//! introduce (BEP 9, verified against the infohash), within
+//! [`ClientConfig::metadata_timeout`], over the same tracker connection the
+//! torrent then runs on.
 //!
 //! Defaults: each torrent gets a random peer id, so two clients in one
 //! process meet each other; WebRTC binds every interface and takes its
@@ -54,10 +60,13 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use tokio::sync::watch;
 
+use futures::channel::mpsc::UnboundedReceiver;
+
 use crate::driver::{
-    AddTorrentError, DriverConfig, DriverIo, HttpOrigin, PieceStore, StoreError, TorrentSpec,
-    driver,
+    AddTorrentError, DriverConfig, DriverEvent, DriverIo, Handle, HttpOrigin, PieceStore,
+    StoreError, TorrentSpec, driver,
 };
+use crate::magnet::Magnet;
 use crate::metainfo::{InfoHash, Metainfo};
 use crate::native::{
     DiskStore, HttpWebSeed, TRACKER_CONNECT_TIMEOUT, TokioSleeper, WebRtcConfig, WebRtcConnector,
@@ -86,6 +95,9 @@ pub struct ClientConfig {
     /// How long one attempt to connect to a tracker may take before it is
     /// reported failed. Default: [`TRACKER_CONNECT_TIMEOUT`].
     pub tracker_timeout: Duration,
+    /// How long the metadata of a magnet link without `xs` may take to come
+    /// from peers. Default: 2 minutes.
+    pub metadata_timeout: Duration,
 }
 
 impl Default for ClientConfig {
@@ -96,6 +108,7 @@ impl Default for ClientConfig {
             swarm: SwarmConfig::default(),
             http_timeout: Duration::from_secs(30),
             tracker_timeout: TRACKER_CONNECT_TIMEOUT,
+            metadata_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -200,27 +213,29 @@ impl Client {
         source: impl Into<TorrentSource>,
         options: AddOptions,
     ) -> Result<Torrent, AddError> {
-        let meta = source.into().load(self.config.http_timeout).await?;
+        let source = source.into();
+        let (meta, running) = match source.magnet_without_torrent_url()? {
+            Some(magnet) => {
+                let (meta, running) = self.fetch_metadata(&magnet, &options).await?;
+                (meta, Some(running))
+            }
+            None => (source.load(self.config.http_timeout).await?, None),
+        };
         let info_hash = meta.info_hash();
-        if self.is_running(info_hash) {
+        if running.is_none() && self.is_running(info_hash) {
             return Err(AddError::Duplicate(info_hash));
         }
-        let trackers = trackers(&meta, options.trackers)?;
+        let trackers = trackers(meta.trackers(), options.trackers)?;
         let origin = self.web_seed(&meta, options.web_seeds)?;
         let path = options
             .output
             .unwrap_or_else(|| self.config.download_dir.join(meta.info().name()));
         let store = open_store(path.clone(), &meta).await?;
 
-        let io = DriverIo {
-            signaling: (!trackers.is_empty())
-                .then(|| tracker_link_to(&trackers, self.config.tracker_timeout)),
-            connector: Some(self.connector.clone()),
-            sleeper: Arc::new(TokioSleeper),
+        let (handle, events) = match running {
+            Some(running) => running,
+            None => self.start_driver(&trackers),
         };
-        let (handle, run) = driver(DriverConfig::default(), io);
-        let events = handle.events();
-        tokio::spawn(run);
         let no_source = trackers.is_empty() && origin.is_none();
         let spec = TorrentSpec {
             info: meta.info().clone(),
@@ -274,6 +289,56 @@ impl Client {
         Ok(Torrent { shared })
     }
 
+    /// A driver on these trackers (none: no signaling), and its events.
+    fn start_driver(&self, trackers: &[String]) -> (Handle, UnboundedReceiver<DriverEvent>) {
+        let io = DriverIo {
+            signaling: (!trackers.is_empty())
+                .then(|| tracker_link_to(trackers, self.config.tracker_timeout)),
+            connector: Some(self.connector.clone()),
+            sleeper: Arc::new(TokioSleeper),
+        };
+        let (handle, run) = driver(DriverConfig::default(), io);
+        let events = handle.events();
+        tokio::spawn(run);
+        (handle, events)
+    }
+
+    /// Gets a magnet link's metadata from the peers of its trackers (or
+    /// those chosen), on a driver the torrent then runs on.
+    async fn fetch_metadata(
+        &self,
+        magnet: &Magnet,
+        options: &AddOptions,
+    ) -> Result<(Metainfo, (Handle, UnboundedReceiver<DriverEvent>)), AddError> {
+        let info_hash = magnet.info_hash();
+        if self.is_running(info_hash) {
+            return Err(AddError::Duplicate(info_hash));
+        }
+        let own = magnet.trackers().iter().map(String::as_str).collect();
+        let trackers = trackers(own, options.trackers.clone())?;
+        if trackers.is_empty() {
+            return Err(LoadError::MagnetWithoutSource.into());
+        }
+        let (handle, events) = self.start_driver(&trackers);
+        let timeout = self.config.metadata_timeout;
+        let fetched = tokio::time::timeout(timeout, handle.fetch_metadata(info_hash)).await;
+        let info = match fetched {
+            Ok(Ok(info)) => info,
+            Ok(Err(e)) => {
+                handle.shutdown();
+                return Err(LoadError::Metadata(e).into());
+            }
+            Err(_) => {
+                handle.shutdown();
+                return Err(LoadError::MetadataTimeout(timeout).into());
+            }
+        };
+        let meta = magnet
+            .resolve(Metainfo::from_info(info))
+            .map_err(LoadError::from)?;
+        Ok((meta, (handle, events)))
+    }
+
     fn is_running(&self, info_hash: InfoHash) -> bool {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         running.retain(|_, t| {
@@ -302,16 +367,15 @@ impl Client {
     }
 }
 
-/// The WebSocket trackers to use: the chosen ones, else the torrent's.
-fn trackers(meta: &Metainfo, chosen: Option<Vec<String>>) -> Result<Vec<String>, AddError> {
+/// The WebSocket trackers to use: the chosen ones, else the torrent's own.
+fn trackers(own: Vec<&str>, chosen: Option<Vec<String>>) -> Result<Vec<String>, AddError> {
     let is_ws = |url: &str| url.starts_with("ws://") || url.starts_with("wss://");
     match chosen {
         Some(urls) => match urls.iter().find(|u| !is_ws(u)) {
             Some(bad) => Err(AddError::BadTracker(bad.clone())),
             None => Ok(urls),
         },
-        None => Ok(meta
-            .trackers()
+        None => Ok(own
             .into_iter()
             .filter(|u| is_ws(u))
             .map(str::to_owned)

@@ -1,10 +1,11 @@
 //! Where a torrent comes from: a `.torrent` file, a URL, bytes, or a
-//! magnet link with an `xs` naming its `.torrent`.
+//! magnet link (its `.torrent` fetched from its `xs`, or its metadata from
+//! the swarm's peers).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::driver::HttpError;
+use crate::driver::{FetchMetadataError, HttpError};
 use crate::magnet::{Magnet, MagnetError};
 use crate::metainfo::{Metainfo, MetainfoError};
 use crate::native::http_get;
@@ -22,8 +23,10 @@ pub enum TorrentSource {
     Path(PathBuf),
     /// The URL of a `.torrent` (`http://` or `https://`).
     Url(String),
-    /// A magnet link whose `xs` gives the URL of its `.torrent`; its
-    /// trackers and web seeds join the torrent's own.
+    /// A magnet link. With an http(s) `xs` (the URL of its `.torrent`) the
+    /// torrent comes from there; without one, its metadata comes from the
+    /// peers its WebSocket trackers introduce (BEP 9). Its trackers and web
+    /// seeds join the torrent's own.
     Magnet(String),
     /// The bytes of a `.torrent`.
     Bytes(Vec<u8>),
@@ -104,13 +107,32 @@ pub enum LoadError {
     /// Not a valid magnet link, or its torrent does not match it.
     #[error("magnet link: {0}")]
     Magnet(#[from] MagnetError),
-    /// The magnet link names no `.torrent` URL (`xs`): fetching metadata
-    /// from peers is not supported.
-    #[error("the magnet link has no http(s) `xs` naming its .torrent")]
+    /// The magnet link names neither a `.torrent` URL (`xs`) nor a
+    /// WebSocket tracker whose peers could give its metadata.
+    #[error(
+        "the magnet link has no http(s) `xs` naming its .torrent and no WebSocket tracker (`tr`) to ask peers for its metadata"
+    )]
     MagnetWithoutSource,
+    /// No peer gave the magnet link's metadata in time.
+    #[error("no peer gave the torrent's metadata within {0:?}")]
+    MetadataTimeout(Duration),
+    /// Peers gave metadata that hashes right but is not a usable torrent,
+    /// or the fetch stopped.
+    #[error("metadata from peers: {0}")]
+    Metadata(#[from] FetchMetadataError),
 }
 
 impl TorrentSource {
+    /// The magnet link whose metadata must come from peers: a magnet link
+    /// without an http(s) `xs`. `None` for every other source.
+    pub fn magnet_without_torrent_url(&self) -> Result<Option<Magnet>, LoadError> {
+        let Self::Magnet(link) = self else {
+            return Ok(None);
+        };
+        let magnet = Magnet::parse(link)?;
+        Ok(torrent_url(&magnet).is_none().then_some(magnet))
+    }
+
     /// Reads the torrent. Reading a file runs on tokio's blocking pool.
     pub async fn load(self, timeout: Duration) -> Result<Metainfo, LoadError> {
         match self {
@@ -122,11 +144,7 @@ impl TorrentSource {
             Self::Url(url) => parse(&fetch(&url, timeout).await?),
             Self::Magnet(link) => {
                 let magnet = Magnet::parse(&link)?;
-                let url = magnet
-                    .sources()
-                    .iter()
-                    .find(|u| u.starts_with("http://") || u.starts_with("https://"))
-                    .ok_or(LoadError::MagnetWithoutSource)?;
+                let url = torrent_url(&magnet).ok_or(LoadError::MagnetWithoutSource)?;
                 let meta = parse(&fetch(url, timeout).await?)?;
                 Ok(magnet.resolve(meta)?)
             }
@@ -134,6 +152,14 @@ impl TorrentSource {
             Self::Metainfo(meta) => Ok(*meta),
         }
     }
+}
+
+/// The first http(s) `xs` of a magnet link.
+fn torrent_url(magnet: &Magnet) -> Option<&String> {
+    magnet
+        .sources()
+        .iter()
+        .find(|u| u.starts_with("http://") || u.starts_with("https://"))
 }
 
 async fn fetch(url: &str, timeout: Duration) -> Result<bytes::Bytes, LoadError> {

@@ -8,8 +8,9 @@ use super::handle::DriverEvent;
 use super::ice::IceGrant;
 use super::signal::{Id20, SignalOut};
 use crate::layout::PieceIndex;
-use crate::metainfo::InfoHash;
+use crate::metainfo::{Info, InfoHash};
 use crate::swarm::{HttpRequestId, PeerKey};
+use crate::wire::metadata::MetadataError;
 
 /// Names one attempt to connect to a remote peer, from the offer (ours or
 /// theirs) to an open channel or a failure.
@@ -88,4 +89,10 @@ pub(super) enum Action {
     SyncStore { info_hash: InfoHash },
     /// The torrent is gone: drop its store, web seed and offers.
     Forget { info_hash: InfoHash },
+    /// The metadata fetch of a torrent is over (a `Forget` follows): hand
+    /// the verified dictionary, or why it is unusable, to whoever asked.
+    MetadataFetched {
+        info_hash: InfoHash,
+        result: Result<Info, MetadataError>,
+    },
 }

@@ -58,14 +58,14 @@ impl Machine {
         torrent.announcing = false;
         let event = (!torrent.announced).then_some(AnnounceEvent::Started);
         torrent.announced = true;
-        let lonely = torrent.channels.is_empty() && !torrent.swarm.is_complete();
+        let lonely = torrent.channels.is_empty() && !torrent.engine.is_complete();
         let interval = if lonely {
             torrent.interval.min(self.config.lonely_interval)
         } else {
             torrent.interval
         };
         torrent.next_announce = now + interval;
-        let stats = torrent.swarm.stats(now);
+        let stats = torrent.engine.stats(now);
         for (id, _) in &offers {
             torrent.offers.insert(*id, now + self.config.offer_ttl);
         }
@@ -76,11 +76,11 @@ impl Machine {
             numwant: offers.len() as u32,
             uploaded: stats.uploaded_bytes,
             downloaded: stats.p2p_bytes + stats.http_bytes,
-            left: stats.total_bytes.saturating_sub(stats.verified_bytes),
+            left: torrent.engine.left(now),
             event,
             offers,
-            bitfield: Some(torrent.swarm.have().clone()),
-            position: torrent.swarm.playback_piece().map(PieceIndex::get),
+            bitfield: torrent.engine.have().cloned(),
+            position: torrent.engine.playback_piece().map(PieceIndex::get),
         });
         self.actions.push_back(Action::Signal(message));
     }
@@ -121,7 +121,7 @@ impl Machine {
         if !torrent.announced {
             return;
         }
-        let stats = torrent.swarm.stats(now);
+        let stats = torrent.engine.stats(now);
         let message = SignalOut::Announce(Announce {
             info_hash,
             peer_id: self.config.peer_id,
@@ -131,8 +131,8 @@ impl Machine {
             left: torrent.left(now),
             event: Some(event),
             offers: Vec::new(),
-            bitfield: Some(torrent.swarm.have().clone()),
-            position: torrent.swarm.playback_piece().map(PieceIndex::get),
+            bitfield: torrent.engine.have().cloned(),
+            position: torrent.engine.playback_piece().map(PieceIndex::get),
         });
         self.actions.push_back(Action::Signal(message));
     }

@@ -6,6 +6,7 @@ use futures::stream::{self, StreamExt as _};
 use web_time::Instant;
 
 use super::action::{Action, Attempt};
+use super::handle::FetchMetadataError;
 use super::io::{ConnectError, HttpError, PeerChannel, PendingConnection};
 use super::run::{Done, Shell, TorrentIo};
 use super::signal::{Id20, SignalOut};
@@ -137,7 +138,15 @@ impl Shell {
                     Done::Synced(info_hash, store.sync().await)
                 }));
             }
+            Action::MetadataFetched { info_hash, result } => {
+                if let Some(waiter) = self.metadata_waiters.remove(&info_hash) {
+                    let _ = waiter.send(result.map_err(FetchMetadataError::Unusable));
+                }
+            }
             Action::Forget { info_hash } => {
+                if let Some(waiter) = self.metadata_waiters.remove(&info_hash) {
+                    let _ = waiter.send(Err(FetchMetadataError::Stopped));
+                }
                 self.stores.remove(&info_hash);
                 self.offers.retain(|(owner, _), _| *owner != info_hash);
                 self.http.retain(|(owner, _), _| *owner != info_hash);

@@ -9,6 +9,7 @@ use super::io::{HttpOrigin, PieceStore, StoreError};
 use crate::metainfo::{Info, InfoHash};
 use crate::piece_map::Bitfield;
 use crate::swarm::{Event, PeerSnapshot, Playback, Stats, SwarmConfig};
+use crate::wire::metadata::MetadataError;
 
 /// A torrent to add: what it is, where its pieces live, where its web seed is.
 ///
@@ -96,11 +97,30 @@ pub enum AddTorrentError {
     Store(#[from] StoreError),
 }
 
+/// Why [`Handle::fetch_metadata`] gave no dictionary.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchMetadataError {
+    /// The driver has stopped.
+    #[error(transparent)]
+    Closed(#[from] DriverClosed),
+    /// The torrent is already running (or its metadata being fetched).
+    #[error("torrent already added")]
+    Duplicate,
+    /// The dictionary peers gave hashes to the infohash but is not a usable
+    /// info dictionary: the torrent itself is broken.
+    #[error("the torrent's metadata is unusable: {0}")]
+    Unusable(MetadataError),
+    /// [`Handle::remove_torrent`] stopped the fetch first.
+    #[error("the metadata fetch was stopped")]
+    Stopped,
+}
+
 pub(super) enum Command {
     Add(
         Box<TorrentSpec>,
         oneshot::Sender<Result<Bitfield, AddTorrentError>>,
     ),
+    FetchMetadata(InfoHash, oneshot::Sender<Result<Info, FetchMetadataError>>),
     Playback(InfoHash, Option<Playback>),
     Pause(InfoHash, bool),
     Stats(InfoHash, oneshot::Sender<Option<Stats>>),
@@ -135,6 +155,20 @@ impl Handle {
     pub async fn add_torrent(&self, spec: TorrentSpec) -> Result<Bitfield, AddTorrentError> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Add(Box::new(spec), reply))?;
+        answer.await.map_err(|_| DriverClosed)?
+    }
+
+    /// Fetches the info dictionary of `info_hash` from the swarm's peers
+    /// (BEP 9 `ut_metadata`; WebTorrent and chunkswarm peers serve it), for
+    /// a magnet link without the `.torrent`'s URL. The torrent is announced
+    /// and connected to like any other while this runs, then removed:
+    /// verified against the infohash, the dictionary comes back to be
+    /// added with [`add_torrent`](Self::add_torrent). Peers whose copy is
+    /// not the torrent's are dropped and banned on the way. It waits as
+    /// long as it takes; [`remove_torrent`](Self::remove_torrent) stops it.
+    pub async fn fetch_metadata(&self, info_hash: InfoHash) -> Result<Info, FetchMetadataError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::FetchMetadata(info_hash, reply))?;
         answer.await.map_err(|_| DriverClosed)?
     }
 

@@ -25,10 +25,12 @@ use web_time::Instant;
 
 use super::action::{Action, Attempt};
 use super::config::DriverConfig;
+use super::engine::Engine;
 use super::handle::{AddTorrentError, DriverEvent};
 use super::io::{ConnectError, TrackerError};
 use super::signal::Id20;
 use super::torrent::{Connecting, Torrent};
+use crate::metadata_fetch::MetadataFetch;
 use crate::metainfo::{Info, InfoHash};
 use crate::piece_map::Bitfield;
 use crate::rng::SeededRng;
@@ -99,8 +101,8 @@ impl Machine {
             let Some(torrent) = self.torrents.get_mut(&info_hash) else {
                 continue;
             };
-            if torrent.swarm.poll_timeout().is_some_and(|at| at <= now) {
-                torrent.swarm.handle_timeout(now);
+            if torrent.engine.poll_timeout().is_some_and(|at| at <= now) {
+                torrent.engine.handle_timeout(now);
             }
             if !torrent.announcing && torrent.next_announce <= now {
                 self.announce(now, info_hash, None);
@@ -172,19 +174,49 @@ impl Machine {
         let pieces = held.count_ones();
         let swarm = Swarm::new(now, info, held, config);
         tracing::info!(%info_hash, pieces, "torrent added");
-        let torrent = Torrent::new(now, swarm, self.config.announce_interval);
-        let complete = torrent.swarm.is_complete();
+        let engine = Engine::Swarm(Box::new(swarm));
+        let torrent = Torrent::new(now, engine, self.config.announce_interval);
+        let complete = torrent.engine.is_complete();
         self.torrents.insert(info_hash, torrent);
         if complete {
             self.publish(info_hash, Event::Completed);
         }
+        self.tell_tracker_news(now, info_hash);
+        Ok(())
+    }
+
+    /// Starts fetching the info dictionary of `info_hash` from the swarm's
+    /// peers (a magnet link without `xs`): announces, offers and
+    /// connections as for a torrent, with a [`MetadataFetch`] in place of
+    /// the swarm. It ends with [`Action::MetadataFetched`], and the torrent
+    /// is removed (announced `stopped`, its connections closed) so that it
+    /// can be added with its dictionary.
+    pub(super) fn add_fetch(
+        &mut self,
+        now: Instant,
+        info_hash: InfoHash,
+    ) -> Result<(), AddTorrentError> {
+        if self.torrents.contains_key(&info_hash) {
+            return Err(AddTorrentError::Duplicate);
+        }
+        let fetch = MetadataFetch::new(info_hash, self.config.peer_id);
+        tracing::info!(%info_hash, "fetching the metadata from peers");
+        let engine = Engine::Metadata(Box::new(fetch));
+        let torrent = Torrent::new(now, engine, self.config.announce_interval);
+        self.torrents.insert(info_hash, torrent);
+        self.tell_tracker_news(now, info_hash);
+        Ok(())
+    }
+
+    /// Tells a new torrent's subscribers the tracker's state as last heard,
+    /// and carries out its first outputs.
+    fn tell_tracker_news(&mut self, now: Instant, info_hash: InfoHash) {
         match self.tracker_news.clone() {
             Some(Ok(())) => self.publish(info_hash, Event::TrackerConnected),
             Some(Err(error)) => self.publish(info_hash, Event::TrackerFailed { error }),
             None => {}
         }
         self.drain(now, info_hash);
-        Ok(())
     }
 
     /// Announces `stopped` and drops the torrent with its connections;
@@ -226,7 +258,7 @@ impl Machine {
         playback: Option<Playback>,
     ) {
         if let Some(t) = self.torrents.get_mut(&info_hash) {
-            t.swarm.set_playback(now, playback);
+            t.engine.set_playback(now, playback);
             self.drain(now, info_hash);
         }
     }
@@ -238,9 +270,9 @@ impl Machine {
             return;
         };
         if paused {
-            t.swarm.pause();
+            t.engine.pause();
         } else {
-            t.swarm.resume(now);
+            t.engine.resume(now);
             self.write_again(info_hash);
         }
         self.drain(now, info_hash);
@@ -249,24 +281,24 @@ impl Machine {
     /// Caps a torrent's upload rate.
     pub(super) fn set_upload_limit(&mut self, info_hash: InfoHash, limit: Option<u64>) {
         if let Some(t) = self.torrents.get_mut(&info_hash) {
-            t.swarm.set_upload_rate_limit(limit);
+            t.engine.set_upload_rate_limit(limit);
         }
     }
 
     /// A torrent's statistics.
     pub(super) fn stats(&self, now: Instant, info_hash: InfoHash) -> Option<Stats> {
-        self.torrents.get(&info_hash).map(|t| t.swarm.stats(now))
+        self.torrents.get(&info_hash).map(|t| t.engine.stats(now))
     }
 
     /// A torrent's connections.
     pub(super) fn peers(&self, now: Instant, info_hash: InfoHash) -> Option<Vec<PeerSnapshot>> {
-        self.torrents.get(&info_hash).map(|t| t.swarm.peers(now))
+        self.torrents.get(&info_hash).map(|t| t.engine.peers(now))
     }
 
     /// Bytes arrived on a channel.
     pub(super) fn handle_channel_data(&mut self, now: Instant, peer: PeerKey, data: &[u8]) {
         if let Some((info_hash, t)) = self.torrent_of(peer) {
-            t.swarm.handle_peer_data(now, peer, data);
+            t.engine.handle_peer_data(now, peer, data);
             self.drain(now, info_hash);
         }
     }
@@ -274,7 +306,7 @@ impl Machine {
     /// A channel's send buffer crossed a water mark.
     pub(super) fn handle_channel_writable(&mut self, now: Instant, peer: PeerKey, writable: bool) {
         if let Some((info_hash, t)) = self.torrent_of(peer) {
-            t.swarm.handle_peer_writable(now, peer, writable);
+            t.engine.handle_peer_writable(now, peer, writable);
             self.drain(now, info_hash);
         }
     }
@@ -289,7 +321,7 @@ impl Machine {
         };
         if t.channels.remove(&peer).is_some() {
             tracing::debug!(%info_hash, peer = peer.0, "channel closed");
-            t.swarm.handle_peer_closed(now, peer);
+            t.engine.handle_peer_closed(now, peer);
         }
         self.drain(now, info_hash);
     }
@@ -311,7 +343,7 @@ impl Machine {
         tracing::debug!(%info_hash, peer = key.0, "channel open");
         self.peer_torrent.insert(key, info_hash);
         torrent.channels.insert(key, remote);
-        torrent.swarm.handle_peer_connected(now, key);
+        torrent.engine.handle_peer_connected(now, key);
         self.drain(now, info_hash);
         Some(key)
     }

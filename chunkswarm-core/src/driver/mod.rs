@@ -9,7 +9,10 @@
 //! future (tokio, `wasm_bindgen_futures::spawn_local`, any executor) and
 //! steers it through the handle: add torrents, seek, pause, read stats, and
 //! subscribe to [`DriverEvent`]s (the engine's [`Event`](crate::swarm::Event)s
-//! tagged with their torrent).
+//! tagged with their torrent). A torrent known only by its infohash (a
+//! magnet link) first runs a [`MetadataFetch`](crate::metadata_fetch::MetadataFetch)
+//! in place of its swarm, over the same announces, offers and channels
+//! ([`Handle::fetch_metadata`]).
 //!
 //! # A state machine and its shell
 //!
@@ -47,6 +50,7 @@ mod action;
 mod announce;
 mod carry;
 mod config;
+mod engine;
 mod handle;
 pub mod ice;
 pub mod io;
@@ -69,7 +73,9 @@ use std::pin::Pin;
 use futures::Stream;
 
 pub use config::DriverConfig;
-pub use handle::{AddTorrentError, DriverClosed, DriverEvent, Handle, TorrentSpec};
+pub use handle::{
+    AddTorrentError, DriverClosed, DriverEvent, FetchMetadataError, Handle, TorrentSpec,
+};
 pub use ice::{IceGrant, IceServer};
 pub use io::{
     ChannelClosed, ChannelEvent, ChannelSender, ConnectError, HttpError, HttpOrigin, Offered,

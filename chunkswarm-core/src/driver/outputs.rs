@@ -5,6 +5,7 @@ use bytes::Bytes;
 use web_time::Instant;
 
 use super::action::Action;
+use super::engine::EngineOutput;
 use super::io::{HttpError, StoreError};
 use super::machine::Machine;
 use super::signal::SignalOut;
@@ -19,8 +20,15 @@ impl Machine {
             let Some(torrent) = self.torrents.get_mut(&info_hash) else {
                 return;
             };
-            let Some(output) = torrent.swarm.poll_output() else {
-                break;
+            let output = match torrent.engine.poll_output() {
+                None => break,
+                Some(EngineOutput::Swarm(output)) => output,
+                Some(EngineOutput::Fetched(result)) => {
+                    self.actions
+                        .push_back(Action::MetadataFetched { info_hash, result });
+                    self.remove_torrent(now, info_hash);
+                    return;
+                }
             };
             match output {
                 Output::Send { peer, data } => {
@@ -58,7 +66,7 @@ impl Machine {
                 }
                 Output::ReadPiece { piece } => {
                     if let Some(data) = torrent.writing.get(&piece).cloned() {
-                        torrent.swarm.handle_piece_read(now, piece, Some(data));
+                        torrent.engine.handle_piece_read(now, piece, Some(data));
                         continue;
                     }
                     self.actions
@@ -110,7 +118,7 @@ impl Machine {
             return;
         };
         if t.http.remove(&id) {
-            t.swarm.handle_http_response(now, id, result);
+            t.engine.handle_http_response(now, id, result);
             self.drain(now, info_hash);
         }
     }
@@ -124,7 +132,7 @@ impl Machine {
         data: Option<Bytes>,
     ) {
         if let Some(t) = self.torrents.get_mut(&info_hash) {
-            t.swarm.handle_piece_read(now, piece, data);
+            t.engine.handle_piece_read(now, piece, data);
             self.drain(now, info_hash);
         }
     }
@@ -143,7 +151,7 @@ impl Machine {
         if let Err(error) = result {
             tracing::warn!(%info_hash, piece = piece.get(), %error, "piece write failed; torrent paused");
             t.unwritten.insert(piece);
-            t.swarm.pause();
+            t.engine.pause();
             let piece = Some(piece);
             self.publish(info_hash, Event::StoreFailed { piece, error });
             return;
@@ -169,7 +177,7 @@ impl Machine {
             }
             Err(error) => {
                 tracing::warn!(%info_hash, %error, "store flush failed; torrent paused");
-                t.swarm.pause();
+                t.engine.pause();
                 t.flush_failed = true;
                 Event::StoreFailed { piece: None, error }
             }

@@ -16,7 +16,7 @@ use web_time::Instant;
 
 use super::action::Attempt;
 use super::config::DriverConfig;
-use super::handle::{AddTorrentError, Command, Handle, TorrentSpec};
+use super::handle::{AddTorrentError, Command, FetchMetadataError, Handle, TorrentSpec};
 use super::io::{
     ChannelEvent, ChannelSender, ConnectError, HttpError, HttpOrigin, PeerChannel, PeerConnector,
     PendingConnection, PieceStore, Signaling, SignalingLink, Sleeper, StoreError,
@@ -25,7 +25,7 @@ use super::machine::Machine;
 use super::signal::{Id20, SignalIn};
 use super::{BoxFuture, DriverEvent, EventStream};
 use crate::layout::PieceIndex;
-use crate::metainfo::InfoHash;
+use crate::metainfo::{Info, InfoHash};
 use crate::piece_map::Bitfield;
 use crate::swarm::{HttpRequestId, PeerKey};
 
@@ -75,6 +75,7 @@ pub fn driver(config: DriverConfig, io: DriverIo) -> (Handle, BoxFuture<'static,
         writes: FuturesUnordered::new(),
         peer_events: SelectAll::new(),
         subscribers: Vec::new(),
+        metadata_waiters: BTreeMap::new(),
         sleep: None,
         turn: 0,
     };
@@ -134,6 +135,9 @@ pub(super) struct Shell {
     pub(super) writes: FuturesUnordered<BoxFuture<'static, Done>>,
     pub(super) peer_events: SelectAll<EventStream<(PeerKey, Option<ChannelEvent>)>>,
     pub(super) subscribers: Vec<mpsc::UnboundedSender<DriverEvent>>,
+    /// Who waits for the metadata of a torrent being fetched.
+    pub(super) metadata_waiters:
+        BTreeMap<InfoHash, oneshot::Sender<Result<Info, FetchMetadataError>>>,
     sleep: Option<(Instant, BoxFuture<'static, ()>)>,
     turn: usize,
 }
@@ -274,6 +278,16 @@ impl Shell {
                     let held = store.verified(&spec.info).await;
                     Done::Loaded(spec, held, reply)
                 }));
+            }
+            Command::FetchMetadata(info_hash, reply) => {
+                match self.machine.add_fetch(now, info_hash) {
+                    Ok(()) => {
+                        self.metadata_waiters.insert(info_hash, reply);
+                    }
+                    Err(_) => {
+                        let _ = reply.send(Err(FetchMetadataError::Duplicate));
+                    }
+                }
             }
             Command::Playback(info_hash, playback) => {
                 self.machine.set_playback(now, info_hash, playback);

@@ -9,9 +9,10 @@ use bytes::Bytes;
 use web_time::Instant;
 
 use super::action::Attempt;
+use super::engine::Engine;
 use super::signal::Id20;
 use crate::layout::PieceIndex;
-use crate::swarm::{HttpRequestId, PeerKey, Swarm};
+use crate::swarm::{HttpRequestId, PeerKey};
 
 /// The first wait before announcing again after a failed connection.
 const FIRST_RETRY: Duration = Duration::from_secs(5);
@@ -35,7 +36,8 @@ pub(super) struct Connecting {
 
 /// Everything the state machine keeps about one torrent.
 pub(super) struct Torrent {
-    pub(super) swarm: Swarm,
+    /// The swarm, or the fetch of the metadata before it.
+    pub(super) engine: Engine,
     /// Open channels and the remote's tracker peer id.
     pub(super) channels: BTreeMap<PeerKey, Id20>,
     /// Remote peer ids with a connection being made.
@@ -69,10 +71,10 @@ pub(super) struct Torrent {
 }
 
 impl Torrent {
-    pub(super) fn new(now: Instant, swarm: Swarm, interval: Duration) -> Self {
-        let completed_announced = swarm.is_complete();
+    pub(super) fn new(now: Instant, engine: Engine, interval: Duration) -> Self {
+        let completed_announced = engine.is_complete();
         Self {
-            swarm,
+            engine,
             channels: BTreeMap::new(),
             connecting: BTreeMap::new(),
             http: BTreeSet::new(),
@@ -118,8 +120,7 @@ impl Torrent {
 
     /// Bytes still missing, for the announce's `left`.
     pub(super) fn left(&self, now: Instant) -> u64 {
-        let stats = self.swarm.stats(now);
-        stats.total_bytes.saturating_sub(stats.verified_bytes)
+        self.engine.left(now)
     }
 
     /// The earliest moment something of this torrent is due.
@@ -127,7 +128,7 @@ impl Torrent {
         let offers = self.offers.values().min().copied();
         let connecting = self.connecting.values().map(|c| c.deadline).min();
         let announce = (!self.announcing).then_some(self.next_announce);
-        [self.swarm.poll_timeout(), offers, connecting, announce]
+        [self.engine.poll_timeout(), offers, connecting, announce]
             .into_iter()
             .flatten()
             .min()

@@ -107,6 +107,22 @@ impl Metainfo {
         self.creation_date
     }
 
+    /// A torrent of this info dictionary with no tracker, web seed or
+    /// comment: what a magnet link's metadata fetched from peers gives,
+    /// before [`Magnet::resolve`](crate::magnet::Magnet::resolve) adds the
+    /// link's trackers and web seeds.
+    pub fn from_info(info: Info) -> Self {
+        Self {
+            info,
+            announce: None,
+            announce_list: Vec::new(),
+            web_seeds: Vec::new(),
+            comment: None,
+            created_by: None,
+            creation_date: None,
+        }
+    }
+
     /// Adds a tracker not listed yet, as a tier of its own after the others.
     pub(crate) fn add_tracker(&mut self, url: &str) {
         if self.trackers().contains(&url) {

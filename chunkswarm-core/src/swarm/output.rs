@@ -69,6 +69,10 @@ pub enum CloseReason {
     /// The adapter reported the connection closed.
     #[error("closed by the remote or the network")]
     Remote,
+    /// Asked for a torrent's metadata, the peer cannot give it: no
+    /// extension protocol, no `ut_metadata`, or no usable `metadata_size`.
+    #[error("offers no metadata (ut_metadata)")]
+    NoMetadata,
 }
 
 /// How a peer broke the wire protocol ([`CloseReason::Protocol`]).

@@ -31,7 +31,7 @@ use crate::store::opfs::StoreNotice;
 use crate::web::http::FetchWebSeed;
 use crate::web::log::{self, LogSink};
 use crate::web::rtc::{RtcSettings, WebRtcConnector};
-use crate::web::sleep::TimeoutSleeper;
+use crate::web::sleep::{Timeout, TimeoutSleeper};
 use crate::web::tracker::connect_tracker;
 use crate::web::{fetch_request, js_error, random_bytes};
 
@@ -49,6 +49,8 @@ pub(crate) type Torrents = BTreeMap<InfoHash, Rc<TorrentShared>>;
 
 struct ClientInner {
     handle: Handle,
+    /// A tracker URL was given: peers can be met (and asked for metadata).
+    has_tracker: bool,
     peer_id: [u8; 20],
     upload_limit: Option<u64>,
     max_peers: Option<usize>,
@@ -147,6 +149,7 @@ impl Client {
         if let Some(max) = max_peers {
             config.max_connections = max;
         }
+        let has_tracker = signaling.is_some();
         let io = DriverIo {
             signaling,
             connector: Some(connector),
@@ -170,6 +173,7 @@ impl Client {
         let (notices, notices_rx) = mpsc::unbounded();
         let inner = Rc::new(ClientInner {
             handle,
+            has_tracker,
             peer_id,
             upload_limit: options.upload_limit,
             max_peers,
@@ -204,8 +208,9 @@ impl Client {
     }
 
     /// Adds a torrent from the URL of a `.torrent`, its bytes, or a magnet
-    /// link with an `xs` (the URL of its `.torrent`), and starts downloading
-    /// and seeding it.
+    /// link (its `.torrent` from its `xs`, or else its metadata from peers
+    /// met through the client's tracker), and starts downloading and
+    /// seeding it.
     #[wasm_bindgen(js_name = addTorrent, unchecked_return_type = "Promise<Torrent>")]
     pub fn add_torrent(
         &self,
@@ -220,7 +225,7 @@ impl Client {
                     .is_some_and(|p| p.eq_ignore_ascii_case("magnet:"))
             });
             if let Some(link) = magnet {
-                let meta = load_magnet(&link).await?;
+                let meta = load_magnet(&inner, &link).await?;
                 return inner.start(meta.clone(), &meta.to_bytes(), options).await;
             }
             let bytes = load_metainfo(&source).await?;
@@ -456,15 +461,16 @@ async fn dispatch(
     }
 }
 
+/// How long a magnet link's metadata may take to come from peers.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// The torrent of a magnet link, fetched from the link's first `xs` that
-/// serves it, with the link's trackers and web seeds added.
-async fn load_magnet(link: &str) -> Result<Metainfo, JsValue> {
+/// serves it, or else its metadata from peers (BEP 9, verified against the
+/// infohash), with the link's trackers and web seeds added.
+async fn load_magnet(inner: &ClientInner, link: &str) -> Result<Metainfo, JsValue> {
     let magnet = Magnet::parse(link).map_err(|e| js(format!("bad magnet link: {e}")))?;
     if magnet.sources().is_empty() {
-        return Err(js(
-            "the magnet link has no `xs` (the URL of its .torrent); fetching a torrent's \
-             metadata from peers is not supported yet",
-        ));
+        return metadata_from_peers(inner, &magnet).await;
     }
     let mut failures = Vec::new();
     for url in magnet.sources() {
@@ -483,6 +489,42 @@ async fn load_magnet(link: &str) -> Result<Metainfo, JsValue> {
         "no source of the magnet link gave its torrent: {}",
         failures.join("; ")
     )))
+}
+
+/// A magnet link's torrent from its metadata, fetched from the peers the
+/// client's tracker introduces, within [`METADATA_TIMEOUT`].
+async fn metadata_from_peers(inner: &ClientInner, magnet: &Magnet) -> Result<Metainfo, JsValue> {
+    if !inner.has_tracker {
+        return Err(js(
+            "the magnet link has no `xs` (the URL of its .torrent), and without a \
+             trackerUrl no peer can give its metadata",
+        ));
+    }
+    let info_hash = magnet.info_hash();
+    if inner.torrents.borrow().contains_key(&info_hash) {
+        return Err(js(format!("torrent {info_hash} is already added")));
+    }
+    inner.log.log(
+        LogLevel::Info,
+        Some(info_hash.to_hex()),
+        format!("fetching the metadata of {info_hash} from peers"),
+    );
+    let fetch = inner.handle.fetch_metadata(info_hash).fuse();
+    let timeout = Timeout::new(METADATA_TIMEOUT).fuse();
+    futures::pin_mut!(fetch, timeout);
+    let info = futures::select! {
+        fetched = fetch => fetched.map_err(|e| js(format!("metadata from peers: {e}")))?,
+        () = timeout => {
+            let _ = inner.handle.remove_torrent(info_hash).await;
+            return Err(js(format!(
+                "no peer gave the torrent's metadata within {} s",
+                METADATA_TIMEOUT.as_secs()
+            )));
+        }
+    };
+    magnet
+        .resolve(Metainfo::from_info(info))
+        .map_err(|e| js(format!("metadata from peers: {e}")))
 }
 
 /// The `.torrent` bytes: given, or fetched from a URL (at most

@@ -5,7 +5,8 @@
 //!
 //! The seeder is the `peer` example (`peer seed`), its upload capped, and
 //! the origin is capped too. Page A downloads the sample while it plays; page B then starts from
-//! the sample's magnet link pasted into the search box, and gets at least half of its bytes from
+//! the sample's magnet link (no `xs`: its metadata comes from peers) pasted into the search box,
+//! and gets at least half of its bytes from
 //! peers. Both pages' SHA-256 of the
 //! file must equal the sample's, and A's video must have played before its
 //! download completed. Screenshots go to `target/artifacts/`.
@@ -181,8 +182,10 @@ fn inside_the_namespace() {
     assert!(a_p2p > 0.0, "page A got nothing from the native seeder");
 
     // Page B starts from the sample's magnet link, pasted into the search
-    // box: the torrent comes from the link's `xs`.
-    let magnet = Magnet::from_metainfo(&metainfo).with_source(&torrent_url);
+    // box. The link names no `.torrent` (`xs`): the metadata comes from the
+    // peers (the native seeder or page A) over ut_metadata.
+    let magnet = Magnet::from_metainfo(&metainfo);
+    assert!(magnet.sources().is_empty());
     let (page_b, profile_b) = browser(&webdriver, "b");
     page_b.goto(&format!("http://{SERVER}/")).unwrap();
     wait_for("page B's client", Duration::from_secs(60), || {

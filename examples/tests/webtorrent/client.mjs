@@ -4,7 +4,8 @@
 //   node client.mjs seed <file> <announce url> <torrent file to write> <seconds>
 // `fetch` prints one JSON line when the download is done (or the time is up):
 // the SHA-256 of what it got and how many peers it met; `seed` writes the
-// torrent it made and seeds until the time is up, then prints what it uploaded.
+// torrent it made (and its magnet link beside it, in `<torrent file>.magnet`)
+// and seeds until the time is up, then prints what it uploaded.
 // No DHT, no local discovery, no web seeds: only the tracker's WebRTC peers.
 import { createHash } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
@@ -40,6 +41,7 @@ if (mode === 'fetch') {
 } else if (mode === 'seed') {
   const [file, announce, torrentOut, seconds] = args
   client.seed(file, { announce: [announce], pieceLength: 256 * 1024 }, (torrent) => {
+    writeFileSync(`${torrentOut}.magnet`, torrent.magnetURI)
     writeFileSync(torrentOut, torrent.torrentFile)
     torrent.on('wire', () => { report.peers++ })
     report.done = true

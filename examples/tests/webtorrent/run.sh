@@ -7,6 +7,9 @@
 #      seed): the metadata comes from chunkswarm (BEP 9), then the file.
 #   3. WebTorrent seeds a torrent it made; `peer fetch` must complete (it
 #      re-verifies every piece on disk before exiting with 0).
+#   4. `peer fetch` opens the magnet link of WebTorrent's torrent (no `xs`,
+#      no web seed): the metadata comes from WebTorrent (BEP 9), then the
+#      file, byte-exact.
 # No web seed either way: every byte crosses the peer wire (BEP 3, with the
 # BEP 6 and BEP 10 extensions each side speaks).
 #
@@ -88,5 +91,15 @@ timeout 70 "$bin/peer" fetch two/source.torrent -o two/out.bin --tracker "$annou
 cat two/fetch.json
 cmp two/source.bin two/out.bin
 echo "3. ok: byte-exact from WebTorrent"
+
+echo "4. WebTorrent seeds, chunkswarm opens its magnet link"
+magnet=$(cat two/source.torrent.magnet)
+case "$magnet" in magnet:*xt=urn:btih:*) ;; *) echo "4. FAILED: no magnet link from WebTorrent"; exit 1 ;; esac
+case "$magnet" in *xs=*) echo "4. FAILED: the link names its .torrent"; exit 1 ;; esac
+timeout 70 "$bin/peer" fetch "$magnet" -o two/out-magnet.bin --no-web-seed --loopback \
+  --timeout 60 --json > two/magnet.json
+cat two/magnet.json
+cmp two/source.bin two/out-magnet.bin
+echo "4. ok: metadata and file from WebTorrent"
 echo "webtorrent peer wire compatibility: ok"
 INNER

@@ -4,6 +4,7 @@
 
 mod connect;
 mod glare;
+mod magnet;
 mod retry;
 mod tracker;
 mod world;

@@ -282,7 +282,10 @@ impl World {
                 self.track(i, message);
             }
             Action::Publish(event) => self.peers[i].events.push(event),
-            Action::SetIceServers(_) | Action::DropOffer { .. } | Action::Forget { .. } => {}
+            Action::SetIceServers(_)
+            | Action::DropOffer { .. }
+            | Action::Forget { .. }
+            | Action::MetadataFetched { .. } => {}
             Action::MakeOffers { info_hash, ids } => {
                 let made = ids.iter().map(|id| (*id, offer_sdp(id))).collect();
                 self.peers[i]

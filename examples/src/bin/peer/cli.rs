@@ -101,8 +101,9 @@ pub(crate) struct SeedArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct FetchArgs {
-    /// The torrent: a path, an http(s) URL, or a magnet link with an `xs`
-    /// (the URL of its .torrent).
+    /// The torrent: a path, an http(s) URL, or a magnet link. A link's
+    /// torrent comes from its `xs` (the URL of its .torrent) if it has one,
+    /// else its metadata from the peers of its tracker (or --tracker).
     pub(crate) torrent: String,
     /// Where the content goes: a file path, or an existing directory to put
     /// the torrent's file in. A partial file there is resumed.

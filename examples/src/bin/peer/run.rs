@@ -20,7 +20,9 @@ use futures::channel::mpsc::UnboundedReceiver;
 
 use crate::cli::{Common, FetchArgs, SeedArgs};
 use crate::progress::Progress;
-use crate::source::{load_torrent, tracker, web_seed};
+use crate::source::{
+    load_torrent, magnet_without_torrent_url, metadata_from_peers, tracker, web_seed,
+};
 use crate::summary::Summary;
 use chunkswarm_core::magnet::Magnet;
 
@@ -109,8 +111,20 @@ pub(crate) async fn seed(args: SeedArgs, common: Common) -> Result<Outcome, Stri
     })
 }
 
+/// How long a magnet link's metadata may take to come from peers unless
+/// `--timeout` says otherwise.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(120);
+
 pub(crate) async fn fetch(args: FetchArgs, common: Common) -> Result<Outcome, String> {
-    let meta = load_torrent(&args.torrent).await?;
+    let meta = match magnet_without_torrent_url(&args.torrent)? {
+        Some(magnet) => {
+            let timeout = args.timeout.map_or(METADATA_TIMEOUT, |s| {
+                Duration::from_secs_f64(s.clamp(0.0, 1e9))
+            });
+            metadata_from_peers(&magnet, &common, timeout).await?
+        }
+        None => load_torrent(&args.torrent).await?,
+    };
     let info = meta.info();
     let path = output_path(&args.output, info)?;
     if tracker(&common, &meta)?.is_none() && web_seed(&common, &meta).is_none() {
@@ -386,7 +400,7 @@ impl Session {
     }
 }
 
-fn webrtc_config(common: &Common) -> WebRtcConfig {
+pub(crate) fn webrtc_config(common: &Common) -> WebRtcConfig {
     let mut config = if common.loopback {
         WebRtcConfig::loopback()
     } else {

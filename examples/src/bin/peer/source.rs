@@ -1,13 +1,18 @@
 //! Where the torrent, the tracker and the web seed come from.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use chunkswarm_core::driver::{DriverConfig, DriverIo, driver};
 use chunkswarm_core::magnet::Magnet;
 use chunkswarm_core::metainfo::Metainfo;
-use chunkswarm_core::native::http_get;
+use chunkswarm_core::native::{
+    TokioSleeper, WebRtcConnector, connect_tracker, entropy_seed, http_get,
+};
 
 use crate::cli::Common;
+use crate::run::webrtc_config;
 
 /// Torrent files larger than this are refused (a 1 TiB file in 1 MiB pieces
 /// has a 20 MiB piece list).
@@ -18,13 +23,80 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// `xs` names where the `.torrent` is (the link's trackers and web seeds are
 /// added to the torrent's own).
 pub(crate) async fn load_torrent(location: &str) -> Result<Metainfo, String> {
-    if location
-        .get(..7)
-        .is_some_and(|s| s.eq_ignore_ascii_case("magnet:"))
-    {
+    if is_magnet(location) {
         return load_magnet(location).await;
     }
     load_file_or_url(location).await
+}
+
+fn is_magnet(location: &str) -> bool {
+    location
+        .get(..7)
+        .is_some_and(|s| s.eq_ignore_ascii_case("magnet:"))
+}
+
+/// The magnet link `location` is, when its metadata must come from peers:
+/// it names no http(s) `xs`.
+pub(crate) fn magnet_without_torrent_url(location: &str) -> Result<Option<Magnet>, String> {
+    if !is_magnet(location) {
+        return Ok(None);
+    }
+    let magnet = Magnet::parse(location).map_err(|e| format!("bad magnet link: {e}"))?;
+    Ok((!magnet.sources().iter().any(|u| is_http(u))).then_some(magnet))
+}
+
+/// Gets a magnet link's metadata from the peers its tracker (or
+/// `--tracker`) introduces, over BEP 9 `ut_metadata`, verified against the
+/// infohash; the link's trackers and web seeds join the torrent. The driver
+/// used for it is shut down before returning.
+pub(crate) async fn metadata_from_peers(
+    magnet: &Magnet,
+    common: &Common,
+    timeout: Duration,
+) -> Result<Metainfo, String> {
+    let url = if common.no_tracker {
+        None
+    } else {
+        match &common.tracker {
+            Some(url) => Some(url.clone()),
+            None => magnet.trackers().iter().find(|u| is_websocket(u)).cloned(),
+        }
+    };
+    let Some(url) = url else {
+        return Err(
+            "the magnet link has no http(s) `xs` (the URL of its .torrent) and no \
+                    ws(s):// tracker to fetch its metadata from peers; give --tracker"
+                .to_owned(),
+        );
+    };
+    let signaling = connect_tracker(&url)
+        .await
+        .map_err(|e| format!("cannot fetch the metadata from peers: {e}"))?;
+    let io = DriverIo {
+        signaling: Some(signaling),
+        connector: Some(Arc::new(WebRtcConnector::new(webrtc_config(common)))),
+        sleeper: Arc::new(TokioSleeper),
+    };
+    let (handle, future) = driver(DriverConfig::seeded(entropy_seed()), io);
+    let task = tokio::spawn(future);
+    let info_hash = magnet.info_hash();
+    eprintln!("fetching the metadata of {info_hash} from peers");
+    let fetched = tokio::time::timeout(timeout, handle.fetch_metadata(info_hash)).await;
+    handle.shutdown();
+    let _ = task.await;
+    let info = match fetched {
+        Ok(Ok(info)) => info,
+        Ok(Err(e)) => return Err(format!("metadata from peers: {e}")),
+        Err(_) => {
+            return Err(format!(
+                "no peer gave the torrent's metadata within {} s",
+                timeout.as_secs()
+            ));
+        }
+    };
+    magnet
+        .resolve(Metainfo::from_info(info))
+        .map_err(|e| format!("metadata from peers: {e}"))
 }
 
 async fn load_file_or_url(location: &str) -> Result<Metainfo, String> {
