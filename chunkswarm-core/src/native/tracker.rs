@@ -180,16 +180,22 @@ impl Link {
                     TrackerError::Lost { url: url.clone() }
                 }
             };
-            let (told, until) = policy.failed(Instant::now(), error);
+            let (told, until) = policy.failed(now(), error);
             if incoming.unbounded_send(told).is_err()
                 || wait_dropping(&mut outgoing, until).await.is_err()
             {
                 return;
             }
-            let due = policy.retry_due(Instant::now());
+            let due = policy.retry_due(now());
             debug_assert!(due, "slept until the retry was due");
         }
     }
+}
+
+/// The time on tokio's clock, which the waits below sleep on (so a paused
+/// test clock moves both).
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 /// Sleeps until `until`, discarding messages meanwhile; `Err` when the
