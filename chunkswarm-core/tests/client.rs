@@ -2,12 +2,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 #![cfg(feature = "native")]
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chunkswarm_core::client::{
-    AddError, AddOptions, Client, ClientConfig, LoadError, TorrentError, TrackerState,
+    AddError, AddOptions, Client, ClientConfig, LoadError, Torrent, TorrentError, TrackerState,
 };
 use chunkswarm_core::driver::{HttpError, TrackerError};
 use chunkswarm_core::magnet::MagnetError;
@@ -27,7 +28,7 @@ fn content(len: usize, salt: usize) -> Vec<u8> {
 }
 
 /// A tracker whose library holds `film.webm`, in 64 KiB pieces.
-async fn tracker_with(dir: &std::path::Path, data: &[u8]) -> RunningTracker {
+async fn tracker_with(dir: &Path, data: &[u8]) -> RunningTracker {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("film.webm"), data).unwrap();
     let config = Config {
@@ -42,7 +43,7 @@ async fn tracker_with(dir: &std::path::Path, data: &[u8]) -> RunningTracker {
         .unwrap()
 }
 
-fn loopback_client(download_dir: &std::path::Path) -> Client {
+fn loopback_client(download_dir: &Path) -> Client {
     let mut config = ClientConfig::loopback();
     config.download_dir = download_dir.to_owned();
     config.swarm.http.patience = Duration::ZERO;
@@ -96,35 +97,42 @@ async fn a_torrent_whose_content_is_whole_is_complete_when_added() {
         .unwrap();
 }
 
+/// A client seeding the tracker's `film.webm` from `dir/media`, and one
+/// that downloads into `dir/out`; keep the seeder alive while it should seed.
+async fn seeder_and_fetcher(tracker: &RunningTracker, dir: &Path) -> (Client, Torrent, Client) {
+    let seeder = Client::new(ClientConfig::loopback());
+    let seeding = seeder
+        .add_with(
+            tracker.torrent_url("film.webm").as_str(),
+            AddOptions::at(dir.join("media/film.webm")),
+        )
+        .await
+        .unwrap();
+    assert!(seeding.state().complete);
+    let fetcher = Client::new(ClientConfig {
+        download_dir: dir.join("out"),
+        ..ClientConfig::loopback()
+    });
+    (seeder, seeding, fetcher)
+}
+
+/// Options that leave out the torrent's web seeds.
+fn no_web_seed() -> AddOptions {
+    AddOptions {
+        web_seeds: Some(Vec::new()),
+        ..AddOptions::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_clients_with_defaults_exchange_a_file_over_webrtc() {
     let dir = tempfile::tempdir().unwrap();
     let data = content(2_000_000, 9);
     let tracker = tracker_with(&dir.path().join("media"), &data).await;
     let torrent_url = tracker.torrent_url("film.webm");
-    let seeder = Client::new(ClientConfig::loopback());
-    let seeding = seeder
-        .add_with(
-            torrent_url.as_str(),
-            AddOptions {
-                output: Some(dir.path().join("media/film.webm")),
-                ..AddOptions::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert!(seeding.state().complete);
-
-    let fetcher = Client::new(ClientConfig {
-        download_dir: dir.path().join("out"),
-        ..ClientConfig::loopback()
-    });
+    let (_seeder, _seeding, fetcher) = seeder_and_fetcher(&tracker, dir.path()).await;
     // No web seed: every byte must come from the seeder.
-    let no_web_seed = AddOptions {
-        web_seeds: Some(Vec::new()),
-        ..AddOptions::default()
-    };
-    let fetching = fetcher.add_with(torrent_url, no_web_seed).await.unwrap();
+    let fetching = fetcher.add_with(torrent_url, no_web_seed()).await.unwrap();
     tokio::time::timeout(WAIT, fetching.wait())
         .await
         .expect("complete in time")
@@ -375,29 +383,11 @@ async fn a_magnet_link_with_only_a_tracker_gets_the_metadata_and_file_from_a_pee
     let dir = tempfile::tempdir().unwrap();
     let data = content(1_500_000, 8);
     let tracker = tracker_with(&dir.path().join("media"), &data).await;
-    let torrent_url = tracker.torrent_url("film.webm");
-    let seeder = Client::new(ClientConfig::loopback());
-    let seeding = seeder
-        .add_with(
-            torrent_url.as_str(),
-            AddOptions::at(dir.path().join("media/film.webm")),
-        )
-        .await
-        .unwrap();
-    assert!(seeding.state().complete);
+    let (_seeder, seeding, fetcher) = seeder_and_fetcher(&tracker, dir.path()).await;
     let info_hash = seeding.info_hash();
-
-    let fetcher = Client::new(ClientConfig {
-        download_dir: dir.path().join("out"),
-        ..ClientConfig::loopback()
-    });
     let link = magnet(info_hash, &[("tr", &tracker.announce_url())]);
     // No web seed: the metadata and every byte come from the seeder.
-    let no_web_seed = AddOptions {
-        web_seeds: Some(Vec::new()),
-        ..AddOptions::default()
-    };
-    let fetching = tokio::time::timeout(WAIT, fetcher.add_with(link, no_web_seed))
+    let fetching = tokio::time::timeout(WAIT, fetcher.add_with(link, no_web_seed()))
         .await
         .expect("metadata in time")
         .unwrap();
