@@ -370,6 +370,21 @@ export function renderStats(s) {
 }
 
 /** The search results. `onPick(entry)` starts a download. */
+/** A small link to a catalog entry's magnet link: a click copies it (where
+ * the page may use the clipboard; elsewhere the browser opens the link). */
+function magnetLink(magnet) {
+  const link = el('a', { class: 'magnet', href: magnet, title: 'Copy the magnet link (open it in any torrent client, or paste it into the search)' }, 'magnet');
+  link.addEventListener('click', (e) => {
+    if (!navigator.clipboard) return;
+    e.preventDefault();
+    navigator.clipboard.writeText(magnet).then(
+      () => { link.textContent = 'copied'; },
+      () => { link.textContent = 'copy failed'; },
+    ).finally(() => setTimeout(() => { link.textContent = 'magnet'; }, 1500));
+  });
+  return link;
+}
+
 export function renderResults(list, results, activeHash, onPick) {
   if (!results.length) {
     list.replaceChildren(el('li', { class: 'empty' }, 'Nothing found. Start the server with --media DIR to serve your own videos.'));
@@ -390,6 +405,6 @@ export function renderResults(list, results, activeHash, onPick) {
         el('div', { class: 'title', title: entry.title }, entry.title),
         el('div', { class: 'sub' }, sub.join(' · '), peers),
         entry.description ? el('div', { class: 'desc' }, entry.description) : null),
-      button);
+      el('div', { class: 'actions' }, button, entry.magnet ? magnetLink(entry.magnet) : null));
   }));
 }

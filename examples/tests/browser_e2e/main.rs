@@ -193,6 +193,22 @@ fn inside_the_namespace() {
             .eval("return window.chunkswarmDemo && window.chunkswarmDemo.ready;")
             .is_ok_and(|ready| ready == true)
     });
+    // Its search results show each entry's magnet link, the catalog's.
+    let (_, found) = http_get("/api/search?q=").unwrap();
+    let found: Value = serde_json::from_slice(&found).unwrap();
+    let listed = found["results"][0]["magnet"].as_str().unwrap().to_owned();
+    let mut shown = Value::Null;
+    wait_for("page B's results", Duration::from_secs(30), || {
+        shown = page_b
+            .eval("const a = document.querySelector('#results a.magnet'); return a && a.getAttribute('href');")
+            .unwrap_or(Value::Null);
+        !shown.is_null()
+    });
+    assert_eq!(
+        shown.as_str(),
+        Some(listed.as_str()),
+        "page B's magnet link"
+    );
     page_b
         .eval(&format!(
             "document.getElementById('search-input').value = {}; \

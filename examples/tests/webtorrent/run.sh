@@ -10,6 +10,12 @@
 #   4. `peer fetch` opens the magnet link of WebTorrent's torrent (no `xs`,
 #      no web seed): the metadata comes from WebTorrent (BEP 9), then the
 #      file, byte-exact.
+#   5. A chunkswarm page (the demo page in headless Chromium, driven over
+#      WebDriver by page.mjs) opens the magnet link of a torrent only
+#      WebTorrent seeds, pasted into its search box: the metadata comes from
+#      WebTorrent (BEP 9), then the file, whose SHA-256 the page reports. The
+#      page and WebTorrent meet on the tracker of the `server` example, which
+#      serves the page.
 # No web seed either way: every byte crosses the peer wire (BEP 3, with the
 # BEP 6 and BEP 10 extensions each side speaks).
 #
@@ -28,7 +34,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../../.." && pwd)"
 work="${WEBTORRENT_COMPAT_DIR:-$(mktemp -d)}"
-cp "$here/package.json" "$here/package-lock.json" "$here/client.mjs" "$work/"
+cp "$here/package.json" "$here/package-lock.json" "$here/client.mjs" "$here/page.mjs" "$work/"
 if [ ! -d "$work/node_modules/webtorrent" ]; then
   (cd "$work" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null)
 fi
@@ -38,8 +44,12 @@ export const { RTCPeerConnection, RTCSessionDescription, RTCIceCandidate } = wrt
 export default wrtc
 SHIM
 # Debug builds, which the test suite has already built.
-(cd "$repo" && cargo build -q -p chunkswarm-tracker --bin chunkswarm-tracker -p chunkswarm-examples --bin peer --features chunkswarm-tracker/cli)
-bin="${CARGO_TARGET_DIR:-$repo/target}/debug"
+(cd "$repo" && cargo build -q -p chunkswarm-tracker --bin chunkswarm-tracker -p chunkswarm-examples --bin peer --bin server --features chunkswarm-tracker/cli)
+target="${CARGO_TARGET_DIR:-$repo/target}"
+bin="$target/debug"
+# The page's wasm package, built where the browser tests build theirs (so
+# after them only wasm-bindgen runs again).
+CARGO_TARGET_DIR="$target/chunkswarm-demo/cargo" bash "$repo/chunkswarm-wasm/build-pkg.sh" "$work/pkg" >/dev/null
 
 unshare -n bash -s "$bin" "$work" <<'INNER'
 set -euo pipefail
@@ -50,7 +60,7 @@ RUST_LOG=warn "$bin/chunkswarm-tracker" --listen 127.0.0.1:18000 </dev/null &
 pids=($!)
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/18000) 2>/dev/null && break; sleep 0.1; done
-rm -rf one two && mkdir -p one two
+rm -rf one two three && mkdir -p one two three
 
 echo "1. chunkswarm seeds, WebTorrent fetches"
 head -c 12582917 /dev/urandom > one/source.bin
@@ -101,5 +111,36 @@ timeout 70 "$bin/peer" fetch "$magnet" -o two/out-magnet.bin --no-web-seed --loo
 cat two/magnet.json
 cmp two/source.bin two/out-magnet.bin
 echo "4. ok: metadata and file from WebTorrent"
+
+echo "5. WebTorrent seeds, a chunkswarm page opens its magnet link"
+started=$SECONDS
+server=127.0.0.1:18080
+RUST_LOG=warn "$bin/server" --addr "$server" --pkg "$work/pkg" </dev/null > three/server.log 2>&1 &
+pids+=($!)
+"${CHROMEDRIVER:-/usr/bin/chromedriver}" --port=9515 </dev/null > three/chromedriver.log 2>&1 &
+pids+=($!)
+head -c 7340039 /dev/urandom > three/source.bin
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/18080) 2>/dev/null && break; sleep 0.1; done
+node client.mjs seed three/source.bin "ws://$server/announce" three/source.torrent 150 > three/seed.json &
+pids+=($!)
+for _ in $(seq 100); do [ -s three/source.torrent ] && break; sleep 0.1; done
+magnet=$(cat three/source.torrent.magnet)
+case "$magnet" in magnet:*xt=urn:btih:*) ;; *) echo "5. FAILED: no magnet link from WebTorrent"; exit 1 ;; esac
+case "$magnet" in *xs=*|*ws=*) echo "5. FAILED: the link names its .torrent or a web seed"; exit 1 ;; esac
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/9515) 2>/dev/null && break; sleep 0.1; done
+# The page downloads from peers only (`webseed=off`; the torrent has no web seed anyway).
+timeout 120 node page.mjs http://127.0.0.1:9515 "http://$server/?webseed=off" "$magnet" 100 three/page.log \
+  > three/page.json || true
+node -e '
+  const r = require(process.argv[1])
+  const s = r.stats || {}
+  console.log(JSON.stringify({ done: r.done, sha256: r.sha256, error: r.error, timedOut: r.timedOut, name: r.name,
+    length: r.length, p2pBytes: s.p2pBytes, httpBytes: s.httpBytes, peers: r.peers }))
+  const ok = r.done && r.sha256 === process.argv[2] && !r.error && s.p2pBytes >= r.length && !s.httpBytes
+  console.log(ok ? "5. ok: metadata and file from WebTorrent, in the page" : "5. FAILED")
+  process.exit(ok ? 0 : 1)
+' "$work/three/page.json" "$(sha256sum three/source.bin | cut -d' ' -f1)" \
+  || { echo "--- the page's log:"; cat three/page.log; echo "--- the server's log:"; tail -n 40 three/server.log; exit 1; }
+echo "5. took $((SECONDS - started)) s"
 echo "webtorrent peer wire compatibility: ok"
 INNER
