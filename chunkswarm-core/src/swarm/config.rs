@@ -47,6 +47,14 @@ pub struct HttpConfig {
     /// [`wire::extension`](crate::wire::extension)). Zero turns claims off:
     /// none are offered, sent or heeded.
     pub claim_ttl: Duration,
+    /// Whether the tracker's swarm facts steer the origin (see
+    /// [`Swarm::handle_swarm_facts`](super::Swarm::handle_swarm_facts)): a
+    /// piece nobody holds that the tracker names us for is fetched at once
+    /// (within the playback window), and pieces held elsewhere or left to
+    /// another member are not fetched for want of a neighbour holding them.
+    /// Off by default: in the simulator's `streaming` scenario it brought no
+    /// saving (origin copies 7.24 -> 7.29 over seeds 1-5) and a 0.13 s stall.
+    pub use_swarm_facts: bool,
 }
 
 impl Default for HttpConfig {
@@ -60,6 +68,7 @@ impl Default for HttpConfig {
             patience: Duration::from_secs(2),
             starving_fallback: Duration::from_secs(10),
             claim_ttl: Duration::from_secs(30),
+            use_swarm_facts: false,
         }
     }
 }

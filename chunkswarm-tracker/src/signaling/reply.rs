@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use chunkswarm_core::metainfo::InfoHash;
+use chunkswarm_core::swarm::SwarmFacts;
 use serde_json::value::RawValue;
 
 use super::ids::{Id20, push_binary, push_info_hash};
@@ -22,13 +23,15 @@ pub(crate) struct SwarmCounts {
 
 /// `{"action":"announce","interval":..,"info_hash":..,"complete":..,"incomplete":..}`.
 /// A `warning`, if any, goes in `warning message`, which WebTorrent clients
-/// report but otherwise ignore; an ICE grant (a JSON object) in `x_cs_ice`.
+/// report but otherwise ignore; an ICE grant (a JSON object) in `x_cs_ice`;
+/// swarm facts in `x_cs_swarm` (see [`swarm_facts`]).
 pub(crate) fn announce(
     info_hash: &InfoHash,
     interval_secs: u64,
     counts: SwarmCounts,
     warning: Option<&str>,
     ice: Option<&str>,
+    facts: Option<&SwarmFacts>,
 ) -> String {
     let mut out = String::with_capacity(120);
     out.push_str(r#"{"action":"announce","interval":"#);
@@ -48,8 +51,35 @@ pub(crate) fn announce(
         out.push_str(r#","x_cs_ice":"#);
         out.push_str(ice);
     }
+    if let Some(facts) = facts {
+        out.push_str(r#","x_cs_swarm":"#);
+        swarm_facts(&mut out, facts);
+    }
     out.push('}');
     out
+}
+
+/// `{"peers":n,"seeders":n,"first":i,"holders":[n..],"fetch":[i..]}`.
+fn swarm_facts(out: &mut String, facts: &SwarmFacts) {
+    let list = |out: &mut String, values: &[u32]| {
+        out.push('[');
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{v}");
+        }
+        out.push(']');
+    };
+    let _ = write!(
+        out,
+        r#"{{"peers":{},"seeders":{},"first":{},"holders":"#,
+        facts.peers, facts.seeders, facts.first
+    );
+    list(out, &facts.holders);
+    out.push_str(r#","fetch":"#);
+    list(out, &facts.fetch);
+    out.push('}');
 }
 
 /// An offer forwarded to another peer of the swarm.
@@ -159,9 +189,26 @@ mod tests {
             incomplete: 2,
             downloaded: 3,
         };
-        let v: Value =
-            serde_json::from_str(&announce(&ih, 120, counts, Some("w"), Some(r#"{"ttl":1}"#)))
-                .unwrap();
+        let facts = SwarmFacts {
+            peers: 3,
+            seeders: 1,
+            first: 7,
+            holders: vec![2, 1, 0],
+            fetch: vec![9],
+        };
+        let text = announce(
+            &ih,
+            120,
+            counts,
+            Some("w"),
+            Some(r#"{"ttl":1}"#),
+            Some(&facts),
+        );
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v["x_cs_swarm"],
+            serde_json::json!({"peers": 3, "seeders": 1, "first": 7, "holders": [2, 1, 0], "fetch": [9]})
+        );
         assert_eq!(v["warning message"], "w");
         assert_eq!(v["x_cs_ice"]["ttl"], 1);
         assert_eq!(v["info_hash"], "\"".repeat(20));

@@ -418,6 +418,7 @@ impl World {
                     complete: None,
                     incomplete: None,
                     ice: None,
+                    facts: None,
                 };
                 self.send(Delivery::Signal(i, reply));
             }

@@ -12,6 +12,7 @@ use crate::layout::Block;
 use crate::metainfo::TorrentBuilder;
 
 mod extension;
+mod facts;
 
 struct Node {
     swarm: Swarm,
