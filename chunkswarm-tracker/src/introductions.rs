@@ -31,6 +31,8 @@
 
 use chunkswarm_core::piece_map::Bitfield;
 
+pub mod facts;
+
 /// How many of a peer's missing pieces, from its playback position on, count
 /// as its next pieces.
 pub const NEXT_PIECES: u32 = 16;
@@ -104,6 +106,11 @@ pub trait Member {
     fn holdings(&self) -> Holdings<'_>;
     /// The piece its playhead is in, if it plays while downloading.
     fn position(&self) -> Option<u32>;
+    /// A stable key naming it (see [`facts::key_of`]), for sharing out the
+    /// pieces nobody holds ([`facts::summarize`]); `None` takes no share.
+    fn fetch_key(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The announcing peer.

@@ -132,6 +132,13 @@
 //!   STUN/TURN servers, with a TURN credential for this peer that expires at
 //!   `expires` (Unix seconds), in the TURN REST API scheme coturn's
 //!   `use-auth-secret` checks. Clients use the latest for new connections.
+//! - Every announce reply to a peer that reports its pieces (but
+//!   `stopped`'s) carries `"x_cs_swarm": {"peers","seeders","first",
+//!   "holders":[counts],"fetch":[indices]}`: the swarm's members and
+//!   seeders, how many members hold each of the pieces from `first` (the
+//!   first the peer lacks from its playback position on), and which of those
+//!   nobody holds the peer is to fetch from the origin, so that across the
+//!   swarm one member fetches each (see [`introductions::facts`]).
 //! - `{"action":"x_cs_have","info_hash","peer_id","pieces":[indices]}` adds
 //!   pieces the peer gained since (at most 4096 per message). No reply
 //!   unless refused.

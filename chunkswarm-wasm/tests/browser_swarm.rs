@@ -66,6 +66,7 @@ impl Signaling for HubLink {
                         complete: None,
                         incomplete: None,
                         ice: None,
+                        facts: None,
                     });
                 }
             }

@@ -2,10 +2,11 @@
 //!
 //! ```text
 //! swarm-sim --scenario NAME [--seed N] [--peers N] [--size-mib N]
-//!           [--introductions tracker|random] [--json] [--detail]
+//!           [--introductions tracker|random] [--swarm-facts] [--json] [--detail]
 //! ```
 //!
-//! `--detail` adds every peer's own figures and a timeline of the swarm
+//! `--swarm-facts` has every engine steer the origin by the tracker's swarm
+//! facts (`HttpConfig::use_swarm_facts`, off by default). `--detail` adds every peer's own figures and a timeline of the swarm
 //! (peers' upload use, origin rate) to the report.
 #![allow(clippy::print_stdout)]
 
@@ -46,7 +47,7 @@ fn main() -> ExitCode {
 fn parse(args: &[String]) -> Result<(Params, bool, bool), String> {
     let usage = format!(
         "usage: swarm-sim --scenario {{{}}} [--seed N] [--peers N] [--size-mib N] \
-         [--introductions tracker|random] [--json] [--detail]",
+         [--introductions tracker|random] [--swarm-facts] [--json] [--detail]",
         SCENARIOS.join("|")
     );
     let mut scenario = None;
@@ -56,6 +57,7 @@ fn parse(args: &[String]) -> Result<(Params, bool, bool), String> {
     let mut json = false;
     let mut detail = false;
     let mut introductions = None;
+    let mut swarm_facts = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut number = |name: &str| -> Result<u64, String> {
@@ -77,6 +79,7 @@ fn parse(args: &[String]) -> Result<(Params, bool, bool), String> {
                     .ok_or_else(|| format!("--introductions needs a value\n{usage}"))?;
                 introductions = Some(value.parse::<Introductions>()?);
             }
+            "--swarm-facts" => swarm_facts = true,
             "--json" => json = true,
             "--detail" => detail = true,
             "-h" | "--help" => return Err(usage),
@@ -95,5 +98,6 @@ fn parse(args: &[String]) -> Result<(Params, bool, bool), String> {
     if let Some(mib) = size {
         params.file_bytes = mib << 20;
     }
+    params.swarm.http.use_swarm_facts = swarm_facts;
     Ok((params, json, detail))
 }

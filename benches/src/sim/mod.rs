@@ -26,7 +26,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chunkswarm_core::metainfo::{Info, TorrentBuilder};
-use chunkswarm_core::swarm::{Event, HttpRequestId, Output, PeerKey, Swarm, SwarmConfig};
+use chunkswarm_core::swarm::{
+    Event, HttpRequestId, Output, PeerKey, Swarm, SwarmConfig, SwarmFacts,
+};
 use web_time::Instant;
 
 pub use detail::{PeerDetail, Sample};
@@ -91,6 +93,8 @@ pub struct Simulation {
     connects: Vec<(Duration, usize, usize)>,
     closes: Vec<(Duration, usize, usize)>,
     http_starts: Vec<(Duration, usize, HttpRequestId, u64, u64)>,
+    /// Swarm facts on their way back from the tracker.
+    facts_due: Vec<(Duration, usize, SwarmFacts)>,
     bans: BTreeSet<(usize, usize)>,
     unverified_bytes_delivered: u64,
     origin_requests: u64,
@@ -155,6 +159,7 @@ impl Simulation {
             connects: Vec::new(),
             closes: Vec::new(),
             http_starts: Vec::new(),
+            facts_due: Vec::new(),
             bans: BTreeSet::new(),
             unverified_bytes_delivered: 0,
             origin_requests: 0,
@@ -206,6 +211,7 @@ impl Simulation {
         self.now += dt;
         self.join_due();
         self.announce_due();
+        self.facts_arrived();
         self.churn(dt);
         self.connect_due();
         self.close_due();

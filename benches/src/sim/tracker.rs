@@ -18,7 +18,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use chunkswarm_core::piece_map::Bitfield;
-use chunkswarm_tracker::introductions::{self, Asker, Holdings, Member};
+use chunkswarm_tracker::introductions::{self, Asker, Holdings, Member, facts};
 use serde::Serialize;
 
 use super::net::Endpoint;
@@ -62,6 +62,7 @@ struct Registered<'a> {
     have: &'a Bitfield,
     complete: bool,
     position: Option<u32>,
+    key: u64,
 }
 
 impl Member for Registered<'_> {
@@ -75,6 +76,10 @@ impl Member for Registered<'_> {
 
     fn position(&self) -> Option<u32> {
         self.position
+    }
+
+    fn fetch_key(&self) -> Option<u64> {
+        Some(self.key)
     }
 }
 
@@ -90,7 +95,9 @@ impl Simulation {
     }
 
     /// Peer `i` announces: the tracker forwards its offers, and each offer
-    /// becomes a connection once signaling and ICE are through.
+    /// becomes a connection once signaling and ICE are through. With
+    /// [`Introductions::Tracker`] the reply carries the swarm facts, which
+    /// reach the peer's engine after a round trip.
     pub(super) fn announce(&mut self, i: usize) {
         self.peers[i].next_announce = self.now + self.params.announce_every;
         let want = self
@@ -98,7 +105,8 @@ impl Simulation {
             .connect_to
             .saturating_sub(self.connections(i))
             .min(self.params.offers_per_announce);
-        if want == 0 {
+        let facts_wanted = self.params.introductions == Introductions::Tracker;
+        if want == 0 && !facts_wanted {
             return;
         }
         let mut present = Vec::new();
@@ -115,6 +123,7 @@ impl Simulation {
                 have: swarm.have(),
                 complete: swarm.is_complete(),
                 position: swarm.playback_piece().map(|p| p.get()),
+                key: facts::key_of(&super::peer_id(j)),
             });
         }
         let Some(index) = present.iter().position(|&j| j == i) else {
@@ -140,11 +149,32 @@ impl Simulation {
                 piece_count,
             },
         };
+        if facts_wanted {
+            let facts = facts::summarize(&asker, &registry, &mut self.tracker_rng);
+            let at = self.now + self.params.latency * 2;
+            self.facts_due.push((at, i, facts));
+        }
         let chosen = introductions::choose(&asker, &registry, want, &mut self.tracker_rng);
         // Signaling through the tracker and ICE take a few round trips.
         let at = self.now + self.params.latency * 6;
         for k in chosen {
             self.connects.push((at, i, present[k]));
+        }
+    }
+
+    /// Hands the swarm facts whose reply arrived to their peers' engines.
+    pub(super) fn facts_arrived(&mut self) {
+        let now = self.now;
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.facts_due)
+            .into_iter()
+            .partition(|(at, _, _)| *at <= now);
+        self.facts_due = later;
+        let instant = self.instant();
+        for (_, i, facts) in due {
+            if let Some(swarm) = self.peers[i].swarm.as_mut() {
+                swarm.handle_swarm_facts(instant, facts);
+                self.drain(i);
+            }
         }
     }
 

@@ -157,10 +157,15 @@ impl Machine {
                 info_hash,
                 interval,
                 ice,
+                facts,
                 ..
             } => {
                 if let (Some(t), Some(interval)) = (self.torrents.get_mut(&info_hash), interval) {
                     t.interval = interval.max(Duration::from_secs(1));
+                }
+                if let (Some(t), Some(facts)) = (self.torrents.get_mut(&info_hash), facts) {
+                    t.engine.handle_swarm_facts(now, facts);
+                    self.drain(now, info_hash);
                 }
                 if let Some(grant) = ice {
                     self.ice_granted(now, unix_now, info_hash, grant);

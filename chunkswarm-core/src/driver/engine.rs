@@ -15,7 +15,7 @@ use crate::metadata_fetch::{FetchCloseReason, FetchOutput, MetadataFetch};
 use crate::metainfo::Info;
 use crate::piece_map::Bitfield;
 use crate::swarm::{
-    CloseReason, HttpRequestId, Output, PeerKey, PeerSnapshot, Playback, Stats, Swarm,
+    CloseReason, HttpRequestId, Output, PeerKey, PeerSnapshot, Playback, Stats, Swarm, SwarmFacts,
 };
 use crate::wire::metadata::MetadataError;
 
@@ -140,6 +140,14 @@ impl Engine {
     pub(super) fn resume(&mut self, now: Instant) {
         if let Self::Swarm(swarm) = self {
             swarm.resume(now);
+        }
+    }
+
+    /// The tracker's facts about the swarm; unused while fetching the
+    /// metadata.
+    pub(super) fn handle_swarm_facts(&mut self, now: Instant, facts: SwarmFacts) {
+        if let Self::Swarm(swarm) = self {
+            swarm.handle_swarm_facts(now, facts);
         }
     }
 

@@ -22,6 +22,7 @@ use super::ice::IceGrant;
 use super::io::TrackerError;
 use crate::metainfo::InfoHash;
 use crate::piece_map::Bitfield;
+use crate::swarm::{MAX_FACT_PIECES, SwarmFacts};
 pub use crate::tracker_protocol::AnnounceEvent;
 use crate::tracker_protocol::ids::decode_binary;
 
@@ -122,6 +123,11 @@ pub enum SignalIn {
         /// STUN/TURN servers with fresh credentials (the `x_cs_ice`
         /// extension), if the tracker issues them.
         ice: Option<IceGrant>,
+        /// What the tracker knows of the whole swarm (the `x_cs_swarm`
+        /// extension), for the engine ([`Swarm::handle_swarm_facts`]).
+        ///
+        /// [`Swarm::handle_swarm_facts`]: crate::swarm::Swarm::handle_swarm_facts
+        facts: Option<SwarmFacts>,
     },
     /// A refusal (`failure reason`) or a `warning message`.
     Failure {
@@ -281,8 +287,31 @@ impl SignalIn {
             complete: count("complete"),
             incomplete: count("incomplete"),
             ice: object.get("x_cs_ice").and_then(IceGrant::from_json),
+            facts: object.get("x_cs_swarm").and_then(facts_from_json),
         })
     }
+}
+
+/// Reads `x_cs_swarm`: `{"peers","seeders","first","holders":[..],"fetch":[..]}`.
+/// A malformed one is ignored; lists are cut to [`MAX_FACT_PIECES`].
+fn facts_from_json(value: &Value) -> Option<SwarmFacts> {
+    let count = |name: &str| u32::try_from(value.get(name)?.as_u64()?).ok();
+    let list = |name: &str| -> Option<Vec<u32>> {
+        value
+            .get(name)?
+            .as_array()?
+            .iter()
+            .take(MAX_FACT_PIECES)
+            .map(|v| u32::try_from(v.as_u64()?).ok())
+            .collect()
+    };
+    Some(SwarmFacts {
+        peers: count("peers")?,
+        seeders: count("seeders")?,
+        first: count("first")?,
+        holders: list("holders")?,
+        fetch: list("fetch")?,
+    })
 }
 
 #[cfg(test)]
@@ -375,6 +404,35 @@ mod tests {
             SignalIn::parse(&with_ice.to_string()),
             Ok(SignalIn::Announced { ice: Some(grant), .. })
                 if grant.servers[0].username == "9:p" && grant.expires == Some(9)
+        ));
+        let with_facts = json!({"action": "announce", "interval": 120,
+            "info_hash": binary(info_hash.as_bytes()),
+            "x_cs_swarm": {"peers": 5, "seeders": 0, "first": 3, "holders": [2, 0], "fetch": [4]}});
+        let expected = SwarmFacts {
+            peers: 5,
+            seeders: 0,
+            first: 3,
+            holders: vec![2, 0],
+            fetch: vec![4],
+        };
+        assert!(matches!(
+            SignalIn::parse(&with_facts.to_string()),
+            Ok(SignalIn::Announced { facts: Some(facts), .. }) if facts == expected
+        ));
+        // A malformed summary is ignored, not the reply; long lists are cut.
+        let bad = json!({"action": "announce", "info_hash": binary(info_hash.as_bytes()),
+            "x_cs_swarm": {"peers": -1, "seeders": 0, "first": 0, "holders": [], "fetch": []}});
+        assert!(matches!(
+            SignalIn::parse(&bad.to_string()),
+            Ok(SignalIn::Announced { facts: None, .. })
+        ));
+        let long = json!({"action": "announce", "info_hash": binary(info_hash.as_bytes()),
+            "x_cs_swarm": {"peers": 1, "seeders": 0, "first": 0,
+                "holders": vec![1; 500], "fetch": vec![0; 500]}});
+        assert!(matches!(
+            SignalIn::parse(&long.to_string()),
+            Ok(SignalIn::Announced { facts: Some(facts), .. })
+                if facts.holders.len() == MAX_FACT_PIECES && facts.fetch.len() == MAX_FACT_PIECES
         ));
         let failure = json!({"action": "announce", "failure reason": "no"});
         assert!(matches!(

@@ -557,6 +557,7 @@ fn ice_servers_reach_the_connector_and_a_failed_connection_is_retried() {
             complete: Some(1),
             incomplete: Some(0),
             ice: Some(grant.clone()),
+            facts: None,
         })
         .unwrap();
     wait_for("the grant", || {

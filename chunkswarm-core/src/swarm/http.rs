@@ -5,21 +5,28 @@
 //! 1. the fast start (the first piece, or the playhead's);
 //! 2. a playback deadline that peers are about to miss;
 //! 3. a piece whose peer attempts ran out (the retry policy decides);
-//! 4. a piece no connected peer holds, one at a time, so that the origin
+//! 4. with `use_swarm_facts`, a piece nobody in the swarm holds that the
+//!    tracker's facts name us to fetch (see `facts`), one at a time, within the playback window when
+//!    streaming, while no neighbour holds it: at once, even while playback
+//!    is urgent, since no peer can bring it;
+//! 5. a piece no connected peer holds, one at a time, so that the origin
 //!    puts every piece into the swarm early, while peers still have the
 //!    upload to spread it. A peer takes only the pieces it ranks highest for
 //!    among its neighbours (rendezvous hashing of peer id and piece), so
 //!    neighbours split the origin's pieces, and none that someone nearby
-//!    claimed to be fetching already (see `claims`). Once the peer pipeline
-//!    has starved (fewer block requests outstanding than
+//!    claimed to be fetching already (see `claims`), nor (with
+//!    `use_swarm_facts`), by the tracker's facts, one that a member holds or
+//!    another is to fetch. Once the peer
+//!    pipeline has starved (fewer block requests outstanding than
 //!    `starving_below_blocks`) for `starving_fallback`, it also takes
-//!    unclaimed pieces a neighbour ranks higher for, and any piece at all
-//!    when no peer will serve it.
+//!    unclaimed pieces a neighbour ranks higher for, pieces the facts leave
+//!    to others unless it streams (its rescues bring what it needs), and any
+//!    piece at all when no peer will serve it.
 //!
-//! Reason 4 waits `patience` after start or after the last peer left. A
+//! Reason 5 waits `patience` after start or after the last peer left. A
 //! `MaxBytesPerSecond` budget bounds every reason; a `TargetP2pShare` budget
 //! bounds reason 3 only, since the others are pieces peers cannot supply in
-//! time or at all.
+//! time or at all. Reasons 4 and 5 count as `no_peer_source`.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -139,6 +146,9 @@ enum Reason {
     Deadline,
     RetriesExhausted,
     NoPeerSource,
+    /// No member of the swarm holds it and the tracker named us to fetch it
+    /// (counted as [`NoPeerSource`](Reason::NoPeerSource)).
+    Assigned,
 }
 
 impl Swarm {
@@ -174,7 +184,7 @@ impl Swarm {
                 }
                 Reason::Deadline => counts.deadline += 1,
                 Reason::RetriesExhausted => counts.retries_exhausted += 1,
-                Reason::NoPeerSource => counts.no_peer_source += 1,
+                Reason::NoPeerSource | Reason::Assigned => counts.no_peer_source += 1,
             }
             self.start_http(now, piece, reason);
         }
@@ -207,6 +217,11 @@ impl Swarm {
         if let Some(piece) = urgent {
             return Some((piece, Reason::Deadline));
         }
+        // A piece nobody in the swarm holds, which the tracker names us to
+        // fetch: no peer can bring it, so playback does not wait for it.
+        if let Some(piece) = self.assigned_piece(now) {
+            return Some((piece, Reason::Assigned));
+        }
         if focus.is_some() {
             // Playback needs the whole link for the pieces that are due.
             return None;
@@ -232,11 +247,21 @@ impl Swarm {
             .starving_since
             .is_some_and(|since| now >= since + self.config.http.starving_fallback);
         let (have, partials, claims) = (&self.have, &self.partials, &self.claims);
-        // Not held, nothing fetching it, and not on its way to someone nearby.
+        let facts = &self.facts;
+        let facts_on = self.config.http.use_swarm_facts;
+        // A streaming viewer with its window full starves by design: its
+        // rescues, not starving, bring what the swarm does not in time.
+        let fallback = long_starved && self.playback.is_none();
+        // Not held, nothing fetching it, not on its way to someone nearby,
+        // and neither held in the swarm nor another member's to fetch, by
+        // the tracker's facts (unless starved without playback).
         let takeable = |p: PieceIndex| {
             !have.contains(p)
                 && partials.get(&p).is_none_or(PartialPiece::is_idle)
                 && !claims.is_claimed(p, now)
+                && (!facts_on
+                    || fallback
+                    || !(facts.held_elsewhere(p) || facts.fetched_elsewhere(p)))
         };
         // A viewer fetches unheld pieces only within its window: viewers
         // ahead of it will hold the later ones by then.
@@ -266,6 +291,34 @@ impl Swarm {
         self.picker
             .pick(view, &mut |p| takeable(p))
             .map(|p| (p, Reason::NoPeerSource))
+    }
+
+    /// The first piece the tracker named us to fetch that no neighbour
+    /// holds, nothing fetches and no neighbour claimed, within the playback
+    /// window when streaming; one at a time.
+    fn assigned_piece(&self, now: Instant) -> Option<PieceIndex> {
+        if !self.config.http.use_swarm_facts {
+            return None;
+        }
+        let busy = self
+            .http
+            .in_flight
+            .values()
+            .any(|f| f.reason == Reason::Assigned);
+        if busy {
+            return None;
+        }
+        let reach = self.reach();
+        self.facts
+            .to_fetch()
+            .take_while(|p| *p < reach)
+            .filter_map(|p| self.layout.piece(p))
+            .find(|&p| {
+                !self.have.contains(p)
+                    && self.availability.count(p) == 0
+                    && self.partials.get(&p).is_none_or(PartialPiece::is_idle)
+                    && !self.claims.is_claimed(p, now)
+            })
     }
 
     /// The first piece of `due` (in playback order) that peers will not
@@ -356,7 +409,7 @@ impl Swarm {
             OriginBudget::TargetP2pShare(share) => {
                 if matches!(
                     reason,
-                    Reason::FastStart | Reason::Deadline | Reason::NoPeerSource
+                    Reason::FastStart | Reason::Deadline | Reason::NoPeerSource | Reason::Assigned
                 ) {
                     return true;
                 }

@@ -14,7 +14,8 @@
 //!    [`handle_peer_writable`](Swarm::handle_peer_writable),
 //!    [`handle_peer_closed`](Swarm::handle_peer_closed),
 //!    [`handle_http_response`](Swarm::handle_http_response),
-//!    [`handle_piece_read`](Swarm::handle_piece_read), and commands such as
+//!    [`handle_piece_read`](Swarm::handle_piece_read),
+//!    [`handle_swarm_facts`](Swarm::handle_swarm_facts), and commands such as
 //!    [`set_playback`](Swarm::set_playback) or [`pause`](Swarm::pause).
 //! 3. After each call, drain [`poll_output`](Swarm::poll_output) until it
 //!    returns `None`, carrying out every [`Output`] in order.
@@ -29,6 +30,7 @@
 mod claims;
 mod config;
 mod download;
+mod facts;
 mod http;
 mod metadata;
 mod output;
@@ -48,6 +50,7 @@ use bytes::{Bytes, BytesMut};
 use web_time::Instant;
 
 pub use config::{HttpConfig, OriginBudget, StreamingConfig, SwarmConfig};
+pub use facts::{MAX_FACT_PIECES, SwarmFacts};
 pub use output::{
     BanReason, CloseReason, Event, HttpRequestId, OriginFetches, Output, PeerKey, PeerSnapshot,
     PieceState, ProtocolViolation, Source, Stats,
@@ -65,6 +68,7 @@ use crate::wire::{DecoderLimits, Handshake, HandshakeDecoder, Message, Reserved}
 
 use claims::Claims;
 use download::PartialPiece;
+use facts::Facts;
 use http::HttpState;
 use peer::Peer;
 use upload::UploadState;
@@ -97,6 +101,7 @@ pub struct Swarm {
     suspects: BTreeMap<PieceIndex, Vec<Suspect>>,
     http: HttpState,
     claims: Claims,
+    facts: Facts,
     upload: UploadState,
     playback: Option<Playback>,
     outputs: VecDeque<Output>,
@@ -176,6 +181,7 @@ impl Swarm {
             http: HttpState::new(now, &config, layout.piece_length()),
             upload: UploadState::new(now, &config),
             claims: Claims::default(),
+            facts: Facts::default(),
             availability: Availability::new(layout.piece_count()),
             info,
             layout,

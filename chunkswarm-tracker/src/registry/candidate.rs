@@ -5,7 +5,7 @@ use chunkswarm_core::piece_map::Bitfield;
 
 use super::swarm::SwarmPeer;
 use crate::cluster::RemoteMember;
-use crate::introductions::{Holdings, Member};
+use crate::introductions::{self, Holdings, Member};
 
 /// A member of the swarm, here or on another node.
 #[derive(Debug)]
@@ -30,6 +30,13 @@ impl Member for Candidate<'_> {
         match self {
             Self::Local(peer) => peer.position(),
             Self::Remote(member, _) => member.report.position,
+        }
+    }
+
+    fn fetch_key(&self) -> Option<u64> {
+        match self {
+            Self::Local(peer) => peer.fetch_key(),
+            Self::Remote(member, _) => Some(introductions::facts::key_of(&member.peer_id.0)),
         }
     }
 }

@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use chunkswarm_core::metainfo::InfoHash;
+use chunkswarm_core::swarm::SwarmFacts;
 
 use crate::cluster::{MemberReport, NodeId, RemoteMember, Snapshot};
 use crate::config::Limits;
@@ -151,6 +152,9 @@ pub(crate) struct Announced {
     /// Offers chosen for members on other nodes: (index in the announce's
     /// offers, index in the remote members given), for the caller to relay.
     pub(crate) remote: Vec<(usize, usize)>,
+    /// The swarm facts for the announcing peer (`x_cs_swarm`), if it
+    /// reported its pieces.
+    pub(crate) facts: Option<SwarmFacts>,
 }
 
 /// A connection's peer ids and memberships, when it closes.
@@ -349,6 +353,7 @@ impl Registry {
                 dropped: 0,
                 warning: None,
                 remote: Vec::new(),
+                facts: None,
             });
         }
 
@@ -401,6 +406,7 @@ impl Registry {
         let after = swarm.get(&msg.peer_id).map_or(0, SwarmPeer::bitfield_bytes);
         self.account_bitfields(conn, before, after);
         let (forwarded, dropped, to_remote) = self.forward_offers(conn, msg, remote, now);
+        let facts = self.facts(msg, remote);
         let counts = self
             .swarms
             .get(&msg.info_hash)
@@ -412,7 +418,30 @@ impl Registry {
             dropped,
             warning,
             remote: to_remote,
+            facts,
         })
+    }
+
+    /// The swarm facts for the announcing peer among the local members and
+    /// `remote` (members on other nodes).
+    fn facts(&mut self, msg: &Announce<'_>, remote: &[RemoteMember]) -> Option<SwarmFacts> {
+        let swarm = self.swarms.get(&msg.info_hash)?;
+        if remote.is_empty() {
+            return swarm.facts_among(&mut self.rng, &msg.peer_id, swarm.peers());
+        }
+        let fields = candidate::remote_fields(remote, swarm.piece_count);
+        let candidates: Vec<Candidate<'_>> = swarm
+            .peers()
+            .iter()
+            .map(Candidate::Local)
+            .chain(
+                remote
+                    .iter()
+                    .zip(&fields)
+                    .map(|(member, field)| Candidate::Remote(member, field.as_ref())),
+            )
+            .collect();
+        swarm.facts_among(&mut self.rng, &msg.peer_id, &candidates)
     }
 
     /// Forwards the announce's offers (within the limit per announce) to

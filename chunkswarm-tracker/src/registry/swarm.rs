@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use chunkswarm_core::piece_map::Bitfield;
+use chunkswarm_core::swarm::SwarmFacts;
 
 use super::ConnId;
 use crate::cluster::MemberReport;
@@ -37,6 +38,10 @@ impl Member for SwarmPeer {
 
     fn position(&self) -> Option<u32> {
         self.position
+    }
+
+    fn fetch_key(&self) -> Option<u64> {
+        Some(introductions::facts::key_of(&self.peer_id.0))
     }
 }
 
@@ -174,6 +179,30 @@ impl Swarm {
             piece_count: self.piece_count.unwrap_or(0),
         };
         introductions::choose(&asker, members, want, rng)
+    }
+
+    /// The swarm facts for `asker` among `members` (laid out as for
+    /// [`introduce_among`](Self::introduce_among)), if it reported its
+    /// pieces: a WebTorrent client would not read them.
+    pub(crate) fn facts_among<M: Member>(
+        &self,
+        rng: &mut fastrand::Rng,
+        asker: &PeerId,
+        members: &[M],
+    ) -> Option<SwarmFacts> {
+        let index = self.index.get(asker).copied();
+        let me = self.peers.get(index?)?;
+        let holdings = me.holdings();
+        if matches!(holdings, Holdings::Unknown) {
+            return None;
+        }
+        let asker = Asker {
+            holdings,
+            position: me.position,
+            index,
+            piece_count: self.piece_count?,
+        };
+        Some(introductions::facts::summarize(&asker, members, rng))
     }
 
     /// What `peer_id` reported, as the cluster shares it.

@@ -357,3 +357,29 @@ fn bitfields_are_bounded_per_connection_and_released() {
     assert_eq!(send(&mut registry, &report(2, "ffff")), None);
     assert_eq!(send(&mut registry, &report(3, "8000")), None);
 }
+
+#[test]
+fn an_announce_with_pieces_gets_the_swarm_facts_and_a_webtorrent_client_none() {
+    let now = Instant::now();
+    let mut h = Harness::new(3);
+    // 10 pieces; the first viewer holds 0-1 and plays at 0.
+    let mut first = announce(1, 1, &[]);
+    first["x_cs_bitfield"] = json!("c000");
+    first["x_cs_pieces"] = json!(10);
+    first["x_cs_position"] = json!(0);
+    let facts = h.send(0, first, now).unwrap().unwrap().facts.unwrap();
+    assert_eq!((facts.peers, facts.seeders, facts.first), (1, 0, 2));
+    assert_eq!(facts.holders, vec![0; 8]);
+    // Alone, every unheld piece it wants soon is its own to fetch.
+    assert_eq!(facts.fetch, (2..10).collect::<Vec<u32>>());
+    // A second viewer holding 0-3 sees the first's pieces counted.
+    let mut second = announce(1, 2, &[]);
+    second["x_cs_bitfield"] = json!("f000");
+    second["x_cs_position"] = json!(1);
+    let facts = h.send(1, second, now).unwrap().unwrap().facts.unwrap();
+    assert_eq!((facts.peers, facts.first), (2, 4));
+    assert_eq!(facts.holders, vec![0; 6]);
+    // A WebTorrent client reports no pieces and is told nothing new.
+    let done = h.send(2, announce(1, 3, &[]), now).unwrap().unwrap();
+    assert_eq!(done.facts, None);
+}

@@ -179,6 +179,7 @@ async fn announce(tracker: &Inner, conn: ConnId, announce: &Announce<'_>, now: I
         cluster::sum(done.counts, remote.counts),
         warning.as_deref(),
         ice.as_deref(),
+        done.facts.as_ref(),
     );
     Handled {
         reply: Some(text),

@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use chunkswarm_core::metainfo::InfoHash;
+use chunkswarm_core::swarm::SwarmFacts;
 use chunkswarm_core::tracker_protocol::reply::push_json_str;
 pub(crate) use chunkswarm_core::tracker_protocol::reply::{answer, failure, failure_text, offer};
 
@@ -24,13 +25,15 @@ pub(crate) struct SwarmCounts {
 
 /// `{"action":"announce","interval":..,"info_hash":..,"complete":..,"incomplete":..}`.
 /// A `warning`, if any, goes in `warning message`, which WebTorrent clients
-/// report but otherwise ignore; an ICE grant (a JSON object) in `x_cs_ice`.
+/// report but otherwise ignore; an ICE grant (a JSON object) in `x_cs_ice`;
+/// swarm facts in `x_cs_swarm` (see [`swarm_facts`]).
 pub(crate) fn announce(
     info_hash: &InfoHash,
     interval_secs: u64,
     counts: SwarmCounts,
     warning: Option<&str>,
     ice: Option<&str>,
+    facts: Option<&SwarmFacts>,
 ) -> String {
     let mut out = String::with_capacity(120);
     out.push_str(r#"{"action":"announce","interval":"#);
@@ -50,8 +53,35 @@ pub(crate) fn announce(
         out.push_str(r#","x_cs_ice":"#);
         out.push_str(ice);
     }
+    if let Some(facts) = facts {
+        out.push_str(r#","x_cs_swarm":"#);
+        swarm_facts(&mut out, facts);
+    }
     out.push('}');
     out
+}
+
+/// `{"peers":n,"seeders":n,"first":i,"holders":[n..],"fetch":[i..]}`.
+fn swarm_facts(out: &mut String, facts: &SwarmFacts) {
+    let list = |out: &mut String, values: &[u32]| {
+        out.push('[');
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{v}");
+        }
+        out.push(']');
+    };
+    let _ = write!(
+        out,
+        r#"{{"peers":{},"seeders":{},"first":{},"holders":"#,
+        facts.peers, facts.seeders, facts.first
+    );
+    list(out, &facts.holders);
+    out.push_str(r#","fetch":"#);
+    list(out, &facts.fetch);
+    out.push('}');
 }
 
 /// `{"action":"scrape","files":{<info_hash>:{complete,incomplete,downloaded}},"flags":..}`.
@@ -91,9 +121,26 @@ mod tests {
             incomplete: 2,
             downloaded: 3,
         };
-        let v: Value =
-            serde_json::from_str(&announce(&ih, 120, counts, Some("w"), Some(r#"{"ttl":1}"#)))
-                .unwrap();
+        let facts = SwarmFacts {
+            peers: 3,
+            seeders: 1,
+            first: 7,
+            holders: vec![2, 1, 0],
+            fetch: vec![9],
+        };
+        let text = announce(
+            &ih,
+            120,
+            counts,
+            Some("w"),
+            Some(r#"{"ttl":1}"#),
+            Some(&facts),
+        );
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v["x_cs_swarm"],
+            serde_json::json!({"peers": 3, "seeders": 1, "first": 7, "holders": [2, 1, 0], "fetch": [9]})
+        );
         assert_eq!(v["warning message"], "w");
         assert_eq!(v["x_cs_ice"]["ttl"], 1);
         assert_eq!(v["info_hash"], "\"".repeat(20));
@@ -147,16 +194,32 @@ mod tests {
         };
         let issuer = IceIssuer::new(&config, Duration::from_secs(120)).unwrap();
         let grant = issuer.grant("p", UNIX_EPOCH + Duration::from_secs(1_000));
+        let facts = SwarmFacts {
+            peers: 9,
+            seeders: 2,
+            first: 30,
+            holders: vec![3, 0, 1],
+            fetch: vec![31],
+        };
         let Ok(SignalIn::Announced {
             info_hash,
             interval,
             complete,
             incomplete,
             ice: Some(ice),
-        }) = SignalIn::parse(&announce(&ih, 120, counts, None, Some(&grant)))
+            facts: Some(read_facts),
+        }) = SignalIn::parse(&announce(
+            &ih,
+            120,
+            counts,
+            None,
+            Some(&grant),
+            Some(&facts),
+        ))
         else {
-            panic!("not read as an announce reply with ICE servers");
+            panic!("not read as an announce reply with ICE servers and swarm facts");
         };
+        assert_eq!(read_facts, facts);
         assert_eq!(info_hash, ih);
         assert_eq!(interval, Some(Duration::from_secs(120)));
         assert_eq!((complete, incomplete), (Some(4), Some(5)));
@@ -166,7 +229,7 @@ mod tests {
 
         // A warning reaches the driver as the tracker's text.
         assert_eq!(
-            SignalIn::parse(&announce(&ih, 120, counts, Some("slow down"), None)),
+            SignalIn::parse(&announce(&ih, 120, counts, Some("slow down"), None, None)),
             Ok(SignalIn::Failure {
                 info_hash: Some(ih),
                 reason: "slow down".into(),

@@ -421,6 +421,7 @@ impl World {
                     complete: None,
                     incomplete: None,
                     ice: None,
+                    facts: None,
                 };
                 self.send(Delivery::Signal(i, reply));
             }

@@ -14,6 +14,7 @@ use crate::piece_map::BitfieldError;
 use crate::wire::{DecodeError, Handshake, HandshakeError, MessageId, Reserved};
 
 mod extension;
+mod facts;
 mod sources;
 
 struct Node {
