@@ -1,28 +1,7 @@
 //! Swarm facts: what the tracker knows of the whole swarm, beyond the
 //! neighbours a swarm sees itself.
 //!
-//! A tracker that keeps the piece map (chunkswarm's, with the `x_cs_swarm`
-//! field of its announce reply; see [`crate::driver::SignalIn`]) tells each
-//! announcing peer how big the swarm is, how many members hold each piece
-//! around the peer's window, and which of the pieces nobody holds it is the
-//! one to fetch from the origin. The engine uses them to pay the origin once
-//! per piece across the swarm, when
-//! [`HttpConfig::use_swarm_facts`](super::HttpConfig::use_swarm_facts) is on
-//! (it is off by default: see its docs for what it measured):
-//!
-//! - a piece some member holds is not fetched from the origin for want of a
-//!   neighbour holding it (it reaches a neighbour through the swarm), only
-//!   for a playback deadline or when the download starves;
-//! - a piece nobody holds is fetched by the member the tracker names for it:
-//!   that member fetches it as soon as it is within its playback window (or
-//!   at once when not streaming), even while playback is urgent, since no
-//!   peer can bring it; the others leave it to that member and get it from
-//!   the swarm, rescuing it only for their own playback deadline.
-//!
-//! Facts age: they describe the swarm at the last announce. Holders only grow
-//! between announces (but for members leaving), so a piece counted as held
-//! stays held; a piece counted as unheld may have arrived since, which the
-//! rules check against the neighbours' bitfields before fetching.
+//! How the engine uses them: [`Swarm::handle_swarm_facts`].
 
 use web_time::Instant;
 
@@ -32,8 +11,8 @@ use crate::layout::PieceIndex;
 /// The most pieces a facts summary describes, and the most it names to fetch.
 pub const MAX_FACT_PIECES: usize = 64;
 
-/// What the tracker tells one member of the swarm (see the [module
-/// docs](self)).
+/// What the tracker tells one member of the swarm, given to
+/// [`Swarm::handle_swarm_facts`], which says how the engine uses them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SwarmFacts {
     /// Members of the swarm, this peer included.
@@ -89,8 +68,31 @@ impl Facts {
 }
 
 impl Swarm {
-    /// The tracker's facts about the whole swarm arrived (see
-    /// [`SwarmFacts`]). Pieces out of range are ignored.
+    /// The tracker's facts about the whole swarm arrived ([`SwarmFacts`]).
+    /// Pieces out of range are ignored.
+    ///
+    /// A tracker that keeps the piece map (chunkswarm's, in the `x_cs_swarm`
+    /// field of its announce reply, which the driver reads) tells each
+    /// announcing peer how big the swarm is, how many members hold each piece
+    /// around the peer's window, and which of the pieces nobody holds it is the
+    /// one to fetch from the origin. The engine uses them to pay the origin once
+    /// per piece across the swarm, when
+    /// [`HttpConfig::use_swarm_facts`](super::HttpConfig::use_swarm_facts) is on
+    /// (it is off by default: see its docs for what it measured):
+    ///
+    /// - a piece some member holds is not fetched from the origin for want of a
+    ///   neighbour holding it (it reaches a neighbour through the swarm), only
+    ///   for a playback deadline or when the download starves;
+    /// - a piece nobody holds is fetched by the member the tracker names for it:
+    ///   that member fetches it as soon as it is within its playback window (or
+    ///   at once when not streaming), even while playback is urgent, since no
+    ///   peer can bring it; the others leave it to that member and get it from
+    ///   the swarm, rescuing it only for their own playback deadline.
+    ///
+    /// Facts age: they describe the swarm at the last announce. Holders only grow
+    /// between announces (but for members leaving), so a piece counted as held
+    /// stays held; a piece counted as unheld may have arrived since, which the
+    /// rules check against the neighbours' bitfields before fetching.
     pub fn handle_swarm_facts(&mut self, now: Instant, mut facts: SwarmFacts) {
         let count = self.layout.piece_count();
         facts.holders.truncate(MAX_FACT_PIECES);
