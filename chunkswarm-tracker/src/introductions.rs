@@ -169,9 +169,9 @@ struct Ranked {
     tie: u32,
 }
 
-/// The asker's next pieces: where their window starts, and which of its
-/// pieces they are. `None` if it lacks nothing.
-fn next_pieces(asker: &Asker<'_>) -> Option<(u32, u64)> {
+/// The first piece the asker lacks from its playback position on (from the
+/// start if it has none, wrapping round); `None` if it lacks none.
+fn first_missing(asker: &Asker<'_>) -> Option<u32> {
     let count = asker.piece_count;
     let position = asker.position.unwrap_or(0).min(count - 1);
     let starts = (position..count)
@@ -180,12 +180,19 @@ fn next_pieces(asker: &Asker<'_>) -> Option<(u32, u64)> {
     for start in starts {
         let missing = !asker.holdings.window(start, count) & within(start, count);
         if missing != 0 {
-            let first = start + missing.trailing_zeros();
-            let missing = !asker.holdings.window(first, count) & within(first, count);
-            return Some((first, lowest_ones(missing, NEXT_PIECES)));
+            return Some(start + missing.trailing_zeros());
         }
     }
     None
+}
+
+/// The asker's next pieces: where their window starts, and which of its
+/// pieces they are. `None` if it lacks nothing.
+fn next_pieces(asker: &Asker<'_>) -> Option<(u32, u64)> {
+    let first = first_missing(asker)?;
+    let missing =
+        !asker.holdings.window(first, asker.piece_count) & within(first, asker.piece_count);
+    Some((first, lowest_ones(missing, NEXT_PIECES)))
 }
 
 /// Adds up to `slots` ranked members to `chosen`: holders of the asker's next

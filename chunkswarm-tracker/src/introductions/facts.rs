@@ -20,7 +20,7 @@
 
 use chunkswarm_core::swarm::SwarmFacts;
 
-use super::{Asker, Holdings, Member, RANKED_MEMBERS, WINDOW, within};
+use super::{Asker, Holdings, Member, RANKED_MEMBERS, first_missing, within};
 
 /// How many pieces the facts describe, from the asker's first missing one.
 pub const SPAN: u32 = 32;
@@ -50,7 +50,9 @@ pub fn summarize<M: Member>(
     if count == 0 {
         return facts;
     }
-    let first = first_missing(asker);
+    // From its playback position on, or its position if it lacks none.
+    let first = first_missing(asker)
+        .unwrap_or_else(|| asker.position.unwrap_or(0).min(asker.piece_count - 1));
     let span = SPAN.min(count - first);
     facts.first = first;
     facts.holders = vec![0; span as usize];
@@ -120,23 +122,6 @@ pub fn summarize<M: Member>(
 /// wants `piece` soon: at most [`AHEAD`] pieces past its playhead.
 fn wants_soon(position: Option<u32>, piece: u32) -> bool {
     position.is_none_or(|p| p <= piece && piece < p + AHEAD)
-}
-
-/// The first piece the asker lacks from its playback position on (from the
-/// start if it has none, wrapping round), or its position if it lacks none.
-fn first_missing(asker: &Asker<'_>) -> u32 {
-    let count = asker.piece_count;
-    let position = asker.position.unwrap_or(0).min(count - 1);
-    let starts = (position..count)
-        .step_by(WINDOW as usize)
-        .chain((0..position).step_by(WINDOW as usize));
-    for start in starts {
-        let missing = !asker.holdings.window(start, count) & within(start, count);
-        if missing != 0 {
-            return start + missing.trailing_zeros();
-        }
-    }
-    position
 }
 
 /// A member's rendezvous rank for a piece.

@@ -405,8 +405,13 @@ impl Registry {
         };
         let after = swarm.get(&msg.peer_id).map_or(0, SwarmPeer::bitfield_bytes);
         self.account_bitfields(conn, before, after);
-        let (forwarded, dropped, to_remote) = self.forward_offers(conn, msg, remote, now);
-        let facts = self.facts(msg, remote);
+        let want = msg.offers.len().min(self.limits.max_offers_per_announce);
+        let (targets, facts) = self.choose(msg, remote, want);
+        let (forwarded, dropped, to_remote) = if want == 0 {
+            (0, 0, Vec::new())
+        } else {
+            self.forward_offers(conn, msg, &targets, now)
+        };
         let counts = self
             .swarms
             .get(&msg.info_hash)
@@ -422,12 +427,29 @@ impl Registry {
         })
     }
 
-    /// The swarm facts for the announcing peer among the local members and
-    /// `remote` (members on other nodes).
-    fn facts(&mut self, msg: &Announce<'_>, remote: &[RemoteMember]) -> Option<SwarmFacts> {
-        let swarm = self.swarms.get(&msg.info_hash)?;
+    /// Up to `want` members to forward the announce's offers to, and the
+    /// announcing peer's swarm facts, both chosen by the piece map among the
+    /// local members and `remote` (members on other nodes). Targets index
+    /// the local members first, then `remote`.
+    fn choose(
+        &mut self,
+        msg: &Announce<'_>,
+        remote: &[RemoteMember],
+        want: usize,
+    ) -> (Vec<usize>, Option<SwarmFacts>) {
+        let Some(swarm) = self.swarms.get(&msg.info_hash) else {
+            return (Vec::new(), None);
+        };
+        let rng = &mut self.rng;
         if remote.is_empty() {
-            return swarm.facts_among(&mut self.rng, &msg.peer_id, swarm.peers());
+            // Alone, or no member elsewhere: the swarm's own list, as it is.
+            let members = swarm.peers();
+            let targets = if want == 0 {
+                Vec::new()
+            } else {
+                swarm.introduce_among(rng, want, &msg.peer_id, members)
+            };
+            return (targets, swarm.facts_among(rng, &msg.peer_id, members));
         }
         let fields = candidate::remote_fields(remote, swarm.piece_count);
         let candidates: Vec<Candidate<'_>> = swarm
@@ -441,50 +463,31 @@ impl Registry {
                     .map(|(member, field)| Candidate::Remote(member, field.as_ref())),
             )
             .collect();
-        swarm.facts_among(&mut self.rng, &msg.peer_id, &candidates)
+        let targets = if want == 0 {
+            Vec::new()
+        } else {
+            swarm.introduce_among(rng, want, &msg.peer_id, &candidates)
+        };
+        (targets, swarm.facts_among(rng, &msg.peer_id, &candidates))
     }
 
-    /// Forwards the announce's offers (within the limit per announce) to
-    /// the members the piece map chooses among the local ones and `remote`
-    /// (members on other nodes); returns (forwarded, dropped, offers for
-    /// remote members).
+    /// Forwards the announce's offers to `targets` (from [`Self::choose`]);
+    /// returns (forwarded, dropped, offers for remote members).
     fn forward_offers(
         &mut self,
         conn: ConnId,
         msg: &Announce<'_>,
-        remote: &[RemoteMember],
+        targets: &[usize],
         now: Instant,
     ) -> (usize, usize, Vec<(usize, usize)>) {
-        let want = msg.offers.len().min(self.limits.max_offers_per_announce);
         let Some(swarm) = self.swarms.get(&msg.info_hash) else {
             return (0, 0, Vec::new());
         };
-        if want == 0 {
-            return (0, 0, Vec::new());
-        }
         let local = swarm.peers().len();
-        let targets = if remote.is_empty() {
-            // Alone, or no member elsewhere: the swarm's own list, as it is.
-            swarm.introduce_among(&mut self.rng, want, &msg.peer_id, swarm.peers())
-        } else {
-            let fields = candidate::remote_fields(remote, swarm.piece_count);
-            let candidates: Vec<Candidate<'_>> = swarm
-                .peers()
-                .iter()
-                .map(Candidate::Local)
-                .chain(
-                    remote
-                        .iter()
-                        .zip(&fields)
-                        .map(|(member, field)| Candidate::Remote(member, field.as_ref())),
-                )
-                .collect();
-            swarm.introduce_among(&mut self.rng, want, &msg.peer_id, &candidates)
-        };
         let (mut forwarded, mut dropped) = (0, 0);
         let mut to_remote = Vec::new();
         let mut sent = Vec::with_capacity(targets.len());
-        for (index, (offer, &target)) in msg.offers.iter().zip(&targets).enumerate() {
+        for (index, (offer, &target)) in msg.offers.iter().zip(targets).enumerate() {
             if target >= local {
                 to_remote.push((index, target - local));
                 continue;
