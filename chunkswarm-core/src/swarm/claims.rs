@@ -18,11 +18,12 @@ use bytes::Bytes;
 use web_time::Instant;
 
 use super::metadata::LOCAL_METADATA_ID;
+use super::playhead::LOCAL_PLAYHEAD_ID;
 use super::{PeerKey, ProtocolViolation, Swarm};
 use crate::layout::PieceIndex;
 use crate::wire::Message;
 use crate::wire::extension::{
-    EXTENSION_HANDSHAKE_ID, ExtensionHandshake, MAX_CLAIM_HOPS, ORIGIN_CLAIM, OriginClaim,
+    EXTENSION_HANDSHAKE_ID, ExtensionHandshake, MAX_CLAIM_HOPS, ORIGIN_CLAIM, OriginClaim, PLAYHEAD,
 };
 use crate::wire::metadata::METADATA_EXTENSION;
 
@@ -66,6 +67,7 @@ impl Swarm {
             extensions.insert(ORIGIN_CLAIM.to_owned(), LOCAL_ORIGIN_CLAIM_ID);
         }
         extensions.insert(METADATA_EXTENSION.to_owned(), LOCAL_METADATA_ID);
+        extensions.insert(PLAYHEAD.to_owned(), LOCAL_PLAYHEAD_ID);
         let handshake = ExtensionHandshake {
             extensions,
             client: Some(concat!("chunkswarm ", env!("CARGO_PKG_VERSION")).to_owned()),
@@ -95,6 +97,14 @@ impl Swarm {
                 };
                 peer.origin_claim_id = id;
                 peer.metadata_id = handshake.id_of(METADATA_EXTENSION);
+                let first_playhead_id = peer.playhead_id.is_none();
+                peer.playhead_id = handshake.id_of(PLAYHEAD);
+                if first_playhead_id {
+                    self.send_playhead(now, key);
+                }
+                let Some(peer) = self.peers.get_mut(&key) else {
+                    return;
+                };
                 // A repeated handshake may change the id, but the claims in
                 // force go out once, so repeating it cannot make us talk.
                 if let Some(id) = id.filter(|_| !peer.told_claims) {
@@ -106,6 +116,7 @@ impl Swarm {
                 OriginClaim::decode(payload).map(|claim| self.claim_heard(now, key, claim))
             }
             LOCAL_METADATA_ID => self.metadata_message(now, key, payload),
+            LOCAL_PLAYHEAD_ID => self.playhead_heard(now, key, payload),
             // Extensions we did not offer: nothing to do.
             _ => Ok(()),
         };

@@ -96,6 +96,10 @@ pub struct StreamingConfig {
     pub rescue_margin: Duration,
     /// The origin's time for a whole piece until a fetch has measured it.
     pub origin_piece_time: Duration,
+    /// When serving neighbours: blocks a neighbour's playback needs within
+    /// this time go out before any others (neighbours tell us their
+    /// playhead over `cs_playhead`).
+    pub serve_first_within: Duration,
 }
 
 impl Default for StreamingConfig {
@@ -104,6 +108,7 @@ impl Default for StreamingConfig {
             window: Duration::from_secs(20),
             rescue_margin: Duration::from_millis(1500),
             origin_piece_time: Duration::from_millis(1500),
+            serve_first_within: Duration::from_secs(10),
         }
     }
 }

@@ -35,6 +35,7 @@ mod http;
 mod metadata;
 mod output;
 mod peer;
+mod playhead;
 mod upload;
 mod verify;
 mod wire_in;
@@ -104,6 +105,8 @@ pub struct Swarm {
     facts: Facts,
     upload: UploadState,
     playback: Option<Playback>,
+    /// The playhead we last told our neighbours, and when.
+    told_playhead: Option<(crate::wire::extension::Playhead, Instant)>,
     outputs: VecDeque<Output>,
     rng: SeededRng,
     stats: Stats,
@@ -194,6 +197,7 @@ impl Swarm {
             attempts: BTreeMap::new(),
             suspects: BTreeMap::new(),
             playback: None,
+            told_playhead: None,
             outputs: VecDeque::new(),
             stats,
             p2p_rate: RateEstimator::new(window),
@@ -370,6 +374,7 @@ impl Swarm {
     /// moves the playback window at once.
     pub fn set_playback(&mut self, now: Instant, playback: Option<Playback>) {
         self.playback = playback;
+        self.maybe_report_playhead(now);
         self.picker.set_window(self.window());
         self.fill_all_requests(now);
         self.maybe_fetch_http(now);

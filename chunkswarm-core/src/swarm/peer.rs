@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use web_time::Instant;
 
+use super::playhead::HeardPlayhead;
 use crate::layout::Block;
 use crate::piece_map::Bitfield;
 use crate::rate::RateEstimator;
@@ -43,6 +44,10 @@ pub(super) struct Peer {
     pub(super) origin_claim_id: Option<u8>,
     /// The claims in force when it first offered `cs_origin` were sent to it.
     pub(super) told_claims: bool,
+    /// The extended id it wants `cs_playhead` messages sent with.
+    pub(super) playhead_id: Option<u8>,
+    /// Where it plays, as it last told us.
+    pub(super) playhead: Option<HeardPlayhead>,
     /// The extended id it wants `ut_metadata` messages sent with.
     pub(super) metadata_id: Option<u8>,
     /// Metadata requests it made (answered or rejected).
@@ -91,6 +96,8 @@ impl Peer {
             fast: false,
             origin_claim_id: None,
             told_claims: false,
+            playhead_id: None,
+            playhead: None,
             metadata_id: None,
             metadata_requests: 0,
             has: Bitfield::new(pieces),

@@ -160,17 +160,35 @@ impl Swarm {
         }
     }
 
-    /// Sends queued blocks, round-robin over unchoked, writable peers, within
-    /// the rate limit and a burst per peer per pass.
+    /// Sends queued blocks, within the rate limit and a burst per peer per
+    /// pass. Peers whose playback needs a queued block within
+    /// `serve_first_within` go first, nearest deadline first, and while any
+    /// of them waits (even on a full channel) nobody else is served, so the
+    /// upload is not shared out among requests that can wait. Otherwise,
+    /// round-robin over unchoked, writable peers.
     pub(super) fn serve_uploads(&mut self, now: Instant) {
         self.upload.more_at = None;
-        let keys: Vec<PeerKey> = self
+        let waiting: Vec<(PeerKey, Option<Instant>)> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.is_active() && !p.am_choking && !p.blocked && !p.incoming.is_empty())
-            .map(|(k, _)| *k)
+            .filter(|(_, p)| p.is_active() && !p.am_choking && !p.incoming.is_empty())
+            .map(|(k, _)| (*k, self.nearest_deadline(*k)))
             .collect();
+        let first_within = now + self.config.streaming.serve_first_within;
+        let mut urgent: Vec<(PeerKey, Instant)> = waiting
+            .iter()
+            .filter_map(|(k, d)| d.filter(|d| *d < first_within).map(|d| (*k, d)))
+            .collect();
+        let keys: Vec<PeerKey> = if urgent.is_empty() {
+            waiting.iter().map(|(k, _)| *k).collect()
+        } else {
+            urgent.sort_by_key(|(k, d)| (*d, *k));
+            urgent.iter().map(|(k, _)| *k).collect()
+        };
         for key in keys {
+            if self.peers.get(&key).is_none_or(|p| p.blocked) {
+                continue;
+            }
             for _ in 0..BURST_BLOCKS {
                 match self.serve_one(now, key) {
                     Served::Sent => {}
@@ -189,6 +207,14 @@ impl Swarm {
                 self.upload.more_at = Some(now);
             }
         }
+    }
+
+    /// The nearest playback deadline among the blocks `key` asked of us.
+    fn nearest_deadline(&self, key: PeerKey) -> Option<Instant> {
+        let peer = self.peers.get(&key)?;
+        peer.playhead?;
+        let ahead = |piece| self.neighbour_deadline(key, piece);
+        peer.incoming.iter().filter_map(|b| ahead(b.piece())).min()
     }
 
     fn serve_one(&mut self, now: Instant, key: PeerKey) -> Served {

@@ -1,5 +1,5 @@
 //! BEP 10 extension payloads: the extension handshake and chunkswarm's
-//! `cs_origin` message.
+//! `cs_origin` and `cs_playhead` messages.
 //!
 //! A peer that sets the extension bit in its handshake may send `extended`
 //! messages. Extended id 0 is the [`ExtensionHandshake`]: a bencoded
@@ -13,6 +13,11 @@
 //! payload is the bencoded dictionary `{"hops": n, "piece": i}`: a claim
 //! with `hops` above zero is passed on once more, with one hop fewer, so it
 //! reaches the neighbours of the sender's neighbours.
+//!
+//! `cs_playhead` ([`Playhead`], [`PLAYHEAD`]) tells neighbours where the
+//! sender's playback is, `{"pos": byte offset, "rate": bytes per second}`
+//! (rate 0 when it does not play), so that a peer serving several
+//! neighbours sends first the blocks whose playback deadline is nearest.
 //!
 //! Payloads are structure-checked before decoding (bounded nesting, well
 //! formed lengths), so hostile bytes give an [`ExtensionError`], never a
@@ -30,6 +35,9 @@ pub const EXTENSION_HANDSHAKE_ID: u8 = 0;
 
 /// The name of chunkswarm's origin-claim extension in the handshake's `m`.
 pub const ORIGIN_CLAIM: &str = "cs_origin";
+
+/// The name of chunkswarm's playhead extension in the handshake's `m`.
+pub const PLAYHEAD: &str = "cs_playhead";
 
 /// The most hops a claim travels past its sender; larger values are capped.
 pub const MAX_CLAIM_HOPS: u8 = 1;
@@ -170,6 +178,38 @@ impl OriginClaim {
     }
 }
 
+/// A `cs_playhead` message: the sender plays the content from byte
+/// `position` on at `bitrate` bytes per second, or does not play
+/// (`bitrate` 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Playhead {
+    /// Byte offset in the torrent's content.
+    pub position: u64,
+    /// Content bytes played per second; 0 when not playing.
+    pub bitrate: u64,
+}
+
+impl Playhead {
+    /// The bencoded payload.
+    pub fn encode(&self) -> Bytes {
+        encode_dict([
+            ("pos", Value::from(self.position)),
+            ("rate", Value::from(self.bitrate)),
+        ])
+    }
+
+    /// Reads a payload.
+    pub fn decode(payload: &[u8]) -> Result<Self, ExtensionError> {
+        let dict = decode_dict(payload)?;
+        let field = |name: &str| dict.get(name.as_bytes()).and_then(Value::as_u64);
+        let position =
+            field("pos").ok_or(ExtensionError::Shape("the playhead has no valid `pos`"))?;
+        let bitrate =
+            field("rate").ok_or(ExtensionError::Shape("the playhead has no valid `rate`"))?;
+        Ok(Self { position, bitrate })
+    }
+}
+
 fn key(s: &str) -> ByteString {
     ByteString::from(s.as_bytes().to_vec())
 }
@@ -236,6 +276,25 @@ mod tests {
                 hops: MAX_CLAIM_HOPS
             }
         );
+    }
+
+    #[test]
+    fn playhead_round_trips() {
+        let playhead = Playhead {
+            position: 5 << 30,
+            bitrate: 625_000,
+        };
+        assert_eq!(Playhead::decode(&playhead.encode()).unwrap(), playhead);
+        assert_eq!(&playhead.encode()[..], b"d3:posi5368709120e4:ratei625000ee");
+        for bad in [
+            &b"d3:posi1ee"[..],
+            b"d4:ratei1ee",
+            b"d3:posi-1e4:ratei1ee",
+            b"d3:pos1:x4:ratei1ee",
+            b"l3:posi1ee",
+        ] {
+            assert!(Playhead::decode(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

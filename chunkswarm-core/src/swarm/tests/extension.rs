@@ -1,9 +1,11 @@
-//! BEP 10 extension messages: the handshake's place on the wire, and origin
+//! BEP 10 extension messages: the handshake's place on the wire; origin
 //! claims, which decide who fetches an unheld piece from the origin when
-//! peers that are not connected to each other share a neighbour.
+//! peers that are not connected to each other share a neighbour; and
+//! playheads, which decide whom an uploader serves first.
 
 use super::*;
-use crate::wire::extension::OriginClaim;
+use crate::wire::BlockRequest;
+use crate::wire::extension::{OriginClaim, Playhead};
 
 /// No wait before unheld pieces go to HTTP, and no ownership among
 /// neighbours: every node wants to fetch piece 0 at its first tick.
@@ -147,9 +149,10 @@ fn malformed_extension_messages_close_the_connection() {
     type Expected = fn(&ProtocolViolation) -> bool;
     let claim_out_of_range: Expected = |v| *v == ProtocolViolation::ClaimOutOfRange { piece: 1 };
     let malformed: Expected = |v| matches!(v, ProtocolViolation::Extension(_));
-    let cases: [(u8, &[u8], Expected); 4] = [
+    let cases: [(u8, &[u8], Expected); 5] = [
         (1, b"d4:hopsi0e5:piecei1ee", claim_out_of_range),
         (1, b"d4:hopsi0ee", malformed), // no piece
+        (3, b"d3:posi0ee", malformed),  // a playhead without its rate
         (
             1,
             b"llllllllllllllllllllllllllllllllllllllllllllllllllllllllllll",
@@ -387,4 +390,75 @@ fn the_metadata_goes_to_peers_that_ask_within_limits() {
         )),
         "{outputs:?}"
     );
+}
+
+/// A seeder of two 64 KiB pieces, asked for all of piece 1 by two
+/// hand-driven viewers: `calm` (key 7) will play it in a minute, `urgent`
+/// (key 8) in a second; `urgent`'s channel is full throughout if
+/// `urgent_full`. Returns whom each block went to, in sending order.
+fn blocks_served(urgent_full: bool) -> Vec<PeerKey> {
+    let piece = 4 * 16_384;
+    let (mut net, info) = Net::new(2 * piece, piece as u32);
+    let seeder = net.add(&info, true, false, SwarmConfig::default());
+    let now = net.now;
+    let (calm, urgent) = (PeerKey(7), PeerKey(8));
+    for (key, id, bitrate) in [
+        (calm, b"-XX0001-calmcalmcalm", piece as u64 / 60),
+        (urgent, b"-XX0001-urgenturgent", piece as u64),
+    ] {
+        let mut wire = BytesMut::from(&extended(0, b"d1:md11:cs_playheadi5eee")[..]);
+        let playhead = Playhead {
+            position: 0,
+            bitrate,
+        };
+        wire.extend_from_slice(&extended(3, &playhead.encode()));
+        Message::Interested.encode(&mut wire);
+        for block in 0..4 {
+            let request = BlockRequest {
+                index: 1,
+                begin: block * 16_384,
+                length: 16_384,
+            };
+            Message::Request(request).encode(&mut wire);
+        }
+        raw_peer(&mut net.nodes[seeder].swarm, now, key, id, &wire);
+    }
+    let node = &mut net.nodes[seeder];
+    if urgent_full {
+        node.swarm.handle_peer_writable(now, urgent, false);
+    }
+    let mut served = Vec::new();
+    for _ in 0..4 {
+        let outputs: Vec<Output> = std::iter::from_fn(|| node.swarm.poll_output()).collect();
+        for output in outputs {
+            match output {
+                Output::ReadPiece { piece } => {
+                    let data = node.store.get(&piece.get()).cloned();
+                    node.swarm.handle_piece_read(now, piece, data);
+                }
+                Output::Send { peer, data } if data.len() > 16_384 => served.push(peer),
+                _ => {}
+            }
+        }
+        if !urgent_full {
+            node.swarm.handle_peer_writable(now, urgent, true);
+        }
+    }
+    served
+}
+
+#[test]
+fn blocks_go_first_to_the_playback_that_needs_them_soonest() {
+    let (calm, urgent) = (PeerKey(7), PeerKey(8));
+    let served = blocks_served(false);
+    assert_eq!(
+        served,
+        [urgent, urgent, urgent, urgent, calm, calm, calm, calm]
+    );
+}
+
+#[test]
+fn while_an_urgent_viewers_channel_is_full_the_others_wait() {
+    let served = blocks_served(true);
+    assert!(served.is_empty(), "{served:?}");
 }
