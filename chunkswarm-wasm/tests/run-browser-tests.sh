@@ -58,9 +58,14 @@ export WASM_BINDGEN_TEST_DRIVER_TIMEOUT=${WASM_BINDGEN_TEST_DRIVER_TIMEOUT:-30}
 
 cd "$root"
 # Build first, outside the namespace (the namespace has no network at all):
-# the tests, and the tracker that browser_tracker.rs connects to.
+# the tests, and the tracker that browser_tracker.rs connects to. The tracker
+# is built as `cargo test --workspace --all-features` builds it (the same
+# packages, features and dev-dependencies, hence `--tests`), so that after the
+# test suite nothing here compiles again: `-p chunkswarm-tracker --features
+# cli` alone unifies its dependencies' features differently and rebuilds
+# about 55 crates.
 cargo test -p chunkswarm-wasm --target wasm32-unknown-unknown --tests --no-run "$@"
-cargo build -p chunkswarm-tracker --features cli --bin chunkswarm-tracker
+cargo build --workspace --all-features --tests --bin chunkswarm-tracker
 tracker="${CARGO_TARGET_DIR:-$root/target}/debug/chunkswarm-tracker"
 # Then run inside a fresh network namespace with only loopback up, with the
 # tracker on 127.0.0.1:8000 (free: the namespace is new).

@@ -17,7 +17,9 @@ trap 'rm -rf "$work"' EXIT
 
 cd "$root"
 command -v wasm-bindgen >/dev/null || { echo "run-stream-test: wasm-bindgen not found" >&2; exit 1; }
-cargo build -p chunkswarm-wasm --target wasm32-unknown-unknown
+# `--tests` as in run-browser-tests.sh's build: the same features, so the
+# library built there is reused rather than built again.
+cargo build -p chunkswarm-wasm --target wasm32-unknown-unknown --lib --tests
 wasm-bindgen --target web --out-dir "$work/pkg" \
     "${CARGO_TARGET_DIR:-$root/target}/wasm32-unknown-unknown/debug/chunkswarm_wasm.wasm"
 cp "$crate_dir"/js/*.js "$work/pkg/"

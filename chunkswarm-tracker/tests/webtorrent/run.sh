@@ -34,7 +34,10 @@ export const { RTCPeerConnection, RTCSessionDescription, RTCIceCandidate } = wrt
 export default wrtc
 SHIM
 cp "$here/peer.mjs" "$work/"
-(cd "$repo" && cargo build -q -p chunkswarm-tracker --features cli --bin chunkswarm-tracker)
+# Built as `cargo test --workspace --all-features` builds it (same packages,
+# features and dev-dependencies), so that after the test suite nothing
+# compiles again.
+(cd "$repo" && cargo build -q --workspace --all-features --tests --bin chunkswarm-tracker)
 tracker="${CARGO_TARGET_DIR:-$repo/target}/debug/chunkswarm-tracker"
 
 unshare -n bash -s "$tracker" "$work" "$cluster" <<'INNER'

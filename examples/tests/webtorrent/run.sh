@@ -43,8 +43,12 @@ import wrtc from '@roamhq/wrtc'
 export const { RTCPeerConnection, RTCSessionDescription, RTCIceCandidate } = wrtc
 export default wrtc
 SHIM
-# Debug builds, which the test suite has already built.
-(cd "$repo" && cargo build -q -p chunkswarm-tracker --bin chunkswarm-tracker -p chunkswarm-examples --bin peer --bin server --features chunkswarm-tracker/cli)
+# Debug builds, which the test suite has already built: the same packages,
+# features and dev-dependencies as `cargo test --workspace --all-features`
+# (hence `--tests`), so that nothing compiles again (with `-p` and `--features
+# chunkswarm-tracker/cli` alone, dependencies' features unify differently and
+# about 50 crates, the WebRTC stack among them, were rebuilt).
+(cd "$repo" && cargo build -q --workspace --all-features --tests --bin chunkswarm-tracker --bin peer --bin server)
 target="${CARGO_TARGET_DIR:-$repo/target}"
 bin="$target/debug"
 # The page's wasm package, built where the browser tests build theirs (so
