@@ -88,7 +88,7 @@ pub fn push_json_str(out: &mut String, text: &str) {
 /// `{"action":"announce","interval":..,"info_hash":..,"complete":..,"incomplete":..}`.
 /// A `warning`, if any, goes in `warning message`, which WebTorrent clients
 /// report but otherwise ignore; an ICE grant (a JSON object) in `x_cs_ice`;
-/// swarm facts in `x_cs_swarm` (see [`swarm_facts`]).
+/// swarm facts in `x_cs_swarm` (`{"peers","seeders","first","holders":[..],"fetch":[..]}`).
 pub fn announce(
     info_hash: &InfoHash,
     interval_secs: u64,
