@@ -67,15 +67,24 @@ cd "$root"
 cargo test -p chunkswarm-wasm --target wasm32-unknown-unknown --tests --no-run "$@"
 cargo build --workspace --all-features --tests --bin chunkswarm-tracker
 tracker="${CARGO_TARGET_DIR:-$root/target}/debug/chunkswarm-tracker"
+# The tracker's media library: a multi-file torrent's files, which
+# browser_multi_file.rs downloads from the tracker's HTTP origin (sizes as
+# that test expects them; names with spaces; an empty file).
+album="$work/media/album"
+mkdir -p "$album/cd 1"
+head -c 300001 /dev/urandom >"$album/intro.webm"
+head -c 700000 /dev/urandom >"$album/cd 1/track one.opus"
+: >"$album/cd 1/empty.webm"
+head -c 123457 /dev/urandom >"$album/z.mp3"
 # Then run inside a fresh network namespace with only loopback up, with the
-# tracker on 127.0.0.1:8000 (free: the namespace is new).
+# tracker and its origin on 127.0.0.1:8000 (free: the namespace is new).
 unshare --net -- bash -s "$tracker" "$work" "$@" <<'INNER'
 set -euo pipefail
 tracker=$1
 work=$2
 shift 2
 ip link set lo up
-"$tracker" --listen 127.0.0.1:8000 >"$work/tracker.log" 2>&1 &
+"$tracker" --listen 127.0.0.1:8000 --media "$work/media" >"$work/tracker.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 100); do

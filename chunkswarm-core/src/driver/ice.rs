@@ -10,7 +10,8 @@
 
 use std::fmt;
 
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 /// The most servers and URLs read from one grant.
 const MAX_SERVERS: usize = 16;
@@ -49,33 +50,34 @@ pub struct IceGrant {
 }
 
 impl IceGrant {
-    /// Reads a grant (`x_cs_ice`, or a `GET /api/ice` answer); `None` if it
-    /// holds no usable server. Entries that are not servers are skipped.
-    pub fn from_json(value: &Value) -> Option<Self> {
-        let text = |v: &Value| {
-            v.as_str()
-                .filter(|s| s.len() <= MAX_FIELD)
-                .map(str::to_owned)
-        };
-        let servers: Vec<IceServer> = value
-            .get("iceServers")?
-            .as_array()?
+    /// Reads a grant (`x_cs_ice`, or a `GET /api/ice` answer) from its JSON
+    /// text; `None` if it holds no usable server. Entries that are not
+    /// servers, and URLs or fields that are not strings of at most 512
+    /// bytes, are skipped; at most 16 servers and 16 URLs each are read.
+    pub fn parse(text: &str) -> Option<Self> {
+        let wire: WireGrant<'_> = serde_json::from_str(text).ok()?;
+        let servers: Vec<IceServer> = wire
+            .servers
             .iter()
             .take(MAX_SERVERS)
-            .filter_map(|server| {
-                let urls: Vec<String> = match server.get("urls")? {
-                    Value::String(url) => vec![url.clone()],
-                    Value::Array(urls) => urls.iter().take(MAX_SERVERS).filter_map(text).collect(),
-                    _ => return None,
+            .filter_map(|raw| {
+                let server: WireServer<'_> = serde_json::from_str(raw.get()).ok()?;
+                let urls: Vec<String> = if server.urls.get().starts_with('[') {
+                    let urls: Vec<&RawValue> = serde_json::from_str(server.urls.get()).ok()?;
+                    urls.into_iter()
+                        .take(MAX_SERVERS)
+                        .filter_map(field)
+                        .collect()
+                } else {
+                    vec![field(server.urls)?]
                 };
-                let urls: Vec<String> = urls.into_iter().filter(|u| u.len() <= MAX_FIELD).collect();
                 if urls.is_empty() {
                     return None;
                 }
                 Some(IceServer {
                     urls,
-                    username: server.get("username").and_then(text).unwrap_or_default(),
-                    credential: server.get("credential").and_then(text).unwrap_or_default(),
+                    username: server.username.and_then(field).unwrap_or_default(),
+                    credential: server.credential.and_then(field).unwrap_or_default(),
                 })
             })
             .collect();
@@ -84,7 +86,9 @@ impl IceGrant {
         }
         Some(Self {
             servers,
-            expires: value.get("expires").and_then(Value::as_u64),
+            expires: wire
+                .expires
+                .and_then(|raw| serde_json::from_str(raw.get()).ok()),
         })
     }
 
@@ -92,6 +96,31 @@ impl IceGrant {
     pub fn expired(&self, now_unix: u64) -> bool {
         self.expires.is_some_and(|at| at <= now_unix)
     }
+}
+
+#[derive(Deserialize)]
+struct WireGrant<'a> {
+    #[serde(borrow, rename = "iceServers")]
+    servers: Vec<&'a RawValue>,
+    #[serde(borrow, default)]
+    expires: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct WireServer<'a> {
+    #[serde(borrow)]
+    urls: &'a RawValue,
+    #[serde(borrow, default)]
+    username: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    credential: Option<&'a RawValue>,
+}
+
+/// A string field of at most [`MAX_FIELD`] bytes.
+fn field(raw: &RawValue) -> Option<String> {
+    serde_json::from_str::<String>(raw.get())
+        .ok()
+        .filter(|s| s.len() <= MAX_FIELD)
 }
 
 #[cfg(test)]
@@ -102,15 +131,18 @@ mod tests {
 
     #[test]
     fn a_tracker_grant_reads() {
-        let grant = IceGrant::from_json(&json!({
-            "iceServers": [
-                {"urls": ["stun:127.0.0.1:3478"]},
-                {"urls": "turn:127.0.0.1:3478", "username": "99:p", "credential": "c2VjcmV0"},
-                {"urls": []},
-                "junk",
-            ],
-            "ttl": 60, "expires": 99,
-        }))
+        let grant = IceGrant::parse(
+            &json!({
+                "iceServers": [
+                    {"urls": ["stun:127.0.0.1:3478"]},
+                    {"urls": "turn:127.0.0.1:3478", "username": "99:p", "credential": "c2VjcmV0"},
+                    {"urls": []},
+                    "junk",
+                ],
+                "ttl": 60, "expires": 99,
+            })
+            .to_string(),
+        )
         .unwrap();
         assert_eq!(grant.servers.len(), 2);
         assert_eq!(grant.servers[1].urls, ["turn:127.0.0.1:3478"]);
@@ -130,7 +162,7 @@ mod tests {
             json!({"iceServers": [{"urls": 5}]}),
             json!({"iceServers": "stun:x"}),
         ] {
-            assert!(IceGrant::from_json(&value).is_none(), "{value}");
+            assert!(IceGrant::parse(&value.to_string()).is_none(), "{value}");
         }
     }
 }

@@ -22,9 +22,9 @@ use super::ice::IceGrant;
 use super::io::TrackerError;
 use crate::metainfo::InfoHash;
 use crate::piece_map::Bitfield;
-use crate::swarm::{MAX_FACT_PIECES, SwarmFacts};
+use crate::swarm::SwarmFacts;
 pub use crate::tracker_protocol::AnnounceEvent;
-use crate::tracker_protocol::ids::decode_binary;
+use crate::tracker_protocol::reply::{self, Reply, ReplyError};
 
 /// A 20-byte peer id or offer id.
 pub type Id20 = [u8; 20];
@@ -151,13 +151,11 @@ pub enum SignalIn {
 /// Why a tracker message could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignalParseError {
-    /// Not a JSON object.
-    #[error("not a JSON object")]
-    Json,
-    /// A required field is missing or malformed.
-    #[error("bad or missing field `{0}`")]
-    Field(&'static str),
-    /// A message the driver has no use for (e.g. a scrape answer).
+    /// Not a tracker message the protocol's reader understands.
+    #[error(transparent)]
+    Reply(#[from] ReplyError),
+    /// A message the driver has no use for (a scrape answer, an unknown
+    /// action).
     #[error("ignored message")]
     Ignored,
 }
@@ -230,93 +228,57 @@ impl SignalOut {
 }
 
 impl SignalIn {
-    /// Reads one text frame from the tracker.
+    /// Reads one text frame from the tracker with the protocol's reader,
+    /// [`tracker_protocol::reply::parse`](crate::tracker_protocol::reply::parse).
+    /// A `warning message` in an announce answer is reported as a
+    /// [`SignalIn::Failure`]; scrape answers and unknown actions are
+    /// [`SignalParseError::Ignored`].
     pub fn parse(text: &str) -> Result<Self, SignalParseError> {
-        let value: Value = serde_json::from_str(text).map_err(|_| SignalParseError::Json)?;
-        let object = value.as_object().ok_or(SignalParseError::Json)?;
-        let id = |name: &'static str| {
-            object
-                .get(name)
-                .and_then(Value::as_str)
-                .and_then(decode_binary)
-                .ok_or(SignalParseError::Field(name))
-        };
-        let info_hash = id("info_hash").ok().map(InfoHash::new);
-        let reason = object
-            .get("failure reason")
-            .or_else(|| object.get("warning message"))
-            .and_then(Value::as_str);
-        if let Some(reason) = reason {
-            return Ok(Self::Failure {
-                info_hash,
-                reason: reason.to_owned(),
-            });
-        }
-        if object.get("action").and_then(Value::as_str) != Some("announce") {
-            return Err(SignalParseError::Ignored);
-        }
-        let info_hash = info_hash.ok_or(SignalParseError::Field("info_hash"))?;
-        let sdp_of = |name: &'static str| {
-            object
-                .get(name)
-                .and_then(|v| v.get("sdp"))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .ok_or(SignalParseError::Field(name))
-        };
-        if object.contains_key("offer") {
-            return Ok(Self::Offer {
-                info_hash,
-                from: id("peer_id")?,
-                offer_id: id("offer_id")?,
-                sdp: sdp_of("offer")?,
-            });
-        }
-        if object.contains_key("answer") {
-            return Ok(Self::Answer {
-                info_hash,
-                from: id("peer_id")?,
-                offer_id: id("offer_id")?,
-                sdp: sdp_of("answer")?,
-            });
-        }
-        let count = |name| object.get(name).and_then(Value::as_u64);
-        Ok(Self::Announced {
-            info_hash,
-            interval: count("interval").map(Duration::from_secs),
-            complete: count("complete"),
-            incomplete: count("incomplete"),
-            ice: object.get("x_cs_ice").and_then(IceGrant::from_json),
-            facts: object.get("x_cs_swarm").and_then(facts_from_json),
+        let reply = reply::parse(text).map_err(|e| match e {
+            ReplyError::Action => SignalParseError::Ignored,
+            e => SignalParseError::Reply(e),
+        })?;
+        Ok(match reply {
+            Reply::Failure(failure) => Self::Failure {
+                info_hash: failure.info_hash,
+                reason: failure.reason.into_owned(),
+            },
+            Reply::Offer(offer) => Self::Offer {
+                info_hash: offer.info_hash,
+                from: offer.from.0,
+                offer_id: offer.offer_id.0,
+                sdp: offer.sdp.into_owned(),
+            },
+            Reply::Answer(answer) => Self::Answer {
+                info_hash: answer.info_hash,
+                from: answer.from.0,
+                offer_id: answer.offer_id.0,
+                sdp: answer.sdp.into_owned(),
+            },
+            Reply::Announced(announced) => match announced.warning {
+                Some(warning) => Self::Failure {
+                    info_hash: Some(announced.info_hash),
+                    reason: warning.into_owned(),
+                },
+                None => Self::Announced {
+                    info_hash: announced.info_hash,
+                    interval: announced.interval.map(Duration::from_secs),
+                    complete: announced.complete,
+                    incomplete: announced.incomplete,
+                    ice: announced.ice.and_then(IceGrant::parse),
+                    facts: announced.facts,
+                },
+            },
+            Reply::Scrape(_) => return Err(SignalParseError::Ignored),
         })
     }
-}
-
-/// Reads `x_cs_swarm`: `{"peers","seeders","first","holders":[..],"fetch":[..]}`.
-/// A malformed one is ignored; lists are cut to [`MAX_FACT_PIECES`].
-fn facts_from_json(value: &Value) -> Option<SwarmFacts> {
-    let count = |name: &str| u32::try_from(value.get(name)?.as_u64()?).ok();
-    let list = |name: &str| -> Option<Vec<u32>> {
-        value
-            .get(name)?
-            .as_array()?
-            .iter()
-            .take(MAX_FACT_PIECES)
-            .map(|v| u32::try_from(v.as_u64()?).ok())
-            .collect()
-    };
-    Some(SwarmFacts {
-        peers: count("peers")?,
-        seeders: count("seeders")?,
-        first: count("first")?,
-        holders: list("holders")?,
-        fetch: list("fetch")?,
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::swarm::MAX_FACT_PIECES;
+    use crate::tracker_protocol::ids::decode_binary;
 
     fn ids() -> (InfoHash, Id20, Id20) {
         let mut peer = [0u8; 20];

@@ -196,6 +196,33 @@ impl TorrentBuilder {
         self.finish(name.to_owned(), hasher.finish(), files, false)
     }
 
+    /// A multi-file torrent named `name` of `files`: each its path below
+    /// the torrent's directory and a reader of its bytes, in the order
+    /// given (which is the content's order; [`build_from_path`] sorts by
+    /// path). For content that is not on a local disk, as in a browser.
+    ///
+    /// [`build_from_path`]: Self::build_from_path
+    pub fn build_from_files<R: Read>(
+        self,
+        name: &str,
+        files: impl IntoIterator<Item = (Vec<String>, R)>,
+    ) -> Result<Metainfo, CreateError> {
+        let mut hasher = self.hasher()?;
+        let mut buffer = vec![0u8; READ_CHUNK];
+        let mut lengths = Vec::new();
+        for (path, mut reader) in files {
+            let before = hasher.total_length();
+            hash_stream(&mut reader, &mut hasher, &mut buffer).map_err(|source| {
+                CreateError::Io {
+                    path: path.iter().collect(),
+                    source,
+                }
+            })?;
+            lengths.push((path, hasher.total_length() - before));
+        }
+        self.finish(name.to_owned(), hasher.finish(), lengths, true)
+    }
+
     /// A torrent of a file, or of every regular file below a directory
     /// (multi-file, in sorted path order; symbolic links are followed).
     /// Lengths are what was read, so a file that changes size while it is

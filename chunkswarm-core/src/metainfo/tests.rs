@@ -195,6 +195,47 @@ fn builder_streams_pieces_and_round_trips() {
 }
 
 #[test]
+fn a_multi_file_torrent_of_readers_matches_one_of_the_same_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("album");
+    std::fs::create_dir_all(root.join("cd 1")).unwrap();
+    let files: [(&[&str], Vec<u8>); 3] = [
+        (
+            &["a.webm"],
+            (0..70_000u32).map(|i| (i % 241) as u8).collect(),
+        ),
+        (&["cd 1", "b.opus"], vec![7; 50_001]),
+        (&["cd 1", "c.webm"], Vec::new()),
+    ];
+    for (path, bytes) in &files {
+        let file = path.iter().fold(root.clone(), |p, c| p.join(c));
+        std::fs::write(file, bytes).unwrap();
+    }
+    let builder = TorrentBuilder::new()
+        .piece_length(16 << 10)
+        .web_seed("http://127.0.0.1/");
+    let from_disk = builder.clone().build_from_path(&root).unwrap();
+    let readers = files.iter().map(|(path, bytes)| {
+        (
+            path.iter().map(|c| c.to_string()).collect(),
+            bytes.as_slice(),
+        )
+    });
+    let from_readers = builder.build_from_files("album", readers).unwrap();
+    assert!(from_readers.info().is_multi_file());
+    assert_eq!(from_readers.info().files().len(), 3);
+    assert_eq!(from_readers.to_bytes(), from_disk.to_bytes());
+
+    // A path leaving the torrent's directory is refused.
+    let escaping = [(vec!["..".to_string(), "x".to_string()], &b"x"[..])];
+    assert!(
+        TorrentBuilder::new()
+            .build_from_files("album", escaping)
+            .is_err()
+    );
+}
+
+#[test]
 fn builder_rejects_empty_content() {
     let err = TorrentBuilder::new()
         .build_from_reader("empty", &b""[..])

@@ -10,14 +10,15 @@
 //!   copying offers or answers. The driver writes the same messages with
 //!   [`SignalOut::to_json`](crate::driver::signal::SignalOut::to_json); the
 //!   tests here hold each to the other.
-//! - [`reply`]: what the tracker writes back: offers and answers relayed
-//!   between peers, refusals. The driver reads them with
-//!   [`SignalIn::parse`](crate::driver::signal::SignalIn::parse), held to
-//!   them by the same tests. (Announce and scrape answers are still written
-//!   by the tracker crate, which tests them against the driver's reader.)
+//! - [`reply`]: what the tracker writes back (announce and scrape answers,
+//!   offers and answers relayed between peers, refusals), written by the
+//!   tracker with its writers and read by clients with
+//!   [`reply::parse`] into a typed [`Reply`]; the driver's
+//!   [`SignalIn::parse`](crate::driver::signal::SignalIn::parse) is built
+//!   on it. The tests hold every writer to the reader, field for field.
 //!
 //! chunkswarm's additions (`x_cs_bitfield`, `x_cs_pieces`, `x_cs_position`,
-//! the `x_cs_have` action; `x_cs_ice` in announce replies) are extra fields
+//! the `x_cs_have` action; `x_cs_ice` and `x_cs_swarm` in announce replies) are extra fields
 //! and actions that a WebTorrent client or tracker ignores.
 
 pub mod ids;
@@ -27,6 +28,7 @@ pub mod request;
 mod tests;
 
 pub use ids::BinaryId;
+pub use reply::{Reply, ReplyError, SwarmCounts};
 pub use request::{
     Action, Announce, AnnounceEvent, Answer, Have, MessageError, Offer, Refusal, Request, parse,
 };

@@ -2,7 +2,6 @@
 //! implementation in `chunkswarm_core::tracker_protocol`.
 
 pub(crate) use chunkswarm_core::tracker_protocol::BinaryId as Id20;
-pub(crate) use chunkswarm_core::tracker_protocol::ids::push_info_hash;
 
 /// The id a peer announces itself with.
 pub(crate) type PeerId = Id20;

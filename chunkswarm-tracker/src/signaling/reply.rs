@@ -1,115 +1,19 @@
-//! Writing tracker messages: announce and scrape answers here; relayed
-//! offers and answers and refusals are written by the protocol's one
-//! implementation in `chunkswarm_core::tracker_protocol`, which the driver's
-//! reader is tested against.
+//! The tracker's messages to clients, from the protocol's one
+//! implementation in `chunkswarm_core::tracker_protocol::reply` (announce
+//! and scrape answers, relayed offers and answers, refusals), whose reader
+//! the driver uses. The tests here read what the tracker writes, its ICE
+//! grants included, back through the driver.
 
-use std::fmt::Write as _;
-
-use chunkswarm_core::metainfo::InfoHash;
-use chunkswarm_core::swarm::SwarmFacts;
-use chunkswarm_core::tracker_protocol::reply::push_json_str;
-pub(crate) use chunkswarm_core::tracker_protocol::reply::{answer, failure, failure_text, offer};
-
-use super::ids::push_info_hash;
-
-/// Swarm counts as `announce` and `scrape` answers carry them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct SwarmCounts {
-    /// Seeders.
-    pub(crate) complete: u32,
-    /// Leechers.
-    pub(crate) incomplete: u32,
-    /// `completed` events seen.
-    pub(crate) downloaded: u64,
-}
-
-/// `{"action":"announce","interval":..,"info_hash":..,"complete":..,"incomplete":..}`.
-/// A `warning`, if any, goes in `warning message`, which WebTorrent clients
-/// report but otherwise ignore; an ICE grant (a JSON object) in `x_cs_ice`;
-/// swarm facts in `x_cs_swarm` (see [`swarm_facts`]).
-pub(crate) fn announce(
-    info_hash: &InfoHash,
-    interval_secs: u64,
-    counts: SwarmCounts,
-    warning: Option<&str>,
-    ice: Option<&str>,
-    facts: Option<&SwarmFacts>,
-) -> String {
-    let mut out = String::with_capacity(120);
-    out.push_str(r#"{"action":"announce","interval":"#);
-    let _ = write!(out, "{interval_secs}");
-    out.push_str(r#","info_hash":"#);
-    push_info_hash(&mut out, info_hash);
-    let _ = write!(
-        out,
-        r#","complete":{},"incomplete":{}"#,
-        counts.complete, counts.incomplete
-    );
-    if let Some(warning) = warning {
-        out.push_str(r#","warning message":"#);
-        push_json_str(&mut out, warning);
-    }
-    if let Some(ice) = ice {
-        out.push_str(r#","x_cs_ice":"#);
-        out.push_str(ice);
-    }
-    if let Some(facts) = facts {
-        out.push_str(r#","x_cs_swarm":"#);
-        swarm_facts(&mut out, facts);
-    }
-    out.push('}');
-    out
-}
-
-/// `{"peers":n,"seeders":n,"first":i,"holders":[n..],"fetch":[i..]}`.
-fn swarm_facts(out: &mut String, facts: &SwarmFacts) {
-    let list = |out: &mut String, values: &[u32]| {
-        out.push('[');
-        for (i, v) in values.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let _ = write!(out, "{v}");
-        }
-        out.push(']');
-    };
-    let _ = write!(
-        out,
-        r#"{{"peers":{},"seeders":{},"first":{},"holders":"#,
-        facts.peers, facts.seeders, facts.first
-    );
-    list(out, &facts.holders);
-    out.push_str(r#","fetch":"#);
-    list(out, &facts.fetch);
-    out.push('}');
-}
-
-/// `{"action":"scrape","files":{<info_hash>:{complete,incomplete,downloaded}},"flags":..}`.
-pub(crate) fn scrape(files: &[(InfoHash, SwarmCounts)], interval_secs: u64) -> String {
-    let mut out = String::with_capacity(40 + files.len() * 80);
-    out.push_str(r#"{"action":"scrape","files":{"#);
-    for (i, (info_hash, counts)) in files.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        push_info_hash(&mut out, info_hash);
-        let _ = write!(
-            out,
-            r#":{{"complete":{},"incomplete":{},"downloaded":{}}}"#,
-            counts.complete, counts.incomplete, counts.downloaded
-        );
-    }
-    let _ = write!(
-        out,
-        r#"}},"flags":{{"min_request_interval":{interval_secs}}}}}"#
-    );
-    out
-}
+pub(crate) use chunkswarm_core::tracker_protocol::reply::{
+    SwarmCounts, announce, answer, failure, failure_text, offer, scrape,
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::signaling::ids::Id20;
+    use chunkswarm_core::metainfo::InfoHash;
+    use chunkswarm_core::swarm::SwarmFacts;
     use serde_json::Value;
     use serde_json::value::RawValue;
 
