@@ -22,7 +22,13 @@ cluster=0
 if [ "${1:-}" = "--cluster" ]; then cluster=1; fi
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../../.." && pwd)"
-work="${WEBTORRENT_COMPAT_DIR:-$(mktemp -d)}"
+# A scratch folder of our own is deleted on exit; one given is kept.
+if [ -n "${WEBTORRENT_COMPAT_DIR:-}" ]; then
+  work="$WEBTORRENT_COMPAT_DIR"
+else
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+fi
 npm_dir="$repo/examples/tests/webtorrent"
 cp "$npm_dir/package.json" "$npm_dir/package-lock.json" "$work/"
 if [ ! -d "$work/node_modules/bittorrent-tracker" ]; then

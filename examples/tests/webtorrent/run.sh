@@ -33,7 +33,13 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../../.." && pwd)"
-work="${WEBTORRENT_COMPAT_DIR:-$(mktemp -d)}"
+# A scratch folder of our own is deleted on exit; one given is kept.
+if [ -n "${WEBTORRENT_COMPAT_DIR:-}" ]; then
+  work="$WEBTORRENT_COMPAT_DIR"
+else
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+fi
 cp "$here/package.json" "$here/package-lock.json" "$here/client.mjs" "$here/page.mjs" "$work/"
 if [ ! -d "$work/node_modules/webtorrent" ]; then
   (cd "$work" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null)
