@@ -127,6 +127,12 @@ impl PkgBuild {
                 Err(PkgError::NotBuilt(self.out_dir.clone()))
             };
         }
+        // Tests of one binary run on threads of one process and may all ask
+        // for the package at once: one builds, the others then find it built.
+        static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _building = BUILDING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !self.is_stale()? {
             tracing::info!(dir = %self.out_dir.display(), "wasm package is up to date");
             return Ok(());
