@@ -378,6 +378,68 @@ async fn a_magnet_link_with_the_torrents_url_starts_from_the_origin() {
     }
 }
 
+/// Serves `body` to every request on a free loopback port; returns its URL
+/// and the count of requests answered.
+async fn serve_bytes(body: Vec<u8>) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/film.torrent", listener.local_addr().unwrap());
+    let answered = Arc::new(AtomicUsize::new(0));
+    let count = answered.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match socket.read(&mut buf).await {
+                    Ok(n @ 1..) => head.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+            count.fetch_add(1, Ordering::SeqCst);
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = socket.write_all(answer.as_bytes()).await;
+            let _ = socket.write_all(&body).await;
+        }
+    });
+    (url, answered)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_magnet_link_with_only_xs_and_ws_downloads_from_the_links_web_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = content(1_100_000, 9);
+    let tracker = tracker_with(&dir.path().join("media"), &data).await;
+    // The `.torrent` at the `xs` is the info dictionary alone (16 KiB
+    // pieces: no other torrent has its infohash): no tracker, no web seed.
+    // The file can come only from the link's `ws`, and no peer exists.
+    let bare = TorrentBuilder::new()
+        .piece_length(16 << 10)
+        .build_from_reader("film.webm", data.as_slice())
+        .unwrap();
+    assert!(bare.web_seeds().is_empty() && bare.trackers().is_empty());
+    let (xs, asked) = serve_bytes(bare.to_bytes()).await;
+    let ws = tracker.media_url("film.webm");
+    let link = magnet(bare.info_hash(), &[("xs", &xs), ("ws", &ws)]);
+    let client = loopback_client(&dir.path().join("out"));
+    let torrent = client.add(link).await.unwrap();
+    tokio::time::timeout(WAIT, torrent.wait())
+        .await
+        .expect("complete in time")
+        .unwrap();
+    assert!(std::fs::read(dir.path().join("out/film.webm")).unwrap() == data);
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        1,
+        "the `.torrent` from the `xs`"
+    );
+    assert_eq!(torrent.metainfo().web_seeds(), [ws]);
+    let stats = torrent.state().stats;
+    assert_eq!((stats.http_bytes, stats.p2p_bytes), (data.len() as u64, 0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_magnet_link_with_only_a_tracker_gets_the_metadata_and_file_from_a_peer() {
     let dir = tempfile::tempdir().unwrap();

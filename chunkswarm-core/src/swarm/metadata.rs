@@ -1,23 +1,31 @@
 //! Serving the torrent's info dictionary to peers that ask for it (BEP 9
 //! `ut_metadata`, see [`crate::wire::metadata`]): WebTorrent clients
 //! opened from a magnet link join a swarm of chunkswarm peers this way.
-//! Each connection may ask for every metadata piece a few times over;
-//! beyond that its requests are rejected, so a peer cannot turn us into a
-//! bandwidth amplifier.
+//! Each connection has a budget of metadata bytes, a token bucket: it may
+//! take a few whole copies at once ([`BURST_COPIES`]), then
+//! [`METADATA_RATE`] bytes per second; a request beyond it is rejected
+//! (BEP 9 `reject`), not answered and not punished, so a peer cannot turn
+//! us into a bandwidth amplifier and an honest one asking again later is
+//! served.
 
 use bytes::Bytes;
 use web_time::Instant;
 
 use super::{PeerKey, Swarm};
+use crate::rate::TokenBucket;
 use crate::wire::Message;
 use crate::wire::extension::ExtensionError;
-use crate::wire::metadata::{METADATA_PIECE_LEN, MetadataMessage, metadata_piece};
+use crate::wire::metadata::{MetadataMessage, metadata_piece};
 
 /// The extended id our peers send `ut_metadata` messages with.
 pub(super) const LOCAL_METADATA_ID: u8 = 2;
 
-/// Requests answered per connection, in whole copies of the metadata.
-const COPIES_PER_CONNECTION: u32 = 3;
+/// Whole copies of the metadata a connection may take at once.
+pub(super) const BURST_COPIES: u64 = 3;
+
+/// Metadata bytes per second a connection earns back once its burst is
+/// spent: a 16 KiB metadata piece every 8 s.
+pub(super) const METADATA_RATE: u64 = 2 * 1024;
 
 impl Swarm {
     /// A `ut_metadata` message arrived.
@@ -32,7 +40,6 @@ impl Swarm {
             return Ok(());
         };
         let info = self.info.encoded();
-        let pieces = info.len().div_ceil(METADATA_PIECE_LEN) as u32;
         let Some(peer) = self.peers.get_mut(&key) else {
             return Ok(());
         };
@@ -40,11 +47,15 @@ impl Swarm {
         let Some(id) = peer.metadata_id else {
             return Ok(());
         };
-        peer.metadata_requests = peer.metadata_requests.saturating_add(1);
-        let reply = if peer.metadata_requests > pieces.saturating_mul(COPIES_PER_CONNECTION) {
-            MetadataMessage::Reject { piece }
-        } else {
-            metadata_piece(info, piece)
+        let burst = (info.len() as u64).saturating_mul(BURST_COPIES);
+        let budget = peer
+            .metadata_budget
+            .get_or_insert_with(|| TokenBucket::new(METADATA_RATE, burst));
+        let reply = match metadata_piece(info, piece) {
+            MetadataMessage::Data { data, .. } if !budget.try_take(now, data.len() as u64) => {
+                MetadataMessage::Reject { piece }
+            }
+            reply => reply,
         };
         let message = Message::Extended {
             id,

@@ -8,7 +8,7 @@ use web_time::Instant;
 use super::playhead::HeardPlayhead;
 use crate::layout::Block;
 use crate::piece_map::Bitfield;
-use crate::rate::RateEstimator;
+use crate::rate::{RateEstimator, TokenBucket};
 use crate::retry::SourceStats;
 use crate::wire::{Decoder, HandshakeDecoder};
 
@@ -50,8 +50,9 @@ pub(super) struct Peer {
     pub(super) playhead: Option<HeardPlayhead>,
     /// The extended id it wants `ut_metadata` messages sent with.
     pub(super) metadata_id: Option<u8>,
-    /// Metadata requests it made (answered or rejected).
-    pub(super) metadata_requests: u32,
+    /// What it may still be sent of the metadata, made at its first
+    /// request ([`super::metadata`]).
+    pub(super) metadata_budget: Option<TokenBucket>,
     /// The pieces it has; meaningless while `is_seed`.
     pub(super) has: Bitfield,
     /// It has every piece; counted once in the availability seed counter.
@@ -99,7 +100,7 @@ impl Peer {
             playhead_id: None,
             playhead: None,
             metadata_id: None,
-            metadata_requests: 0,
+            metadata_budget: None,
             has: Bitfield::new(pieces),
             is_seed: false,
             am_choking: true,

@@ -22,6 +22,7 @@ mod harness;
 #[path = "../browser/webdriver.rs"]
 mod webdriver;
 
+mod magnet_web_seed;
 mod two_windows;
 
 use std::path::Path;

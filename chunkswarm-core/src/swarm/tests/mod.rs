@@ -15,6 +15,7 @@ use crate::wire::{DecodeError, Handshake, HandshakeError, MessageId, Reserved};
 
 mod extension;
 mod facts;
+mod metadata_budget;
 mod sources;
 
 struct Node {
