@@ -56,7 +56,17 @@ pub enum Holdings<'a> {
     Some(&'a Bitfield),
 }
 
-impl Holdings<'_> {
+impl<'a> Holdings<'a> {
+    /// What a member reported: every piece once it is complete, else the
+    /// pieces of its bitfield if it sent one.
+    pub fn reported(pieces: Option<&'a Bitfield>, complete: bool) -> Self {
+        match (pieces, complete) {
+            (_, true) => Self::All,
+            (Some(field), false) => Self::Some(field),
+            (None, false) => Self::Unknown,
+        }
+    }
+
     /// The [`WINDOW`] pieces from `start` on, lowest bit first, limited to the
     /// `piece_count` pieces of the content.
     fn window(&self, start: u32, piece_count: u32) -> u64 {

@@ -99,17 +99,14 @@ impl Swarm {
                 peer.metadata_id = handshake.id_of(METADATA_EXTENSION);
                 let first_playhead_id = peer.playhead_id.is_none();
                 peer.playhead_id = handshake.id_of(PLAYHEAD);
-                if first_playhead_id {
-                    self.send_playhead(now, key);
-                }
-                let Some(peer) = self.peers.get_mut(&key) else {
-                    return;
-                };
                 // A repeated handshake may change the id, but the claims in
                 // force go out once, so repeating it cannot make us talk.
                 if let Some(id) = id.filter(|_| !peer.told_claims) {
                     peer.told_claims = true;
                     self.send_active_claims(now, key, id);
+                }
+                if first_playhead_id {
+                    self.send_playhead(now, key);
                 }
             }),
             LOCAL_ORIGIN_CLAIM_ID => {

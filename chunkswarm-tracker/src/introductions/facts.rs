@@ -165,11 +165,7 @@ mod tests {
 
     impl Member for Peer {
         fn holdings(&self) -> Holdings<'_> {
-            match (&self.field, self.seeder) {
-                (_, true) => Holdings::All,
-                (Some(field), false) => Holdings::Some(field),
-                (None, false) => Holdings::Unknown,
-            }
+            Holdings::reported(self.field.as_ref(), self.seeder)
         }
 
         fn position(&self) -> Option<u32> {

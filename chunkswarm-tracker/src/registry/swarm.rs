@@ -29,11 +29,7 @@ pub(crate) struct SwarmPeer {
 
 impl Member for SwarmPeer {
     fn holdings(&self) -> Holdings<'_> {
-        match (&self.pieces, self.complete) {
-            (_, true) => Holdings::All,
-            (Some(field), false) => Holdings::Some(field),
-            (None, false) => Holdings::Unknown,
-        }
+        Holdings::reported(self.pieces.as_ref(), self.complete)
     }
 
     fn position(&self) -> Option<u32> {
