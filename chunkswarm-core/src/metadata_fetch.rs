@@ -28,10 +28,16 @@
 //! 3. call [`handle_timeout`](MetadataFetch::handle_timeout) at
 //!    [`poll_timeout`](MetadataFetch::poll_timeout).
 //!
-//! [`FetchOutput::Done`] comes once, with the verified [`Info`]; after it
-//! the fetch takes no more input and the caller closes the connections it
-//! no longer needs. Bytes from a peer never make it panic: a peer that
-//! breaks the protocol is closed ([`FetchCloseReason`]).
+//! [`FetchOutput::Done`] comes once, with the verified [`Info`]. After it
+//! the fetch asks nothing more but keeps its connections: it goes on
+//! taking input (new connections get our handshake, bytes are read and
+//! what the download needs of them is kept) until the caller hands the
+//! connections to the download with
+//! [`into_handover`](MetadataFetch::into_handover) and
+//! [`Swarm::admit_peer`](crate::swarm::Swarm::admit_peer), so that the
+//! download starts on them instead of connecting again. Bytes from a peer
+//! never make it panic: a peer that breaks the protocol is closed
+//! ([`FetchCloseReason`]).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -40,7 +46,7 @@ use bytes::{Bytes, BytesMut};
 use web_time::Instant;
 
 use crate::metainfo::{Info, InfoHash};
-use crate::swarm::{PeerKey, ProtocolViolation};
+use crate::swarm::{PeerHandover, PeerKey, ProtocolViolation};
 use crate::wire::extension::{EXTENSION_HANDSHAKE_ID, ExtensionError, ExtensionHandshake};
 use crate::wire::metadata::{
     MAX_METADATA_LEN, METADATA_EXTENSION, MetadataAssembler, MetadataError, MetadataMessage,
@@ -48,6 +54,8 @@ use crate::wire::metadata::{
 use crate::wire::{
     DecodeError, Decoder, DecoderLimits, Handshake, HandshakeDecoder, Message, Reserved,
 };
+
+use greeting::Greeting;
 
 /// How long the peer being asked may go without sending a piece.
 pub const PIECE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -117,18 +125,45 @@ pub enum FetchOutput {
 
 enum Wire {
     Handshaking(HandshakeDecoder),
-    Active(Decoder),
+    /// Past the peer's handshake.
+    Active {
+        decoder: Decoder,
+        handshake: Handshake,
+    },
 }
 
 struct FetchPeer {
     wire: Wire,
-    peer_id: Option<PeerId>,
+    /// What the download will need of what it said.
+    greeting: Greeting,
     /// The id the peer wants `ut_metadata` messages sent with.
     metadata_id: Option<u8>,
     /// The size of the dictionary it offers.
     size: Option<u64>,
     /// Not asked again before this moment (it rejected or stalled).
     resting_until: Option<Instant>,
+}
+
+impl FetchPeer {
+    fn peer_id(&self) -> Option<PeerId> {
+        match &self.wire {
+            Wire::Active { handshake, .. } => Some(handshake.peer_id),
+            Wire::Handshaking(_) => None,
+        }
+    }
+
+    /// The connection as the download takes it over.
+    fn into_handover(self) -> PeerHandover {
+        match self.wire {
+            Wire::Active { decoder, handshake } => PeerHandover::Handshaken(Box::new(
+                self.greeting
+                    .into_handshaken(handshake, decoder.into_unread()),
+            )),
+            Wire::Handshaking(decoder) => PeerHandover::Handshaking {
+                received: decoder.into_unread(),
+            },
+        }
+    }
 }
 
 /// The peer being asked for the whole dictionary.
@@ -233,15 +268,13 @@ impl MetadataFetch {
         self.ask_next(now);
     }
 
-    /// A new connection is open: the handshake goes out at once.
+    /// A new connection is open: the handshake goes out at once (after
+    /// [`FetchOutput::Done`] too, for the download to take over).
     pub fn handle_peer_connected(&mut self, _now: Instant, peer: PeerKey) {
-        if self.done {
-            return;
-        }
         self.forget(peer);
         let state = FetchPeer {
             wire: Wire::Handshaking(HandshakeDecoder::new(DecoderLimits::new())),
-            peer_id: None,
+            greeting: Greeting::new(),
             metadata_id: None,
             size: None,
             resting_until: None,
@@ -265,11 +298,9 @@ impl MetadataFetch {
         }
     }
 
-    /// Bytes arrived from a peer, split anywhere.
+    /// Bytes arrived from a peer, split anywhere (after
+    /// [`FetchOutput::Done`] too: what the download needs of them is kept).
     pub fn handle_peer_data(&mut self, now: Instant, peer: PeerKey, bytes: &[u8]) {
-        if self.done {
-            return;
-        }
         if let Err(reason) = self.receive(now, peer, bytes) {
             self.close(peer, reason);
         }
@@ -289,22 +320,21 @@ impl MetadataFetch {
         };
         let protocol = |e: DecodeError| FetchCloseReason::Protocol(e.into());
         match &mut peer.wire {
-            Wire::Active(decoder) => decoder.extend(bytes),
+            Wire::Active { decoder, .. } => decoder.extend(bytes),
             Wire::Handshaking(decoder) => {
                 decoder.extend(bytes);
                 let Some((handshake, decoder)) = decoder.decode().map_err(protocol)? else {
                     return Ok(());
                 };
-                peer.wire = Wire::Active(decoder);
                 self.accept_handshake(key, &handshake)?;
+                if let Some(peer) = self.peers.get_mut(&key) {
+                    peer.wire = Wire::Active { decoder, handshake };
+                }
             }
         }
         loop {
-            if self.done {
-                return Ok(());
-            }
             let Some(FetchPeer {
-                wire: Wire::Active(decoder),
+                wire: Wire::Active { decoder, .. },
                 ..
             }) = self.peers.get_mut(&key)
             else {
@@ -331,15 +361,12 @@ impl MetadataFetch {
         let taken = self
             .peers
             .values()
-            .any(|p| p.peer_id == Some(handshake.peer_id));
+            .any(|p| p.peer_id() == Some(handshake.peer_id));
         if handshake.peer_id == self.peer_id || taken {
             return Err(FetchCloseReason::Duplicate);
         }
         if !handshake.reserved.supports_extended() {
             return Err(FetchCloseReason::NoMetadata);
-        }
-        if let Some(peer) = self.peers.get_mut(&key) {
-            peer.peer_id = Some(handshake.peer_id);
         }
         let mut messages = Vec::with_capacity(2);
         if handshake.reserved.supports_fast() {
@@ -365,6 +392,11 @@ impl MetadataFetch {
         message: Message,
     ) -> Result<(), FetchCloseReason> {
         let malformed = |e: ExtensionError| FetchCloseReason::Protocol(e.into());
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.greeting
+                .hear(&message)
+                .map_err(FetchCloseReason::Protocol)?;
+        }
         match message {
             Message::Extended {
                 id: EXTENSION_HANDSHAKE_ID,
@@ -381,6 +413,7 @@ impl MetadataFetch {
                 if let Some(peer) = self.peers.get_mut(&key) {
                     peer.metadata_id = Some(id);
                     peer.size = Some(size);
+                    peer.greeting.extension_handshake = Some(payload);
                 }
                 Ok(())
             }
@@ -409,7 +442,8 @@ impl MetadataFetch {
                 }
             },
             // The rest is the peer's side of a download we do not run yet:
-            // availability, choking, requests (we hold nothing), blocks.
+            // availability and choking (kept for it by the greeting),
+            // requests (we hold nothing), blocks (we asked for none).
             _ => Ok(()),
         }
     }
@@ -449,7 +483,7 @@ impl MetadataFetch {
 
     /// The peer being asked sent metadata that is not the torrent's.
     fn bad_metadata(&mut self, key: PeerKey, error: MetadataError) {
-        let peer_id = self.peers.get(&key).and_then(|p| p.peer_id);
+        let peer_id = self.peers.get(&key).and_then(FetchPeer::peer_id);
         if let Some(peer_id) = peer_id {
             tracing::warn!(peer = key.0, %error, "bad metadata from a peer; banned");
             self.banned.insert(peer_id);
@@ -541,6 +575,21 @@ impl MetadataFetch {
         self.outputs.push_back(FetchOutput::Send { peer, data });
     }
 
+    /// Hands every connection over to the download, each as far as it
+    /// has come, for [`Swarm::admit_peer`](crate::swarm::Swarm::admit_peer):
+    /// what each peer said that the download needs, and the bytes after
+    /// its last complete message. Every connection carries what the
+    /// swarm's [handover contract](crate::swarm::PeerHandover) asks: our
+    /// handshake, then `have none` (fast peers) and an extension handshake.
+    /// Meant for after [`FetchOutput::Done`]; the peer id of the fetch must
+    /// be the swarm's.
+    pub fn into_handover(self) -> Vec<(PeerKey, PeerHandover)> {
+        self.peers
+            .into_iter()
+            .map(|(key, peer)| (key, peer.into_handover()))
+            .collect()
+    }
+
     /// Closes a connection we give up on.
     fn close(&mut self, peer: PeerKey, reason: FetchCloseReason) {
         if self.peers.contains_key(&peer) {
@@ -559,5 +608,8 @@ impl MetadataFetch {
     }
 }
 
+mod greeting;
+#[cfg(test)]
+mod handover_tests;
 #[cfg(test)]
 mod tests;

@@ -93,9 +93,18 @@ fn the_dictionary_comes_from_a_chunkswarm_seeder() {
     assert_eq!(done_info(&said), Some(&info));
     assert!(fetch.is_done());
     assert_eq!(fetch.poll_timeout(), None);
-    // Nothing more is taken once done.
+    // Once done the connection is still read (for the download to take
+    // over), and a peer that breaks the protocol is still closed.
     fetch.handle_peer_data(now, PeerKey(0), b"garbage");
-    assert!(fetch.poll_output().is_none());
+    assert!(matches!(
+        fetch.poll_output(),
+        Some(FetchOutput::Close {
+            peer: PeerKey(0),
+            reason: FetchCloseReason::Protocol(_)
+        })
+    ));
+    assert_eq!(fetch.poll_output(), None);
+    assert_eq!(fetch.peer_count(), 0);
 }
 
 /// A hand-driven peer: its side of the handshake and extension handshake.

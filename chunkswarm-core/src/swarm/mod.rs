@@ -9,7 +9,9 @@
 //!
 //! 1. Create it with [`Swarm::new`], passing the current time.
 //! 2. Feed every event as it happens, each with the current time:
-//!    [`handle_peer_connected`](Swarm::handle_peer_connected),
+//!    [`handle_peer_connected`](Swarm::handle_peer_connected) (or
+//!    [`admit_peer`](Swarm::admit_peer) for a connection handed over by a
+//!    metadata fetch),
 //!    [`handle_peer_data`](Swarm::handle_peer_data),
 //!    [`handle_peer_writable`](Swarm::handle_peer_writable),
 //!    [`handle_peer_closed`](Swarm::handle_peer_closed),
@@ -31,6 +33,7 @@ mod claims;
 mod config;
 mod download;
 mod facts;
+mod handover;
 mod http;
 mod metadata;
 mod output;
@@ -52,6 +55,7 @@ use web_time::Instant;
 
 pub use config::{HttpConfig, OriginBudget, StreamingConfig, SwarmConfig};
 pub use facts::{MAX_FACT_PIECES, SwarmFacts};
+pub use handover::{FirstAvailability, HandshakenPeer, PeerAvailability, PeerHandover};
 pub use output::{
     BanReason, CloseReason, Event, HttpRequestId, OriginFetches, Output, PeerKey, PeerSnapshot,
     PieceState, ProtocolViolation, Source, Stats,
@@ -65,7 +69,7 @@ use crate::piece_map::{Availability, Bitfield};
 use crate::rate::{BusyRate, RateEstimator};
 use crate::retry::{RetryPolicy, StandardRetry};
 use crate::rng::SeededRng;
-use crate::wire::{DecoderLimits, Handshake, HandshakeDecoder, Message, Reserved};
+use crate::wire::{Handshake, HandshakeDecoder, Message, Reserved};
 
 use claims::Claims;
 use download::PartialPiece;
@@ -313,7 +317,7 @@ impl Swarm {
         if self.peers.contains_key(&peer) {
             self.drop_peer(now, peer, CloseReason::Duplicate, true);
         }
-        let limits = DecoderLimits::new().with_piece_count(self.layout.piece_count());
+        let limits = self.decoder_limits();
         let state = Peer::new(
             now,
             HandshakeDecoder::new(limits),

@@ -85,23 +85,7 @@ impl Swarm {
     /// Checks the peer's handshake and answers with what we have. Returns
     /// whether the connection survives.
     fn accept_handshake(&mut self, now: Instant, key: PeerKey, handshake: Handshake) -> bool {
-        let reject = if handshake.info_hash != *self.info.info_hash().as_bytes() {
-            Some(CloseReason::WrongTorrent)
-        } else if handshake.peer_id == self.config.peer_id
-            || self
-                .peers
-                .values()
-                .any(|p| p.peer_id == Some(handshake.peer_id))
-        {
-            Some(CloseReason::Duplicate)
-        } else if self.banned_ids.contains(&handshake.peer_id) {
-            Some(CloseReason::Banned)
-        } else if self.peers.values().filter(|p| p.is_active()).count() > self.config.max_peers {
-            Some(CloseReason::TooManyPeers)
-        } else {
-            None
-        };
-        if let Some(reason) = reject {
+        if let Some(reason) = self.refusal(&handshake) {
             self.drop_peer(now, key, reason, true);
             return false;
         }
@@ -129,7 +113,34 @@ impl Swarm {
         true
     }
 
-    fn handle_message(&mut self, now: Instant, key: PeerKey, message: Message, first: bool) {
+    /// Why a connection whose peer sent `handshake` is refused, if it is.
+    pub(super) fn refusal(&self, handshake: &Handshake) -> Option<CloseReason> {
+        if handshake.info_hash != *self.info.info_hash().as_bytes() {
+            Some(CloseReason::WrongTorrent)
+        } else if handshake.peer_id == self.config.peer_id
+            || self
+                .peers
+                .values()
+                .any(|p| p.peer_id == Some(handshake.peer_id))
+        {
+            Some(CloseReason::Duplicate)
+        } else if self.banned_ids.contains(&handshake.peer_id) {
+            Some(CloseReason::Banned)
+        } else if self.peers.values().filter(|p| p.is_active()).count() > self.config.max_peers {
+            Some(CloseReason::TooManyPeers)
+        } else {
+            None
+        }
+    }
+
+    /// Acts on one message; `first` while no availability message came.
+    pub(super) fn handle_message(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        message: Message,
+        first: bool,
+    ) {
         let fast = self.peers.get(&key).is_some_and(|p| p.fast);
         match message {
             Message::KeepAlive | Message::Port(_) => {}

@@ -150,6 +150,13 @@ impl HandshakeDecoder {
         self.buf.len()
     }
 
+    /// The bytes held and not yet decoded, for handing the stream to
+    /// another decoder with other limits. Empty once the handshake was
+    /// returned (its [`Decoder`] holds the rest) or after an error.
+    pub fn into_unread(self) -> Bytes {
+        self.buf.freeze()
+    }
+
     /// Returns the handshake once all 68 bytes have arrived, with the
     /// [`Decoder`] for the messages that follow; it already holds any bytes
     /// that arrived after the handshake. `Ok(None)` means more bytes are needed.
@@ -247,6 +254,13 @@ impl Decoder {
     /// Whether an earlier error has ended decoding.
     pub fn is_poisoned(&self) -> bool {
         self.poisoned
+    }
+
+    /// The bytes held and not yet decoded (the start of a message still
+    /// arriving), for handing the stream to another decoder: one with other
+    /// limits once the torrent is known. Empty once poisoned.
+    pub fn into_unread(self) -> Bytes {
+        self.buf.freeze()
     }
 
     /// The next complete message, or `Ok(None)` if more bytes are needed.
