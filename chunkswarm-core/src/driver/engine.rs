@@ -23,7 +23,8 @@ use crate::wire::metadata::MetadataError;
 pub(super) enum Engine {
     /// Downloading and serving the content.
     Swarm(Box<Swarm>),
-    /// Fetching the info dictionary.
+    /// Fetching the info dictionary; once it is in, holding the
+    /// connections for the download (parked).
     Metadata(Box<MetadataFetch>),
 }
 
@@ -36,6 +37,11 @@ pub(super) enum EngineOutput {
 }
 
 impl Engine {
+    /// The metadata is in and the connections wait for the download.
+    pub(super) fn is_parked(&self) -> bool {
+        matches!(self, Self::Metadata(fetch) if fetch.is_done())
+    }
+
     pub(super) fn poll_output(&mut self) -> Option<EngineOutput> {
         match self {
             Self::Swarm(swarm) => swarm.poll_output().map(EngineOutput::Swarm),

@@ -151,7 +151,9 @@ impl Handle {
 
     /// Adds a torrent and starts it: the store is asked which pieces it
     /// holds (and re-verifies them if it persists), then the swarm starts and
-    /// is announced. Returns the pieces held at start.
+    /// is announced. Returns the pieces held at start. A torrent whose
+    /// metadata [`fetch_metadata`](Self::fetch_metadata) got starts on the
+    /// fetch's connections, already announced.
     pub async fn add_torrent(&self, spec: TorrentSpec) -> Result<Bitfield, AddTorrentError> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Add(Box::new(spec), reply))?;
@@ -161,11 +163,15 @@ impl Handle {
     /// Fetches the info dictionary of `info_hash` from the swarm's peers
     /// (BEP 9 `ut_metadata`; WebTorrent and chunkswarm peers serve it), for
     /// a magnet link without the `.torrent`'s URL. The torrent is announced
-    /// and connected to like any other while this runs, then removed:
-    /// verified against the infohash, the dictionary comes back to be
-    /// added with [`add_torrent`](Self::add_torrent). Peers whose copy is
-    /// not the torrent's are dropped and banned on the way. It waits as
-    /// long as it takes; [`remove_torrent`](Self::remove_torrent) stops it.
+    /// and connected to like any other while this runs. Verified against
+    /// the infohash, the dictionary comes back to be added with
+    /// [`add_torrent`](Self::add_torrent); meanwhile the torrent stays
+    /// parked, its connections open, so that the download starts on them
+    /// without connecting again or announcing `started` a second time.
+    /// A caller that does not add it calls
+    /// [`remove_torrent`](Self::remove_torrent), which also stops a fetch
+    /// under way. Peers whose copy is not the torrent's are dropped and
+    /// banned on the way. It waits as long as it takes.
     pub async fn fetch_metadata(&self, info_hash: InfoHash) -> Result<Info, FetchMetadataError> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::FetchMetadata(info_hash, reply))?;

@@ -149,13 +149,24 @@ impl Machine {
     }
 
     /// Whether the torrent runs.
+    #[cfg(test)]
     pub(super) fn has_torrent(&self, info_hash: &InfoHash) -> bool {
         self.torrents.contains_key(info_hash)
     }
 
+    /// Whether [`add_torrent`](Self::add_torrent) of `info_hash` can
+    /// succeed: the torrent is not running, or only its fetched metadata
+    /// waits with its connections (parked).
+    pub(super) fn can_add(&self, info_hash: &InfoHash) -> bool {
+        self.torrents
+            .get(info_hash)
+            .is_none_or(|t| t.engine.is_parked())
+    }
+
     /// Starts a torrent whose store holds `held`; `has_origin` says whether
     /// it has a web seed. Subscribers hear `Completed` at once if nothing is
-    /// missing, and the tracker's state as last heard.
+    /// missing, and the tracker's state as last heard. A torrent whose
+    /// metadata fetch is over (parked) starts on the fetch's connections.
     pub(super) fn add_torrent(
         &mut self,
         now: Instant,
@@ -165,7 +176,7 @@ impl Machine {
         has_origin: bool,
     ) -> Result<(), AddTorrentError> {
         let info_hash = info.info_hash();
-        if self.torrents.contains_key(&info_hash) {
+        if !self.can_add(&info_hash) {
             return Err(AddTorrentError::Duplicate);
         }
         config.peer_id = self.config.peer_id;
@@ -173,6 +184,10 @@ impl Machine {
         config.http.enabled &= has_origin;
         let pieces = held.count_ones();
         let swarm = Swarm::new(now, info, held, config);
+        if self.torrents.contains_key(&info_hash) {
+            self.take_over_parked(now, swarm);
+            return Ok(());
+        }
         tracing::info!(%info_hash, pieces, "torrent added");
         let engine = Engine::Swarm(Box::new(swarm));
         let torrent = Torrent::new(now, engine, self.config.announce_interval);
@@ -188,9 +203,13 @@ impl Machine {
     /// Starts fetching the info dictionary of `info_hash` from the swarm's
     /// peers (a magnet link without `xs`): announces, offers and
     /// connections as for a torrent, with a [`MetadataFetch`] in place of
-    /// the swarm. It ends with [`Action::MetadataFetched`], and the torrent
-    /// is removed (announced `stopped`, its connections closed) so that it
-    /// can be added with its dictionary.
+    /// the swarm. It ends with [`Action::MetadataFetched`]. With a
+    /// dictionary the torrent is then parked: its connections stay open and
+    /// are read, its announces go on, until
+    /// [`add_torrent`](Self::add_torrent) starts the download on them (no
+    /// new connection, no second `started`) or
+    /// [`remove_torrent`](Self::remove_torrent) drops it. Without one (the
+    /// dictionary is unusable) the torrent is removed.
     pub(super) fn add_fetch(
         &mut self,
         now: Instant,

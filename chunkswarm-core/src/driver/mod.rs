@@ -52,6 +52,7 @@ mod carry;
 mod config;
 mod engine;
 mod handle;
+mod handover;
 pub mod ice;
 pub mod io;
 mod machine;

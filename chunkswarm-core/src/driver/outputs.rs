@@ -23,6 +23,14 @@ impl Machine {
             let output = match torrent.engine.poll_output() {
                 None => break,
                 Some(EngineOutput::Swarm(output)) => output,
+                Some(EngineOutput::Fetched(Ok(info))) => {
+                    // Parked: its connections wait for `add_torrent`.
+                    tracing::info!(%info_hash, peers = torrent.channels.len(), "metadata fetched; connections kept for the download");
+                    let result = Ok(info);
+                    self.actions
+                        .push_back(Action::MetadataFetched { info_hash, result });
+                    continue;
+                }
                 Some(EngineOutput::Fetched(result)) => {
                     self.actions
                         .push_back(Action::MetadataFetched { info_hash, result });

@@ -269,7 +269,7 @@ impl Shell {
     fn command(&mut self, now: Instant, command: Command) {
         match command {
             Command::Add(spec, reply) => {
-                if self.machine.has_torrent(&spec.info.info_hash()) {
+                if !self.machine.can_add(&spec.info.info_hash()) {
                     let _ = reply.send(Err(AddTorrentError::Duplicate));
                     return;
                 }
