@@ -476,3 +476,40 @@ async fn a_magnet_link_with_only_a_tracker_gets_the_metadata_and_file_from_a_pee
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_magnet_download_starts_on_the_connection_that_gave_the_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = content(1_500_000, 11);
+    let tracker = tracker_with(&dir.path().join("media"), &data).await;
+    let (_seeder, seeding, fetcher) = seeder_and_fetcher(&tracker, dir.path()).await;
+    let mut seen = seeding.events();
+    let link = magnet(seeding.info_hash(), &[("tr", &tracker.announce_url())]);
+    let fetching = tokio::time::timeout(WAIT, fetcher.add_with(link, no_web_seed()))
+        .await
+        .expect("metadata in time")
+        .unwrap();
+    tokio::time::timeout(WAIT, fetching.wait())
+        .await
+        .expect("complete in time")
+        .unwrap();
+    assert!(std::fs::read(dir.path().join("out/film.webm")).unwrap() == data);
+    assert_eq!(fetching.state().stats.http_bytes, 0);
+
+    // The seeder met the fetcher once: the connection that gave the
+    // metadata carried the download (before, the fetch's connection was
+    // closed and a second one opened). It closes once both hold it all,
+    // by whichever side sees it first.
+    let mut connected = 0;
+    let mut closed = Vec::new();
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(500), seen.next()).await
+    {
+        match event {
+            Event::PeerConnected { .. } => connected += 1,
+            Event::PeerDisconnected { reason, .. } => closed.push(reason),
+            _ => {}
+        }
+    }
+    assert_eq!(connected, 1, "closed: {closed:?}");
+    assert!(closed.len() <= 1, "{closed:?}");
+}
