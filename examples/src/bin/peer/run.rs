@@ -21,7 +21,7 @@ use futures::channel::mpsc::UnboundedReceiver;
 use crate::cli::{Common, FetchArgs, SeedArgs};
 use crate::progress::Progress;
 use crate::source::{
-    load_torrent, magnet_without_torrent_url, metadata_from_peers, tracker, web_seed,
+    RunningDriver, load_torrent, magnet_without_torrent_url, metadata_from_peers, tracker, web_seed,
 };
 use crate::summary::Summary;
 use chunkswarm_core::magnet::Magnet;
@@ -76,7 +76,7 @@ pub(crate) async fn seed(args: SeedArgs, common: Common) -> Result<Outcome, Stri
                 .to_owned(),
         );
     }
-    let mut session = Session::start(&common, &meta, file, "seed").await?;
+    let mut session = Session::start(&common, &meta, file, "seed", None).await?;
     if !session.held.is_full() {
         let bad = info.layout().piece_count() - session.held.count_ones();
         session.stop().await;
@@ -116,14 +116,15 @@ pub(crate) async fn seed(args: SeedArgs, common: Common) -> Result<Outcome, Stri
 const METADATA_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub(crate) async fn fetch(args: FetchArgs, common: Common) -> Result<Outcome, String> {
-    let meta = match magnet_without_torrent_url(&args.torrent)? {
+    let (meta, fetched_on) = match magnet_without_torrent_url(&args.torrent)? {
         Some(magnet) => {
             let timeout = args.timeout.map_or(METADATA_TIMEOUT, |s| {
                 Duration::from_secs_f64(s.clamp(0.0, 1e9))
             });
-            metadata_from_peers(&magnet, &common, timeout).await?
+            let (meta, running) = metadata_from_peers(&magnet, &common, timeout).await?;
+            (meta, Some(running))
         }
-        None => load_torrent(&args.torrent).await?,
+        None => (load_torrent(&args.torrent).await?, None),
     };
     let info = meta.info();
     let path = output_path(&args.output, info)?;
@@ -134,7 +135,7 @@ pub(crate) async fn fetch(args: FetchArgs, common: Common) -> Result<Outcome, St
                 .to_owned(),
         );
     }
-    let mut session = Session::start(&common, &meta, &path, "fetch").await?;
+    let mut session = Session::start(&common, &meta, &path, "fetch", fetched_on).await?;
     let deadline = args.timeout.map(seconds);
     let mut outcome = if session.held.is_full() {
         Outcome::Complete
@@ -198,6 +199,30 @@ fn output_path(output: &Path, info: &Info) -> Result<PathBuf, String> {
     }
 }
 
+/// A driver on the torrent's tracker (none: no signaling, no connector).
+async fn start_driver(common: &Common, meta: &Metainfo) -> Result<RunningDriver, String> {
+    let signaling = match tracker(common, meta)? {
+        None => None,
+        Some(url) => Some(match connect_tracker(&url).await {
+            Ok(link) => link,
+            Err(e) => {
+                eprintln!("peer: {e}; going on without peers, retrying the tracker");
+                tracker_link(&url)
+            }
+        }),
+    };
+    let io = DriverIo {
+        connector: signaling
+            .is_some()
+            .then(|| Arc::new(WebRtcConnector::new(webrtc_config(common))) as _),
+        signaling,
+        sleeper: Arc::new(TokioSleeper),
+    };
+    let (handle, future) = driver(DriverConfig::seeded(entropy_seed()), io);
+    let task = tokio::spawn(future);
+    Ok(RunningDriver { handle, task })
+}
+
 /// What [`Session::watch`] waits for.
 enum Watch {
     /// Until every piece is verified, or the deadline.
@@ -223,23 +248,16 @@ struct Session {
 }
 
 impl Session {
+    /// Starts the torrent on `running` (the driver its metadata came from,
+    /// whose connections the download takes over), or on a new driver.
     async fn start(
         common: &Common,
         meta: &Metainfo,
         path: &Path,
         label: &str,
+        running: Option<RunningDriver>,
     ) -> Result<Self, String> {
         let info = meta.info().clone();
-        let signaling = match tracker(common, meta)? {
-            None => None,
-            Some(url) => Some(match connect_tracker(&url).await {
-                Ok(link) => link,
-                Err(e) => {
-                    eprintln!("peer: {e}; going on without peers, retrying the tracker");
-                    tracker_link(&url)
-                }
-            }),
-        };
         let origin: Option<Arc<dyn HttpOrigin>> = match web_seed(common, meta) {
             None => None,
             Some(url) => Some(Arc::new(
@@ -249,15 +267,13 @@ impl Session {
         };
         let store = DiskStore::open(path, &info)
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let io = DriverIo {
-            connector: signaling
-                .is_some()
-                .then(|| Arc::new(WebRtcConnector::new(webrtc_config(common))) as _),
-            signaling,
-            sleeper: Arc::new(TokioSleeper),
+        let RunningDriver {
+            handle,
+            task: driver,
+        } = match running {
+            Some(running) => running,
+            None => start_driver(common, meta).await?,
         };
-        let (handle, future) = driver(DriverConfig::seeded(entropy_seed()), io);
-        let driver = tokio::spawn(future);
         let events = handle.events();
         let store: Arc<dyn PieceStore> = Arc::new(store);
         let spec = TorrentSpec {

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chunkswarm_core::driver::{DriverConfig, DriverIo, driver};
+use chunkswarm_core::driver::{DriverConfig, DriverIo, Handle, driver};
 use chunkswarm_core::magnet::Magnet;
 use chunkswarm_core::metainfo::Metainfo;
 use chunkswarm_core::native::{
@@ -45,15 +45,23 @@ pub(crate) fn magnet_without_torrent_url(location: &str) -> Result<Option<Magnet
     Ok((!magnet.sources().iter().any(|u| is_http(u))).then_some(magnet))
 }
 
+/// A driver running on its task, with the tracker connection it was made
+/// with.
+pub(crate) struct RunningDriver {
+    pub(crate) handle: Handle,
+    pub(crate) task: tokio::task::JoinHandle<()>,
+}
+
 /// Gets a magnet link's metadata from the peers its tracker (or
 /// `--tracker`) introduces, over BEP 9 `ut_metadata`, verified against the
-/// infohash; the link's trackers and web seeds join the torrent. The driver
-/// used for it is shut down before returning.
+/// infohash; the link's trackers and web seeds join the torrent. Returns
+/// the driver it ran on too: the torrent waits there with its connections
+/// for the download to start on them. On failure the driver is shut down.
 pub(crate) async fn metadata_from_peers(
     magnet: &Magnet,
     common: &Common,
     timeout: Duration,
-) -> Result<Metainfo, String> {
+) -> Result<(Metainfo, RunningDriver), String> {
     let url = if common.no_tracker {
         None
     } else {
@@ -82,21 +90,25 @@ pub(crate) async fn metadata_from_peers(
     let info_hash = magnet.info_hash();
     eprintln!("fetching the metadata of {info_hash} from peers");
     let fetched = tokio::time::timeout(timeout, handle.fetch_metadata(info_hash)).await;
-    handle.shutdown();
-    let _ = task.await;
-    let info = match fetched {
-        Ok(Ok(info)) => info,
-        Ok(Err(e)) => return Err(format!("metadata from peers: {e}")),
-        Err(_) => {
-            return Err(format!(
-                "no peer gave the torrent's metadata within {} s",
-                timeout.as_secs()
-            ));
-        }
+    let running = RunningDriver { handle, task };
+    let resolved = match fetched {
+        Ok(Ok(info)) => magnet
+            .resolve(Metainfo::from_info(info))
+            .map_err(|e| format!("metadata from peers: {e}")),
+        Ok(Err(e)) => Err(format!("metadata from peers: {e}")),
+        Err(_) => Err(format!(
+            "no peer gave the torrent's metadata within {} s",
+            timeout.as_secs()
+        )),
     };
-    magnet
-        .resolve(Metainfo::from_info(info))
-        .map_err(|e| format!("metadata from peers: {e}"))
+    match resolved {
+        Ok(meta) => Ok((meta, running)),
+        Err(e) => {
+            running.handle.shutdown();
+            let _ = running.task.await;
+            Err(e)
+        }
+    }
 }
 
 async fn load_file_or_url(location: &str) -> Result<Metainfo, String> {
