@@ -226,7 +226,17 @@ impl Client {
             });
             if let Some(link) = magnet {
                 let meta = load_magnet(&inner, &link).await?;
-                return inner.start(meta.clone(), &meta.to_bytes(), options).await;
+                let info_hash = meta.info_hash();
+                let started = inner
+                    .clone()
+                    .start(meta.clone(), &meta.to_bytes(), options)
+                    .await;
+                // The fetch's connections wait in the driver for the download
+                // (it starts on them); if it does not start, they are dropped.
+                if started.is_err() && !inner.torrents.borrow().contains_key(&info_hash) {
+                    let _ = inner.handle.remove_torrent(info_hash).await;
+                }
+                return started;
             }
             let bytes = load_metainfo(&source).await?;
             let meta = Metainfo::from_bytes(&bytes).map_err(|e| js(format!("bad torrent: {e}")))?;
@@ -492,7 +502,11 @@ async fn load_magnet(inner: &ClientInner, link: &str) -> Result<Metainfo, JsValu
 }
 
 /// A magnet link's torrent from its metadata, fetched from the peers the
-/// client's tracker introduces, within [`METADATA_TIMEOUT`].
+/// client's tracker introduces, within [`METADATA_TIMEOUT`]. The torrent
+/// then waits in the driver with the fetch's connections, for the download
+/// to start on them ([`Handle::fetch_metadata`]); on failure it is removed.
+///
+/// [`Handle::fetch_metadata`]: chunkswarm_core::driver::Handle::fetch_metadata
 async fn metadata_from_peers(inner: &ClientInner, magnet: &Magnet) -> Result<Metainfo, JsValue> {
     if !inner.has_tracker {
         return Err(js(
@@ -522,9 +536,11 @@ async fn metadata_from_peers(inner: &ClientInner, magnet: &Magnet) -> Result<Met
             )));
         }
     };
-    magnet
-        .resolve(Metainfo::from_info(info))
-        .map_err(|e| js(format!("metadata from peers: {e}")))
+    let resolved = magnet.resolve(Metainfo::from_info(info));
+    if resolved.is_err() {
+        let _ = inner.handle.remove_torrent(info_hash).await;
+    }
+    resolved.map_err(|e| js(format!("metadata from peers: {e}")))
 }
 
 /// The `.torrent` bytes: given, or fetched from a URL (at most
