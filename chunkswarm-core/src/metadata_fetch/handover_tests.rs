@@ -45,7 +45,7 @@ fn config(peer_id: PeerId) -> SwarmConfig {
 
 /// One side of a link: the fetch, then the download that takes it over.
 enum Side {
-    Fetch(MetadataFetch),
+    Fetch(Box<MetadataFetch>),
     Download(Box<Swarm>),
 }
 
@@ -69,7 +69,7 @@ impl Link {
         let seeder = Swarm::new(now, info.clone(), Bitfield::full(pieces), config(SEEDER));
         let mut link = Self {
             now,
-            near: Side::Fetch(MetadataFetch::new(info.info_hash(), FETCHER)),
+            near: Side::Fetch(Box::new(MetadataFetch::new(info.info_hash(), FETCHER))),
             seeder,
             content,
             seeder_events: Vec::new(),
@@ -145,7 +145,7 @@ impl Link {
     fn hand_over(&mut self, info: &Info) -> Vec<PeerKey> {
         let Side::Fetch(fetch) = std::mem::replace(
             &mut self.near,
-            Side::Fetch(MetadataFetch::new(info.info_hash(), FETCHER)),
+            Side::Fetch(Box::new(MetadataFetch::new(info.info_hash(), FETCHER))),
         ) else {
             panic!("handed over twice");
         };

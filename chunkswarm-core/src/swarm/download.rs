@@ -295,7 +295,11 @@ impl Swarm {
         };
         if peer.outstanding.is_empty() && !blocks.is_empty() {
             peer.progress_at = now;
-            tracing::trace!(peer = key.0, blocks = blocks.len(), "requesting from an idle peer");
+            tracing::trace!(
+                peer = key.0,
+                blocks = blocks.len(),
+                "requesting from an idle peer"
+            );
         }
         let messages: Vec<Message> = blocks
             .iter()
