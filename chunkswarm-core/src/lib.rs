@@ -54,7 +54,8 @@
 //!   (BEP 9), verified against the infohash.
 //! - [`metadata_fetch`]: the sans-IO fetch of an info dictionary from peers
 //!   when only a magnet link's infohash is known, naming (and banning) any
-//!   peer whose copy is not the torrent's.
+//!   peer whose copy is not the torrent's; it then hands its connections
+//!   to the download ([`swarm::Swarm::admit_peer`]).
 //! - [`swarm`]: the sans-IO engine, one [`swarm::Swarm`] per torrent, with its
 //!   policies behind small traits: [`pick`] (piece order) and [`retry`]
 //!   (timeouts, backoff, when to pay the HTTP origin); [`rate`] holds the rate

@@ -12,7 +12,9 @@
 //! tagged with their torrent). A torrent known only by its infohash (a
 //! magnet link) first runs a [`MetadataFetch`](crate::metadata_fetch::MetadataFetch)
 //! in place of its swarm, over the same announces, offers and channels
-//! ([`Handle::fetch_metadata`]).
+//! ([`Handle::fetch_metadata`]); once its dictionary is in, the torrent
+//! waits with those channels open until [`Handle::add_torrent`] starts the
+//! download on them, without connecting again or announcing `started` twice.
 //!
 //! # A state machine and its shell
 //!
