@@ -31,7 +31,8 @@
 //! [`FetchOutput::Done`] comes once, with the verified [`Info`]. After it
 //! the fetch asks nothing more but keeps its connections: it goes on
 //! taking input (new connections get our handshake, bytes are read and
-//! what the download needs of them is kept) until the caller hands the
+//! what the download needs of them is kept, and a peer that cannot give
+//! metadata is no longer closed for it) until the caller hands the
 //! connections to the download with
 //! [`into_handover`](MetadataFetch::into_handover) and
 //! [`Swarm::admit_peer`](crate::swarm::Swarm::admit_peer), so that the
@@ -365,7 +366,10 @@ impl MetadataFetch {
         if handshake.peer_id == self.peer_id || taken {
             return Err(FetchCloseReason::Duplicate);
         }
-        if !handshake.reserved.supports_extended() {
+        // Before the dictionary is in, a peer that cannot give it is of
+        // no use; after, it is kept for the download like any other.
+        let extended = handshake.reserved.supports_extended();
+        if !extended && !self.done {
             return Err(FetchCloseReason::NoMetadata);
         }
         let mut messages = Vec::with_capacity(2);
@@ -377,10 +381,12 @@ impl MetadataFetch {
             client: Some(concat!("chunkswarm ", env!("CARGO_PKG_VERSION")).to_owned()),
             ..ExtensionHandshake::default()
         };
-        messages.push(Message::Extended {
-            id: EXTENSION_HANDSHAKE_ID,
-            payload: ours.encode(),
-        });
+        if extended {
+            messages.push(Message::Extended {
+                id: EXTENSION_HANDSHAKE_ID,
+                payload: ours.encode(),
+            });
+        }
         self.send(key, &messages);
         Ok(())
     }
@@ -407,15 +413,21 @@ impl MetadataFetch {
                 let size = theirs
                     .metadata_size
                     .filter(|size| (1..=MAX_METADATA_LEN).contains(size));
-                let (Some(id), Some(size)) = (id, size) else {
-                    return Err(FetchCloseReason::NoMetadata);
+                let done = self.done;
+                let Some(peer) = self.peers.get_mut(&key) else {
+                    return Ok(());
                 };
-                if let Some(peer) = self.peers.get_mut(&key) {
-                    peer.metadata_id = Some(id);
-                    peer.size = Some(size);
-                    peer.greeting.extension_handshake = Some(payload);
+                peer.greeting.extension_handshake = Some(payload);
+                match (id, size) {
+                    (Some(id), Some(size)) => {
+                        peer.metadata_id = Some(id);
+                        peer.size = Some(size);
+                        Ok(())
+                    }
+                    // Kept for the download once the dictionary is in.
+                    _ if done => Ok(()),
+                    _ => Err(FetchCloseReason::NoMetadata),
                 }
-                Ok(())
             }
             Message::Extended {
                 id: LOCAL_METADATA_ID,

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
+use proptest::prelude::*;
 use web_time::Instant;
 
 use super::*;
@@ -437,6 +438,50 @@ fn a_peer_that_is_ourselves_or_a_duplicate_is_refused_at_the_handover() {
     assert_eq!(swarm.peers(now).len(), 1);
 }
 
+#[test]
+fn once_done_a_peer_that_cannot_give_metadata_is_kept_for_the_download() {
+    let (info, content) = torrent();
+    let mut link = Link::new(&info, content);
+    link.pump();
+    let Side::Fetch(fetch) = &mut link.near else {
+        unreachable!()
+    };
+    fetch.handle_peer_connected(link.now, PeerKey(1));
+    let mut wire = BytesMut::new();
+    Handshake {
+        reserved: Reserved::NONE.with_fast(true),
+        info_hash: *info.info_hash().as_bytes(),
+        peer_id: OTHER,
+    }
+    .encode(&mut wire);
+    Message::HaveAll.encode(&mut wire);
+    fetch.handle_peer_data(link.now, PeerKey(1), &wire);
+    let outputs: Vec<FetchOutput> = std::iter::from_fn(|| fetch.poll_output()).collect();
+    assert!(
+        !outputs
+            .iter()
+            .any(|o| matches!(o, FetchOutput::Close { .. })),
+        "{outputs:?}"
+    );
+    // No extension bit: `have none` alone answered its handshake.
+    let mut sent = BytesMut::new();
+    for output in &outputs {
+        if let FetchOutput::Send {
+            peer: PeerKey(1),
+            data,
+        } = output
+        {
+            sent.extend_from_slice(data);
+        }
+    }
+    assert_eq!(handshakes_in(&[sent.clone().freeze()]), 1);
+    assert_eq!(messages(&[sent.freeze().slice(68..)]), [Message::HaveNone]);
+    link.hand_over(&info);
+    let peers = link.download().peers(link.now);
+    let other = peers.iter().find(|p| p.peer == PeerKey(1)).unwrap();
+    assert!(other.is_seed && other.am_interested);
+}
+
 /// Messages a peer may send while the metadata is fetched, bad ones
 /// included (a bitfield of the wrong length, a `have` out of range, a
 /// second bitfield).
@@ -466,8 +511,6 @@ fn seen(swarm: &Swarm, now: Instant, peer: PeerKey) -> Option<(u32, bool, bool, 
         snapshot.peer_interested,
     ))
 }
-
-use proptest::prelude::*;
 
 proptest! {
     /// Handing a connection over at any byte leaves the download where it
