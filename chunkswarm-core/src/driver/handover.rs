@@ -2,7 +2,7 @@
 //! parked torrent's connections go to the new swarm as they are
 //! ([`Swarm::admit_peer`]), so the download starts at once on the peers
 //! that gave the metadata, without new offers, and the tracker hears no
-//! second `started`.
+//! second `started`. The peers the fetch banned stay banned.
 
 use web_time::Instant;
 
@@ -26,6 +26,10 @@ impl Machine {
         let (Engine::Metadata(fetch), Engine::Swarm(swarm)) = (parked, &mut torrent.engine) else {
             return;
         };
+        let banned: Vec<[u8; 20]> = fetch.banned().copied().collect();
+        for peer_id in banned {
+            swarm.ban_peer_id(now, peer_id);
+        }
         let handed = fetch.into_handover();
         tracing::info!(
             %info_hash,

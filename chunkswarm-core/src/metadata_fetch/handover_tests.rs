@@ -400,7 +400,7 @@ fn a_handshake_half_in_at_the_handover_is_finished_by_the_download() {
 }
 
 #[test]
-fn a_peer_that_is_ourselves_or_a_duplicate_is_refused_at_the_handover() {
+fn a_peer_that_is_ourselves_a_duplicate_or_banned_is_refused_at_the_handover() {
     let (info, _) = torrent();
     let pieces = info.layout().piece_count();
     let now = Instant::now();
@@ -422,6 +422,8 @@ fn a_peer_that_is_ourselves_or_a_duplicate_is_refused_at_the_handover() {
     swarm.admit_peer(now, PeerKey(0), handshaken(OTHER));
     swarm.admit_peer(now, PeerKey(1), handshaken(OTHER));
     swarm.admit_peer(now, PeerKey(2), handshaken(FETCHER));
+    swarm.ban_peer_id(now, SEEDER);
+    swarm.admit_peer(now, PeerKey(3), handshaken(SEEDER));
     let closed: Vec<(PeerKey, CloseReason)> = std::iter::from_fn(|| swarm.poll_output())
         .filter_map(|o| match o {
             Output::Close { peer, reason } => Some((peer, reason)),
@@ -432,7 +434,8 @@ fn a_peer_that_is_ourselves_or_a_duplicate_is_refused_at_the_handover() {
         closed,
         [
             (PeerKey(1), CloseReason::Duplicate),
-            (PeerKey(2), CloseReason::Duplicate)
+            (PeerKey(2), CloseReason::Duplicate),
+            (PeerKey(3), CloseReason::Banned)
         ]
     );
     assert_eq!(swarm.peers(now).len(), 1);

@@ -118,6 +118,21 @@ impl Swarm {
         self.serve_uploads(now);
     }
 
+    /// Refuses the peer with this id from now on, closing its connection
+    /// if one is open: for the peers a metadata fetch banned for sending a
+    /// copy of the dictionary that was not the torrent's.
+    pub fn ban_peer_id(&mut self, now: Instant, peer_id: [u8; 20]) {
+        self.banned_ids.insert(peer_id);
+        let connected = self
+            .peers
+            .iter()
+            .find(|(_, p)| p.peer_id == Some(peer_id))
+            .map(|(key, _)| *key);
+        if let Some(key) = connected {
+            self.drop_peer(now, key, CloseReason::Banned, true);
+        }
+    }
+
     /// The limits of a connection's decoder once the torrent is known.
     pub(super) fn decoder_limits(&self) -> DecoderLimits {
         DecoderLimits::new().with_piece_count(self.layout.piece_count())
