@@ -89,8 +89,10 @@ pub(super) enum Action {
     SyncStore { info_hash: InfoHash },
     /// The torrent is gone: drop its store, web seed and offers.
     Forget { info_hash: InfoHash },
-    /// The metadata fetch of a torrent is over (a `Forget` follows): hand
-    /// the verified dictionary, or why it is unusable, to whoever asked.
+    /// The metadata fetch of a torrent is over: hand the verified
+    /// dictionary, or why it is unusable, to whoever asked. With a
+    /// dictionary the torrent stays, parked, for `add_torrent` to start
+    /// the download on its connections; without one a `Forget` follows.
     MetadataFetched {
         info_hash: InfoHash,
         result: Result<Info, MetadataError>,

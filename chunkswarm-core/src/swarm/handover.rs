@@ -11,6 +11,10 @@
 //! fast bit and **an extension handshake** if it set the extension bit;
 //! nothing else: no `interested`, no `unchoke`, no request, no piece. This
 //! is what a [`MetadataFetch`](crate::metadata_fetch::MetadataFetch) sends.
+//! Of what the peer sent, only what [`HandshakenPeer`] holds is carried
+//! over: a `request` before the handover is dropped unanswered (we had
+//! said we hold nothing, and choke it), and so are `suggest` and `allowed
+//! fast`, which the swarm ignores.
 //!
 //! The swarm then sends what it would have sent on a connection of its
 //! own: a `have` for each piece held (a bitfield may only come first), a
