@@ -3,26 +3,7 @@
 //! link hands its connections to the download once the info dictionary is
 //! in, so that the download starts on them instead of reconnecting.
 //!
-//! # What the connection must carry
-//!
-//! A handed-over connection has sent **our handshake** (the fast and
-//! extension bits, the swarm's own peer id and the torrent's infohash) and,
-//! once the peer's handshake was in, **`have none`** if the peer set the
-//! fast bit and **an extension handshake** if it set the extension bit;
-//! nothing else: no `interested`, no `unchoke`, no request, no piece. This
-//! is what a [`MetadataFetch`](crate::metadata_fetch::MetadataFetch) sends.
-//! Of what the peer sent, only what [`HandshakenPeer`] holds is carried
-//! over: a `request` before the handover is dropped unanswered (we had
-//! said we hold nothing, and choke it), and so are `suggest` and `allowed
-//! fast`, which the swarm ignores.
-//!
-//! The swarm then sends what it would have sent on a connection of its
-//! own: a `have` for each piece held (a bitfield may only come first), a
-//! second extension handshake with everything it offers, and goes on as
-//! if it had read what the peer said so far ([`HandshakenPeer`]). A peer
-//! whose earlier messages the swarm does not accept (a bitfield of the
-//! wrong length, a `have` out of range) is closed with the reason it
-//! would have been given had the swarm read them itself.
+//! See [`PeerHandover`] for what such a connection must carry.
 
 use bytes::Bytes;
 use web_time::Instant;
@@ -33,8 +14,28 @@ use crate::swarm::CloseReason;
 use crate::wire::extension::EXTENSION_HANDSHAKE_ID;
 use crate::wire::{Decoder, DecoderLimits, Handshake, HandshakeDecoder, Message};
 
-/// How far a handed-over connection has come. See the [module docs](self)
-/// for what must have been sent on it.
+/// How far a connection handed to [`Swarm::admit_peer`] has come.
+///
+/// # What the connection must carry
+///
+/// A handed-over connection has sent **our handshake** (the fast and
+/// extension bits, the swarm's own peer id and the torrent's infohash) and,
+/// once the peer's handshake was in, **`have none`** if the peer set the
+/// fast bit and **an extension handshake** if it set the extension bit;
+/// nothing else: no `interested`, no `unchoke`, no request, no piece. This
+/// is what a [`MetadataFetch`](crate::metadata_fetch::MetadataFetch) sends.
+/// Of what the peer sent, only what [`HandshakenPeer`] holds is carried
+/// over: a `request` before the handover is dropped unanswered (we had
+/// said we hold nothing, and choke it), and so are `suggest` and `allowed
+/// fast`, which the swarm ignores.
+///
+/// The swarm then sends what it would have sent on a connection of its
+/// own: a `have` for each piece held (a bitfield may only come first), a
+/// second extension handshake with everything it offers, and goes on as
+/// if it had read what the peer said so far ([`HandshakenPeer`]). A peer
+/// whose earlier messages the swarm does not accept (a bitfield of the
+/// wrong length, a `have` out of range) is closed with the reason it
+/// would have been given had the swarm read them itself.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PeerHandover {
     /// Our handshake went out; the peer's has not fully arrived.
@@ -98,8 +99,8 @@ impl FirstAvailability {
 
 impl Swarm {
     /// Takes over an open connection whose handshake another engine began
-    /// on this torrent (see the [module docs](self) for what it must have
-    /// sent): no handshake goes out again. A connection the swarm would
+    /// on this torrent (see [`PeerHandover`] for what it must have sent):
+    /// no handshake goes out again. A connection the swarm would
     /// have refused (its own peer id, a duplicate, a banned peer, too many
     /// peers, a broken message) is closed with an [`Output::Close`].
     /// Reusing the key of a connection the swarm still knows replaces it.
