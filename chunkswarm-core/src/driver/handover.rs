@@ -50,6 +50,7 @@ impl Machine {
             self.announce_completed(now, info_hash);
             self.publish(info_hash, Event::Completed);
         }
-        self.drain(now, info_hash);
+        // As for any torrent added: subscribers hear the tracker's state.
+        self.tell_tracker_news(now, info_hash);
     }
 }

@@ -229,7 +229,7 @@ impl Machine {
 
     /// Tells a new torrent's subscribers the tracker's state as last heard,
     /// and carries out its first outputs.
-    fn tell_tracker_news(&mut self, now: Instant, info_hash: InfoHash) {
+    pub(super) fn tell_tracker_news(&mut self, now: Instant, info_hash: InfoHash) {
         match self.tracker_news.clone() {
             Some(Ok(())) => self.publish(info_hash, Event::TrackerConnected),
             Some(Err(error)) => self.publish(info_hash, Event::TrackerFailed { error }),

@@ -109,3 +109,28 @@ fn a_parked_torrent_is_dropped_by_remove_and_refuses_a_second_fetch() {
     let last = world.announces(1).last().map(|(_, a)| a.event);
     assert_eq!(last, Some(Some(AnnounceEvent::Stopped)));
 }
+
+#[test]
+fn a_parked_torrent_whose_store_holds_everything_completes_at_once() {
+    let (info, content) = torrent(64 * 16 * 1024);
+    let info_hash = info.info_hash();
+    let mut world = World::new(2);
+    world.add(0, &info, &content, true);
+    let now = world.now;
+    world.peers[1].machine.add_fetch(now, info_hash).unwrap();
+    world.run_for(Duration::from_secs(30), |w| {
+        w.peers[1]
+            .actions
+            .iter()
+            .any(|(_, a)| matches!(a, Action::MetadataFetched { .. }))
+    });
+    // The content was already on disk: the download is over when it starts.
+    world.add(1, &info, &content, true);
+    assert!(world.heard(1, |e| *e == Event::Completed));
+    let events: Vec<_> = world
+        .announces(1)
+        .into_iter()
+        .filter_map(|(_, a)| a.event)
+        .collect();
+    assert_eq!(events, [AnnounceEvent::Started, AnnounceEvent::Completed]);
+}
