@@ -622,6 +622,8 @@ impl MetadataFetch {
 
 mod greeting;
 #[cfg(test)]
+mod handover_props;
+#[cfg(test)]
 mod handover_tests;
 #[cfg(test)]
 mod tests;
