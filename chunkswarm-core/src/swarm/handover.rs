@@ -9,7 +9,7 @@ use bytes::Bytes;
 use web_time::Instant;
 
 use super::peer::{Peer, WireState};
-use super::{Event, PeerKey, Swarm};
+use super::{PeerKey, Swarm};
 use crate::swarm::CloseReason;
 use crate::wire::extension::EXTENSION_HANDSHAKE_ID;
 use crate::wire::{Decoder, DecoderLimits, Handshake, HandshakeDecoder, Message};
@@ -159,26 +159,13 @@ impl Swarm {
         if let Some(reason) = self.refusal(&peer.handshake) {
             return self.drop_peer(now, key, reason, true);
         }
-        let handshake = peer.handshake;
-        if let Some(state) = self.peers.get_mut(&key) {
-            state.peer_id = Some(handshake.peer_id);
-            state.fast = handshake.reserved.supports_fast();
-        }
         // The peer heard `have none` (or nothing): what we hold follows.
         let haves: Vec<Message> = self
             .have
             .iter_ones()
             .map(|piece| Message::Have { piece: piece.get() })
             .collect();
-        self.send(now, key, &haves);
-        if handshake.reserved.supports_extended() {
-            self.send_extension_handshake(now, key);
-        }
-        self.emit(Event::PeerConnected {
-            peer: key,
-            peer_id: handshake.peer_id,
-        });
-        self.upload.peer_joined(now, key);
+        self.greet(now, key, &peer.handshake, &haves);
         self.replay(now, key, peer);
     }
 

@@ -89,19 +89,35 @@ impl Swarm {
             self.drop_peer(now, key, reason, true);
             return false;
         }
-        let Some(peer) = self.peers.get_mut(&key) else {
+        if !self.peers.contains_key(&key) {
             return false;
-        };
-        peer.peer_id = Some(handshake.peer_id);
-        peer.fast = handshake.reserved.supports_fast();
-        let announce = if peer.fast && self.have.is_full() {
+        }
+        let fast = handshake.reserved.supports_fast();
+        let announce = if fast && self.have.is_full() {
             Message::HaveAll
-        } else if peer.fast && self.have.is_clear() {
+        } else if fast && self.have.is_clear() {
             Message::HaveNone
         } else {
             Message::Bitfield(self.have.to_bytes().into())
         };
-        self.send(now, key, &[announce]);
+        self.greet(now, key, &handshake, &[announce]);
+        true
+    }
+
+    /// Takes in an accepted peer's handshake and greets it: `availability`
+    /// (what we hold), then our extension handshake if it speaks BEP 10.
+    pub(super) fn greet(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        handshake: &Handshake,
+        availability: &[Message],
+    ) {
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.peer_id = Some(handshake.peer_id);
+            peer.fast = handshake.reserved.supports_fast();
+        }
+        self.send(now, key, availability);
         if handshake.reserved.supports_extended() {
             self.send_extension_handshake(now, key);
         }
@@ -110,7 +126,6 @@ impl Swarm {
             peer_id: handshake.peer_id,
         });
         self.upload.peer_joined(now, key);
-        true
     }
 
     /// Why a connection whose peer sent `handshake` is refused, if it is.
