@@ -263,10 +263,13 @@ fn members_that_cannot_take_a_message_are_never_chosen() {
             .collect();
         let open = members.iter().filter(|m| !m.full).count();
         for want in [1, 3, 10] {
-            for me in [asker(&mine, Some(8)), Asker {
-                holdings: Holdings::Unknown,
-                ..asker(&mine, None)
-            }] {
+            for me in [
+                asker(&mine, Some(8)),
+                Asker {
+                    holdings: Holdings::Unknown,
+                    ..asker(&mine, None)
+                },
+            ] {
                 let picks = choose(&me, &members, want, &mut rng);
                 assert!(picks.iter().all(|&i| !members[i].full), "{picks:?}");
                 if size <= 60 {

@@ -558,6 +558,10 @@ impl Registry {
         if pending.expires <= now {
             return Err(RegistryError::ExpiredAnswer);
         }
+        // Not written for a queue it would not fit in.
+        if !state.outbox.has_room() {
+            return Err(RegistryError::SlowPeer);
+        }
         let text = reply::answer(&msg.info_hash, &msg.peer_id, &msg.offer_id, msg.answer);
         state
             .outbox

@@ -413,7 +413,10 @@ fn offers_go_to_members_whose_queue_has_room() {
     assert_eq!((done.forwarded, done.dropped), (0, 0));
     // Connection 1 reads its queue: it is chosen again.
     h.received(1);
-    let done = h.send(0, announce(9, 1, &[121, 122]), now).unwrap().unwrap();
+    let done = h
+        .send(0, announce(9, 1, &[121, 122]), now)
+        .unwrap()
+        .unwrap();
     assert_eq!((done.forwarded, done.dropped), (1, 0));
     let got = h.received(1);
     assert_eq!(got.last().unwrap()["peer_id"], bin(1));
