@@ -32,6 +32,8 @@
 # -n`): its own loopback, ports and TCP counters.
 #
 # Usage (from anywhere): bash benches/aquatic_compare.sh [seconds per run, default 30]
+# CHUNKSWARM_TRACKER=path runs that tracker binary instead of building this
+# checkout's (to compare two builds, run them alternately).
 # Installs aquatic_ws and aquatic_ws_load_test with `cargo install` into
 # $AQUATIC_ROOT (default ~/.cargo) when missing; needs openssl, curl and taskset.
 set -euo pipefail
@@ -42,14 +44,16 @@ if [ -z "${AQUATIC_COMPARE_NETNS:-}" ]; then
   if [ ! -x "$root/bin/aquatic_ws" ] || [ ! -x "$root/bin/aquatic_ws_load_test" ]; then
     cargo install --root "$root" aquatic_ws aquatic_ws_load_test
   fi
-  (cd "$repo" && cargo build --release -q -p chunkswarm-tracker --features cli)
+  if [ -z "${CHUNKSWARM_TRACKER:-}" ]; then
+    (cd "$repo" && cargo build --release -q -p chunkswarm-tracker --features cli)
+  fi
   if [ "$(id -u)" = 0 ] && unshare -n true 2>/dev/null; then
     exec env AQUATIC_COMPARE_NETNS=1 unshare -n bash "$0" "$@"
   fi
 else
   ip link set lo up
 fi
-tracker="${CARGO_TARGET_DIR:-$repo/target}/release/chunkswarm-tracker"
+tracker="${CHUNKSWARM_TRACKER:-${CARGO_TARGET_DIR:-$repo/target}/release/chunkswarm-tracker}"
 
 # Logs stay in the work directory, printed at the end.
 work="$(mktemp -d)"

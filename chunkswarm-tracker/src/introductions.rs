@@ -21,7 +21,8 @@
 //! Unused slots of one kind go to the others. An asker that reports no pieces
 //! (a WebTorrent client) or holds everything gets random members, as before
 //! the piece map existed; a seeder is never introduced to a seeder. Nobody is
-//! introduced to itself, and no member is chosen twice.
+//! introduced to itself, no member is chosen twice, and a member that cannot
+//! take a message now ([`Member::can_take`]: its queue is full) is not chosen.
 //!
 //! The cost is bounded whatever the swarm's size: ranking looks at no more
 //! than [`RANKED_MEMBERS`] members (all of them in smaller swarms; otherwise
@@ -121,6 +122,12 @@ pub trait Member {
     fn fetch_key(&self) -> Option<u64> {
         None
     }
+    /// Whether a message sent to it now would reach it: `false` for a member
+    /// whose queue is full (it does not read what it is sent), which is
+    /// then never chosen, so that no offer goes to it only to be lost.
+    fn can_take(&self) -> bool {
+        true
+    }
 }
 
 /// The announcing peer.
@@ -146,7 +153,9 @@ pub fn choose<M: Member>(
 ) -> Vec<usize> {
     let asker_seeds = matches!(asker.holdings, Holdings::All);
     let eligible = |i: usize| {
-        Some(i) != asker.index && !(asker_seeds && matches!(members[i].holdings(), Holdings::All))
+        Some(i) != asker.index
+            && !(asker_seeds && matches!(members[i].holdings(), Holdings::All))
+            && members[i].can_take()
     };
     let mut chosen = Vec::with_capacity(want.min(members.len()));
     if want == 0 || members.is_empty() {

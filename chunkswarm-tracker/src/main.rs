@@ -14,6 +14,10 @@ use chunkswarm_tracker::{
 };
 use clap::Parser;
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The chunkswarm tracker: WebTorrent-compatible signaling, the chunk
 /// registry, the HTTP origin (web seed) and the catalog.
 #[derive(Debug, Parser)]

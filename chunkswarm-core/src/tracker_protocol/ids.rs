@@ -60,14 +60,11 @@ pub fn decode_json_binary(literal: &str) -> Option<[u8; 20]> {
                     b'n' => (b'\n', 2),
                     b'r' => (b'\r', 2),
                     b't' => (b'\t', 2),
-                    b'u' => {
-                        let hex = std::str::from_utf8(inner.get(at + 2..at + 6)?).ok()?;
-                        if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
-                            return None;
-                        }
-                        let code = u16::from_str_radix(hex, 16).ok()?;
-                        (u8::try_from(code).ok()?, 6)
-                    }
+                    // Up to U+00FF: `\u00` and two hex digits (wider is no byte).
+                    b'u' => match *inner.get(at + 2..at + 6)? {
+                        [b'0', b'0', high, low] => (hex_digit(high)? << 4 | hex_digit(low)?, 6),
+                        _ => return None,
+                    },
                     _ => return None,
                 };
                 (value, len)
@@ -86,6 +83,17 @@ pub fn decode_json_binary(literal: &str) -> Option<[u8; 20]> {
         at += len;
     }
     (count == 20).then_some(bytes)
+}
+
+/// The value of one hex digit, either case.
+#[inline]
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
 }
 
 /// Appends `bytes` as a JSON string of chars U+0000 to U+00FF.
@@ -146,6 +154,11 @@ mod tests {
             r#""\x0aaaaaaaaaaaaaaaaaaaa""#,
             r#""\u00"#,
             r#""\u+0ffaaaaaaaaaaaaaaaaaaa""#,
+            r#""\u00FfaaaaaaaaaaaaaaaaaaA""#,
+            r#""\u00g0aaaaaaaaaaaaaaaaaaa""#,
+            r#""\u0g00aaaaaaaaaaaaaaaaaaa""#,
+            r#""\u01ffaaaaaaaaaaaaaaaaaaa""#,
+            r#""aaaaaaaaaaaaaaaaaaa\u00""#,
             "\"\u{7f}\u{80}\u{ff}aaaaaaaaaaaaaaaaa\"",
             "aaaaaaaaaaaaaaaaaaaa",
             "\"",

@@ -384,16 +384,50 @@ fn parse_offers(raw: Option<&RawValue>) -> Option<Vec<Offer<'_>>> {
     let Some(raw) = raw.filter(|raw| !is_null(raw)) else {
         return Some(Vec::new());
     };
-    let wire: Vec<WireOffer<'_>> = serde_json::from_str(raw.get()).ok()?;
-    wire.into_iter()
-        .map(|o| {
-            let offer_id = id_of(o.offer_id)?;
-            is_object(o.offer).then_some(Offer {
-                offer_id,
-                offer: o.offer,
-            })
-        })
-        .collect()
+    serde_json::from_str::<Offers<'_>>(raw.get())
+        .ok()
+        .map(|offers| offers.0)
+}
+
+/// A list of offers, read straight into [`Offer`]s in one vector sized for
+/// the usual ten (a list of `WireOffer`s grown one by one, then turned into
+/// offers, reallocated four times per announce).
+struct Offers<'a>(Vec<Offer<'a>>);
+
+impl<'de> Deserialize<'de> for Offers<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Offers<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of offers")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut offers = Vec::new();
+                while let Some(wire) = seq.next_element::<WireOffer<'de>>()? {
+                    let offer_id = id_of(wire.offer_id)
+                        .ok_or_else(|| serde::de::Error::custom("invalid offer_id"))?;
+                    if !is_object(wire.offer) {
+                        return Err(serde::de::Error::custom("offer is not an object"));
+                    }
+                    if offers.is_empty() {
+                        offers.reserve(seq.size_hint().unwrap_or(10).min(64));
+                    }
+                    offers.push(Offer {
+                        offer_id,
+                        offer: wire.offer,
+                    });
+                }
+                Ok(Offers(offers))
+            }
+        }
+        deserializer.deserialize_seq(Visitor)
+    }
 }
 
 /// `left` as WebTorrent's tracker reads it: a number or numeric string;

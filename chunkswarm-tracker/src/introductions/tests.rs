@@ -12,6 +12,8 @@ struct TestMember {
     field: Option<Bitfield>,
     seeder: bool,
     position: Option<u32>,
+    /// Its queue is full: it cannot take an offer now.
+    full: bool,
 }
 
 impl Member for TestMember {
@@ -21,6 +23,10 @@ impl Member for TestMember {
 
     fn position(&self) -> Option<u32> {
         self.position
+    }
+
+    fn can_take(&self) -> bool {
+        !self.full
     }
 }
 
@@ -38,6 +44,7 @@ fn holding(pieces: impl IntoIterator<Item = u32>, position: Option<u32>) -> Test
         field: Some(field(pieces)),
         seeder: false,
         position,
+        full: false,
     }
 }
 
@@ -46,6 +53,7 @@ fn webtorrent() -> TestMember {
         field: None,
         seeder: false,
         position: None,
+        full: false,
     }
 }
 
@@ -54,6 +62,7 @@ fn seeder() -> TestMember {
         field: None,
         seeder: true,
         position: None,
+        full: false,
     }
 }
 
@@ -231,4 +240,50 @@ fn an_unknown_piece_count_falls_back_to_random() {
     };
     let mut rng = fastrand::Rng::with_seed(2);
     assert_eq!(choose(&me, &members, 3, &mut rng).len(), 3);
+}
+
+#[test]
+fn members_that_cannot_take_a_message_are_never_chosen() {
+    let mut rng = fastrand::Rng::with_seed(3);
+    let mine = field(0..8);
+    for size in [3usize, 12, 60, RANKED_MEMBERS + 300] {
+        // Every third member is full; the best holders of the asker's next
+        // pieces among them.
+        let members: Vec<TestMember> = (0..size)
+            .map(|k| TestMember {
+                full: k % 3 == 0,
+                ..if k % 3 == 0 {
+                    holding(8..40, None)
+                } else if k % 3 == 1 {
+                    holding(8..10, None)
+                } else {
+                    webtorrent()
+                }
+            })
+            .collect();
+        let open = members.iter().filter(|m| !m.full).count();
+        for want in [1, 3, 10] {
+            for me in [
+                asker(&mine, Some(8)),
+                Asker {
+                    holdings: Holdings::Unknown,
+                    ..asker(&mine, None)
+                },
+            ] {
+                let picks = choose(&me, &members, want, &mut rng);
+                assert!(picks.iter().all(|&i| !members[i].full), "{picks:?}");
+                if size <= 60 {
+                    assert_eq!(picks.len(), want.min(open), "size {size} want {want}");
+                }
+            }
+        }
+    }
+    // Nobody can take one: nobody is chosen.
+    let members: Vec<TestMember> = (0..5)
+        .map(|_| TestMember {
+            full: true,
+            ..webtorrent()
+        })
+        .collect();
+    assert!(choose(&asker(&mine, None), &members, 3, &mut rng).is_empty());
 }

@@ -39,6 +39,14 @@ impl Member for Candidate<'_> {
             Self::Remote(member, _) => Some(introductions::facts::key_of(&member.peer_id.0)),
         }
     }
+
+    fn can_take(&self) -> bool {
+        match self {
+            Self::Local(peer) => peer.can_take(),
+            // Relayed through the cluster, whose queues are its own.
+            Self::Remote(..) => true,
+        }
+    }
 }
 
 /// The bitfields of `remote`, where they match the swarm's `piece_count`.

@@ -366,9 +366,11 @@ impl Registry {
             {
                 return Err(RegistryError::TrackerFull);
             }
-            if let Some(state) = self.conns.get_mut(&conn) {
-                state.memberships.push(membership);
-            }
+            let Some(state) = self.conns.get_mut(&conn) else {
+                return Err(RegistryError::UnknownPeer);
+            };
+            state.memberships.push(membership);
+            let outbox = state.outbox.clone();
             let swarm = self.swarms.entry(msg.info_hash).or_default();
             if swarm.piece_count.is_none() {
                 swarm.piece_count = library_pieces;
@@ -376,6 +378,7 @@ impl Registry {
             swarm.insert(SwarmPeer {
                 peer_id: msg.peer_id,
                 conn,
+                outbox,
                 complete: false,
                 pieces: None,
                 position: None,
@@ -495,9 +498,7 @@ impl Registry {
             let Some(peer) = swarm.peers().get(target) else {
                 continue;
             };
-            let Some(outbox) = self.conns.get(&peer.conn).map(|c| &c.outbox) else {
-                continue;
-            };
+            let outbox = &peer.outbox;
             if !outbox.has_room() {
                 dropped += 1;
                 continue;
@@ -556,6 +557,10 @@ impl Registry {
             .ok_or(RegistryError::UnsolicitedAnswer)?;
         if pending.expires <= now {
             return Err(RegistryError::ExpiredAnswer);
+        }
+        // Not written for a queue it would not fit in.
+        if !state.outbox.has_room() {
+            return Err(RegistryError::SlowPeer);
         }
         let text = reply::answer(&msg.info_hash, &msg.peer_id, &msg.offer_id, msg.answer);
         state

@@ -10,6 +10,7 @@ use super::ConnId;
 use crate::cluster::MemberReport;
 use crate::introductions::{self, Asker, Holdings, Member};
 use crate::signaling::ids::PeerId;
+use crate::signaling::outbox::Outbox;
 use crate::signaling::reply::SwarmCounts;
 
 /// A peer of a swarm.
@@ -17,6 +18,8 @@ use crate::signaling::reply::SwarmCounts;
 pub(crate) struct SwarmPeer {
     pub(crate) peer_id: PeerId,
     pub(crate) conn: ConnId,
+    /// The queue to its connection, for offers forwarded to it.
+    pub(crate) outbox: Outbox,
     /// A seeder: `left` was 0, it sent `completed`, or its bitfield is full.
     pub(crate) complete: bool,
     /// Pieces it reported (chunkswarm extension); `None` if it never did, or
@@ -38,6 +41,10 @@ impl Member for SwarmPeer {
 
     fn fetch_key(&self) -> Option<u64> {
         Some(introductions::facts::key_of(&self.peer_id.0))
+    }
+
+    fn can_take(&self) -> bool {
+        self.outbox.has_room()
     }
 }
 
@@ -231,10 +238,18 @@ mod tests {
     use super::*;
     use crate::signaling::ids::Id20;
 
+    /// A queue with room whose receiving side stays open.
+    fn open_outbox() -> Outbox {
+        let (outbox, inbox) = crate::signaling::outbox::outbox(1);
+        std::mem::forget(inbox);
+        outbox
+    }
+
     fn peer(n: u8, complete: bool) -> SwarmPeer {
         SwarmPeer {
             peer_id: Id20([n; 20]),
             conn: u64::from(n),
+            outbox: open_outbox(),
             complete,
             pieces: None,
             position: None,

@@ -231,7 +231,7 @@ fn seeders_do_not_get_offers_from_seeders() {
 }
 
 #[test]
-fn full_queues_lose_offers_instead_of_blocking() {
+fn full_queues_are_passed_over_instead_of_blocking() {
     let now = Instant::now();
     let mut registry = Registry::new(limits());
     let (tx0, _rx0) = outbox(4);
@@ -244,7 +244,7 @@ fn full_queues_lose_offers_instead_of_blocking() {
     };
     registry.announce(1, &a, None, &[], now).unwrap();
     let sdp: Box<RawValue> = serde_json::from_str(r#"{"type":"offer","sdp":"x"}"#).unwrap();
-    let mut dropped = 0;
+    let (mut forwarded, mut dropped) = (0, 0);
     for round in 0..3u8 {
         let msg = Announce {
             info_hash: InfoHash::new([1; 20]),
@@ -258,9 +258,13 @@ fn full_queues_lose_offers_instead_of_blocking() {
             bitfield: None,
             position: None,
         };
-        dropped += registry.announce(0, &msg, None, &[], now).unwrap().dropped;
+        let done = registry.announce(0, &msg, None, &[], now).unwrap();
+        forwarded += done.forwarded;
+        dropped += done.dropped;
     }
-    assert_eq!(dropped, 2);
+    // The first offer fills the member's queue; it is not chosen after that,
+    // so no offer is built for it only to be lost.
+    assert_eq!((forwarded, dropped), (1, 0));
 }
 
 #[test]
@@ -382,4 +386,38 @@ fn an_announce_with_pieces_gets_the_swarm_facts_and_a_webtorrent_client_none() {
     // A WebTorrent client reports no pieces and is told nothing new.
     let done = h.send(2, announce(1, 3, &[]), now).unwrap().unwrap();
     assert_eq!(done.facts, None);
+}
+
+#[test]
+fn offers_go_to_members_whose_queue_has_room() {
+    let now = Instant::now();
+    let mut h = Harness::new(3);
+    h.send(1, announce(9, 2, &[]), now).unwrap();
+    h.send(2, announce(9, 3, &[]), now).unwrap();
+    // Connection 1 does not read: its queue (16 messages) is full.
+    let full = h.registry.conns[&1].outbox.clone();
+    while full.try_send("{}".into()).is_ok() {}
+    for round in 0..8u8 {
+        let done = h
+            .send(0, announce(9, 1, &[100 + round]), now)
+            .unwrap()
+            .unwrap();
+        // The one offer goes to the member with room, not to be lost.
+        assert_eq!((done.forwarded, done.dropped), (1, 0), "round {round}");
+    }
+    assert_eq!(h.received(2).len(), 8);
+    // Once connection 2 is full too, nobody is chosen and nothing is built.
+    let other = h.registry.conns[&2].outbox.clone();
+    while other.try_send("{}".into()).is_ok() {}
+    let done = h.send(0, announce(9, 1, &[120]), now).unwrap().unwrap();
+    assert_eq!((done.forwarded, done.dropped), (0, 0));
+    // Connection 1 reads its queue: it is chosen again.
+    h.received(1);
+    let done = h
+        .send(0, announce(9, 1, &[121, 122]), now)
+        .unwrap()
+        .unwrap();
+    assert_eq!((done.forwarded, done.dropped), (1, 0));
+    let got = h.received(1);
+    assert_eq!(got.last().unwrap()["peer_id"], bin(1));
 }

@@ -217,7 +217,9 @@ pub(super) fn run(
                         let handled = match text {
                             // Boxed: the handling future exists only while a message is
                             // handled, not in every idle connection's task.
-                            Some(text) => Box::pin(handle::text(inner, conn, text, now)).await,
+                            Some(text) => {
+                                Box::pin(handle::text(inner, &own, conn, text, now)).await
+                            }
                             None => {
                                 inner.metrics.reject(Rejection::InvalidMessage);
                                 let refusal = Refusal {

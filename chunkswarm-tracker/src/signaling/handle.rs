@@ -7,6 +7,7 @@ use chunkswarm_core::metainfo::InfoHash;
 
 use super::ids::PeerId;
 use super::message::{self, Announce, Answer, Event, Request};
+use super::outbox::Outbox;
 use super::reply;
 use crate::cluster::{self, ClusterState, MemberReport, Relay, RemoteMember, RemoteSwarm};
 use crate::metrics::{Rejection, add};
@@ -37,10 +38,32 @@ fn rejection(e: RegistryError) -> Rejection {
     }
 }
 
-fn refuse(tracker: &Inner, action: &str, e: RegistryError, info_hash: &InfoHash) -> Handled {
+/// The reply `build` writes, unless the sender's own queue is full: then it
+/// would only be lost (counted as `slow_peer`, as a reply that did not fit),
+/// so it is not written. A client that does not read its replies (aquatic's
+/// load tester reads one message per request) would otherwise cost a reply
+/// written for nothing on most of its messages.
+fn reply_if_room(tracker: &Inner, own: &Outbox, build: impl FnOnce() -> String) -> Option<String> {
+    if own.has_room() {
+        Some(build())
+    } else {
+        tracker.metrics.reject(Rejection::SlowPeer);
+        None
+    }
+}
+
+fn refuse(
+    tracker: &Inner,
+    own: &Outbox,
+    action: &str,
+    e: RegistryError,
+    info_hash: &InfoHash,
+) -> Handled {
     tracker.metrics.reject(rejection(e));
     Handled {
-        reply: Some(reply::failure_text(action, &e.to_string(), Some(info_hash))),
+        reply: reply_if_room(tracker, own, || {
+            reply::failure_text(action, &e.to_string(), Some(info_hash))
+        }),
         abuse: e.is_abuse(),
     }
 }
@@ -116,12 +139,18 @@ fn report(tracker: &Inner, announce: &Announce<'_>, library_pieces: Option<u32>)
     }
 }
 
-async fn announce(tracker: &Inner, conn: ConnId, announce: &Announce<'_>, now: Instant) -> Handled {
+async fn announce(
+    tracker: &Inner,
+    own: &Outbox,
+    conn: ConnId,
+    announce: &Announce<'_>,
+    now: Instant,
+) -> Handled {
     let metrics = &tracker.metrics;
     add(&metrics.announces, 1);
     let membership = (announce.info_hash, announce.peer_id);
     if let Err(e) = claim(tracker, conn, announce.peer_id).await {
-        return refuse(tracker, "announce", e, &announce.info_hash);
+        return refuse(tracker, own, "announce", e, &announce.info_hash);
     }
     let library_pieces = match (&announce.bitfield, &tracker.library) {
         (Some(_), Some(library)) => library.torrents.piece_count(&announce.info_hash),
@@ -154,7 +183,7 @@ async fn announce(tracker: &Inner, conn: ConnId, announce: &Announce<'_>, now: I
             if !alone && announce.event != Some(Event::Stopped) {
                 tracker.cluster.forget(Vec::new(), vec![membership]);
             }
-            return refuse(tracker, "announce", e, &announce.info_hash);
+            return refuse(tracker, own, "announce", e, &announce.info_hash);
         }
     };
     let relayed = relay_offers(tracker, announce, &done.remote, &members);
@@ -165,31 +194,39 @@ async fn announce(tracker: &Inner, conn: ConnId, announce: &Announce<'_>, now: I
     if let Some(warning) = done.warning {
         metrics.reject(rejection(warning));
     }
-    let warning = done.warning.map(|w| w.to_string());
-    let ice = match &tracker.ice {
-        Some(issuer) if announce.event != Some(Event::Stopped) => Some(issuer.grant(
-            &crate::ice::peer_name(&announce.peer_id.0),
-            std::time::SystemTime::now(),
-        )),
-        _ => None,
-    };
-    let text = reply::announce(
-        &announce.info_hash,
-        tracker.config.announce_interval.as_secs(),
-        cluster::sum(done.counts, remote.counts),
-        warning.as_deref(),
-        ice.as_deref(),
-        done.facts.as_ref(),
-    );
+    let reply = reply_if_room(tracker, own, || {
+        let warning = done.warning.map(|w| w.to_string());
+        let ice = match &tracker.ice {
+            Some(issuer) if announce.event != Some(Event::Stopped) => Some(issuer.grant(
+                &crate::ice::peer_name(&announce.peer_id.0),
+                std::time::SystemTime::now(),
+            )),
+            _ => None,
+        };
+        reply::announce(
+            &announce.info_hash,
+            tracker.config.announce_interval.as_secs(),
+            cluster::sum(done.counts, remote.counts),
+            warning.as_deref(),
+            ice.as_deref(),
+            done.facts.as_ref(),
+        )
+    });
     Handled {
-        reply: Some(text),
+        reply,
         abuse: false,
     }
 }
 
-async fn answer(tracker: &Inner, conn: ConnId, answer: &Answer<'_>, now: Instant) -> Handled {
+async fn answer(
+    tracker: &Inner,
+    own: &Outbox,
+    conn: ConnId,
+    answer: &Answer<'_>,
+    now: Instant,
+) -> Handled {
     if let Err(e) = claim(tracker, conn, answer.peer_id).await {
-        return refuse(tracker, "announce", e, &answer.info_hash);
+        return refuse(tracker, own, "announce", e, &answer.info_hash);
     }
     let result = tracker.registry().answer(conn, answer, now);
     match result {
@@ -211,18 +248,24 @@ async fn answer(tracker: &Inner, conn: ConnId, answer: &Answer<'_>, now: Instant
                 abuse: false,
             }
         }
-        Err(e) => refuse(tracker, "announce", e, &answer.info_hash),
+        Err(e) => refuse(tracker, own, "announce", e, &answer.info_hash),
     }
 }
 
-/// Handles one text message of connection `conn`.
-pub(crate) async fn text(tracker: &Inner, conn: ConnId, text: &str, now: Instant) -> Handled {
+/// Handles one text message of connection `conn`, whose own queue is `own`.
+pub(crate) async fn text(
+    tracker: &Inner,
+    own: &Outbox,
+    conn: ConnId,
+    text: &str,
+    now: Instant,
+) -> Handled {
     let request = match message::parse(text) {
         Ok(request) => request,
         Err(refusal) => {
             tracker.metrics.reject(Rejection::InvalidMessage);
             return Handled {
-                reply: Some(reply::failure(&refusal)),
+                reply: reply_if_room(tracker, own, || reply::failure(&refusal)),
                 abuse: true,
             };
         }
@@ -230,15 +273,17 @@ pub(crate) async fn text(tracker: &Inner, conn: ConnId, text: &str, now: Instant
     let metrics = &tracker.metrics;
     let interval = tracker.config.announce_interval.as_secs();
     match request {
-        Request::Announce(message) => announce(tracker, conn, &message, now).await,
-        Request::Answer(message) => answer(tracker, conn, &message, now).await,
+        Request::Announce(message) => announce(tracker, own, conn, &message, now).await,
+        Request::Answer(message) => answer(tracker, own, conn, &message, now).await,
         Request::Scrape(info_hashes) => {
             add(&metrics.scrapes, 1);
             let limit = tracker.config.limits.max_scrape_hashes;
             if info_hashes.len() > limit {
                 metrics.reject(Rejection::InvalidMessage);
                 return Handled {
-                    reply: Some(reply::failure_text("scrape", "too many info_hash", None)),
+                    reply: reply_if_room(tracker, own, || {
+                        reply::failure_text("scrape", "too many info_hash", None)
+                    }),
                     abuse: true,
                 };
             }
@@ -249,13 +294,13 @@ pub(crate) async fn text(tracker: &Inner, conn: ConnId, text: &str, now: Instant
                 *counts = cluster::sum(*counts, remote);
             }
             Handled {
-                reply: Some(reply::scrape(&files, interval)),
+                reply: reply_if_room(tracker, own, || reply::scrape(&files, interval)),
                 abuse: false,
             }
         }
         Request::Have(have) => {
             if let Err(e) = claim(tracker, conn, have.peer_id).await {
-                return refuse(tracker, "x_cs_have", e, &have.info_hash);
+                return refuse(tracker, own, "x_cs_have", e, &have.info_hash);
             }
             let result = tracker.registry().have(conn, &have, now);
             match result {
@@ -263,7 +308,7 @@ pub(crate) async fn text(tracker: &Inner, conn: ConnId, text: &str, now: Instant
                     reply: None,
                     abuse: false,
                 },
-                Err(e) => refuse(tracker, "x_cs_have", e, &have.info_hash),
+                Err(e) => refuse(tracker, own, "x_cs_have", e, &have.info_hash),
             }
         }
     }

@@ -6,7 +6,7 @@
 //! allocated for its whole life.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Notify;
@@ -17,6 +17,10 @@ const KEEP_SLOTS: usize = 4;
 #[derive(Debug)]
 struct Shared {
     queue: Mutex<VecDeque<String>>,
+    /// The queue's length, kept beside it (changed under its lock) so that
+    /// [`Outbox::has_room`] reads it without locking: the registry asks it
+    /// of every member it may choose as an offer's recipient.
+    len: AtomicUsize,
     capacity: usize,
     ready: Notify,
     closed: AtomicBool,
@@ -54,6 +58,7 @@ pub(crate) enum Full {
 pub(crate) fn outbox(capacity: usize) -> (Outbox, Inbox) {
     let shared = Arc::new(Shared {
         queue: Mutex::new(VecDeque::new()),
+        len: AtomicUsize::new(0),
         capacity: capacity.max(1),
         ready: Notify::new(),
         closed: AtomicBool::new(false),
@@ -78,6 +83,7 @@ impl Outbox {
                 return Err(Full::Full);
             }
             queue.push_back(text);
+            self.shared.len.store(queue.len(), Ordering::Relaxed);
         }
         self.shared.ready.notify_one();
         Ok(())
@@ -89,7 +95,7 @@ impl Outbox {
     /// message is built, so none is built only to be lost.
     pub(crate) fn has_room(&self) -> bool {
         !self.shared.closed.load(Ordering::Acquire)
-            && self.shared.queue().len() < self.shared.capacity
+            && self.shared.len.load(Ordering::Relaxed) < self.shared.capacity
     }
 }
 
@@ -98,6 +104,7 @@ impl Inbox {
     pub(crate) fn try_recv(&mut self) -> Option<String> {
         let mut queue = self.shared.queue();
         let text = queue.pop_front();
+        self.shared.len.store(queue.len(), Ordering::Relaxed);
         if queue.is_empty() && queue.capacity() > KEEP_SLOTS {
             *queue = VecDeque::new();
         }
@@ -120,6 +127,7 @@ impl Drop for Inbox {
     fn drop(&mut self) {
         self.shared.closed.store(true, Ordering::Release);
         self.shared.queue().clear();
+        self.shared.len.store(0, Ordering::Relaxed);
     }
 }
 
