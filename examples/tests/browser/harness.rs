@@ -80,6 +80,8 @@ fn have(program: &str) -> bool {
         .is_ok()
 }
 
+static ONE_RUN_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Whether this is the run inside the namespace. Outside, checks the
 /// tools, builds the wasm package, runs `test_name` again under
 /// `unshare --net` and asserts it passed.
@@ -98,6 +100,12 @@ pub(crate) fn run_in_namespace(args: &[String]) -> bool {
         assert!(up.success(), "ip link set lo up failed: {up}");
         return true;
     }
+    // One browser test at a time: the pages' timing is what they measure
+    // (who serves whom before a deadline), and Chromiums sharing the cores
+    // with each other would measure the machine instead.
+    let _one_at_a_time = ONE_RUN_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let missing: Vec<String> = [chromium(), chromedriver(), "unshare".into(), "ip".into()]
         .into_iter()
         .filter(|p| !have(p))
