@@ -38,7 +38,8 @@ if [ -n "${WEBTORRENT_COMPAT_DIR:-}" ]; then
   work="$WEBTORRENT_COMPAT_DIR"
 else
   work="$(mktemp -d)"
-  trap 'rm -rf "$work"' EXIT
+  # A process of the run may still be writing as it exits: try again.
+  trap 'rm -rf "$work" 2>/dev/null || { sleep 1; rm -rf "$work"; }' EXIT
 fi
 cp "$here/package.json" "$here/package-lock.json" "$here/client.mjs" "$here/page.mjs" "$work/"
 if [ ! -d "$work/node_modules/webtorrent" ]; then
@@ -68,7 +69,7 @@ bin="$1"; work="$2"; cd "$work"
 announce=ws://127.0.0.1:18000/announce
 RUST_LOG=warn "$bin/chunkswarm-tracker" --listen 127.0.0.1:18000 </dev/null &
 pids=($!)
-trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/18000) 2>/dev/null && break; sleep 0.1; done
 rm -rf one two three && mkdir -p one two three
 
