@@ -3,11 +3,14 @@
 //! ```text
 //! swarm-sim --scenario NAME [--seed N] [--peers N] [--size-mib N]
 //!           [--introductions tracker|random] [--swarm-facts] [--json] [--detail]
+//!           [--trace-origin]
 //! ```
 //!
 //! `--swarm-facts` has every engine steer the origin by the tracker's swarm
 //! facts (`HttpConfig::use_swarm_facts`, off by default). `--detail` adds every peer's own figures and a timeline of the swarm
-//! (peers' upload use, origin rate) to the report.
+//! (peers' upload use, origin rate) to the report. `--trace-origin` prints a
+//! JSON line on standard error for every origin fetch: the peer, the piece,
+//! why, how soon its playback needs it, and how many neighbours hold it.
 #![allow(clippy::print_stdout)]
 
 use std::process::ExitCode;
@@ -17,8 +20,11 @@ use chunkswarm_benches::sim::{Introductions, Params, SCENARIOS, Simulation};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match parse(&args) {
-        Ok((params, json, detail)) => {
-            let simulation = Simulation::new(params);
+        Ok((params, Output { json, detail, trace_origin })) => {
+            let mut simulation = Simulation::new(params);
+            if trace_origin {
+                simulation = simulation.with_origin_trace();
+            }
             let report = if detail {
                 simulation.with_detail().run()
             } else {
@@ -44,10 +50,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn parse(args: &[String]) -> Result<(Params, bool, bool), String> {
+/// What the run prints besides the report's figures.
+struct Output {
+    json: bool,
+    detail: bool,
+    trace_origin: bool,
+}
+
+fn parse(args: &[String]) -> Result<(Params, Output), String> {
     let usage = format!(
         "usage: swarm-sim --scenario {{{}}} [--seed N] [--peers N] [--size-mib N] \
-         [--introductions tracker|random] [--swarm-facts] [--json] [--detail]",
+         [--introductions tracker|random] [--swarm-facts] [--json] [--detail] \
+         [--trace-origin]",
         SCENARIOS.join("|")
     );
     let mut scenario = None;
@@ -56,6 +70,7 @@ fn parse(args: &[String]) -> Result<(Params, bool, bool), String> {
     let mut size = None;
     let mut json = false;
     let mut detail = false;
+    let mut trace_origin = false;
     let mut introductions = None;
     let mut swarm_facts = false;
     let mut it = args.iter();
@@ -82,6 +97,7 @@ fn parse(args: &[String]) -> Result<(Params, bool, bool), String> {
             "--swarm-facts" => swarm_facts = true,
             "--json" => json = true,
             "--detail" => detail = true,
+            "--trace-origin" => trace_origin = true,
             "-h" | "--help" => return Err(usage),
             other => return Err(format!("unexpected argument {other:?}\n{usage}")),
         }
@@ -99,5 +115,10 @@ fn parse(args: &[String]) -> Result<(Params, bool, bool), String> {
         params.file_bytes = mib << 20;
     }
     params.swarm.http.use_swarm_facts = swarm_facts;
-    Ok((params, json, detail))
+    let output = Output {
+        json,
+        detail,
+        trace_origin,
+    };
+    Ok((params, output))
 }

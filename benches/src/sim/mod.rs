@@ -16,6 +16,7 @@
 
 mod detail;
 pub mod net;
+mod origin_trace;
 mod playback;
 mod report;
 mod scenario;
@@ -101,6 +102,9 @@ pub struct Simulation {
     /// Whether the report carries the per-peer figures and the timeline.
     detail: bool,
     timeline: detail::Timeline,
+    /// Whether every origin fetch is printed as it starts.
+    trace_origin: bool,
+    origin_trace: origin_trace::OriginTrace,
 }
 
 impl Simulation {
@@ -165,6 +169,8 @@ impl Simulation {
             origin_requests: 0,
             detail: false,
             timeline: detail::Timeline::default(),
+            trace_origin: false,
+            origin_trace: origin_trace::OriginTrace::default(),
             params,
         }
     }
@@ -174,6 +180,14 @@ impl Simulation {
     #[must_use]
     pub fn with_detail(mut self) -> Self {
         self.detail = true;
+        self
+    }
+
+    /// Prints a JSON line on standard error for every fetch a peer sends to
+    /// the origin (see `origin_trace`).
+    #[must_use]
+    pub fn with_origin_trace(mut self) -> Self {
+        self.trace_origin = true;
         self
     }
 
@@ -515,6 +529,9 @@ impl Simulation {
                     // The request travels to the origin and the first byte back.
                     let at = self.now + self.params.latency * 2;
                     self.http_starts.push((at, i, id, range.start, range.end));
+                    if self.trace_origin {
+                        self.trace_origin_fetch(i, range.start);
+                    }
                 }
                 Output::HttpCancel { id } => {
                     self.http_starts.retain(|s| !(s.1 == i && s.2 == id));
