@@ -88,18 +88,8 @@ fn a_peer_with_only_the_infohash_gets_the_metadata_then_the_file() {
 
 #[test]
 fn a_parked_torrent_is_dropped_by_remove_and_refuses_a_second_fetch() {
-    let (info, content) = torrent(64 * 16 * 1024);
+    let (mut world, info, _) = parked_fetch();
     let info_hash = info.info_hash();
-    let mut world = World::new(2);
-    world.add(0, &info, &content, true);
-    let now = world.now;
-    world.peers[1].machine.add_fetch(now, info_hash).unwrap();
-    world.run_for(Duration::from_secs(30), |w| {
-        w.peers[1]
-            .actions
-            .iter()
-            .any(|(_, a)| matches!(a, Action::MetadataFetched { .. }))
-    });
     let now = world.now;
     assert!(world.peers[1].machine.add_fetch(now, info_hash).is_err());
     assert!(world.peers[1].machine.can_add(&info_hash));
@@ -112,18 +102,7 @@ fn a_parked_torrent_is_dropped_by_remove_and_refuses_a_second_fetch() {
 
 #[test]
 fn a_parked_torrent_whose_store_holds_everything_completes_at_once() {
-    let (info, content) = torrent(64 * 16 * 1024);
-    let info_hash = info.info_hash();
-    let mut world = World::new(2);
-    world.add(0, &info, &content, true);
-    let now = world.now;
-    world.peers[1].machine.add_fetch(now, info_hash).unwrap();
-    world.run_for(Duration::from_secs(30), |w| {
-        w.peers[1]
-            .actions
-            .iter()
-            .any(|(_, a)| matches!(a, Action::MetadataFetched { .. }))
-    });
+    let (mut world, info, content) = parked_fetch();
     // The content was already on disk: the download is over when it starts.
     world.add(1, &info, &content, true);
     assert!(world.heard(1, |e| *e == Event::Completed));
@@ -133,4 +112,21 @@ fn a_parked_torrent_whose_store_holds_everything_completes_at_once() {
         .filter_map(|(_, a)| a.event)
         .collect();
     assert_eq!(events, [AnnounceEvent::Started, AnnounceEvent::Completed]);
+}
+
+/// Peer 1 fetched the metadata of a small torrent peer 0 seeds, and the
+/// torrent is parked: known, not yet added.
+fn parked_fetch() -> (World, crate::metainfo::Info, bytes::Bytes) {
+    let (info, content) = torrent(64 * 16 * 1024);
+    let mut world = World::new(2);
+    world.add(0, &info, &content, true);
+    let now = world.now;
+    world.peers[1].machine.add_fetch(now, info.info_hash()).unwrap();
+    world.run_for(Duration::from_secs(30), |w| {
+        w.peers[1]
+            .actions
+            .iter()
+            .any(|(_, a)| matches!(a, Action::MetadataFetched { .. }))
+    });
+    (world, info, content)
 }
