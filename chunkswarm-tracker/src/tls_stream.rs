@@ -293,9 +293,8 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> TlsStream<Io> {
     /// its Finished (its HTTP request) stays on the socket for the serving
     /// thread. Decrypted on the admission thread, into a buffer the serving
     /// thread frees, it cost 2.5 to 3 KiB per idle `wss://` connection
-    /// (`tracker_load`: 10.4-10.9 KiB, 7.7-7.9 without): glibc keeps the
-    /// freed buffer in the serving thread's cache, and the admission
-    /// thread's arena grows instead.
+    /// (`tracker_load`): glibc keeps the freed buffer in the serving
+    /// thread's cache, and the admission thread's arena grows instead.
     fn rest_of_record(&self) -> usize {
         let wanted = match self.incoming.get(3..RECORD_HEADER) {
             Some(&[high, low]) => RECORD_HEADER + usize::from(u16::from_be_bytes([high, low])),
