@@ -20,17 +20,17 @@ use chunkswarm_benches::sim::{Introductions, Params, SCENARIOS, Simulation};
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match parse(&args) {
-        Ok((params, Output { json, detail, trace_origin })) => {
+        Ok((params, output)) => {
             let mut simulation = Simulation::new(params);
-            if trace_origin {
+            if output.trace_origin {
                 simulation = simulation.with_origin_trace();
             }
-            let report = if detail {
+            let report = if output.detail {
                 simulation.with_detail().run()
             } else {
                 simulation.run()
             };
-            if json {
+            if output.json {
                 match serde_json::to_string_pretty(&report) {
                     Ok(text) => println!("{text}"),
                     Err(e) => {

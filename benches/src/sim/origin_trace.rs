@@ -101,7 +101,10 @@ fn new_reasons(seen: &mut OriginFetches, now: OriginFetches) -> String {
     let grown: Vec<&'static str> = [
         ("fast_start", now.fast_start > seen.fast_start),
         ("deadline", now.deadline > seen.deadline),
-        ("retries_exhausted", now.retries_exhausted > seen.retries_exhausted),
+        (
+            "retries_exhausted",
+            now.retries_exhausted > seen.retries_exhausted,
+        ),
         ("no_peer_source", now.no_peer_source > seen.no_peer_source),
     ]
     .into_iter()

@@ -121,7 +121,10 @@ fn parked_fetch() -> (World, crate::metainfo::Info, bytes::Bytes) {
     let mut world = World::new(2);
     world.add(0, &info, &content, true);
     let now = world.now;
-    world.peers[1].machine.add_fetch(now, info.info_hash()).unwrap();
+    world.peers[1]
+        .machine
+        .add_fetch(now, info.info_hash())
+        .unwrap();
     world.run_for(Duration::from_secs(30), |w| {
         w.peers[1]
             .actions
