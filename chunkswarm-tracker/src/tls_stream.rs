@@ -292,9 +292,9 @@ impl<Io: AsyncRead + AsyncWrite + Unpin> TlsStream<Io> {
     /// The handshake reads no further: what the client sends right after
     /// its Finished (its HTTP request) stays on the socket for the serving
     /// thread. Decrypted on the admission thread, into a buffer the serving
-    /// thread frees, it cost 2.5 to 3 KiB per idle `wss://` connection
-    /// (`tracker_load`): glibc keeps the freed buffer in the serving
-    /// thread's cache, and the admission thread's arena grows instead.
+    /// thread frees, it grew the admission thread's malloc arena for every
+    /// connection (glibc keeps the freed buffer in the freeing thread's
+    /// cache); the README's `tracker_load` figures say by how much.
     fn rest_of_record(&self) -> usize {
         let wanted = match self.incoming.get(3..RECORD_HEADER) {
             Some(&[high, low]) => RECORD_HEADER + usize::from(u16::from_be_bytes([high, low])),

@@ -102,9 +102,8 @@ pub struct Simulation {
     /// Whether the report carries the per-peer figures and the timeline.
     detail: bool,
     timeline: detail::Timeline,
-    /// Whether every origin fetch is printed as it starts.
-    trace_origin: bool,
-    origin_trace: origin_trace::OriginTrace,
+    /// Set when every origin fetch is printed as it starts.
+    origin_trace: Option<origin_trace::OriginTrace>,
 }
 
 impl Simulation {
@@ -169,8 +168,7 @@ impl Simulation {
             origin_requests: 0,
             detail: false,
             timeline: detail::Timeline::default(),
-            trace_origin: false,
-            origin_trace: origin_trace::OriginTrace::default(),
+            origin_trace: None,
             params,
         }
     }
@@ -187,7 +185,7 @@ impl Simulation {
     /// the origin (see `origin_trace`).
     #[must_use]
     pub fn with_origin_trace(mut self) -> Self {
-        self.trace_origin = true;
+        self.origin_trace = Some(origin_trace::OriginTrace::default());
         self
     }
 
@@ -529,9 +527,7 @@ impl Simulation {
                     // The request travels to the origin and the first byte back.
                     let at = self.now + self.params.latency * 2;
                     self.http_starts.push((at, i, id, range.start, range.end));
-                    if self.trace_origin {
-                        self.trace_origin_fetch(i, range.start);
-                    }
+                    self.trace_origin_fetch(i, range.start);
                 }
                 Output::HttpCancel { id } => {
                     self.http_starts.retain(|s| !(s.1 == i && s.2 == id));

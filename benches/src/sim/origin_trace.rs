@@ -42,8 +42,11 @@ pub(super) struct OriginTrace {
 
 impl Simulation {
     /// Prints a line for the origin fetch peer `i` just sent, of the piece
-    /// holding content byte `offset`.
+    /// holding content byte `offset`, if the run is traced.
     pub(super) fn trace_origin_fetch(&mut self, i: usize, offset: u64) {
+        if self.origin_trace.is_none() {
+            return;
+        }
         let now = self.instant();
         let layout = self.info.layout();
         let Some(piece) = layout.piece((offset / u64::from(layout.piece_length())) as u32) else {
@@ -53,8 +56,10 @@ impl Simulation {
             return;
         };
         let stats = swarm.stats(now);
-        let seen = self.origin_trace.seen.entry(i).or_default();
-        let reason = new_reasons(seen, stats.origin_fetches);
+        let reason = match self.origin_trace.as_mut() {
+            Some(trace) => new_reasons(trace.seen.entry(i).or_default(), stats.origin_fetches),
+            None => return,
+        };
         let due_in_s = self.peers[i].viewer.as_ref().and_then(|viewer| {
             let offset = layout.piece_offset(piece) as f64;
             (offset >= viewer.position).then(|| (offset - viewer.position) / viewer.bitrate)
@@ -78,12 +83,12 @@ impl Simulation {
             })
             .count();
         let line = Line {
-            t_s: (self.now.as_secs_f64() * 100.0).round() / 100.0,
+            t_s: centis(self.now.as_secs_f64()),
             peer: i,
             http_only: self.peers[i].isolated,
             piece: piece.get(),
             reason,
-            due_in_s: due_in_s.map(|s| (s * 100.0).round() / 100.0),
+            due_in_s: due_in_s.map(centis),
             neighbours: neighbours.len(),
             neighbours_holding,
             p2p_rate: stats.p2p_rate.round(),
@@ -95,33 +100,37 @@ impl Simulation {
 }
 
 /// The reasons whose counts grew since `seen`, which then takes the
-/// increment of one of them (the engine counts a fetch before it says the
-/// fetch started, so one fetch is accounted per line).
+/// increment of the first of them (the engine counts a fetch before it says
+/// the fetch started, so one fetch is accounted per line).
 fn new_reasons(seen: &mut OriginFetches, now: OriginFetches) -> String {
-    let grown: Vec<&'static str> = [
-        ("fast_start", now.fast_start > seen.fast_start),
-        ("deadline", now.deadline > seen.deadline),
+    let mut counts = [
+        ("fast_start", &mut seen.fast_start, now.fast_start),
+        ("deadline", &mut seen.deadline, now.deadline),
         (
             "retries_exhausted",
-            now.retries_exhausted > seen.retries_exhausted,
+            &mut seen.retries_exhausted,
+            now.retries_exhausted,
         ),
-        ("no_peer_source", now.no_peer_source > seen.no_peer_source),
-    ]
-    .into_iter()
-    .filter_map(|(name, grew)| grew.then_some(name))
-    .collect();
-    match grown.first().copied() {
-        Some("fast_start") => seen.fast_start += 1,
-        Some("deadline") => seen.deadline += 1,
-        Some("retries_exhausted") => seen.retries_exhausted += 1,
-        Some(_) => seen.no_peer_source += 1,
-        None => {}
-    }
-    if grown.is_empty() {
-        "unknown".to_owned()
-    } else {
-        grown.join("|")
-    }
+        (
+            "no_peer_source",
+            &mut seen.no_peer_source,
+            now.no_peer_source,
+        ),
+    ];
+    let mut grown = counts.iter_mut().filter(|(_, seen, now)| **seen < *now);
+    let Some((first, seen_first, _)) = grown.next() else {
+        return "unknown".to_owned();
+    };
+    **seen_first += 1;
+    std::iter::once(*first)
+        .chain(grown.map(|(name, _, _)| *name))
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+/// Seconds rounded to hundredths, as the lines print them.
+fn centis(seconds: f64) -> f64 {
+    (seconds * 100.0).round() / 100.0
 }
 
 #[cfg(test)]
