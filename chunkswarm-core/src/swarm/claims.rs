@@ -30,31 +30,45 @@ use crate::wire::metadata::METADATA_EXTENSION;
 /// The extended id our peers send `cs_origin` messages with.
 const LOCAL_ORIGIN_CLAIM_ID: u8 = 1;
 
-/// Pieces claimed by someone nearby, each until its claim expires. A piece
-/// is claimed once: an expired entry stays, so claims repeated by a peer
-/// that never delivers cannot hold a piece back for longer than one
-/// `claim_ttl`. Entries are bounded by the piece count.
+/// Pieces claimed by someone nearby: when the claim was heard, and until
+/// when it holds. A piece is claimed once: an expired entry stays, so claims
+/// repeated by a peer that never delivers cannot hold a piece back for
+/// longer than one `claim_ttl`. Entries are bounded by the piece count.
 #[derive(Debug, Default)]
 pub(super) struct Claims {
-    until: BTreeMap<PieceIndex, Instant>,
+    heard: BTreeMap<PieceIndex, Claim>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Claim {
+    at: Instant,
+    until: Instant,
 }
 
 impl Claims {
     pub(super) fn is_claimed(&self, piece: PieceIndex, now: Instant) -> bool {
-        self.until.get(&piece).is_some_and(|until| now < *until)
+        self.heard.get(&piece).is_some_and(|c| now < c.until)
+    }
+
+    /// When the claim on `piece` in force was heard, if there is one.
+    pub(super) fn heard_at(&self, piece: PieceIndex, now: Instant) -> Option<Instant> {
+        self.heard
+            .get(&piece)
+            .filter(|c| now < c.until)
+            .map(|c| c.at)
     }
 
     /// Records a claim; returns whether the piece had never been claimed.
-    fn insert(&mut self, piece: PieceIndex, until: Instant) -> bool {
-        let fresh = !self.until.contains_key(&piece);
-        self.until.entry(piece).or_insert(until);
+    fn insert(&mut self, piece: PieceIndex, at: Instant, until: Instant) -> bool {
+        let fresh = !self.heard.contains_key(&piece);
+        self.heard.entry(piece).or_insert(Claim { at, until });
         fresh
     }
 
     fn active(&self, now: Instant) -> impl Iterator<Item = PieceIndex> + '_ {
-        self.until
+        self.heard
             .iter()
-            .filter(move |(_, until)| now < **until)
+            .filter(move |(_, c)| now < c.until)
             .map(|(piece, _)| *piece)
     }
 }
@@ -170,7 +184,7 @@ impl Swarm {
         }
         // Passed on only the first time, so a claim crosses each connection
         // once.
-        if self.claims.insert(piece, now + ttl) && claim.hops > 0 {
+        if self.claims.insert(piece, now, now + ttl) && claim.hops > 0 {
             let onward = OriginClaim {
                 hops: claim.hops - 1,
                 ..claim

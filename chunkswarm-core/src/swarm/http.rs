@@ -343,11 +343,33 @@ impl Swarm {
             backlog += missing;
             let deadline = self.deadline(now, piece)?;
             let left = deadline.saturating_duration_since(now).as_secs_f64();
-            if free(self, piece) && left < backlog as f64 / rate + self.rescue_lead(missing) {
+            let lead = self.rescue_lead(missing);
+            let peers_late = match self.claimant_delivers(now, piece) {
+                // The claimant brings it; then it crosses our link.
+                Some(wait) => left < wait + lead,
+                None => left < backlog as f64 / rate + lead,
+            };
+            if free(self, piece) && peers_late {
                 return Some(piece);
             }
         }
         None
+    }
+
+    /// Seconds until a neighbour that claimed `piece` from the origin should
+    /// hold it, while no neighbour holds it yet: the claim was heard less
+    /// than the origin's time for a piece, plus the rescue margin, ago.
+    /// A rescue of the piece then waits for the claimant as long as a whole
+    /// rescue lead would remain (so two viewers do not both pay for it), and
+    /// a claimant that does not deliver costs no more than that wait.
+    fn claimant_delivers(&self, now: Instant, piece: PieceIndex) -> Option<f64> {
+        if self.availability.count(piece) > 0 {
+            return None;
+        }
+        let heard = self.claims.heard_at(piece, now)?;
+        let fetch = self.rescue_lead(u64::from(self.layout.piece_len(piece)));
+        let waited = now.saturating_duration_since(heard).as_secs_f64();
+        (waited < fetch).then_some(fetch - waited)
     }
 
     /// How long before its deadline a rescue of `missing` bytes must start:

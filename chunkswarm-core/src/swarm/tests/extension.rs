@@ -150,6 +150,77 @@ fn a_claim_holds_a_piece_back_only_once_for_its_ttl() {
     assert!(net.now.duration_since(start) >= ttl);
 }
 
+/// A viewer of 16 pieces of a second each, holding the first `held`,
+/// paused at the start (so every deadline stays put), whose only neighbour
+/// holds nothing and claims to be fetching all the rest from the origin.
+fn viewer_behind_a_claimant(held: u32) -> (Swarm, Instant) {
+    let (net, info) = Net::new(16 * 65_536, 65_536);
+    let config = SwarmConfig {
+        strategy: crate::pick::Strategy::Streaming,
+        http: HttpConfig {
+            // Only rescues go to the origin here.
+            patience: Duration::from_secs(3600),
+            ..HttpConfig::default()
+        },
+        ..SwarmConfig::default()
+    };
+    let now = net.now;
+    let mut have = Bitfield::new(16);
+    for piece in (0..held).filter_map(|i| info.layout().piece(i)) {
+        have.insert(piece);
+    }
+    let mut viewer = Swarm::new(now, info, have, config);
+    let claims: Vec<u8> = (held..16)
+        .flat_map(|piece| extended(1, &OriginClaim { piece, hops: 0 }.encode()).to_vec())
+        .collect();
+    raw_peer(
+        &mut viewer,
+        now,
+        PeerKey(7),
+        b"-XX0001-claimclaimcl",
+        &claims,
+    );
+    let playback = Playback {
+        position: 0,
+        bitrate: 65_536,
+    };
+    viewer.set_playback(now, Some(playback));
+    (viewer, now)
+}
+
+/// The pieces the viewer asked the origin for since last asked.
+fn origin_pieces(viewer: &mut Swarm) -> Vec<u64> {
+    std::iter::from_fn(|| viewer.poll_output())
+        .filter_map(|o| match o {
+            Output::HttpFetch { range, .. } => Some(range.start / 65_536),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_rescue_waits_for_a_fresh_claimant_while_a_whole_lead_would_remain() {
+    // Piece 8 is due in 8 s; a rescue takes 3 s (1.5 s for an unmeasured
+    // origin plus the margin), and so would the claimant's fetch.
+    let (mut viewer, start) = viewer_behind_a_claimant(8);
+    let lead = viewer.rescue_lead(65_536);
+    assert!((lead - 3.0).abs() < 1e-9, "{lead}");
+    assert_eq!(origin_pieces(&mut viewer), Vec::<u64>::new());
+    viewer.handle_timeout(start + Duration::from_secs(2));
+    assert_eq!(origin_pieces(&mut viewer), Vec::<u64>::new(), "still fresh");
+    // The claimant should have had it by now and nobody holds it: peers
+    // measured at nothing will not bring it, so it is rescued.
+    viewer.handle_timeout(start + Duration::from_millis(3100));
+    assert_eq!(origin_pieces(&mut viewer), vec![8]);
+}
+
+#[test]
+fn a_claim_does_not_hold_back_a_rescue_due_within_the_wait_and_a_lead() {
+    // Piece 4 is due in 4 s, under the 3 s wait plus the 3 s lead.
+    let (mut viewer, _) = viewer_behind_a_claimant(4);
+    assert_eq!(origin_pieces(&mut viewer), vec![4]);
+}
+
 #[test]
 fn malformed_extension_messages_close_the_connection() {
     type Expected = fn(&ProtocolViolation) -> bool;
