@@ -8,9 +8,12 @@
 //! here until the claim expires, unless the download has starved for
 //! `starving_fallback` and nothing unclaimed is left. Peers that are not
 //! connected to each other but share a neighbour thus stop paying the origin
-//! for the same piece. Claims never delay playback rescues or pieces whose
-//! peer attempts ran out, and a hostile claimant can only postpone a fetch
-//! until the starving fallback.
+//! for the same piece. A playback rescue waits for a claimant only while the
+//! claim is fresh (its fetch is not yet overdue) and no neighbour holds the
+//! piece, and only as long as a whole rescue lead would remain after the
+//! wait (see `Swarm::claimant_delivers`). Claims never delay pieces whose
+//! peer attempts ran out. A hostile claimant can postpone a fetch no longer
+//! than the starving fallback, and a rescue no longer than one rescue lead.
 
 use std::collections::BTreeMap;
 
