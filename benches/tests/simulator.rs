@@ -127,11 +127,10 @@ fn two_windows_report_each_peers_share_from_peers() {
     let report = Simulation::new(Params::scenario("two-windows", 1).unwrap()).run();
     assert_sound(&report);
     assert_eq!(report.p2p_share_by_peer.len(), 2, "{report:#?}");
-    assert_eq!(
-        report.p2p_share_by_peer[0], 0.0,
-        "the first window has no peer yet"
-    );
-    assert!(report.p2p_share_by_peer[1] > 0.0, "{report:#?}");
+    // The first window has no peer for its first 4 s; later it takes from
+    // the second only the pieces that one fetched from the origin ahead of it.
+    assert!(report.p2p_share_by_peer[0] < 0.1, "{report:#?}");
+    assert!(report.p2p_share_by_peer[1] > 0.5, "{report:#?}");
 }
 
 #[test]
