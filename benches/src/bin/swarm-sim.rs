@@ -3,7 +3,7 @@
 //! ```text
 //! swarm-sim --scenario NAME [--seed N] [--peers N] [--size-mib N]
 //!           [--introductions tracker|random] [--swarm-facts] [--json] [--detail]
-//!           [--trace-origin]
+//!           [--trace-origin] [--trace-flows]
 //! ```
 //!
 //! `--swarm-facts` has every engine steer the origin by the tracker's swarm
@@ -11,6 +11,9 @@
 //! (peers' upload use, origin rate) to the report. `--trace-origin` prints a
 //! JSON line on standard error for every origin fetch: the peer, the piece,
 //! why, how soon its playback needs it, and how many neighbours hold it.
+//! `--trace-flows` prints, at the end, a JSON line on standard error for
+//! every sender, receiver and 10 s of virtual time: the bytes sent (a `null`
+//! end is the origin).
 #![allow(clippy::print_stdout)]
 
 use std::process::ExitCode;
@@ -24,6 +27,9 @@ fn main() -> ExitCode {
             let mut simulation = Simulation::new(params);
             if output.trace_origin {
                 simulation = simulation.with_origin_trace();
+            }
+            if output.trace_flows {
+                simulation = simulation.with_flow_trace();
             }
             let report = if output.detail {
                 simulation.with_detail().run()
@@ -55,13 +61,14 @@ struct Output {
     json: bool,
     detail: bool,
     trace_origin: bool,
+    trace_flows: bool,
 }
 
 fn parse(args: &[String]) -> Result<(Params, Output), String> {
     let usage = format!(
         "usage: swarm-sim --scenario {{{}}} [--seed N] [--peers N] [--size-mib N] \
          [--introductions tracker|random] [--swarm-facts] [--json] [--detail] \
-         [--trace-origin]",
+         [--trace-origin] [--trace-flows]",
         SCENARIOS.join("|")
     );
     let mut scenario = None;
@@ -71,6 +78,7 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
     let mut json = false;
     let mut detail = false;
     let mut trace_origin = false;
+    let mut trace_flows = false;
     let mut introductions = None;
     let mut swarm_facts = false;
     let mut it = args.iter();
@@ -98,6 +106,7 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
             "--json" => json = true,
             "--detail" => detail = true,
             "--trace-origin" => trace_origin = true,
+            "--trace-flows" => trace_flows = true,
             "-h" | "--help" => return Err(usage),
             other => return Err(format!("unexpected argument {other:?}\n{usage}")),
         }
@@ -119,6 +128,7 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
         json,
         detail,
         trace_origin,
+        trace_flows,
     };
     Ok((params, output))
 }

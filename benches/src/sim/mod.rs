@@ -15,6 +15,7 @@
 //! one copy of it however many peers there are.
 
 mod detail;
+mod flow_trace;
 pub mod net;
 mod origin_trace;
 mod playback;
@@ -189,6 +190,14 @@ impl Simulation {
         self
     }
 
+    /// Prints, at the end of the run, the bytes every sender sent every
+    /// receiver in each 10 s (see `flow_trace`).
+    #[must_use]
+    pub fn with_flow_trace(mut self) -> Self {
+        self.net.flows = Some(flow_trace::FlowTrace::default());
+        self
+    }
+
     /// Runs to the end and reports.
     pub fn run(mut self) -> Report {
         let wall = std::time::Instant::now();
@@ -196,6 +205,9 @@ impl Simulation {
             self.step();
         }
         let elapsed = wall.elapsed();
+        if let Some(flows) = &self.net.flows {
+            flows.print();
+        }
         report::build(&self, elapsed)
     }
 

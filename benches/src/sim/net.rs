@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::flow_trace::FlowTrace;
+
 /// Bytes queued on a link above which its sender is told to stop sending blocks.
 pub const HIGH_WATER: usize = 256 * 1024;
 /// Bytes queued below which a stopped sender is told to go on.
@@ -93,6 +95,8 @@ pub struct Network {
     pub latency: Duration,
     /// Bytes each endpoint has sent.
     pub sent: BTreeMap<Endpoint, u64>,
+    /// Bytes by sender, receiver and interval, when traced (`--trace-flows`).
+    pub(super) flows: Option<FlowTrace>,
 }
 
 impl Network {
@@ -134,6 +138,9 @@ impl Network {
             if let Some(link) = self.links.get_mut(&key) {
                 let sent = link.transmit(now, self.latency, bytes);
                 *self.sent.entry(key.0).or_default() += sent as u64;
+                if let Some(flows) = self.flows.as_mut() {
+                    flows.record(now, key.0, key.1, sent as u64);
+                }
             }
         }
     }
