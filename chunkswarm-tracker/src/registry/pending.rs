@@ -63,10 +63,13 @@ impl PendingOffers {
     fn push_back(&mut self, pending: Pending) {
         let seq = self.first + self.slots.len() as u64;
         let older = self.newest.insert(tag(&pending.offer_id), seq);
-        self.slots.push_back(Slot {
-            pending: Some(pending),
-            older,
-        });
+        super::snug::push_back(
+            &mut self.slots,
+            Slot {
+                pending: Some(pending),
+                older,
+            },
+        );
         self.live += 1;
     }
 
@@ -172,6 +175,12 @@ impl PendingOffers {
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.live
+    }
+
+    /// Offers it has room for.
+    #[cfg(test)]
+    pub(super) fn capacity(&self) -> usize {
+        self.slots.capacity()
     }
 }
 
