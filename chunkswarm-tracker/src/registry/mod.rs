@@ -238,6 +238,13 @@ impl Registry {
         );
     }
 
+    /// Has every connection close for the tracker's shutdown.
+    pub(crate) fn shut_down_connections(&self) {
+        for state in self.conns.values() {
+            state.outbox.shut_down();
+        }
+    }
+
     /// Removes a connection: its peers leave their swarms, its peer ids are
     /// free again, its pending offers are forgotten. Returns the peer ids and
     /// memberships it had, for the cluster to forget.
