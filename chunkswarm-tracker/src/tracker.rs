@@ -210,6 +210,8 @@ impl Tracker {
     /// shutdown future completes.
     pub fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
+        // After the flag: a connection registered later sees the flag.
+        self.inner.registry().shut_down_connections();
     }
 
     /// Housekeeping that must run while the tracker serves: drops peers that

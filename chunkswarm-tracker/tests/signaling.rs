@@ -373,6 +373,42 @@ async fn shutdown_closes_websockets_with_going_away() {
 }
 
 #[tokio::test]
+async fn pings_are_answered_with_their_payload_after_the_replies_before_them() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let t = TestTracker::start(config(quiet_limits())).await;
+    let mut c = t.client().await;
+    c.send(&announce(&id(0x72), &id(1), &[])).await;
+    c.ws.send(Message::Ping(b"first".to_vec().into()))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match tokio::time::timeout(WAIT, c.ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => {
+                let reply: serde_json::Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(reply["action"], "announce");
+                seen.push("reply".to_owned());
+            }
+            Ok(Some(Ok(Message::Pong(payload)))) => {
+                seen.push(String::from_utf8(payload.to_vec()).unwrap());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seen, ["reply", "first"]);
+    // An idle connection answers too.
+    c.ws.send(Message::Ping(b"again".to_vec().into()))
+        .await
+        .unwrap();
+    match tokio::time::timeout(WAIT, c.ws.next()).await {
+        Ok(Some(Ok(Message::Pong(payload)))) => assert_eq!(&payload[..], b"again"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn tracker_shutdown_also_stops_serve() {
     let mut t = TestTracker::start(config(quiet_limits())).await;
     let mut c = t.client().await;

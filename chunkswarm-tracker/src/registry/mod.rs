@@ -8,6 +8,7 @@
 mod candidate;
 mod pending;
 mod pieces;
+mod snug;
 mod swarm;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -178,7 +179,9 @@ pub(crate) struct RelayedOffer<'a> {
 /// Connections, ownership, swarms and pending offers.
 #[derive(Debug)]
 pub(crate) struct Registry {
-    conns: HashMap<ConnId, Conn>,
+    /// Boxed: the map keeps room for up to twice as many entries as it
+    /// holds, each the size of its value.
+    conns: HashMap<ConnId, Box<Conn>>,
     owners: HashMap<PeerId, ConnId>,
     swarms: HashMap<InfoHash, Swarm>,
     limits: Limits,
@@ -224,15 +227,22 @@ impl Registry {
     pub(crate) fn connect(&mut self, conn: ConnId, outbox: Outbox) {
         self.conns.insert(
             conn,
-            Conn {
+            Box::new(Conn {
                 outbox,
                 peer_ids: Vec::new(),
                 memberships: Vec::new(),
                 pending: PendingOffers::default(),
                 remote_pending: VecDeque::new(),
                 bitfield_bytes: 0,
-            },
+            }),
         );
+    }
+
+    /// Has every connection close for the tracker's shutdown.
+    pub(crate) fn shut_down_connections(&self) {
+        for state in self.conns.values() {
+            state.outbox.shut_down();
+        }
     }
 
     /// Removes a connection: its peers leave their swarms, its peer ids are
@@ -293,7 +303,7 @@ impl Registry {
             None if state.peer_ids.len() >= max_ids => Err(RegistryError::TooManyPeerIds),
             None => {
                 self.owners.insert(peer_id, conn);
-                state.peer_ids.push(peer_id);
+                snug::push(&mut state.peer_ids, peer_id);
                 Ok(state)
             }
         }
@@ -369,7 +379,7 @@ impl Registry {
             let Some(state) = self.conns.get_mut(&conn) else {
                 return Err(RegistryError::UnknownPeer);
             };
-            state.memberships.push(membership);
+            snug::push(&mut state.memberships, membership);
             let outbox = state.outbox.clone();
             let swarm = self.swarms.entry(msg.info_hash).or_default();
             if swarm.piece_count.is_none() {
@@ -625,13 +635,16 @@ impl Registry {
         if state.remote_pending.len() >= max_pending {
             state.remote_pending.pop_front();
         }
-        state.remote_pending.push_back(RemotePending {
-            offer_id: offer.offer_id,
-            from: offer.from,
-            from_node: offer.from_node,
-            info_hash: offer.info_hash,
-            expires,
-        });
+        snug::push_back(
+            &mut state.remote_pending,
+            RemotePending {
+                offer_id: offer.offer_id,
+                from: offer.from,
+                from_node: offer.from_node,
+                info_hash: offer.info_hash,
+                expires,
+            },
+        );
         true
     }
 

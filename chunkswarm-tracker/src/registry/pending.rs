@@ -6,7 +6,9 @@
 //! index from their ids' first eight bytes to the newest offer with them,
 //! each offer linking to the next older one with the same eight bytes. An
 //! answered offer leaves a hole in its place, dropped when it reaches the
-//! front, or all at once when holes outnumber offers.
+//! front, or all at once when holes outnumber offers. While the list is
+//! short (most connections' is), it has no index and is searched: the
+//! index of a few offers took more memory than they did.
 //!
 //! (Searching the list and removing from its middle cost a sixth of the
 //! tracker's time under aquatic's load tester, whose connections keep
@@ -27,11 +29,15 @@ fn tag(offer_id: &OfferId) -> u64 {
 /// Holes tolerated beyond the number of offers before they are removed.
 const SLACK: usize = 64;
 
+/// The longest list searched without an index.
+const UNINDEXED: usize = 8;
+
 #[derive(Debug)]
 struct Slot {
     /// `None` once answered.
     pending: Option<Pending>,
-    /// The sequence number of the next older offer whose tag is this one's.
+    /// The sequence number of the next older offer whose tag is this one's
+    /// (kept while the list has an index).
     older: Option<u64>,
 }
 
@@ -41,8 +47,11 @@ pub(super) struct PendingOffers {
     slots: VecDeque<Slot>,
     /// The sequence number of `slots[0]`.
     first: u64,
-    /// Tag to the sequence number of the newest offer with it.
-    newest: HashMap<u64, u64>,
+    /// Tag to the sequence number of the newest offer with it, once the
+    /// list is longer than [`UNINDEXED`]. Boxed: a word in every
+    /// connection's state rather than a map's 48 bytes.
+    #[allow(clippy::box_collection)]
+    newest: Option<Box<HashMap<u64, u64>>>,
     /// Offers in `slots` (the rest are holes).
     live: usize,
 }
@@ -62,12 +71,33 @@ impl PendingOffers {
 
     fn push_back(&mut self, pending: Pending) {
         let seq = self.first + self.slots.len() as u64;
-        let older = self.newest.insert(tag(&pending.offer_id), seq);
-        self.slots.push_back(Slot {
-            pending: Some(pending),
-            older,
-        });
+        let older = self
+            .newest
+            .as_mut()
+            .and_then(|newest| newest.insert(tag(&pending.offer_id), seq));
+        super::snug::push_back(
+            &mut self.slots,
+            Slot {
+                pending: Some(pending),
+                older,
+            },
+        );
         self.live += 1;
+        if self.newest.is_none() && self.slots.len() > UNINDEXED {
+            self.index_all();
+        }
+    }
+
+    /// Builds the index of the offers, linking each to the next older one
+    /// with its tag.
+    fn index_all(&mut self) {
+        let mut newest = HashMap::new();
+        for (seq, slot) in (self.first..).zip(self.slots.iter_mut()) {
+            if let Some(pending) = &slot.pending {
+                slot.older = newest.insert(tag(&pending.offer_id), seq);
+            }
+        }
+        self.newest = Some(Box::new(newest));
     }
 
     /// Removes the front slot, then the holes behind it.
@@ -76,8 +106,10 @@ impl PendingOffers {
             if let Some(pending) = slot.pending {
                 self.live -= 1;
                 let tag = tag(&pending.offer_id);
-                if self.newest.get(&tag) == Some(&self.first) {
-                    self.newest.remove(&tag);
+                if let Some(newest) = self.newest.as_mut() {
+                    if newest.get(&tag) == Some(&self.first) {
+                        newest.remove(&tag);
+                    }
                 }
             }
             self.first += 1;
@@ -132,10 +164,13 @@ impl PendingOffers {
         offer_id: &OfferId,
         matches: impl Fn(&Pending) -> bool,
     ) -> Option<Pending> {
+        if self.newest.is_none() {
+            return self.search(offer_id, matches);
+        }
         let tag = tag(offer_id);
         // The offer whose `older` leads to the one looked at.
         let mut newer: Option<usize> = None;
-        let mut cursor = self.newest.get(&tag).copied();
+        let mut cursor = self.newest.as_ref()?.get(&tag).copied();
         while let Some(index) = cursor.and_then(|seq| self.index(seq)) {
             let slot = self.slots.get(index)?;
             let older = slot.older.filter(|&seq| self.index(seq).is_some());
@@ -146,22 +181,15 @@ impl PendingOffers {
             if hit {
                 match newer.and_then(|n| self.slots.get_mut(n)) {
                     Some(newer) => newer.older = older,
-                    None => match older {
-                        Some(seq) => {
-                            self.newest.insert(tag, seq);
-                        }
-                        None => {
-                            self.newest.remove(&tag);
-                        }
-                    },
+                    None => {
+                        let newest = self.newest.as_mut()?;
+                        match older {
+                            Some(seq) => newest.insert(tag, seq),
+                            None => newest.remove(&tag),
+                        };
+                    }
                 }
-                let taken = self.slots.get_mut(index)?.pending.take();
-                self.live -= 1;
-                self.drop_leading_holes();
-                if self.slots.len() > 2 * self.live + SLACK {
-                    self.compact();
-                }
-                return taken;
+                return self.take_at(index);
             }
             newer = Some(index);
             cursor = older;
@@ -169,9 +197,40 @@ impl PendingOffers {
         None
     }
 
+    /// [`Self::take`] in a list without an index: the newest match.
+    fn search(
+        &mut self,
+        offer_id: &OfferId,
+        matches: impl Fn(&Pending) -> bool,
+    ) -> Option<Pending> {
+        let index = self.slots.iter().rposition(|slot| {
+            slot.pending
+                .as_ref()
+                .is_some_and(|p| p.offer_id == *offer_id && matches(p))
+        })?;
+        self.take_at(index)
+    }
+
+    /// Takes the offer at `index`, leaving a hole (already unlinked).
+    fn take_at(&mut self, index: usize) -> Option<Pending> {
+        let taken = self.slots.get_mut(index)?.pending.take();
+        self.live -= 1;
+        self.drop_leading_holes();
+        if self.slots.len() > 2 * self.live + SLACK {
+            self.compact();
+        }
+        taken
+    }
+
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.live
+    }
+
+    /// Offers it has room for.
+    #[cfg(test)]
+    pub(super) fn capacity(&self) -> usize {
+        self.slots.capacity()
     }
 }
 
@@ -288,5 +347,103 @@ mod tests {
         };
         assert!(offers.take(&id_of(0), |_| true).is_none());
         assert!(offers.take(&id_of(9998), |_| true).is_some());
+    }
+
+    #[test]
+    fn a_short_list_is_searched_and_indexed_once_it_grows() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(60);
+        let mut offers = PendingOffers::default();
+        let id = |n: u8| {
+            let mut bytes = [3; 20];
+            bytes[19] = n;
+            bytes
+        };
+        for n in 0..3 {
+            offers.push(offer(id(n), n, later), 1000);
+        }
+        assert!(offers.newest.is_none());
+        assert_eq!(
+            offers.take(&Id20(id(1)), |_| true).map(|p| p.to_conn),
+            Some(1)
+        );
+        // The same id twice: the newest that matches goes first, unindexed too.
+        offers.push(offer(id(0), 9, later), 1000);
+        assert_eq!(
+            offers.take(&Id20(id(0)), |_| true).map(|p| p.to_conn),
+            Some(9)
+        );
+        // Past the unindexed length, with a hole inside: indexed.
+        for n in 10..20 {
+            offers.push(offer(id(n), n, later), 1000);
+        }
+        assert!(offers.newest.is_some());
+        offers.push(offer(id(0), 8, later), 1000);
+        assert_eq!(
+            offers
+                .take(&Id20(id(0)), |p| p.to_conn != 8)
+                .map(|p| p.to_conn),
+            Some(0)
+        );
+        assert_eq!(
+            offers.take(&Id20(id(0)), |_| true).map(|p| p.to_conn),
+            Some(8)
+        );
+        for n in (10..20).rev().chain([2]) {
+            assert_eq!(
+                offers.take(&Id20(id(n)), |_| true).map(|p| p.to_conn),
+                Some(u64::from(n))
+            );
+        }
+        assert_eq!(offers.len(), 0);
+        assert!(offers.newest.is_none());
+    }
+
+    #[test]
+    fn offers_are_taken_as_a_plain_list_would_give_them() {
+        let start = Instant::now();
+        let mut rng = fastrand::Rng::with_seed(7);
+        for round in 0..200 {
+            let max = rng.usize(1..40);
+            let mut offers = PendingOffers::default();
+            // Oldest first: (id byte, to_conn, expires).
+            let mut model: Vec<(u8, u64, Instant)> = Vec::new();
+            let mut clock = 0u64;
+            for _ in 0..300 {
+                match rng.u8(0..10) {
+                    0..=4 => {
+                        clock += 1;
+                        let (n, to) = (rng.u8(0..12), rng.u64(0..4));
+                        let expires = start + Duration::from_millis(clock * 10);
+                        offers.push(offer([n; 20], to as u8, expires), max);
+                        while model.len() >= max {
+                            model.remove(0);
+                        }
+                        model.push((n, to, expires));
+                    }
+                    5..=8 => {
+                        let (n, not_to) = (rng.u8(0..12), rng.u64(0..5));
+                        let got = offers.take(&Id20([n; 20]), |p| p.to_conn != not_to);
+                        let want = model
+                            .iter()
+                            .rposition(|&(m, to, _)| m == n && to != not_to)
+                            .map(|i| model.remove(i));
+                        assert_eq!(
+                            got.map(|p| p.to_conn),
+                            want.map(|(_, to, _)| to),
+                            "round {round}"
+                        );
+                    }
+                    _ => {
+                        let now = start + Duration::from_millis(rng.u64(0..=clock) * 10);
+                        offers.expire(now);
+                        while model.first().is_some_and(|&(_, _, e)| e <= now) {
+                            model.remove(0);
+                        }
+                    }
+                }
+                assert_eq!(offers.len(), model.len(), "round {round}");
+            }
+        }
     }
 }

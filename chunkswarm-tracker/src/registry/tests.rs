@@ -82,6 +82,23 @@ fn answer(ih: u8, peer: u8, to: u8, offer: u8) -> Value {
 }
 
 #[test]
+fn an_idle_connection_keeps_room_only_for_what_it_holds() {
+    let now = Instant::now();
+    let mut h = Harness::new(4);
+    for peer in 1..3 {
+        h.send(u64::from(peer), announce(9, peer, &[]), now)
+            .unwrap();
+    }
+    let done = h.send(0, announce(9, 7, &[50, 51]), now).unwrap().unwrap();
+    assert_eq!(done.forwarded, 2);
+    h.send(0, announce(8, 7, &[]), now).unwrap();
+    let state = &h.registry.conns[&0];
+    assert_eq!(state.peer_ids.capacity(), 1);
+    assert_eq!(state.memberships.capacity(), 2);
+    assert_eq!(state.pending.capacity(), 2);
+}
+
+#[test]
 fn offer_and_answer_are_relayed() {
     let now = Instant::now();
     let mut h = Harness::new(2);

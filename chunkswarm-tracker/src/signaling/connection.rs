@@ -4,14 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use std::sync::{Mutex, PoisonError};
-
-use hyper::upgrade::Upgraded;
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::sync::Notify;
 
 use super::message::{Action, MessageError, Refusal};
-use super::outbox::{Outbox, outbox};
+use super::outbox::{Next, Outbox, outbox};
 use super::websocket::{Incoming, ReadError, Reader, Writer, push_text};
 use super::{handle, reply};
 use crate::Tracker;
@@ -35,7 +32,6 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_POLICY: u16 = 1008;
 
 enum Event {
-    Shutdown,
     Received(Option<Result<Incoming, ReadError>>),
     Timer,
 }
@@ -59,28 +55,40 @@ impl Drop for Registered<'_> {
     }
 }
 
-/// Runs the connection to its end.
+/// Runs the connection to its end, once `upgrading` gives its socket.
 ///
 /// A plain function returning an `async move` block, not an `async fn`: the
 /// block uses its captures in place, where an `async fn` would hold a second
-/// copy of the socket in every idle connection's task. The socket is split
-/// before the block, which then captures the halves rather than the socket,
-/// a capture it would keep room for all its life.
+/// copy of them in every idle connection's task. Its task waits on two
+/// things while the connection idles, the client's next message (with the
+/// idle timer) and its queue ([`Outbox`]: messages from other connections,
+/// pongs, the tracker's shutdown); whatever else it waits on only now and
+/// then is boxed, so that idle tasks stay small.
 #[allow(clippy::manual_async_fn)]
 pub(super) fn run(
     tracker: Tracker,
-    socket: TokioIo<Upgraded>,
+    upgrading: OnUpgrade,
     slot: ConnectionSlot,
 ) -> impl Future<Output = ()> + Send {
-    // Reading and writing go on side by side: a client that sends only
-    // after it has read (as aquatic's load tester does) would otherwise
-    // wait on the tracker's write while the tracker waits on its read.
-    let (read, write) = tokio::io::split(socket);
-    let max = tracker.inner.config.limits.max_message_bytes;
-    let (mut stream, mut sink) = (Reader::new(read, max), Writer::new(write));
     async move {
+        let socket = match upgrading.await {
+            Ok(upgraded) => TokioIo::new(upgraded),
+            Err(e) => {
+                tracing::debug!(error = %e, "WebSocket upgrade failed");
+                tracker.inner.close_connection();
+                return;
+            }
+        };
         let inner = &tracker.inner;
         let limits = &inner.config.limits;
+        // Reading and writing go on side by side: a client that sends only
+        // after it has read (as aquatic's load tester does) would otherwise
+        // wait on the tracker's write while the tracker waits on its read.
+        let (read, write) = tokio::io::split(socket);
+        let (mut stream, mut sink) = (
+            Reader::new(read, limits.max_message_bytes),
+            Writer::new(write),
+        );
         let conn = inner.next_conn_id();
         let (sender, mut queued) = outbox(limits.outbound_queue);
         // Replies to this client go through its own queue, behind what other
@@ -93,8 +101,12 @@ pub(super) fn run(
             tracker: &tracker,
             conn,
         };
+        // A shutdown that began before the connection was in the registry
+        // (after, `Tracker::shutdown` tells it through its queue).
+        if inner.shutting_down() {
+            own.shut_down();
+        }
 
-        let mut shutdown = inner.shutdown.subscribe();
         let mut last_heard = Instant::now();
         let timer = tokio::time::sleep(limits.idle_timeout);
         tokio::pin!(timer);
@@ -102,33 +114,30 @@ pub(super) fn run(
         // Rate-limited messages since the last one let through.
         let mut rate_limited = 0u32;
 
-        // A ping's payload, for the writer's pong.
-        let ping: Mutex<Option<Vec<u8>>> = Mutex::new(None);
-        let pong = Notify::new();
         let writer = async {
             loop {
-                let next = tokio::select! {
-                    text = queued.recv() => Some(text),
-                    () = pong.notified() => None,
+                let next = match queued.next().await {
+                    Next::Shutdown => break Some((CLOSE_GOING_AWAY, "tracker shutting down")),
+                    next => next,
                 };
                 let write = async {
-                    if let Some(text) = next {
-                        // One write for the batch: its frames in one buffer.
-                        let mut frames = Vec::with_capacity(text.len() + 10);
-                        push_text(&mut frames, &text);
-                        drop(text);
-                        let mut batch = 1u64;
-                        while batch < BATCH {
-                            let Some(text) = queued.try_recv() else { break };
+                    match next {
+                        Next::Text(text) => {
+                            // One write for the batch: its frames in one buffer.
+                            let mut frames = Vec::with_capacity(text.len() + 10);
                             push_text(&mut frames, &text);
-                            batch += 1;
+                            drop(text);
+                            let mut batch = 1u64;
+                            while batch < BATCH {
+                                let Some(text) = queued.try_recv() else { break };
+                                push_text(&mut frames, &text);
+                                batch += 1;
+                            }
+                            sink.send(&frames).await?;
+                            add(&inner.metrics.messages_sent, batch);
                         }
-                        sink.send(&frames).await?;
-                        add(&inner.metrics.messages_sent, batch);
-                    }
-                    let payload = ping.lock().unwrap_or_else(PoisonError::into_inner).take();
-                    if let Some(payload) = payload {
-                        sink.send_pong(&payload).await?;
+                        Next::Pong(payload) => sink.send_pong(&payload).await?,
+                        Next::Shutdown => {}
                     }
                     Ok::<(), std::io::Error>(())
                 };
@@ -136,27 +145,22 @@ pub(super) fn run(
                 let written = Box::pin(tokio::time::timeout(WRITE_TIMEOUT, write)).await;
                 match written {
                     Ok(Ok(())) => {}
-                    Ok(Err(_)) => return,
+                    Ok(Err(_)) => break None,
                     Err(_) => {
                         inner.metrics.reject(Rejection::WriteTimeout);
-                        return;
+                        break None;
                     }
                 }
             }
         };
         let reader = async {
             loop {
-                if *shutdown.borrow_and_update() {
-                    break Some((CLOSE_GOING_AWAY, "tracker shutting down"));
-                }
                 let event = tokio::select! {
                     biased;
-                    _ = shutdown.changed() => Event::Shutdown,
                     message = stream.next() => Event::Received(message),
                     () = &mut timer => Event::Timer,
                 };
                 match event {
-                    Event::Shutdown => continue,
                     Event::Timer => {
                         let now = Instant::now();
                         if now.duration_since(last_heard) >= limits.idle_timeout {
@@ -189,13 +193,11 @@ pub(super) fn run(
                         let now = Instant::now();
                         last_heard = now;
                         add(&inner.metrics.messages_received, 1);
-                        let text = match &message {
-                            Incoming::Text(text) => Some(text.as_str()),
+                        let text = match message {
+                            Incoming::Text(text) => Some(text),
                             Incoming::Binary => None,
                             Incoming::Ping(payload) => {
-                                *ping.lock().unwrap_or_else(PoisonError::into_inner) =
-                                    Some(payload.clone());
-                                pong.notify_one();
+                                own.pong(payload);
                                 continue;
                             }
                             Incoming::Pong | Incoming::Close(_) => continue,
@@ -218,7 +220,7 @@ pub(super) fn run(
                             // Boxed: the handling future exists only while a message is
                             // handled, not in every idle connection's task.
                             Some(text) => {
-                                Box::pin(handle::text(inner, &own, conn, text, now)).await
+                                Box::pin(handle::text(inner, &own, conn, text.as_str(), now)).await
                             }
                             None => {
                                 inner.metrics.reject(Rejection::InvalidMessage);
@@ -249,12 +251,14 @@ pub(super) fn run(
             tokio::select! {
                 biased;
                 close = &mut reader => close,
-                () = &mut writer => None,
+                close = &mut writer => close,
             }
         };
         tracing::debug!(conn, close = ?close, "connection ended");
         if let Some((code, reason)) = close {
-            let _ = tokio::time::timeout(Duration::from_secs(1), sink.close(code, reason)).await;
+            // Boxed: its room would be kept in every idle connection's task.
+            let closing = tokio::time::timeout(Duration::from_secs(1), sink.close(code, reason));
+            let _ = Box::pin(closing).await;
         }
     }
 }

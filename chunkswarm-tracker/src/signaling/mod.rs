@@ -14,7 +14,6 @@ use std::time::Instant;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
-use hyper_util::rt::TokioIo;
 
 use crate::Tracker;
 use crate::metrics::Rejection;
@@ -51,16 +50,7 @@ pub(crate) async fn upgrade(
     }
     let upgrading = hyper::upgrade::on(&mut request);
     drop(request);
-    let task = tracker.clone();
-    tokio::spawn(async move {
-        match upgrading.await {
-            Ok(upgraded) => connection::run(task, TokioIo::new(upgraded), slot).await,
-            Err(e) => {
-                tracing::debug!(error = %e, "WebSocket upgrade failed");
-                task.inner.close_connection();
-            }
-        }
-    });
+    tokio::spawn(connection::run(tracker.clone(), upgrading, slot));
     (
         StatusCode::SWITCHING_PROTOCOLS,
         [
