@@ -8,10 +8,10 @@
 //! here until the claim expires, unless the download has starved for
 //! `starving_fallback` and nothing unclaimed is left. Peers that are not
 //! connected to each other but share a neighbour thus stop paying the origin
-//! for the same piece. A playback rescue waits for a claimant only while the
-//! claim is fresh (its fetch is not yet overdue) and no neighbour holds the
-//! piece, and only as long as a whole rescue lead would remain after the
-//! wait (see `Swarm::claimant_delivers`). Claims never delay pieces whose
+//! for the same piece. A playback rescue waits for a claimant only if it is
+//! a neighbour fetching the piece itself, while its fetch is not yet overdue
+//! and no neighbour holds the piece, and only as long as a whole rescue lead
+//! would remain after the wait (see `Swarm::claimant_delivers`). Claims never delay pieces whose
 //! peer attempts ran out. A hostile claimant can postpone a fetch no longer
 //! than the starving fallback, and a rescue no longer than one rescue lead.
 
@@ -46,6 +46,8 @@ pub(super) struct Claims {
 struct Claim {
     at: Instant,
     until: Instant,
+    /// The neighbour that sent it, if it is fetching the piece itself.
+    fetcher: Option<PeerKey>,
 }
 
 impl Claims {
@@ -53,18 +55,21 @@ impl Claims {
         self.heard.get(&piece).is_some_and(|c| now < c.until)
     }
 
-    /// When the claim on `piece` in force was heard, if there is one.
-    pub(super) fn heard_at(&self, piece: PieceIndex, now: Instant) -> Option<Instant> {
-        self.heard
-            .get(&piece)
-            .filter(|c| now < c.until)
-            .map(|c| c.at)
+    /// The neighbour fetching `piece` itself under a claim in force, and
+    /// when we heard it, if there is one.
+    pub(super) fn fetching_neighbour(
+        &self,
+        piece: PieceIndex,
+        now: Instant,
+    ) -> Option<(PeerKey, Instant)> {
+        let claim = self.heard.get(&piece).filter(|c| now < c.until)?;
+        Some((claim.fetcher?, claim.at))
     }
 
     /// Records a claim; returns whether the piece had never been claimed.
-    fn insert(&mut self, piece: PieceIndex, at: Instant, until: Instant) -> bool {
+    fn insert(&mut self, piece: PieceIndex, claim: Claim) -> bool {
         let fresh = !self.heard.contains_key(&piece);
-        self.heard.entry(piece).or_insert(Claim { at, until });
+        self.heard.entry(piece).or_insert(claim);
         fresh
     }
 
@@ -187,7 +192,13 @@ impl Swarm {
         }
         // Passed on only the first time, so a claim crosses each connection
         // once.
-        if self.claims.insert(piece, now, now + ttl) && claim.hops > 0 {
+        // A claim at full hops comes from the fetcher itself.
+        let heard = Claim {
+            at: now,
+            until: now + ttl,
+            fetcher: (claim.hops == MAX_CLAIM_HOPS).then_some(from),
+        };
+        if self.claims.insert(piece, heard) && claim.hops > 0 {
             let onward = OriginClaim {
                 hops: claim.hops - 1,
                 ..claim

@@ -356,17 +356,21 @@ impl Swarm {
         None
     }
 
-    /// Seconds until a neighbour that claimed `piece` from the origin should
-    /// hold it, while no neighbour holds it yet: the claim was heard less
-    /// than the origin's time for a piece, plus the rescue margin, ago.
-    /// A rescue of the piece then waits for the claimant as long as a whole
-    /// rescue lead would remain (so two viewers do not both pay for it), and
-    /// a claimant that does not deliver costs no more than that wait.
+    /// Seconds until a neighbour that is fetching `piece` from the origin
+    /// itself (by its claim) should hold it, while no neighbour holds it yet:
+    /// the claim was heard less than the origin's time for a piece, plus the
+    /// rescue margin, ago, and the claimant is still connected. A rescue of
+    /// the piece then waits for the claimant as long as a whole rescue lead
+    /// would remain (so two viewers do not both pay for it), and a claimant
+    /// that does not deliver costs no more than that wait.
     fn claimant_delivers(&self, now: Instant, piece: PieceIndex) -> Option<f64> {
         if self.availability.count(piece) > 0 {
             return None;
         }
-        let heard = self.claims.heard_at(piece, now)?;
+        let (claimant, heard) = self.claims.fetching_neighbour(piece, now)?;
+        if !self.peers.get(&claimant).is_some_and(|p| p.is_active()) {
+            return None;
+        }
         let fetch = self.rescue_lead(u64::from(self.layout.piece_len(piece)));
         let waited = now.saturating_duration_since(heard).as_secs_f64();
         (waited < fetch).then_some(fetch - waited)

@@ -152,8 +152,9 @@ fn a_claim_holds_a_piece_back_only_once_for_its_ttl() {
 
 /// A viewer of 16 pieces of a second each, holding the first `held`,
 /// paused at the start (so every deadline stays put), whose only neighbour
-/// holds nothing and claims to be fetching all the rest from the origin.
-fn viewer_behind_a_claimant(held: u32) -> (Swarm, Instant) {
+/// holds nothing and claims all the rest from the origin: at `hops` 1 as
+/// their fetcher, at 0 passing on another peer's claims.
+fn viewer_behind_a_claimant(held: u32, hops: u8) -> (Swarm, Instant) {
     let (net, info) = Net::new(16 * 65_536, 65_536);
     let config = SwarmConfig {
         strategy: crate::pick::Strategy::Streaming,
@@ -171,7 +172,7 @@ fn viewer_behind_a_claimant(held: u32) -> (Swarm, Instant) {
     }
     let mut viewer = Swarm::new(now, info, have, config);
     let claims: Vec<u8> = (held..16)
-        .flat_map(|piece| extended(1, &OriginClaim { piece, hops: 0 }.encode()).to_vec())
+        .flat_map(|piece| extended(1, &OriginClaim { piece, hops }.encode()).to_vec())
         .collect();
     raw_peer(
         &mut viewer,
@@ -202,7 +203,7 @@ fn origin_pieces(viewer: &mut Swarm) -> Vec<u64> {
 fn a_rescue_waits_for_a_fresh_claimant_while_a_whole_lead_would_remain() {
     // Piece 8 is due in 8 s; a rescue takes 3 s (1.5 s for an unmeasured
     // origin plus the margin), and so would the claimant's fetch.
-    let (mut viewer, start) = viewer_behind_a_claimant(8);
+    let (mut viewer, start) = viewer_behind_a_claimant(8, 1);
     let lead = viewer.rescue_lead(65_536);
     assert!((lead - 3.0).abs() < 1e-9, "{lead}");
     assert_eq!(origin_pieces(&mut viewer), Vec::<u64>::new());
@@ -217,8 +218,15 @@ fn a_rescue_waits_for_a_fresh_claimant_while_a_whole_lead_would_remain() {
 #[test]
 fn a_claim_does_not_hold_back_a_rescue_due_within_the_wait_and_a_lead() {
     // Piece 4 is due in 4 s, under the 3 s wait plus the 3 s lead.
-    let (mut viewer, _) = viewer_behind_a_claimant(4);
+    let (mut viewer, _) = viewer_behind_a_claimant(4, 1);
     assert_eq!(origin_pieces(&mut viewer), vec![4]);
+}
+
+#[test]
+fn a_rescue_does_not_wait_for_a_claimant_that_is_not_a_neighbour() {
+    // The claim was passed on: its fetcher will not tell us it holds the piece.
+    let (mut viewer, _) = viewer_behind_a_claimant(8, 0);
+    assert_eq!(origin_pieces(&mut viewer), vec![8]);
 }
 
 #[test]
