@@ -11,9 +11,10 @@
 //! for the same piece. A playback rescue waits for a claimant only if it is
 //! a neighbour fetching the piece itself, while its fetch is not yet overdue
 //! and no neighbour holds the piece, and only as long as a whole rescue lead
-//! would remain after the wait (see `Swarm::claimant_delivers`). Claims never delay pieces whose
-//! peer attempts ran out. A hostile claimant can postpone a fetch no longer
-//! than the starving fallback, and a rescue no longer than one rescue lead.
+//! would remain after the wait (see `Swarm::claimant_delivers`). Claims
+//! never delay pieces whose peer attempts ran out. A hostile claimant can
+//! postpone a fetch no longer than the starving fallback, and a rescue no
+//! longer than one rescue lead.
 
 use std::collections::BTreeMap;
 
@@ -190,14 +191,14 @@ impl Swarm {
         if self.have.contains(piece) {
             return;
         }
-        // Passed on only the first time, so a claim crosses each connection
-        // once.
         // A claim at full hops comes from the fetcher itself.
         let heard = Claim {
             at: now,
             until: now + ttl,
             fetcher: (claim.hops == MAX_CLAIM_HOPS).then_some(from),
         };
+        // Passed on only the first time, so a claim crosses each connection
+        // once.
         if self.claims.insert(piece, heard) && claim.hops > 0 {
             let onward = OriginClaim {
                 hops: claim.hops - 1,

@@ -342,6 +342,9 @@ impl Swarm {
             let missing = self.missing_bytes(piece);
             backlog += missing;
             let deadline = self.deadline(now, piece)?;
+            if !free(self, piece) {
+                continue;
+            }
             let left = deadline.saturating_duration_since(now).as_secs_f64();
             let lead = self.rescue_lead(missing);
             let peers_late = match self.claimant_delivers(now, piece) {
@@ -349,7 +352,7 @@ impl Swarm {
                 Some(wait) => left < wait + lead,
                 None => left < backlog as f64 / rate + lead,
             };
-            if free(self, piece) && peers_late {
+            if peers_late {
                 return Some(piece);
             }
         }
