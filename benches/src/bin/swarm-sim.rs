@@ -2,12 +2,16 @@
 //!
 //! ```text
 //! swarm-sim --scenario NAME [--seed N] [--peers N] [--size-mib N]
-//!           [--introductions tracker|random] [--swarm-facts] [--json] [--detail]
-//!           [--trace-origin] [--trace-flows]
+//!           [--introductions tracker|random] [--swarm-facts] [--upload-cap PERCENT]
+//!           [--json] [--detail] [--trace-origin] [--trace-flows]
 //! ```
 //!
 //! `--swarm-facts` has every engine steer the origin by the tracker's swarm
-//! facts (`HttpConfig::use_swarm_facts`, off by default). `--detail` adds every peer's own figures and a timeline of the swarm
+//! facts (`HttpConfig::use_swarm_facts`, off by default). `--upload-cap`
+//! limits every peer's upload to that percentage of its link
+//! (`SwarmConfig::upload_rate_limit`): below the link, the engine's order of
+//! uploads decides who is served, rather than a fair share among the
+//! connections' send buffers. `--detail` adds every peer's own figures and a timeline of the swarm
 //! (peers' upload use, origin rate) to the report. `--trace-origin` prints a
 //! JSON line on standard error for every origin fetch: the peer, the piece,
 //! why, how soon its playback needs it, and how many neighbours hold it.
@@ -67,8 +71,8 @@ struct Output {
 fn parse(args: &[String]) -> Result<(Params, Output), String> {
     let usage = format!(
         "usage: swarm-sim --scenario {{{}}} [--seed N] [--peers N] [--size-mib N] \
-         [--introductions tracker|random] [--swarm-facts] [--json] [--detail] \
-         [--trace-origin] [--trace-flows]",
+         [--introductions tracker|random] [--swarm-facts] [--upload-cap PERCENT] \
+         [--json] [--detail] [--trace-origin] [--trace-flows]",
         SCENARIOS.join("|")
     );
     let mut scenario = None;
@@ -81,6 +85,7 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
     let mut trace_flows = false;
     let mut introductions = None;
     let mut swarm_facts = false;
+    let mut upload_cap = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut number = |name: &str| -> Result<u64, String> {
@@ -103,6 +108,10 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
                 introductions = Some(value.parse::<Introductions>()?);
             }
             "--swarm-facts" => swarm_facts = true,
+            "--upload-cap" => match number("--upload-cap")? {
+                percent @ 1..=100 => upload_cap = Some(percent),
+                other => return Err(format!("--upload-cap: {other} is not a percentage (1-100)")),
+            },
             "--json" => json = true,
             "--detail" => detail = true,
             "--trace-origin" => trace_origin = true,
@@ -124,6 +133,9 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
         params.file_bytes = mib << 20;
     }
     params.swarm.http.use_swarm_facts = swarm_facts;
+    if let Some(percent) = upload_cap {
+        params.swarm.upload_rate_limit = Some((params.peer_up * percent as f64 / 100.0) as u64);
+    }
     let output = Output {
         json,
         detail,

@@ -87,6 +87,9 @@ impl Default for HttpConfig {
 /// at the rate they deliver when asked, would bring it later than the moment
 /// a rescue must start: its deadline minus the origin's time for its missing
 /// bytes (measured on the origin's fetches so far) minus `rescue_margin`.
+/// A rescue that the origin will bring only after the deadline (a slow
+/// origin) is raced by neighbours holding the piece; the first source to
+/// bring every block wins.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamingConfig {
     /// Seconds of content ahead of the playhead that are fetched strictly in order.

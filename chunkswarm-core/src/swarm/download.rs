@@ -34,7 +34,8 @@ pub(super) struct PartialPiece {
     pub(super) received: u32,
     /// Only this peer may fill it (it is on parole).
     pub(super) exclusive: Option<PeerKey>,
-    /// Its missing blocks are being fetched over HTTP; peers keep off it.
+    /// Its missing blocks are being fetched over HTTP; peers keep off it
+    /// unless they race a playback rescue (`Swarm::rescue_race_blocks`).
     pub(super) http: Option<HttpRequestId>,
 }
 
@@ -64,13 +65,25 @@ impl PartialPiece {
                 .any(|b| matches!(b, BlockSlot::Requested { .. }))
     }
 
-    /// Whether `peer` may take blocks of this piece.
-    fn open_to(&self, peer: PeerKey, on_parole: bool) -> bool {
-        self.http.is_none()
-            && match self.exclusive {
-                Some(owner) => owner == peer,
-                None => !on_parole || self.is_untouched(),
-            }
+    /// How many more blocks `peer` may take of this piece: `race` more than
+    /// it has asked for already while HTTP fetches it.
+    fn open_to(&self, peer: PeerKey, on_parole: bool, race: u32) -> usize {
+        let allowed = match self.exclusive {
+            Some(owner) => owner == peer,
+            None => !on_parole || self.is_untouched(),
+        };
+        if !allowed {
+            return 0;
+        }
+        if self.http.is_none() {
+            return usize::MAX;
+        }
+        let asked = self
+            .blocks
+            .iter()
+            .filter(|b| matches!(b, BlockSlot::Requested { by, .. } if *by == peer))
+            .count();
+        (race as usize).saturating_sub(asked)
     }
 }
 
@@ -149,13 +162,13 @@ impl Swarm {
         }
         let focus = self.focus(now);
         let mut chosen: Vec<Block> = Vec::new();
-        self.continue_partials(key, focus.clone(), &mut room, &mut chosen);
+        self.continue_partials(now, key, focus.clone(), &mut room, &mut chosen);
         while room > 0 {
             let Some(piece) = self.pick_new_piece(key, focus.clone()) else {
                 break;
             };
             self.start_piece(key, piece);
-            self.continue_partial(key, piece, &mut room, &mut chosen);
+            self.continue_partial(now, key, piece, &mut room, &mut chosen);
         }
         if room > 0 && chosen.is_empty() && !self.has_missing_blocks() {
             self.endgame(key, &mut room, &mut chosen);
@@ -167,6 +180,7 @@ impl Swarm {
     /// playback window's first, in playback order, then the rest.
     fn continue_partials(
         &mut self,
+        now: Instant,
         key: PeerKey,
         focus: Option<Range<u32>>,
         room: &mut usize,
@@ -182,32 +196,41 @@ impl Swarm {
             if *room == 0 {
                 return;
             }
-            self.continue_partial(key, piece, room, chosen);
+            self.continue_partial(now, key, piece, room, chosen);
         }
     }
 
     /// Requests missing blocks of one started piece, if the peer may take them.
     fn continue_partial(
         &mut self,
+        now: Instant,
         key: PeerKey,
         piece: PieceIndex,
         room: &mut usize,
         chosen: &mut Vec<Block>,
     ) {
+        let race = match self.partials.get(&piece) {
+            Some(partial) if partial.http.is_some() => self.rescue_race_blocks(now, key, piece),
+            _ => 0,
+        };
         let Some(peer) = self.peers.get(&key) else {
             return;
         };
         let Some(partial) = self.partials.get_mut(&piece) else {
             return;
         };
-        if !peer.has_piece(piece) || !partial.open_to(key, peer.on_parole) {
+        if !peer.has_piece(piece) {
+            return;
+        }
+        let mut open = partial.open_to(key, peer.on_parole, race);
+        if open == 0 {
             return;
         }
         if peer.on_parole {
             partial.exclusive = Some(key);
         }
         for (index, slot) in partial.blocks.iter_mut().enumerate() {
-            if *room == 0 {
+            if *room == 0 || open == 0 {
                 return;
             }
             if *slot == BlockSlot::Missing {
@@ -218,6 +241,7 @@ impl Swarm {
                     };
                     chosen.push(block);
                     *room -= 1;
+                    open -= 1;
                 }
             }
         }

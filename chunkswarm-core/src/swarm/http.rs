@@ -30,19 +30,24 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::time::Duration;
 
 use bytes::Bytes;
 use web_time::Instant;
 
 use super::config::{OriginBudget, SwarmConfig};
 use super::download::{BlockSlot, PartialPiece};
-use super::{Event, HttpRequestId, Output, PieceState, Source, Swarm};
+use super::{Event, HttpRequestId, Output, PeerKey, PieceState, Source, Swarm};
 use crate::driver::HttpError;
-use crate::layout::PieceIndex;
+use crate::layout::{BLOCK_SIZE, PieceIndex};
 use crate::pick::PeerView;
 use crate::piece_map::Bitfield;
 use crate::rate::TokenBucket;
 use crate::rng::mix;
+
+/// Blocks of a playback rescue asked of a neighbour that never delivered to
+/// us, to learn whether it beats the origin.
+const PROBE_BLOCKS: u32 = 2;
 
 #[derive(Debug)]
 struct Fetch {
@@ -382,14 +387,59 @@ impl Swarm {
     /// How long before its deadline a rescue of `missing` bytes must start:
     /// the origin's time for them plus the rescue margin.
     pub(super) fn rescue_lead(&self, missing: u64) -> f64 {
-        let origin = match self.http.origin_rate {
-            Some(rate) => missing as f64 / rate,
-            None => {
-                let piece = f64::from(self.layout.piece_length().max(1));
-                missing as f64 / piece * self.config.streaming.origin_piece_time.as_secs_f64()
-            }
+        missing as f64 / self.origin_speed() + self.config.streaming.rescue_margin.as_secs_f64()
+    }
+
+    /// The origin's bytes per second: measured, or a piece per
+    /// `origin_piece_time` until a fetch is measured.
+    fn origin_speed(&self) -> f64 {
+        self.http.origin_rate.unwrap_or_else(|| {
+            let guess = self.config.streaming.origin_piece_time.as_secs_f64();
+            f64::from(self.layout.piece_length().max(1)) / guess.max(1e-3)
+        })
+    }
+
+    /// How many blocks of `piece`, which HTTP is fetching, the neighbour
+    /// `key` may bring as well. Only a playback rescue that the origin, at
+    /// its speed, will bring after the piece's deadline is raced (playback
+    /// will wait for it anyway): by a neighbour that delivers faster than the
+    /// origin, for every block (the first source to bring them all wins; the
+    /// other is cancelled), and by one that never delivered to us, for
+    /// [`PROBE_BLOCKS`], which measure it. A neighbour's speed is the higher
+    /// of its measured rate and a block per round trip, so a fast neighbour
+    /// shows itself with its first block. (A rescue on time is not raced:
+    /// where the viewer's own link limits the origin, the racing blocks
+    /// would take from the rescue's share of it and make it late.)
+    pub(super) fn rescue_race_blocks(&self, now: Instant, key: PeerKey, piece: PieceIndex) -> u32 {
+        let Some(peer) = self.peers.get(&key) else {
+            return 0;
         };
-        origin + self.config.streaming.rescue_margin.as_secs_f64()
+        let Some(deadline) = self.deadline(now, piece) else {
+            return 0;
+        };
+        let origin = self.origin_speed();
+        let late = self
+            .http
+            .in_flight
+            .values()
+            .filter(|fetch| fetch.piece == piece && fetch.reason == Reason::Deadline)
+            .any(|fetch| {
+                let span = self.block_span(piece, fetch.blocks.clone());
+                let takes = (span.end - span.start) as f64 / origin;
+                fetch.started + Duration::from_secs_f64(takes) > deadline
+            });
+        if !late {
+            return 0;
+        }
+        let Some(rtt) = peer.rtt else {
+            return PROBE_BLOCKS;
+        };
+        let per_round_trip = f64::from(BLOCK_SIZE) / rtt.as_secs_f64().max(1e-3);
+        if peer.download.rate(now).max(per_round_trip) > origin {
+            self.layout.block_count(piece)
+        } else {
+            0
+        }
     }
 
     /// Bytes of the piece not yet received.

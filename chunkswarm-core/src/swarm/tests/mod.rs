@@ -948,6 +948,83 @@ fn a_rescue_from_an_origin_slower_than_peers_leaves_them_fetching_later_pieces()
     assert!(asked.iter().any(|p| *p > first.get()), "{asked:?}");
 }
 
+/// A streaming viewer alone, over 8 pieces of 64 KiB, playing from the
+/// start; the origin's responses are held in `net.held_http`, so its first
+/// piece waits on the origin. A seeder is added but not connected.
+fn viewer_waiting_on_the_origin(config: HttpConfig) -> (Net, usize, usize) {
+    let (mut net, info) = Net::new(8 * 65_536, 65_536);
+    let seeder = net.add(&info, true, false, no_http());
+    let config = SwarmConfig {
+        strategy: crate::pick::Strategy::Streaming,
+        http: config,
+        ..SwarmConfig::default()
+    };
+    let viewer = net.add(&info, false, false, config);
+    net.held_http = Some(Vec::new());
+    let now = net.now;
+    let playback = Playback {
+        position: 0,
+        bitrate: 65_536,
+    };
+    net.nodes[viewer].swarm.set_playback(now, Some(playback));
+    net.drain(viewer);
+    assert_eq!(net.held_http.as_ref().map(Vec::len), Some(1));
+    (net, seeder, viewer)
+}
+
+#[test]
+fn a_late_playback_rescue_is_raced_by_a_neighbour_holding_the_piece() {
+    let (mut net, seeder, viewer) = viewer_waiting_on_the_origin(HttpConfig::default());
+    // Playback waits on the rescue of piece 0, which the origin (a piece per
+    // 1.5 s until measured) brings after its deadline. A neighbour holding
+    // it arrives: it is probed, is faster, and brings the piece.
+    net.connect(seeder, viewer);
+    net.run_until(Duration::from_secs(2), |n| {
+        n.nodes[1]
+            .swarm
+            .have()
+            .contains(PieceIndex::new_unchecked(0))
+    });
+    let first_verified = net.nodes[viewer].events.iter().find_map(|e| match e {
+        Event::Piece {
+            piece,
+            state: PieceState::Verified(source),
+        } => Some((piece.get(), *source)),
+        _ => None,
+    });
+    assert_eq!(
+        first_verified,
+        Some((0, Source::Peer(PeerKey(seeder as u64))))
+    );
+    let swarm = &net.nodes[viewer].swarm;
+    assert_eq!(
+        swarm.http.in_flight_pieces().count(),
+        0,
+        "the rescue was not cancelled"
+    );
+}
+
+#[test]
+fn the_fast_start_is_not_raced() {
+    let config = HttpConfig {
+        first_piece_from_http: true,
+        ..HttpConfig::default()
+    };
+    let (mut net, seeder, viewer) = viewer_waiting_on_the_origin(config);
+    // The fast start is the origin's by choice: racing it would take from
+    // its share of the viewer's link.
+    net.connect(seeder, viewer);
+    net.run_until(Duration::from_secs(2), |_| false);
+    assert!(
+        !net.nodes[viewer]
+            .swarm
+            .have()
+            .contains(PieceIndex::new_unchecked(0))
+    );
+    let asked = asked_of(&net, viewer, PeerKey(seeder as u64));
+    assert!(!asked.contains(&0), "{asked:?}");
+}
+
 #[test]
 fn the_rescue_lead_is_the_origins_measured_time_plus_the_margin() {
     let (net, info) = Net::new(4 * 65_536, 65_536);
