@@ -249,6 +249,17 @@ impl Net {
     }
 }
 
+/// The first piece `node` verified, and its main source.
+fn first_verified(net: &Net, node: usize) -> Option<(u32, Source)> {
+    net.nodes[node].events.iter().find_map(|e| match e {
+        Event::Piece {
+            piece,
+            state: PieceState::Verified(source),
+        } => Some((piece.get(), *source)),
+        _ => None,
+    })
+}
+
 fn no_http() -> SwarmConfig {
     SwarmConfig {
         http: HttpConfig {
@@ -712,13 +723,7 @@ fn fast_start_fetches_the_playhead_piece_over_http_first() {
     net.nodes[viewer].swarm.set_playback(now, Some(playback));
     net.connect(seeder, viewer);
     net.run_until(Duration::from_secs(60), |n| n.nodes[1].swarm.is_complete());
-    let first_verified = net.nodes[viewer].events.iter().find_map(|e| match e {
-        Event::Piece {
-            piece,
-            state: PieceState::Verified(source),
-        } => Some((piece.get(), *source)),
-        _ => None,
-    });
+    let first_verified = first_verified(&net, viewer);
     assert_eq!(first_verified, Some((3, Source::Http)));
     assert_eq!(net.assembled(viewer), net.content);
     let fetches = net.nodes[viewer].swarm.stats(net.now).origin_fetches;
@@ -985,13 +990,7 @@ fn a_late_playback_rescue_is_raced_by_a_neighbour_holding_the_piece() {
             .have()
             .contains(PieceIndex::new_unchecked(0))
     });
-    let first_verified = net.nodes[viewer].events.iter().find_map(|e| match e {
-        Event::Piece {
-            piece,
-            state: PieceState::Verified(source),
-        } => Some((piece.get(), *source)),
-        _ => None,
-    });
+    let first_verified = first_verified(&net, viewer);
     assert_eq!(
         first_verified,
         Some((0, Source::Peer(PeerKey(seeder as u64))))
