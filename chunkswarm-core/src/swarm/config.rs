@@ -136,7 +136,13 @@ pub struct SwarmConfig {
     pub rechoke_interval: Duration,
     /// How often the optimistic unchoke moves to another peer.
     pub optimistic_unchoke_interval: Duration,
-    /// Upload limit in bytes per second, if any.
+    /// Upload limit in bytes per second, if any. For viewers, a limit just
+    /// below the uplink (95 %) is worth setting when it is known: without
+    /// it the connections' send buffers share the uplink evenly, whatever
+    /// the order in which blocks were queued; with it, blocks go out in the
+    /// engine's order (nearest playback deadline first). In the simulator's
+    /// `vod` scenario it takes the origin from 11.0 to 9.8 copies and removes
+    /// a 1.5 s stall.
     pub upload_rate_limit: Option<u64>,
     /// Seconds of transfer at a peer's measured rate to keep requested from it.
     pub request_queue_time: Duration,
