@@ -141,8 +141,8 @@ pub struct SwarmConfig {
     /// it the connections' send buffers share the uplink evenly, whatever
     /// the order in which blocks were queued; with it, blocks go out in the
     /// engine's order (nearest playback deadline first). In the simulator's
-    /// `vod` scenario it takes the origin from 11.0 to 9.8 copies and removes
-    /// a 1.5 s stall.
+    /// `vod` scenario (seed 1) it takes the origin from 11.0 to 9.8 copies
+    /// and removes a 1.5 s stall.
     pub upload_rate_limit: Option<u64>,
     /// Seconds of transfer at a peer's measured rate to keep requested from it.
     pub request_queue_time: Duration,
