@@ -11,10 +11,11 @@
 //! limits every peer's upload to that percentage of its link
 //! (`SwarmConfig::upload_rate_limit`): below the link, the engine's order of
 //! uploads decides who is served, rather than a fair share among the
-//! connections' send buffers. `--detail` adds every peer's own figures and a timeline of the swarm
-//! (peers' upload use, origin rate) to the report. `--trace-origin` prints a
-//! JSON line on standard error for every origin fetch: the peer, the piece,
-//! why, how soon its playback needs it, and how many neighbours hold it.
+//! connections' send buffers. `--detail` adds every peer's own figures and a
+//! timeline of the swarm (peers' upload use, origin rate) to the report.
+//! `--trace-origin` prints a JSON line on standard error for every origin
+//! fetch: the peer, the piece, why, how soon its playback needs it, and how
+//! many neighbours hold it.
 //! `--trace-flows` prints, at the end, a JSON line on standard error for
 //! every sender, receiver and 10 s of virtual time: the bytes sent (a `null`
 //! end is the origin).

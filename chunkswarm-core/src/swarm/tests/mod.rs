@@ -953,6 +953,32 @@ fn a_rescue_from_an_origin_slower_than_peers_leaves_them_fetching_later_pieces()
     assert!(asked.iter().any(|p| *p > first.get()), "{asked:?}");
 }
 
+#[test]
+fn a_rescue_the_origin_brings_late_is_raced_and_one_on_time_is_left_to_it() {
+    // The viewer rescues the piece at its playhead; then playback moves a
+    // piece back, so the rescued piece is due in a second.
+    let raced = |origin_rate: f64| {
+        let (mut net, info, seeder, viewer) = seeder_and_streaming_viewer();
+        net.nodes[viewer].swarm.http.origin_rate = Some(origin_rate);
+        let first = viewer_asking_ahead(&mut net, &info, viewer, seeder);
+        assert_eq!(net.held_http.as_ref().map(Vec::len), Some(1));
+        assert!(first.get() > 0, "the viewer holds nothing before {first:?}");
+        let later = net.now + Duration::from_millis(100);
+        net.now = later;
+        let playback = Playback {
+            position: info.layout().piece_offset(first) - 65_536,
+            bitrate: 65_536,
+        };
+        net.nodes[viewer].swarm.set_playback(later, Some(playback));
+        net.nodes[viewer].swarm.handle_timeout(later);
+        asked_of(&net, viewer, PeerKey(seeder as u64)).contains(&first.get())
+    };
+    // At 1 KB/s the origin brings the piece a minute after its deadline.
+    assert!(raced(1_000.0));
+    // At 1 MB/s it brings it in 66 ms, on time: the seeder keeps off it.
+    assert!(!raced(1e6));
+}
+
 /// A streaming viewer alone, over 8 pieces of 64 KiB, playing from the
 /// start; the origin's responses are held in `net.held_http`, so its first
 /// piece waits on the origin. A seeder is added but not connected.
