@@ -3,9 +3,10 @@
 //! The origin serves at most 1.15 copies of the file in all, and the second
 //! window gets at least 80 % of its bytes from the first. The goal is 90 %:
 //! the playback rescues it starts on the slow origin before it meets the
-//! first window are raced by the first window once they meet, and six runs
-//! measured 96–100 % five times and 85.5 % once (1.00 copies each time), when
-//! four pieces came from the origin before the windows met.
+//! first window are raced by the first window once they meet. Six runs
+//! measured 96–100 % five times and 85.5 % once, 1.00 copies each time: in
+//! that run the second window fetched four pieces the first did not hold
+//! yet, and the first took them from it.
 
 use std::time::Duration;
 
