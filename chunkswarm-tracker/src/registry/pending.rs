@@ -241,6 +241,23 @@ mod tests {
     use super::*;
     use crate::signaling::ids::Id20;
 
+    /// An id of `fill` bytes that ends in `n`: ids alike in their first
+    /// eight bytes, told apart by the last.
+    fn id_ending(fill: u8, n: u8) -> [u8; 20] {
+        let mut bytes = [fill; 20];
+        bytes[19] = n;
+        bytes
+    }
+
+    /// The connection of the newest offer under `id` that passes `keep`, taken.
+    fn taken(
+        offers: &mut PendingOffers,
+        id: [u8; 20],
+        keep: impl Fn(&Pending) -> bool,
+    ) -> Option<u64> {
+        offers.take(&Id20(id), keep).map(|p| p.to_conn)
+    }
+
     fn offer(id: [u8; 20], to: u8, expires: Instant) -> Pending {
         Pending {
             offer_id: Id20(id),
@@ -285,12 +302,7 @@ mod tests {
         let now = Instant::now();
         let later = now + Duration::from_secs(60);
         let mut offers = PendingOffers::default();
-        // Ids alike in their first eight bytes, told apart by the last.
-        let id = |n: u8| {
-            let mut bytes = [5; 20];
-            bytes[19] = n;
-            bytes
-        };
+        let id = |n: u8| id_ending(5, n);
         for n in 0..50 {
             offers.push(offer(id(n), n, later), 1000);
         }
@@ -298,8 +310,11 @@ mod tests {
             .filter(|n| n % 3 == 0)
             .chain((0..50).filter(|n| n % 3 != 0).rev())
         {
-            let taken = offers.take(&Id20(id(n)), |_| true).map(|p| p.to_conn);
-            assert_eq!(taken, Some(u64::from(n)), "{n}");
+            assert_eq!(
+                taken(&mut offers, id(n), |_| true),
+                Some(u64::from(n)),
+                "{n}"
+            );
             assert!(offers.take(&Id20(id(n)), |_| true).is_none());
         }
         assert_eq!(offers.len(), 0);
@@ -308,20 +323,9 @@ mod tests {
         offers.push(offer(id(1), 1, later), 1000);
         offers.push(offer(id(1), 2, later), 1000);
         offers.push(offer(id(1), 3, later), 1000);
-        assert_eq!(
-            offers
-                .take(&Id20(id(1)), |p| p.to_conn != 3)
-                .map(|p| p.to_conn),
-            Some(2)
-        );
-        assert_eq!(
-            offers.take(&Id20(id(1)), |_| true).map(|p| p.to_conn),
-            Some(3)
-        );
-        assert_eq!(
-            offers.take(&Id20(id(1)), |_| true).map(|p| p.to_conn),
-            Some(1)
-        );
+        assert_eq!(taken(&mut offers, id(1), |p| p.to_conn != 3), Some(2));
+        assert_eq!(taken(&mut offers, id(1), |_| true), Some(3));
+        assert_eq!(taken(&mut offers, id(1), |_| true), Some(1));
         // Answered offers in the middle do not pile up.
         for n in 0..10_000u32 {
             let mut bytes = [0; 20];
@@ -354,46 +358,25 @@ mod tests {
         let now = Instant::now();
         let later = now + Duration::from_secs(60);
         let mut offers = PendingOffers::default();
-        let id = |n: u8| {
-            let mut bytes = [3; 20];
-            bytes[19] = n;
-            bytes
-        };
+        let id = |n: u8| id_ending(3, n);
         for n in 0..3 {
             offers.push(offer(id(n), n, later), 1000);
         }
         assert!(offers.newest.is_none());
-        assert_eq!(
-            offers.take(&Id20(id(1)), |_| true).map(|p| p.to_conn),
-            Some(1)
-        );
+        assert_eq!(taken(&mut offers, id(1), |_| true), Some(1));
         // The same id twice: the newest that matches goes first, unindexed too.
         offers.push(offer(id(0), 9, later), 1000);
-        assert_eq!(
-            offers.take(&Id20(id(0)), |_| true).map(|p| p.to_conn),
-            Some(9)
-        );
+        assert_eq!(taken(&mut offers, id(0), |_| true), Some(9));
         // Past the unindexed length, with a hole inside: indexed.
         for n in 10..20 {
             offers.push(offer(id(n), n, later), 1000);
         }
         assert!(offers.newest.is_some());
         offers.push(offer(id(0), 8, later), 1000);
-        assert_eq!(
-            offers
-                .take(&Id20(id(0)), |p| p.to_conn != 8)
-                .map(|p| p.to_conn),
-            Some(0)
-        );
-        assert_eq!(
-            offers.take(&Id20(id(0)), |_| true).map(|p| p.to_conn),
-            Some(8)
-        );
+        assert_eq!(taken(&mut offers, id(0), |p| p.to_conn != 8), Some(0));
+        assert_eq!(taken(&mut offers, id(0), |_| true), Some(8));
         for n in (10..20).rev().chain([2]) {
-            assert_eq!(
-                offers.take(&Id20(id(n)), |_| true).map(|p| p.to_conn),
-                Some(u64::from(n))
-            );
+            assert_eq!(taken(&mut offers, id(n), |_| true), Some(u64::from(n)));
         }
         assert_eq!(offers.len(), 0);
         assert!(offers.newest.is_none());
