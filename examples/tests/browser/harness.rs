@@ -16,6 +16,9 @@ use sha2::{Digest as _, Sha256};
 
 use crate::webdriver::{Driver, Session};
 
+#[path = "../netns/mod.rs"]
+pub(crate) mod netns;
+
 /// Reads the demo page's `window.chunkswarmDemo` as JSON.
 pub(crate) const DEMO_STATE: &str =
     "const d = window.chunkswarmDemo; return d ? JSON.parse(JSON.stringify(d)) : null;";
@@ -49,8 +52,6 @@ pub(crate) fn random_file(path: &Path, mib: u64) -> String {
     hex::encode(hash.finalize())
 }
 
-/// Set in the re-run inside the namespace.
-const INNER: &str = "CHUNKSWARM_BROWSER_TEST_INNER";
 pub(crate) const CHROMEDRIVER_ADDR: &str = "127.0.0.1:9515";
 
 pub(crate) fn chromium() -> String {
@@ -92,12 +93,7 @@ pub(crate) fn in_namespace(test_name: &str) -> bool {
 
 /// [`in_namespace`] for a program of its own: the re-run gets `args`.
 pub(crate) fn run_in_namespace(args: &[String]) -> bool {
-    if std::env::var_os(INNER).is_some() {
-        let up = Command::new("ip")
-            .args(["link", "set", "lo", "up"])
-            .status()
-            .expect("cannot run ip");
-        assert!(up.success(), "ip link set lo up failed: {up}");
+    if netns::inside() {
         return true;
     }
     // One browser test at a time: the pages' timing is what they measure
@@ -120,24 +116,8 @@ pub(crate) fn run_in_namespace(args: &[String]) -> bool {
     pkg.ensure(true)
         .unwrap_or_else(|e| panic!("cannot build the wasm package: {e}"));
 
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
-    let mut unshare = Command::new("unshare");
-    if !root {
-        // An unprivileged user namespace maps us to root inside.
-        unshare.arg("--map-root-user");
-    }
     let started = Instant::now();
-    let status = unshare
-        .args(["--net", "--"])
-        .arg(std::env::current_exe().unwrap())
-        .args(args)
-        .env(INNER, "1")
-        .env("CHUNKSWARM_DEMO_PKG", &pkg.out_dir)
-        .status()
-        .expect("cannot run unshare");
+    let status = netns::rerun(args, &[("CHUNKSWARM_DEMO_PKG", pkg.out_dir.as_os_str())]);
     eprintln!("namespace run took {:?}", started.elapsed());
     assert!(
         status.success(),

@@ -43,10 +43,6 @@ use sha1::Sha1;
 
 const SECRET: &str = "turn-test-secret-5b1f07";
 
-/// Set in the re-run inside the namespace (the browser harness's name, so
-/// its helpers know they are inside too).
-const INNER: &str = "CHUNKSWARM_BROWSER_TEST_INNER";
-
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn have(program: &str, arg: &str) -> bool {
@@ -61,12 +57,7 @@ fn have(program: &str, arg: &str) -> bool {
 /// Whether this is the run inside the namespace; outside, re-runs
 /// `test_name` under `unshare --net` and asserts it passed.
 fn in_network_namespace(test_name: &str) -> bool {
-    if std::env::var_os(INNER).is_some() {
-        let up = Command::new("ip")
-            .args(["link", "set", "lo", "up"])
-            .status()
-            .expect("cannot run ip");
-        assert!(up.success(), "ip link set lo up failed: {up}");
+    if harness::netns::inside() {
         return true;
     }
     let missing: Vec<&str> = [
@@ -89,21 +80,10 @@ fn in_network_namespace(test_name: &str) -> bool {
     let _serial = SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
-    let mut unshare = Command::new("unshare");
-    if !root {
-        unshare.arg("--map-root-user");
-    }
-    let status = unshare
-        .args(["--net", "--"])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
-        .env(INNER, "1")
-        .status()
-        .expect("cannot run unshare");
+    let status = harness::netns::rerun(
+        &["--exact", test_name, "--nocapture", "--test-threads=1"],
+        &[],
+    );
     assert!(
         status.success(),
         "the test inside the network namespace failed ({status}); see its output above"
