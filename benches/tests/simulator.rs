@@ -181,11 +181,14 @@ fn the_detail_adds_up_to_the_report_and_leaves_the_run_unchanged() {
     assert!(timeline.windows(2).all(|w| w[0].t_s < w[1].t_s));
     for sample in timeline {
         assert!(sample.downloading <= sample.present);
+        assert!(sample.without_pieces <= sample.downloading, "{sample:?}");
         assert!(
             (0.0..=1.0 + 1e-9).contains(&sample.peer_upload_use),
             "{sample:?}"
         );
     }
+    let last = timeline.last().unwrap();
+    assert_eq!(last.without_pieces, 0, "every viewer completes: {last:?}");
     let uploaded: u64 = swarm.iter().map(|p| p.uploaded_bytes).sum();
     assert!(
         uploaded >= detailed.p2p_bytes,

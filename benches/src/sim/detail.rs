@@ -45,6 +45,9 @@ pub struct Sample {
     pub present: usize,
     /// Of them, those still downloading.
     pub downloading: usize,
+    /// Of them, those holding no verified piece yet, whose upload can only
+    /// sit idle: in a flash crowd, the start-up loss.
+    pub without_pieces: usize,
     /// Bytes present peers sent to peers over the interval, as a share of
     /// their upload capacity.
     pub peer_upload_use: f64,
@@ -81,6 +84,12 @@ impl Simulation {
         let origin_sent = sent_by(Endpoint::Origin);
         let secs = SAMPLE_EVERY.as_secs_f64();
         let capacity = present.len() as f64 * self.params.peer_up * secs;
+        let at = self.instant();
+        let without_pieces = present
+            .iter()
+            .filter_map(|&i| self.peers[i].swarm.as_ref())
+            .filter(|swarm| swarm.stats(at).pieces_verified == 0)
+            .count();
         let timeline = &mut self.timeline;
         let sample = Sample {
             t_s: self.now.as_secs_f64(),
@@ -89,6 +98,7 @@ impl Simulation {
                 .iter()
                 .filter(|&&i| self.peers[i].completed_at.is_none())
                 .count(),
+            without_pieces,
             peer_upload_use: if capacity > 0.0 {
                 (peer_sent - timeline.last_peer_sent) as f64 / capacity
             } else {
