@@ -12,7 +12,7 @@
 //! (`SwarmConfig::upload_rate_limit`): below the link, the engine's order of
 //! uploads decides who is served, rather than a fair share among the
 //! connections' send buffers. `--detail` adds every peer's own figures and a
-//! timeline of the swarm (peers' upload use, origin rate) to the report.
+//! timeline of the swarm (peers' upload use, peers holding no piece yet, origin rate) to the report.
 //! `--trace-origin` prints a JSON line on standard error for every origin
 //! fetch: the peer, the piece, why, how soon its playback needs it, and how
 //! many neighbours hold it.
