@@ -131,8 +131,9 @@ fn two_windows_report_each_peers_share_from_peers() {
     // the second only the pieces that one fetched from the origin ahead of it.
     assert!(report.p2p_share_by_peer[0] < 0.1, "{report:#?}");
     // The second window's first rescues, which the slow origin would bring
-    // late, are raced by the first window as soon as they meet.
-    assert!(report.p2p_share_by_peer[1] >= 0.9, "{report:#?}");
+    // late, are raced by the first window as soon as they meet, and the
+    // pieces nobody holds it leaves to the first, which plays them first.
+    assert!(report.p2p_share_by_peer[1] >= 0.99, "{report:#?}");
     assert!(report.origin_bytes_per_file <= 1.05, "{report:#?}");
 }
 

@@ -14,10 +14,12 @@
 //!    upload to spread it. A peer takes only the pieces it ranks highest for
 //!    among its neighbours (rendezvous hashing of peer id and piece), so
 //!    neighbours split the origin's pieces, and none that someone nearby
-//!    claimed to be fetching already (see `claims`), nor (with
-//!    `use_swarm_facts`), by the tracker's facts, one that a member holds or
-//!    another is to fetch. Once the peer
-//!    pipeline has starved (fewer block requests outstanding than
+//!    claimed to be fetching already (see `claims`), nor, when streaming,
+//!    one that a neighbour lacking it plays first, early enough to pass it
+//!    on in time at the rate it has sent to us (its own fetch brings it),
+//!    nor (with `use_swarm_facts`), by the tracker's facts, one that a
+//!    member holds or another is to fetch. Once the peer pipeline has
+//!    starved (fewer block requests outstanding than
 //!    `starving_below_blocks`) for `starving_fallback`, it also takes
 //!    unclaimed pieces a neighbour ranks higher for, pieces the facts leave
 //!    to others unless it streams (its rescues bring what it needs), and any
@@ -37,9 +39,11 @@ use web_time::Instant;
 
 use super::config::{OriginBudget, SwarmConfig};
 use super::download::{BlockSlot, PartialPiece};
-use super::{Event, HttpRequestId, Output, PeerKey, PieceState, Source, Swarm};
+use super::peer::Peer;
+use super::playhead::HeardPlayhead;
+use super::{Event, HttpRequestId, Output, PeerKey, PieceState, Playback, Source, Swarm};
 use crate::driver::HttpError;
-use crate::layout::{BLOCK_SIZE, PieceIndex};
+use crate::layout::{BLOCK_SIZE, Layout, PieceIndex};
 use crate::pick::PeerView;
 use crate::piece_map::Bitfield;
 use crate::rate::TokenBucket;
@@ -273,9 +277,12 @@ impl Swarm {
         let horizon = self.reach();
         if self.availability.seeds() == 0 {
             let ranks = self.neighbour_ranks();
-            let piece = self.picker.pick_unavailable(&mut |p| {
-                takeable(p) && p.get() < horizon && (long_starved || ranks.owns(p))
-            });
+            let margin = self.config.streaming.rescue_margin;
+            let first = plays_it_first(&self.peers, &self.layout, self.playback, now, margin);
+            let ours = |p: PieceIndex| long_starved || (ranks.owns(p) && !first(p));
+            let piece = self
+                .picker
+                .pick_unavailable(&mut |p| takeable(p) && p.get() < horizon && ours(p));
             if let Some(piece) = piece {
                 return Some((piece, Reason::NoPeerSource));
             }
@@ -721,6 +728,56 @@ impl Swarm {
 }
 
 /// Rendezvous (highest-random-weight) hashing over a peer and its neighbours.
+/// Whether a neighbour lacking a piece will play it early enough to pass it
+/// on to us before we need it, by the playheads it and we reported and the
+/// rate it has sent to us at, with `margin` to spare: its own rescue or
+/// unheld-piece fetch brings the piece, and we take it from the neighbour.
+/// A neighbour that has sent us nothing yet does not count.
+fn plays_it_first<'a>(
+    peers: &'a BTreeMap<PeerKey, Peer>,
+    layout: &'a Layout,
+    playback: Option<Playback>,
+    now: Instant,
+    margin: Duration,
+) -> impl Fn(PieceIndex) -> bool + 'a {
+    let ahead: Vec<(&Bitfield, HeardPlayhead, f64)> = peers
+        .values()
+        .filter(|p| p.is_active())
+        .filter_map(|p| Some((&p.has, p.playhead?, p.download.rate(now))))
+        .filter(|(_, _, rate)| *rate > 0.0)
+        .collect();
+    move |piece| {
+        let Some(playback) = playback.filter(|_| !ahead.is_empty()) else {
+            return false;
+        };
+        let offset = layout.piece_offset(piece);
+        let ours = playback.reaches(now, offset);
+        let len = f64::from(layout.piece_len(piece));
+        ahead.iter().any(|(has, heard, rate)| {
+            !has.contains(piece)
+                && heard
+                    .reaches(offset)
+                    .is_some_and(|theirs| passed_on_before(theirs, len, *rate, margin, ours))
+        })
+    }
+}
+
+/// Whether `len` bytes a neighbour has at `theirs` reach us, at `rate`
+/// bytes per second and with `margin` to spare, before `ours`. A rate
+/// decayed to almost nothing passes nothing on in time.
+pub(super) fn passed_on_before(
+    theirs: Instant,
+    len: f64,
+    rate: f64,
+    margin: Duration,
+    ours: Instant,
+) -> bool {
+    Duration::try_from_secs_f64(len / rate)
+        .ok()
+        .and_then(|transfer| theirs.checked_add(transfer.saturating_add(margin)))
+        .is_some_and(|arrival| arrival < ours)
+}
+
 struct Ranks {
     own: u64,
     neighbours: Vec<u64>,

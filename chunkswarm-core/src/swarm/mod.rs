@@ -88,6 +88,14 @@ pub struct Playback {
     pub bitrate: u64,
 }
 
+impl Playback {
+    /// When playback reaches byte `offset`, as of `now` (at once if past it).
+    fn reaches(&self, now: Instant, offset: u64) -> Instant {
+        let ahead = offset.saturating_sub(self.position);
+        now + Duration::from_secs_f64(ahead as f64 / self.bitrate.max(1) as f64)
+    }
+}
+
 /// One torrent's download and upload, driven by its adapter. See the
 /// [module docs](self) for the call order.
 pub struct Swarm {
@@ -506,9 +514,7 @@ impl Swarm {
     /// When the piece must be verified for playback to continue, if streaming.
     fn deadline(&self, now: Instant, piece: PieceIndex) -> Option<Instant> {
         let playback = self.playback?;
-        let offset = self.layout.piece_offset(piece);
-        let ahead = offset.saturating_sub(playback.position);
-        Some(now + Duration::from_secs_f64(ahead as f64 / playback.bitrate.max(1) as f64))
+        Some(playback.reaches(now, self.layout.piece_offset(piece)))
     }
 
     fn emit(&mut self, event: Event) {

@@ -35,7 +35,7 @@ pub(super) struct HeardPlayhead {
 impl HeardPlayhead {
     /// When the neighbour's playback reaches `offset`, or `None` if it does
     /// not play or is past it.
-    fn reaches(&self, offset: u64) -> Option<Instant> {
+    pub(super) fn reaches(&self, offset: u64) -> Option<Instant> {
         let Playhead { position, bitrate } = self.playhead;
         if bitrate == 0 || offset < position {
             return None;

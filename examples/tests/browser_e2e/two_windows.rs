@@ -1,12 +1,13 @@
 //! The demo's own case for origin offload: two windows of the demo play the
 //! sample 4 s apart from an origin capped at 256 KiB/s, with no other peer.
 //! The origin serves at most 1.15 copies of the file in all, and the second
-//! window gets at least 80 % of its bytes from the first. The goal is 90 %:
-//! the playback rescues it starts on the slow origin before it meets the
-//! first window are raced by the first window once they meet. Six runs
-//! measured 92.8–100 % five times (1.00–1.04 copies) and 85.5 % once (1.00
-//! copies): in that run the second window fetched four pieces the first did
-//! not hold yet, and the first took them from it.
+//! window gets at least 90 % of its bytes from the first: the playback
+//! rescues it starts on the slow origin before it meets the first window
+//! are raced by the first window once they meet, and the pieces neither
+//! holds yet it leaves to the first, which plays them first and passes them
+//! on. Before that last rule, seven runs measured 92.8–100 % six times and
+//! 85.5 % once, when the second window fetched four such pieces; with it,
+//! four runs measured 100 % (1.00 copies each time).
 
 use std::time::Duration;
 
@@ -66,7 +67,7 @@ fn inside_the_namespace() {
         "page A's video did not play while it downloaded"
     );
     assert!(
-        b_share >= 0.8,
+        b_share >= 0.9,
         "page B got only {:.1} % of its bytes from page A",
         100.0 * b_share
     );

@@ -549,3 +549,100 @@ fn while_an_urgent_viewers_channel_is_full_the_others_wait() {
     let served = blocks_served(true);
     assert!(served.is_empty(), "{served:?}");
 }
+
+/// A viewer of 16 pieces of a second each, holding the first eight, paused
+/// at the start, whose one neighbour holds pieces 0-9 and plays at piece 9,
+/// nine seconds ahead; pieces 10-15 are held by nobody. If `delivered`, the
+/// neighbour sent it piece 8 that long before the viewer's periodic work
+/// runs. Returns how many unheld pieces the viewer then takes from the
+/// origin.
+fn unheld_fetches_behind_a_player(delivered: Option<Duration>) -> u32 {
+    let (net, info) = Net::new(16 * 65_536, 65_536);
+    let content = net.content.clone();
+    let config = SwarmConfig {
+        strategy: crate::pick::Strategy::Streaming,
+        http: HttpConfig {
+            // Unheld pieces go to the origin once the neighbour has spoken.
+            patience: Duration::from_millis(500),
+            ..HttpConfig::default()
+        },
+        ..SwarmConfig::default()
+    };
+    let mut now = net.now;
+    let mut have = Bitfield::new(16);
+    for piece in (0..8).filter_map(|i| info.layout().piece(i)) {
+        have.insert(piece);
+    }
+    let mut viewer = Swarm::new(now, info, have, config);
+    viewer.set_playback(
+        now,
+        Some(Playback {
+            position: 0,
+            bitrate: 65_536,
+        }),
+    );
+    let player = PeerKey(7);
+    let mut wire = BytesMut::from(&extended(0, b"d1:md11:cs_playheadi5eee")[..]);
+    Message::Bitfield(Bytes::from_static(&[0xFF, 0xC0])).encode(&mut wire);
+    let playhead = Playhead {
+        position: 9 * 65_536,
+        bitrate: 65_536,
+    };
+    wire.extend_from_slice(&extended(3, &playhead.encode()));
+    Message::Unchoke.encode(&mut wire);
+    raw_peer(&mut viewer, now, player, b"-XX0001-playerplayer", &wire);
+    if let Some(ago) = delivered {
+        // The viewer asked for piece 8, its first missing, four blocks.
+        let mut blocks = BytesMut::new();
+        for begin in (0..65_536).step_by(16_384) {
+            let start = 8 * 65_536 + begin;
+            Message::Piece {
+                index: 8,
+                begin: begin as u32,
+                block: Bytes::copy_from_slice(&content[start..start + 16_384]),
+            }
+            .encode(&mut blocks);
+        }
+        now += Duration::from_millis(100);
+        viewer.handle_peer_data(now, player, &blocks);
+        now += ago;
+    }
+    for _ in 0..4 {
+        now += Duration::from_millis(250);
+        viewer.handle_timeout(now);
+        while viewer.poll_output().is_some() {}
+    }
+    viewer.stats(now).origin_fetches.no_peer_source
+}
+
+#[test]
+fn an_unheld_piece_is_left_to_a_neighbour_that_plays_it_first_and_passes_it_on() {
+    // The neighbour, nine seconds ahead, reaches every unheld piece first,
+    // and at the rate it sent piece 8 it passes each on in time: its own
+    // fetch brings them, and the viewer pays nothing.
+    assert_eq!(unheld_fetches_behind_a_player(Some(Duration::ZERO)), 0);
+    // A neighbour that never sent anything might not pass them on: the
+    // viewer fetches them itself, as before.
+    assert!(unheld_fetches_behind_a_player(None) > 0);
+}
+
+#[test]
+fn a_neighbour_passes_a_piece_on_in_time_only_at_a_rate_that_brings_it() {
+    let now = Instant::now();
+    let margin = Duration::from_secs(1);
+    let (len, in_10_s) = (65_536.0, now + Duration::from_secs(10));
+    // 4 s at 16 KiB/s plus the margin: before 10 s; 16 s at 4 KiB/s: not.
+    assert!(super::http::passed_on_before(
+        now, len, 16_384.0, margin, in_10_s
+    ));
+    assert!(!super::http::passed_on_before(
+        now, len, 4_096.0, margin, in_10_s
+    ));
+    // A rate decayed to almost nothing, or none, brings nothing in time
+    // (and overflows nothing).
+    for rate in [1e-300, 0.0, f64::MIN_POSITIVE] {
+        assert!(!super::http::passed_on_before(
+            now, len, rate, margin, in_10_s
+        ));
+    }
+}
