@@ -16,7 +16,8 @@
 //!    neighbours split the origin's pieces, and none that someone nearby
 //!    claimed to be fetching already (see `claims`), nor, when streaming,
 //!    one that a neighbour lacking it plays first, early enough to pass it
-//!    on in time at the rate it has sent to us (its own fetch brings it),
+//!    on at the rate it has sent to us before our own rescue of it would
+//!    start (its own fetch brings it),
 //!    nor (with `use_swarm_facts`), by the tracker's facts, one that a
 //!    member holds or another is to fetch. Once the peer pipeline has
 //!    starved (fewer block requests outstanding than
@@ -277,8 +278,11 @@ impl Swarm {
         let horizon = self.reach();
         if self.availability.seeds() == 0 {
             let ranks = self.neighbour_ranks();
-            let margin = self.config.streaming.rescue_margin;
-            let first = plays_it_first(&self.peers, &self.layout, self.playback, now, margin);
+            // The neighbour's copy must reach us before our own rescue of
+            // the piece would start.
+            let lead = self.rescue_lead(u64::from(self.layout.piece_length()));
+            let spare = Duration::try_from_secs_f64(lead).unwrap_or(Duration::MAX);
+            let first = plays_it_first(&self.peers, &self.layout, self.playback, now, spare);
             let ours = |p: PieceIndex| long_starved || (ranks.owns(p) && !first(p));
             let piece = self
                 .picker
@@ -727,18 +731,18 @@ impl Swarm {
     }
 }
 
-/// Rendezvous (highest-random-weight) hashing over a peer and its neighbours.
 /// Whether a neighbour lacking a piece will play it early enough to pass it
 /// on to us before we need it, by the playheads it and we reported and the
-/// rate it has sent to us at, with `margin` to spare: its own rescue or
-/// unheld-piece fetch brings the piece, and we take it from the neighbour.
-/// A neighbour that has sent us nothing yet does not count.
+/// rate it has sent to us at, with `spare` to spare (our rescue lead, which
+/// holds a margin): its own rescue or unheld-piece fetch brings the piece,
+/// and we take it from the neighbour. A neighbour that has sent us nothing
+/// yet does not count.
 fn plays_it_first<'a>(
     peers: &'a BTreeMap<PeerKey, Peer>,
     layout: &'a Layout,
     playback: Option<Playback>,
     now: Instant,
-    margin: Duration,
+    spare: Duration,
 ) -> impl Fn(PieceIndex) -> bool + 'a {
     let ahead: Vec<(&Bitfield, HeardPlayhead, f64)> = peers
         .values()
@@ -757,7 +761,7 @@ fn plays_it_first<'a>(
             !has.contains(piece)
                 && heard
                     .reaches(offset)
-                    .is_some_and(|theirs| passed_on_before(theirs, len, *rate, margin, ours))
+                    .is_some_and(|theirs| passed_on_before(theirs, len, *rate, spare, ours))
         })
     }
 }
@@ -778,6 +782,7 @@ pub(super) fn passed_on_before(
         .is_some_and(|arrival| arrival < ours)
 }
 
+/// Rendezvous (highest-random-weight) hashing over a peer and its neighbours.
 struct Ranks {
     own: u64,
     neighbours: Vec<u64>,
