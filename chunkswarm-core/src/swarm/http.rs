@@ -17,10 +17,9 @@
 //!    claimed to be fetching already (see `claims`), nor, when streaming,
 //!    one that a neighbour lacking it plays first, early enough to pass it
 //!    on at the rate it has sent to us before our own rescue of it would
-//!    start (its own fetch brings it),
-//!    nor (with `use_swarm_facts`), by the tracker's facts, one that a
-//!    member holds or another is to fetch. Once the peer pipeline has
-//!    starved (fewer block requests outstanding than
+//!    start (its own fetch brings it), nor (with `use_swarm_facts`), by the
+//!    tracker's facts, one that a member holds or another is to fetch. Once
+//!    the peer pipeline has starved (fewer block requests outstanding than
 //!    `starving_below_blocks`) for `starving_fallback`, it also takes
 //!    unclaimed pieces a neighbour ranks higher for, pieces the facts leave
 //!    to others unless it streams (its rescues bring what it needs), and any

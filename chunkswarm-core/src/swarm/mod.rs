@@ -91,8 +91,8 @@ pub struct Playback {
 impl Playback {
     /// When playback reaches byte `offset`, as of `now` (at once if past it).
     fn reaches(&self, now: Instant, offset: u64) -> Instant {
-        let ahead = offset.saturating_sub(self.position);
-        now + Duration::from_secs_f64(ahead as f64 / self.bitrate.max(1) as f64)
+        let ahead = offset.saturating_sub(self.position) as f64 / self.bitrate.max(1) as f64;
+        now + Duration::from_secs_f64(ahead.min(1e9))
     }
 }
 
