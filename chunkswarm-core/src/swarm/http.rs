@@ -743,8 +743,10 @@ fn plays_it_first<'a>(
     now: Instant,
     spare: Duration,
 ) -> impl Fn(PieceIndex) -> bool + 'a {
+    // Not playing, we have no deadline to compare: no neighbour is asked.
     let ahead: Vec<(&Bitfield, HeardPlayhead, f64)> = peers
         .values()
+        .filter(|_| playback.is_some())
         .filter(|p| p.is_active())
         .filter_map(|p| Some((&p.has, p.playhead?, p.download.rate(now))))
         .filter(|(_, _, rate)| *rate > 0.0)

@@ -12,8 +12,6 @@
 //! allowed to ask for, so a false playhead moves it up our queue and no
 //! further than the unchoke it already has.
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use web_time::Instant;
 
@@ -37,11 +35,8 @@ impl HeardPlayhead {
     /// not play or is past it.
     pub(super) fn reaches(&self, offset: u64) -> Option<Instant> {
         let Playhead { position, bitrate } = self.playhead;
-        if bitrate == 0 || offset < position {
-            return None;
-        }
-        let ahead = (offset - position) as f64 / bitrate as f64;
-        Some(self.at + Duration::from_secs_f64(ahead.min(1e9)))
+        let playback = Playback { position, bitrate };
+        (bitrate != 0 && offset >= position).then(|| playback.reaches(self.at, offset))
     }
 }
 

@@ -150,27 +150,34 @@ fn a_claim_holds_a_piece_back_only_once_for_its_ttl() {
     assert!(net.now.duration_since(start) >= ttl);
 }
 
+/// A streaming viewer (not yet playing) of 16 pieces of 64 KiB holding the
+/// first `held`, whose unheld-piece fetches wait `patience`; and the net
+/// whose content and clock it was made with.
+fn streaming_viewer(held: u32, patience: Duration) -> (Swarm, Net) {
+    let (net, info) = Net::new(16 * 65_536, 65_536);
+    let config = SwarmConfig {
+        strategy: crate::pick::Strategy::Streaming,
+        http: HttpConfig {
+            patience,
+            ..HttpConfig::default()
+        },
+        ..SwarmConfig::default()
+    };
+    let mut have = Bitfield::new(16);
+    for piece in (0..held).filter_map(|i| info.layout().piece(i)) {
+        have.insert(piece);
+    }
+    (Swarm::new(net.now, info, have, config), net)
+}
+
 /// A viewer of 16 pieces of a second each, holding the first `held`,
 /// paused at the start (so every deadline stays put), whose only neighbour
 /// holds nothing and claims all the rest from the origin: at `hops` 1 as
 /// their fetcher, at 0 passing on another peer's claims.
 fn viewer_behind_a_claimant(held: u32, hops: u8) -> (Swarm, Instant) {
-    let (net, info) = Net::new(16 * 65_536, 65_536);
-    let config = SwarmConfig {
-        strategy: crate::pick::Strategy::Streaming,
-        http: HttpConfig {
-            // Only rescues go to the origin here.
-            patience: Duration::from_secs(3600),
-            ..HttpConfig::default()
-        },
-        ..SwarmConfig::default()
-    };
+    // Only rescues go to the origin here.
+    let (mut viewer, net) = streaming_viewer(held, Duration::from_secs(3600));
     let now = net.now;
-    let mut have = Bitfield::new(16);
-    for piece in (0..held).filter_map(|i| info.layout().piece(i)) {
-        have.insert(piece);
-    }
-    let mut viewer = Swarm::new(now, info, have, config);
     let claims: Vec<u8> = (held..16)
         .flat_map(|piece| extended(1, &OriginClaim { piece, hops }.encode()).to_vec())
         .collect();
@@ -557,23 +564,9 @@ fn while_an_urgent_viewers_channel_is_full_the_others_wait() {
 /// runs. Returns how many unheld pieces the viewer then takes from the
 /// origin.
 fn unheld_fetches_behind_a_player(delivered: Option<Duration>) -> u32 {
-    let (net, info) = Net::new(16 * 65_536, 65_536);
-    let content = net.content.clone();
-    let config = SwarmConfig {
-        strategy: crate::pick::Strategy::Streaming,
-        http: HttpConfig {
-            // Unheld pieces go to the origin once the neighbour has spoken.
-            patience: Duration::from_millis(500),
-            ..HttpConfig::default()
-        },
-        ..SwarmConfig::default()
-    };
-    let mut now = net.now;
-    let mut have = Bitfield::new(16);
-    for piece in (0..8).filter_map(|i| info.layout().piece(i)) {
-        have.insert(piece);
-    }
-    let mut viewer = Swarm::new(now, info, have, config);
+    // Unheld pieces go to the origin once the neighbour has spoken.
+    let (mut viewer, net) = streaming_viewer(8, Duration::from_millis(500));
+    let (content, mut now) = (net.content, net.now);
     viewer.set_playback(
         now,
         Some(Playback {
