@@ -47,6 +47,8 @@ fn corrupt_peers_are_banned_and_nothing_unverified_is_delivered() {
         "the seed must yield corrupt peers"
     );
     assert_eq!(report.banned_corrupt, report.corrupt_peers, "{report:#?}");
+    // The corrupt blocks failed their pieces' hashes and were thrown away.
+    assert!(report.wasted_bytes > 0, "{report:#?}");
 }
 
 #[test]

@@ -28,6 +28,10 @@ pub struct Link {
     queue: VecDeque<Bytes>,
     queued: usize,
     in_flight: VecDeque<(Duration, Bytes)>,
+    /// The fraction of a byte this link was granted but could not send: a
+    /// share below one byte per step (a link's last byte behind a saturated
+    /// receiver) adds up until a whole byte goes.
+    credit: f64,
     /// The sender was told the link is full.
     pub blocked: bool,
 }
@@ -134,9 +138,14 @@ impl Network {
             } else {
                 1.0
             };
-            let bytes = (offer * scale).floor() as usize;
             if let Some(link) = self.links.get_mut(&key) {
-                let sent = link.transmit(now, self.latency, bytes);
+                link.credit += offer * scale;
+                let bytes = link.credit.floor();
+                link.credit -= bytes;
+                let sent = link.transmit(now, self.latency, bytes as usize);
+                if link.queued == 0 {
+                    link.credit = 0.0;
+                }
                 *self.sent.entry(key.0).or_default() += sent as u64;
                 if let Some(flows) = self.flows.as_mut() {
                     flows.record(now, key.0, key.1, sent as u64);
@@ -170,6 +179,33 @@ mod tests {
         let mut demands = vec![(0, 10.0), (1, 100.0), (2, 100.0)];
         let shares = water_fill(90.0, &mut demands);
         assert_eq!(shares, vec![(0, 10.0), (1, 40.0), (2, 40.0)]);
+    }
+
+    #[test]
+    fn a_last_byte_behind_a_saturated_receiver_still_goes() {
+        let (a, b, c) = (Endpoint::Peer(0), Endpoint::Peer(1), Endpoint::Peer(2));
+        let mut net = Network {
+            latency: Duration::ZERO,
+            ..Network::default()
+        };
+        for (endpoint, rate) in [(a, 1000.0), (b, 1000.0), (c, 0.0)] {
+            net.upload.insert(endpoint, rate);
+            net.download.insert(endpoint, 0.0);
+        }
+        net.download.insert(c, 1000.0);
+        let mut busy = Link::default();
+        busy.push(Bytes::from(vec![0; 100_000]));
+        let mut last = Link::default();
+        last.push(Bytes::from_static(b"x"));
+        net.links.insert((a, c, 0), busy);
+        net.links.insert((b, c, 0), last);
+        let dt = Duration::from_millis(10);
+        for step in 1..=10 {
+            net.step(dt * step, dt);
+        }
+        // Offered 1 byte per step, the lone byte is scaled to under one
+        // byte by the saturated receiver every step; it must still arrive.
+        assert_eq!(net.links[&(b, c, 0)].queued(), 0);
     }
 
     #[test]

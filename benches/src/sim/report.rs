@@ -52,6 +52,9 @@ pub struct Report {
     pub p2p_bytes: u64,
     /// Verified bytes peers received from the origin.
     pub http_bytes: u64,
+    /// Bytes peers received and threw away: duplicates (endgame, races with
+    /// the origin, blocks that crossed a cancel) and failed pieces.
+    pub wasted_bytes: u64,
     /// p2p / (p2p + http).
     pub offload: f64,
     /// (N-1)/N: the best offload when each byte must leave the origin once.
@@ -138,13 +141,14 @@ pub(super) fn build(sim: &Simulation, wall: Duration) -> Report {
         })
         .collect();
     let now = sim.instant();
-    let (mut p2p, mut http) = (0u64, 0u64);
+    let (mut p2p, mut http, mut wasted) = (0u64, 0u64, 0u64);
     let mut origin_fetches = OriginFetchCounts::default();
     for &i in &swarm_peers {
         if let Some(swarm) = &sim.peers[i].swarm {
             let stats = swarm.stats(now);
             p2p += stats.p2p_bytes;
             http += stats.http_bytes;
+            wasted += stats.wasted_bytes;
             origin_fetches.add(stats.origin_fetches);
         }
     }
@@ -247,6 +251,7 @@ pub(super) fn build(sim: &Simulation, wall: Duration) -> Report {
         file_bytes: params.file_bytes,
         p2p_bytes: p2p,
         http_bytes: http,
+        wasted_bytes: wasted,
         offload: if p2p + http == 0 {
             0.0
         } else {
