@@ -220,9 +220,13 @@ impl Swarm {
         let focus = self.focus(now);
         let due = focus.clone().unwrap_or(window);
         // Rescues go one at a time in playback order: two in parallel would
-        // share the link and both arrive late.
-        let rescuing = self.http.rescuing().is_some();
-        let urgent = self.first_at_risk(now, due, &free).filter(|_| !rescuing);
+        // share the link and both arrive late. A piece due before the one
+        // being rescued (its last blocks stuck with a slow peer, or a seek
+        // back) is the exception: playback needs it first.
+        let rescuing = self.http.rescuing();
+        let urgent = self
+            .first_at_risk(now, due, &free)
+            .filter(|p| rescuing.is_none_or(|r| *p < r));
         if let Some(piece) = urgent {
             return Some((piece, Reason::Deadline));
         }

@@ -801,6 +801,44 @@ fn a_playback_rescue_fetches_only_the_blocks_peers_have_not_delivered() {
 }
 
 #[test]
+fn a_piece_due_before_the_one_being_rescued_is_rescued_beside_it() {
+    let (net, info) = Net::new(4 * 65_536, 65_536);
+    // Room for a third fetch: only the rule holds the last one back.
+    let config = SwarmConfig {
+        strategy: crate::pick::Strategy::Streaming,
+        http: HttpConfig {
+            max_in_flight: 3,
+            ..HttpConfig::default()
+        },
+        ..SwarmConfig::default()
+    };
+    let now = net.now;
+    let mut viewer = Swarm::new(now, info.clone(), Bitfield::new(4), config);
+    let fetched = |viewer: &mut Swarm| -> Vec<Range<u64>> {
+        std::iter::from_fn(|| viewer.poll_output())
+            .filter_map(|o| match o {
+                Output::HttpFetch { range, .. } => Some(range),
+                _ => None,
+            })
+            .collect()
+    };
+    // No peer: the piece at the playhead is rescued at once...
+    let at = |position| Playback {
+        position,
+        bitrate: 65_536,
+    };
+    viewer.set_playback(now, Some(at(65_536)));
+    assert_eq!(fetched(&mut viewer), vec![65_536..131_072]);
+    // ...and, while that rescue runs, the piece before it once playback
+    // moves back to it: it is due first.
+    viewer.set_playback(now, Some(at(0)));
+    assert_eq!(fetched(&mut viewer), vec![0..65_536]);
+    // A piece after the one being rescued still waits its turn.
+    viewer.set_playback(now, Some(at(3 * 65_536)));
+    assert_eq!(fetched(&mut viewer), Vec::<Range<u64>>::new());
+}
+
+#[test]
 fn blocks_that_cross_our_cancel_are_late_not_unsolicited() {
     let (mut net, info) = Net::new(64 * 16_384, 16_384);
     let seeder = net.add(&info, true, false, no_http());
