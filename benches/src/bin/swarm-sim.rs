@@ -3,7 +3,7 @@
 //! ```text
 //! swarm-sim --scenario NAME [--seed N] [--peers N] [--size-mib N]
 //!           [--introductions tracker|random] [--swarm-facts] [--upload-cap PERCENT]
-//!           [--json] [--detail] [--trace-origin] [--trace-flows]
+//!           [--window-duplicates all|overdue] [--json] [--detail] [--trace-origin] [--trace-flows]
 //! ```
 //!
 //! `--swarm-facts` has every engine steer the origin by the tracker's swarm
@@ -11,7 +11,9 @@
 //! limits every peer's upload to that percentage of its link
 //! (`SwarmConfig::upload_rate_limit`): below the link, the engine's order of
 //! uploads decides who is served, rather than a fair share among the
-//! connections' send buffers. `--detail` adds every peer's own figures and a
+//! connections' send buffers. `--window-duplicates overdue` has viewers ask
+//! a second peer only for blocks the first is late with
+//! (`StreamingConfig::window_duplicates`). `--detail` adds every peer's own figures and a
 //! timeline of the swarm (peers' upload use, peers holding no piece yet, origin rate) to the report.
 //! `--trace-origin` prints a JSON line on standard error for every origin
 //! fetch: the peer, the piece, why, how soon its playback needs it, and how
@@ -24,6 +26,7 @@
 use std::process::ExitCode;
 
 use chunkswarm_benches::sim::{Introductions, Params, SCENARIOS, Simulation};
+use chunkswarm_core::swarm::WindowDuplicates;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -73,7 +76,7 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
     let usage = format!(
         "usage: swarm-sim --scenario {{{}}} [--seed N] [--peers N] [--size-mib N] \
          [--introductions tracker|random] [--swarm-facts] [--upload-cap PERCENT] \
-         [--json] [--detail] [--trace-origin] [--trace-flows]",
+         [--window-duplicates all|overdue] [--json] [--detail] [--trace-origin] [--trace-flows]",
         SCENARIOS.join("|")
     );
     let mut scenario = None;
@@ -87,6 +90,7 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
     let mut introductions = None;
     let mut swarm_facts = false;
     let mut upload_cap = None;
+    let mut window_duplicates = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut number = |name: &str| -> Result<u64, String> {
@@ -113,6 +117,18 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
                 percent @ 1..=100 => upload_cap = Some(percent),
                 other => return Err(format!("--upload-cap: {other} is not a percentage (1-100)")),
             },
+            "--window-duplicates" => {
+                window_duplicates = Some(match it.next().map(String::as_str) {
+                    Some("all") => WindowDuplicates::All,
+                    Some("overdue") => WindowDuplicates::Overdue,
+                    Some(other) => {
+                        return Err(format!(
+                            "--window-duplicates: {other:?} is not all or overdue\n{usage}"
+                        ));
+                    }
+                    None => return Err(format!("--window-duplicates needs a value\n{usage}")),
+                });
+            }
             "--json" => json = true,
             "--detail" => detail = true,
             "--trace-origin" => trace_origin = true,
@@ -134,6 +150,9 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
         params.file_bytes = mib << 20;
     }
     params.swarm.http.use_swarm_facts = swarm_facts;
+    if let Some(duplicates) = window_duplicates {
+        params.swarm.streaming.window_duplicates = duplicates;
+    }
     if let Some(percent) = upload_cap {
         params.swarm.upload_rate_limit = Some((params.peer_up * percent as f64 / 100.0) as u64);
     }

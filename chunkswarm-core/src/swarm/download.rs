@@ -1,10 +1,12 @@
 //! Requesting blocks: started pieces first, then the picker's choice, then
 //! endgame duplicates; timeouts and releases put blocks back in play.
 
+use std::collections::BTreeSet;
 use std::ops::Range;
 
 use web_time::Instant;
 
+use super::config::WindowDuplicates;
 use super::peer::Outstanding;
 use super::{CloseReason, Event, HttpRequestId, PeerKey, PieceState, Source, Swarm};
 use crate::layout::{BLOCK_SIZE, Block, PieceIndex};
@@ -171,7 +173,7 @@ impl Swarm {
             self.continue_partial(now, key, piece, &mut room, &mut chosen);
         }
         if room > 0 && chosen.is_empty() && !self.has_missing_blocks() {
-            self.endgame(key, &mut room, &mut chosen);
+            self.endgame(now, key, &mut room, &mut chosen);
         }
         self.send_requests(now, key, &chosen);
     }
@@ -282,13 +284,25 @@ impl Swarm {
     /// are fetching, first come first kept; the loser is cancelled. Only a
     /// peer with nothing else to do gets duplicates: a busy one would spend
     /// upload the swarm needs on copies that are mostly thrown away.
-    fn endgame(&mut self, key: PeerKey, room: &mut usize, chosen: &mut Vec<Block>) {
+    ///
+    /// While the streaming window holds back the rest of the file, every
+    /// block being requested is the normal state, not the end of the
+    /// download: then, with [`WindowDuplicates::Overdue`], only overdue
+    /// blocks get a duplicate (see [`overdue_blocks`](Self::overdue_blocks)).
+    fn endgame(&mut self, now: Instant, key: PeerKey, room: &mut usize, chosen: &mut Vec<Block>) {
         let Some(peer) = self.peers.get(&key) else {
             return;
         };
         if peer.on_parole || !peer.outstanding.is_empty() {
             return;
         }
+        let windowed = self.reach() < self.layout.piece_count();
+        let overdue = (windowed
+            && self.config.streaming.window_duplicates == WindowDuplicates::Overdue)
+            .then(|| self.overdue_blocks(now));
+        let Some(peer) = self.peers.get(&key) else {
+            return;
+        };
         for (&piece, partial) in self.partials.iter_mut() {
             if !peer.has_piece(piece) || partial.exclusive.is_some() {
                 continue;
@@ -297,20 +311,35 @@ impl Swarm {
                 if *room == 0 {
                     return;
                 }
-                if let BlockSlot::Requested { by, also: None } = *slot {
-                    if by != key {
-                        if let Some(block) = self.layout.block_at(piece, index as u32) {
-                            *slot = BlockSlot::Requested {
-                                by,
-                                also: Some(key),
-                            };
-                            chosen.push(block);
-                            *room -= 1;
-                        }
-                    }
+                let BlockSlot::Requested { by, also: None } = *slot else {
+                    continue;
+                };
+                let Some(block) = self.layout.block_at(piece, index as u32) else {
+                    continue;
+                };
+                let due = overdue.as_ref().is_none_or(|o| o.contains(&block));
+                if by != key && due {
+                    *slot = BlockSlot::Requested {
+                        by,
+                        also: Some(key),
+                    };
+                    chosen.push(block);
+                    *room -= 1;
                 }
             }
         }
+    }
+
+    /// Blocks asked of a peer longer ago than the request queue time, the
+    /// time the queue we keep at a peer should take it to deliver.
+    fn overdue_blocks(&self, now: Instant) -> BTreeSet<Block> {
+        let overdue = self.config.request_queue_time;
+        self.peers
+            .values()
+            .flat_map(|peer| peer.outstanding.iter())
+            .filter(|o| now.saturating_duration_since(o.sent_at) > overdue)
+            .map(|o| o.block)
+            .collect()
     }
 
     fn send_requests(&mut self, now: Instant, key: PeerKey, blocks: &[Block]) {

@@ -761,6 +761,82 @@ fn endgame_duplicates_are_cancelled_and_the_download_completes() {
 }
 
 #[test]
+fn a_metered_viewer_duplicates_only_the_blocks_a_peer_is_late_with() {
+    let (mut net, info) = Net::new(64 * 16_384, 16_384);
+    let slow = net.add(&info, true, false, no_http());
+    let fast = net.add(&info, true, false, no_http());
+    let config = SwarmConfig {
+        strategy: crate::pick::Strategy::Streaming,
+        streaming: StreamingConfig {
+            window_duplicates: WindowDuplicates::Overdue,
+            ..StreamingConfig::default()
+        },
+        ..no_http()
+    };
+    let viewer = net.add(&info, false, false, config);
+    // 20 s of window at a quarter piece a second: requests stop at piece 5 of 64.
+    let playback = Playback {
+        position: 0,
+        bitrate: 4_096,
+    };
+    let now = net.now;
+    net.nodes[viewer].swarm.set_playback(now, Some(playback));
+    net.connect(slow, viewer);
+    net.connect(fast, viewer);
+    while asked_of(&net, viewer, PeerKey(slow as u64)).is_empty() {
+        net.drain(slow);
+        net.drain(fast);
+        net.deliver_all();
+    }
+    let asked = asked_of(&net, viewer, PeerKey(slow as u64));
+    // From now on the slow peer delivers nothing; the fast one all it is asked.
+    let duplicated = |net: &Net| -> BTreeSet<u32> {
+        net.nodes[viewer]
+            .swarm
+            .partials
+            .iter()
+            .filter(|(_, p)| {
+                p.blocks.iter().any(|b| {
+                    matches!(
+                        b,
+                        super::download::BlockSlot::Requested { also: Some(_), .. }
+                    )
+                })
+            })
+            .map(|(piece, _)| piece.get())
+            .collect()
+    };
+    let start = net.now;
+    let (mut early, mut late) = (BTreeSet::new(), BTreeSet::new());
+    while net.now < start + Duration::from_millis(1_500) {
+        for i in 0..net.nodes.len() {
+            net.drain(i);
+        }
+        net.queue
+            .retain(|d| !matches!(d, Delivery::Data { from, .. } if *from == slow));
+        net.deliver_all();
+        net.now += Duration::from_millis(50);
+        let now = net.now;
+        for node in &mut net.nodes {
+            node.swarm.handle_timeout(now);
+        }
+        if net.now < start + Duration::from_millis(900) {
+            early.extend(duplicated(&net));
+        } else {
+            late.extend(duplicated(&net));
+        }
+    }
+    // Within the request queue time nothing is asked twice, although the
+    // fast peer is idle and every block of the window is requested...
+    assert!(early.is_empty(), "{early:?}");
+    // ...and once the slow peer is late, its blocks are asked of the fast one.
+    assert!(
+        !late.is_empty() && late.is_subset(&asked),
+        "{late:?} of {asked:?}"
+    );
+}
+
+#[test]
 fn a_playback_rescue_fetches_only_the_blocks_peers_have_not_delivered() {
     let (net, info) = Net::new(4 * 65_536, 65_536);
     let config = SwarmConfig {
