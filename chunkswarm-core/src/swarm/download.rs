@@ -300,9 +300,6 @@ impl Swarm {
         let overdue = (windowed
             && self.config.streaming.window_duplicates == WindowDuplicates::Overdue)
             .then(|| self.overdue_blocks(now));
-        let Some(peer) = self.peers.get(&key) else {
-            return;
-        };
         for (&piece, partial) in self.partials.iter_mut() {
             if !peer.has_piece(piece) || partial.exclusive.is_some() {
                 continue;
