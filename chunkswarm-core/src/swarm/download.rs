@@ -296,10 +296,11 @@ impl Swarm {
         if peer.on_parole || !peer.outstanding.is_empty() {
             return;
         }
-        let windowed = self.reach() < self.layout.piece_count();
-        let overdue = (windowed
-            && self.config.streaming.window_duplicates == WindowDuplicates::Overdue)
-            .then(|| self.overdue_blocks(now));
+        // Only overdue blocks if asked to, and only while the window, not
+        // the file's end, is what has every block requested.
+        let overdue = (self.config.streaming.window_duplicates == WindowDuplicates::Overdue
+            && self.reach() < self.layout.piece_count())
+        .then(|| self.overdue_blocks(now));
         for (&piece, partial) in self.partials.iter_mut() {
             if !peer.has_piece(piece) || partial.exclusive.is_some() {
                 continue;
