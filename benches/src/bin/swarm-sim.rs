@@ -3,7 +3,8 @@
 //! ```text
 //! swarm-sim --scenario NAME [--seed N] [--peers N] [--size-mib N]
 //!           [--introductions tracker|random] [--swarm-facts] [--upload-cap PERCENT]
-//!           [--window-duplicates all|overdue] [--json] [--detail] [--trace-origin] [--trace-flows]
+//!           [--window-duplicates all|overdue] [--rescue-margin SECONDS] [--upload-slots N]
+//!           [--json] [--detail] [--trace-origin] [--trace-flows]
 //! ```
 //!
 //! `--swarm-facts` has every engine steer the origin by the tracker's swarm
@@ -13,7 +14,10 @@
 //! uploads decides who is served, rather than a fair share among the
 //! connections' send buffers. `--window-duplicates overdue` has viewers ask
 //! a second peer only for blocks the first is late with
-//! (`StreamingConfig::window_duplicates`). `--detail` adds every peer's own figures and a
+//! (`StreamingConfig::window_duplicates`). `--rescue-margin` and
+//! `--upload-slots` set `StreamingConfig::rescue_margin` and
+//! `SwarmConfig::upload_slots` for every peer, for trying the engine's
+//! scheduling without a rebuild. `--detail` adds every peer's own figures and a
 //! timeline of the swarm (peers' upload use, peers holding no piece yet, origin rate) to the report.
 //! `--trace-origin` prints a JSON line on standard error for every origin
 //! fetch: the peer, the piece, why, how soon its playback needs it, and how
@@ -24,6 +28,7 @@
 #![allow(clippy::print_stdout)]
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use chunkswarm_benches::sim::{Introductions, Params, SCENARIOS, Simulation};
 use chunkswarm_core::swarm::WindowDuplicates;
@@ -76,7 +81,8 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
     let usage = format!(
         "usage: swarm-sim --scenario {{{}}} [--seed N] [--peers N] [--size-mib N] \
          [--introductions tracker|random] [--swarm-facts] [--upload-cap PERCENT] \
-         [--window-duplicates all|overdue] [--json] [--detail] [--trace-origin] [--trace-flows]",
+         [--window-duplicates all|overdue] [--rescue-margin SECONDS] [--upload-slots N] \
+         [--json] [--detail] [--trace-origin] [--trace-flows]",
         SCENARIOS.join("|")
     );
     let mut scenario = None;
@@ -91,6 +97,8 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
     let mut swarm_facts = false;
     let mut upload_cap = None;
     let mut window_duplicates = None;
+    let mut rescue_margin = None;
+    let mut upload_slots = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut number = |name: &str| -> Result<u64, String> {
@@ -129,6 +137,20 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
                     None => return Err(format!("--window-duplicates needs a value\n{usage}")),
                 });
             }
+            "--rescue-margin" => {
+                let value = it
+                    .next()
+                    .ok_or_else(|| format!("--rescue-margin needs a value\n{usage}"))?;
+                let seconds = value
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                    .ok_or_else(|| {
+                        format!("--rescue-margin: {value:?} is not a number of seconds")
+                    })?;
+                rescue_margin = Some(seconds);
+            }
+            "--upload-slots" => upload_slots = Some(number("--upload-slots")? as usize),
             "--json" => json = true,
             "--detail" => detail = true,
             "--trace-origin" => trace_origin = true,
@@ -152,6 +174,12 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
     params.swarm.http.use_swarm_facts = swarm_facts;
     if let Some(duplicates) = window_duplicates {
         params.swarm.streaming.window_duplicates = duplicates;
+    }
+    if let Some(margin) = rescue_margin {
+        params.swarm.streaming.rescue_margin = margin;
+    }
+    if let Some(slots) = upload_slots {
+        params.swarm.upload_slots = slots;
     }
     if let Some(percent) = upload_cap {
         params.swarm.upload_rate_limit = Some((params.peer_up * percent as f64 / 100.0) as u64);
