@@ -26,7 +26,11 @@
 //!    to others unless it streams (its rescues bring what it needs), and any
 //!    piece at all when no peer will serve it.
 //!
-//! Reason 5 waits `patience` after start or after the last peer left. A
+//! Reason 5 waits `patience` after start or after the last peer left, and a
+//! viewer skips it while the origin is overloaded: while our recent
+//! whole-piece fetches that ran alone came in at under half the best such
+//! rate (in the simulator's `vod` seed 5 the origin was saturated for 95 s,
+//! viewers' first pieces took up to 1.6 s and one viewer stalled 1.5 s). A
 //! `MaxBytesPerSecond` budget bounds every reason; a `TargetP2pShare` budget
 //! bounds reason 3 only, since the others are pieces peers cannot supply in
 //! time or at all. Reasons 4 and 5 count as `no_peer_source`.
@@ -62,6 +66,8 @@ struct Fetch {
     started: Instant,
     deadline: Instant,
     reason: Reason,
+    /// Another of our fetches ran beside it for some of its time.
+    shared: bool,
 }
 
 /// Requests in flight to the web seed and the state of the origin.
@@ -78,6 +84,10 @@ pub(super) struct HttpState {
     starving_since: Option<Instant>,
     /// Bytes per second of the origin's fetches, from request to last byte.
     pub(super) origin_rate: Option<f64>,
+    /// Bytes per second of recent whole-piece fetches that ran alone, and
+    /// the best of them.
+    pub(super) alone_rate: Option<f64>,
+    pub(super) best_alone_rate: f64,
     /// Answers since the last success saying that asking again cannot help.
     refusals: u32,
     /// The web seed is asked no more: the last of its refusals.
@@ -106,6 +116,8 @@ impl HttpState {
             fast_start_done: !config.http.first_piece_from_http,
             starving_since: None,
             origin_rate: None,
+            alone_rate: None,
+            best_alone_rate: 0.0,
             refusals: 0,
             gone: None,
             sourceless_since: None,
@@ -277,6 +289,12 @@ impl Swarm {
                     || fallback
                     || !(facts.held_elsewhere(p) || facts.fetched_elsewhere(p)))
         };
+        // A viewer's rescues bring what its playback needs; while the origin
+        // is overloaded, fetching early what no neighbour holds yet would
+        // only make everyone's rescues late.
+        if self.playback.is_some() && self.origin_congested() {
+            return None;
+        }
         // A viewer fetches unheld pieces only within its window: viewers
         // ahead of it will hold the later ones by then.
         let horizon = self.reach();
@@ -402,6 +420,14 @@ impl Swarm {
         let fetch = self.rescue_lead(u64::from(self.layout.piece_len(piece)));
         let waited = now.saturating_duration_since(heard).as_secs_f64();
         (waited < fetch).then_some(fetch - waited)
+    }
+
+    /// Our recent whole-piece fetches that ran alone came in at under half
+    /// the best such rate: the origin (or the way to it) is overloaded.
+    pub(super) fn origin_congested(&self) -> bool {
+        self.http
+            .alone_rate
+            .is_some_and(|rate| rate < 0.5 * self.http.best_alone_rate)
     }
 
     /// How long before its deadline a rescue of `missing` bytes must start:
@@ -547,6 +573,10 @@ impl Swarm {
         }
         let range = self.block_span(piece, blocks.clone());
         let timeout = self.retry.http_timeout(range.end - range.start);
+        let shared = !self.http.in_flight.is_empty();
+        for other in self.http.in_flight.values_mut() {
+            other.shared = true;
+        }
         self.http.in_flight.insert(
             id,
             Fetch {
@@ -555,6 +585,7 @@ impl Swarm {
                 started: now,
                 deadline: now + timeout,
                 reason,
+                shared,
             },
         );
         for (key, index) in withdrawn {
@@ -628,6 +659,12 @@ impl Swarm {
             let sample = body.len() as f64 / took;
             let rate = self.http.origin_rate.map_or(sample, |r| 0.5 * (r + sample));
             self.http.origin_rate = Some(rate);
+            let whole = fetch.blocks.len() as u32 == self.layout.block_count(piece);
+            if whole && !fetch.shared {
+                let alone = self.http.alone_rate.map_or(sample, |r| 0.5 * (r + sample));
+                self.http.alone_rate = Some(alone);
+                self.http.best_alone_rate = self.http.best_alone_rate.max(sample);
+            }
         }
         self.http_rate.record(now, body.len() as u64);
         let piece_start = self.layout.piece_offset(piece);

@@ -561,11 +561,16 @@ fn while_an_urgent_viewers_channel_is_full_the_others_wait() {
 /// at the start, whose one neighbour holds pieces 0-9 and plays at piece 9,
 /// nine seconds ahead; pieces 10-15 are held by nobody. If `delivered`, the
 /// neighbour sent it piece 8 that long before the viewer's periodic work
-/// runs. Returns how many unheld pieces the viewer then takes from the
-/// origin.
-fn unheld_fetches_behind_a_player(delivered: Option<Duration>) -> u32 {
+/// runs. If `congested`, the viewer's lone fetches from the origin have
+/// slowed to a tenth of the best. Returns how many unheld pieces the viewer
+/// then takes from the origin.
+fn unheld_fetches_behind_a_player(delivered: Option<Duration>, congested: bool) -> u32 {
     // Unheld pieces go to the origin once the neighbour has spoken.
     let (mut viewer, net) = streaming_viewer(8, Duration::from_millis(500));
+    if congested {
+        viewer.http.best_alone_rate = 1e6;
+        viewer.http.alone_rate = Some(1e5);
+    }
     let (content, mut now) = (net.content, net.now);
     viewer.set_playback(
         now,
@@ -613,10 +618,18 @@ fn an_unheld_piece_is_left_to_a_neighbour_that_plays_it_first_and_passes_it_on()
     // The neighbour, nine seconds ahead, reaches every unheld piece first,
     // and at the rate it sent piece 8 it passes each on in time: its own
     // fetch brings them, and the viewer pays nothing.
-    assert_eq!(unheld_fetches_behind_a_player(Some(Duration::ZERO)), 0);
+    assert_eq!(
+        unheld_fetches_behind_a_player(Some(Duration::ZERO), false),
+        0
+    );
     // A neighbour that never sent anything might not pass them on: the
     // viewer fetches them itself, as before.
-    assert!(unheld_fetches_behind_a_player(None) > 0);
+    assert!(unheld_fetches_behind_a_player(None, false) > 0);
+}
+
+#[test]
+fn a_viewer_leaves_unheld_pieces_to_its_rescues_while_the_origin_is_overloaded() {
+    assert_eq!(unheld_fetches_behind_a_player(None, true), 0);
 }
 
 #[test]

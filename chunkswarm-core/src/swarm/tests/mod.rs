@@ -1221,3 +1221,37 @@ fn a_piece_half_done_when_its_peers_left_completes_over_http() {
     assert!(swarm.is_complete(), "stuck at {:?}", swarm.have());
     assert!(net.assembled(leecher) == net.content);
 }
+
+#[test]
+fn lone_origin_fetches_slowed_below_half_the_best_mark_the_origin_overloaded() {
+    let (mut net, info) = Net::new(8 * 16_384, 16_384);
+    let leecher = net.add(&info, false, false, SwarmConfig::default());
+    net.held_http = Some(Vec::new());
+    // With no peer, pieces no neighbour holds come from the origin one at
+    // a time; each is answered `after` its request.
+    let answer = |net: &mut Net, after: Duration| {
+        // The answer before may have started the next fetch at once.
+        net.drain(leecher);
+        let asked = |n: &Net| n.held_http.as_ref().is_some_and(|h| !h.is_empty());
+        net.run_until(Duration::from_secs(5), asked);
+        let held = net.held_http.replace(Vec::new()).unwrap_or_default();
+        assert_eq!(held.len(), 1, "{held:?}");
+        let (_, id, range) = held[0].clone();
+        net.now += after;
+        let body = Bytes::copy_from_slice(&net.content[range.start as usize..range.end as usize]);
+        let now = net.now;
+        net.nodes[leecher]
+            .swarm
+            .handle_http_response(now, id, Ok(body));
+        net.nodes[leecher].swarm.origin_congested()
+    };
+    let fast = Duration::from_millis(10);
+    let slow = Duration::from_millis(100);
+    assert!(!answer(&mut net, fast));
+    // One slow answer averages with the fast one to above half of it...
+    assert!(!answer(&mut net, slow));
+    // ...two do not.
+    assert!(answer(&mut net, slow));
+    // A fast answer again ends it.
+    assert!(!answer(&mut net, fast));
+}
