@@ -62,7 +62,8 @@ pub struct HttpConfig {
     /// shows no saving: `streaming` takes 6.96 copies of the file from the
     /// origin with it against 6.89 without (seeds 1-12, with stalls of
     /// 0.4-1.4 s in three seeds), `vod` 11.77, 8.26 and 12.10 against
-    /// 11.00, 8.71 and 12.51 (seeds 1, 2, 5), and `flash-crowd` 1.15 against
+    /// 11.00, 8.71 and 12.51 (seeds 1, 2, 5, before viewers left unheld
+    /// pieces alone while the origin is overloaded), and `flash-crowd` 1.15 against
     /// 1.02 (for a p95 completion of 1.11-1.12 rather than 1.13 times the
     /// fluid bound).
     pub use_swarm_facts: bool,
