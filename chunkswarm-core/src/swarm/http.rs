@@ -268,6 +268,12 @@ impl Swarm {
         if now < self.http.patient_until || busy {
             return None;
         }
+        // A viewer's rescues bring what its playback needs; while the origin
+        // is overloaded, fetching early what no neighbour holds yet would
+        // only make everyone's rescues late.
+        if self.playback.is_some() && self.origin_congested() {
+            return None;
+        }
         let long_starved = self
             .http
             .starving_since
@@ -289,12 +295,6 @@ impl Swarm {
                     || fallback
                     || !(facts.held_elsewhere(p) || facts.fetched_elsewhere(p)))
         };
-        // A viewer's rescues bring what its playback needs; while the origin
-        // is overloaded, fetching early what no neighbour holds yet would
-        // only make everyone's rescues late.
-        if self.playback.is_some() && self.origin_congested() {
-            return None;
-        }
         // A viewer fetches unheld pieces only within its window: viewers
         // ahead of it will hold the later ones by then.
         let horizon = self.reach();
@@ -333,8 +333,8 @@ impl Swarm {
 
     /// The first piece the tracker named us to fetch that no neighbour
     /// holds, nothing fetches and no neighbour claimed, within the playback
-    /// window when streaming; one at a time, and only once the fast start
-    /// is done and no rescue is in flight.
+    /// window when streaming; one at a time, and not beside the fast start
+    /// or a rescue.
     fn assigned_piece(&self, now: Instant) -> Option<PieceIndex> {
         if !self.config.http.use_swarm_facts {
             return None;
@@ -342,13 +342,13 @@ impl Swarm {
         // Beside a fast start or a rescue it would share our link and make
         // playback wait (in the simulator's `streaming` scenario, the fast
         // start took 1.75 s rather than 0.91 s); it follows them.
-        let busy = self.http.in_flight.values().any(|f| {
-            matches!(
-                f.reason,
-                Reason::Assigned | Reason::FastStart | Reason::Deadline
-            )
-        });
-        if busy || !self.http.fast_start_done {
+        let busy = self.http.rescuing().is_some()
+            || self
+                .http
+                .in_flight
+                .values()
+                .any(|f| f.reason == Reason::Assigned);
+        if busy {
             return None;
         }
         let reach = self.reach();
@@ -657,12 +657,11 @@ impl Swarm {
         let took = now.saturating_duration_since(fetch.started).as_secs_f64();
         if took > 0.0 {
             let sample = body.len() as f64 / took;
-            let rate = self.http.origin_rate.map_or(sample, |r| 0.5 * (r + sample));
-            self.http.origin_rate = Some(rate);
+            let blend = |rate: Option<f64>| Some(rate.map_or(sample, |r| 0.5 * (r + sample)));
+            self.http.origin_rate = blend(self.http.origin_rate);
             let whole = fetch.blocks.len() as u32 == self.layout.block_count(piece);
             if whole && !fetch.shared {
-                let alone = self.http.alone_rate.map_or(sample, |r| 0.5 * (r + sample));
-                self.http.alone_rate = Some(alone);
+                self.http.alone_rate = blend(self.http.alone_rate);
                 self.http.best_alone_rate = self.http.best_alone_rate.max(sample);
             }
         }
