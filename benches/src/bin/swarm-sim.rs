@@ -4,7 +4,7 @@
 //! swarm-sim --scenario NAME [--seed N] [--peers N] [--size-mib N]
 //!           [--introductions tracker|random] [--swarm-facts] [--upload-cap PERCENT]
 //!           [--window-duplicates all|overdue] [--rescue-margin SECONDS] [--upload-slots N]
-//!           [--json] [--detail] [--trace-origin] [--trace-flows]
+//!           [--upload-streams N] [--json] [--detail] [--trace-origin] [--trace-flows]
 //! ```
 //!
 //! `--swarm-facts` has every engine steer the origin by the tracker's swarm
@@ -16,8 +16,9 @@
 //! a second peer only for blocks the first is late with
 //! (`StreamingConfig::window_duplicates`). `--rescue-margin` and
 //! `--upload-slots` set `StreamingConfig::rescue_margin` and
-//! `SwarmConfig::upload_slots` for every peer, for trying the engine's
-//! scheduling without a rebuild. `--detail` adds every peer's own figures and a
+//! `SwarmConfig::upload_slots` for every peer, and `--upload-streams`
+//! `StreamingConfig::upload_streams` (0: every unchoked viewer in turn),
+//! for trying the engine's scheduling without a rebuild. `--detail` adds every peer's own figures and a
 //! timeline of the swarm (peers' upload use, peers holding no piece yet, origin rate) to the report.
 //! `--trace-origin` prints a JSON line on standard error for every origin
 //! fetch: the peer, the piece, why, how soon its playback needs it, and how
@@ -82,7 +83,7 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
         "usage: swarm-sim --scenario {{{}}} [--seed N] [--peers N] [--size-mib N] \
          [--introductions tracker|random] [--swarm-facts] [--upload-cap PERCENT] \
          [--window-duplicates all|overdue] [--rescue-margin SECONDS] [--upload-slots N] \
-         [--json] [--detail] [--trace-origin] [--trace-flows]",
+         [--upload-streams N] [--json] [--detail] [--trace-origin] [--trace-flows]",
         SCENARIOS.join("|")
     );
     let mut scenario = None;
@@ -99,6 +100,7 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
     let mut window_duplicates = None;
     let mut rescue_margin = None;
     let mut upload_slots = None;
+    let mut upload_streams = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut number = |name: &str| -> Result<u64, String> {
@@ -151,6 +153,7 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
                 rescue_margin = Some(seconds);
             }
             "--upload-slots" => upload_slots = Some(number("--upload-slots")? as usize),
+            "--upload-streams" => upload_streams = Some(number("--upload-streams")? as usize),
             "--json" => json = true,
             "--detail" => detail = true,
             "--trace-origin" => trace_origin = true,
@@ -180,6 +183,9 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
     }
     if let Some(slots) = upload_slots {
         params.swarm.upload_slots = slots;
+    }
+    if let Some(streams) = upload_streams {
+        params.swarm.streaming.upload_streams = streams;
     }
     if let Some(percent) = upload_cap {
         params.swarm.upload_rate_limit = Some((params.peer_up * percent as f64 / 100.0) as u64);

@@ -31,6 +31,14 @@ pub(super) struct HeardPlayhead {
 }
 
 impl HeardPlayhead {
+    /// Where the neighbour's playback is now, if it plays: its report moved
+    /// on at its bitrate.
+    fn position(&self, now: Instant) -> Option<u64> {
+        let Playhead { position, bitrate } = self.playhead;
+        let played = now.saturating_duration_since(self.at).as_secs_f64() * bitrate as f64;
+        (bitrate != 0).then(|| position.saturating_add(played as u64))
+    }
+
     /// When the neighbour's playback reaches `offset`, or `None` if it does
     /// not play or is past it.
     pub(super) fn reaches(&self, offset: u64) -> Option<Instant> {
@@ -53,6 +61,11 @@ impl Swarm {
             peer.playhead = Some(HeardPlayhead { playhead, at: now });
         }
         Ok(())
+    }
+
+    /// Where `key`'s playback is now, if it told us and plays.
+    pub(super) fn neighbour_position(&self, now: Instant, key: PeerKey) -> Option<u64> {
+        self.peers.get(&key)?.playhead?.position(now)
     }
 
     /// When `key`'s playback needs `piece`, if it told us and plays.

@@ -1,6 +1,7 @@
 //! Serving peers: choking (tit-for-tat slots plus an optimistic unchoke),
 //! request queues, a piece cache, and the upload rate limit.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
@@ -165,7 +166,9 @@ impl Swarm {
     /// `serve_first_within` go first, nearest deadline first, and while any
     /// of them waits (even on a full channel) nobody else is served, so the
     /// upload is not shared out among requests that can wait. Otherwise,
-    /// round-robin over unchoked, writable peers.
+    /// round-robin over unchoked, writable peers, or, while we play, the
+    /// peers playing furthest ahead first. While we play, only the first
+    /// `upload_streams` of the peers that play are served.
     pub(super) fn serve_uploads(&mut self, now: Instant) {
         self.upload.more_at = None;
         let waiting: Vec<(PeerKey, Option<Instant>)> = self
@@ -179,12 +182,15 @@ impl Swarm {
             .iter()
             .filter_map(|(k, d)| d.filter(|d| *d < first_within).map(|d| (*k, d)))
             .collect();
-        let keys: Vec<PeerKey> = if urgent.is_empty() {
+        let mut keys: Vec<PeerKey> = if urgent.is_empty() {
             waiting.iter().map(|(k, _)| *k).collect()
         } else {
             urgent.sort_by_key(|(k, d)| (*d, *k));
             urgent.iter().map(|(k, _)| *k).collect()
         };
+        if self.playback.is_some() && self.config.streaming.upload_streams > 0 {
+            self.limit_streams(now, &mut keys, urgent.is_empty());
+        }
         for key in keys {
             if self.peers.get(&key).is_none_or(|p| p.blocked) {
                 continue;
@@ -207,6 +213,25 @@ impl Swarm {
                 self.upload.more_at = Some(now);
             }
         }
+    }
+
+    /// Keeps the first `upload_streams` of the peers that play, after
+    /// putting those playing furthest ahead first unless `keys` is already
+    /// in deadline order; peers that do not play stay, behind them.
+    fn limit_streams(&self, now: Instant, keys: &mut Vec<PeerKey>, by_position: bool) {
+        let position = |key: &PeerKey| self.neighbour_position(now, *key);
+        if by_position {
+            // Stable: peers that do not play keep their order, last.
+            keys.sort_by_key(|key| Reverse(position(key)));
+        }
+        let mut streams = 0;
+        keys.retain(|key| {
+            if position(key).is_none() {
+                return true;
+            }
+            streams += 1;
+            streams <= self.config.streaming.upload_streams
+        });
     }
 
     /// The nearest playback deadline among the blocks `key` asked of us.

@@ -486,26 +486,42 @@ fn the_metadata_goes_to_peers_that_ask_within_limits() {
     );
 }
 
-/// A seeder of two 64 KiB pieces, asked for all of piece 1 by two
-/// hand-driven viewers: `calm` (key 7) will play it in a minute, `urgent`
-/// (key 8) in a second; `urgent`'s channel is full throughout if
-/// `urgent_full`. Returns whom each block went to, in sending order.
-fn blocks_served(urgent_full: bool) -> Vec<PeerKey> {
+/// A hand-driven neighbour asking a seeder for all four blocks of piece 1,
+/// with the playhead it reports (none: it does not play).
+struct Asker {
+    key: PeerKey,
+    id: &'static [u8; 20],
+    playhead: Option<Playhead>,
+}
+
+/// A seeder of two 64 KiB pieces, playing if `plays` (with `streams`
+/// upload streams), asked for all of piece 1 by `askers`; `full`'s channel
+/// is full throughout, the others' channels drain after every pass.
+/// Returns whom each block went to, in sending order.
+fn blocks_served(
+    askers: &[Asker],
+    plays: bool,
+    streams: usize,
+    full: Option<PeerKey>,
+) -> Vec<PeerKey> {
     let piece = 4 * 16_384;
     let (mut net, info) = Net::new(2 * piece, piece as u32);
-    let seeder = net.add(&info, true, false, SwarmConfig::default());
+    let mut config = SwarmConfig::default();
+    config.streaming.upload_streams = streams;
+    let seeder = net.add(&info, true, false, config);
     let now = net.now;
-    let (calm, urgent) = (PeerKey(7), PeerKey(8));
-    for (key, id, bitrate) in [
-        (calm, b"-XX0001-calmcalmcalm", piece as u64 / 60),
-        (urgent, b"-XX0001-urgenturgent", piece as u64),
-    ] {
-        let mut wire = BytesMut::from(&extended(0, b"d1:md11:cs_playheadi5eee")[..]);
-        let playhead = Playhead {
+    if plays {
+        let playback = Playback {
             position: 0,
-            bitrate,
+            bitrate: 1_000,
         };
-        wire.extend_from_slice(&extended(3, &playhead.encode()));
+        net.nodes[seeder].swarm.set_playback(now, Some(playback));
+    }
+    for asker in askers {
+        let mut wire = BytesMut::from(&extended(0, b"d1:md11:cs_playheadi5eee")[..]);
+        if let Some(playhead) = asker.playhead {
+            wire.extend_from_slice(&extended(3, &playhead.encode()));
+        }
         Message::Interested.encode(&mut wire);
         for block in 0..4 {
             let request = BlockRequest {
@@ -515,11 +531,17 @@ fn blocks_served(urgent_full: bool) -> Vec<PeerKey> {
             };
             Message::Request(request).encode(&mut wire);
         }
-        raw_peer(&mut net.nodes[seeder].swarm, now, key, id, &wire);
+        raw_peer(
+            &mut net.nodes[seeder].swarm,
+            now,
+            asker.key,
+            asker.id,
+            &wire,
+        );
     }
     let node = &mut net.nodes[seeder];
-    if urgent_full {
-        node.swarm.handle_peer_writable(now, urgent, false);
+    if let Some(key) = full {
+        node.swarm.handle_peer_writable(now, key, false);
     }
     let mut served = Vec::new();
     for _ in 0..4 {
@@ -534,17 +556,35 @@ fn blocks_served(urgent_full: bool) -> Vec<PeerKey> {
                 _ => {}
             }
         }
-        if !urgent_full {
-            node.swarm.handle_peer_writable(now, urgent, true);
+        for asker in askers.iter().filter(|a| Some(a.key) != full) {
+            node.swarm.handle_peer_writable(now, asker.key, true);
         }
     }
     served
 }
 
+/// Two viewers of piece 1 (64 KiB in): `calm` (key 7) plays it in a
+/// minute, `urgent` (key 8) in a second.
+fn calm_and_urgent() -> [Asker; 2] {
+    let piece = 4 * 16_384;
+    let player = |key, id, bitrate| Asker {
+        key: PeerKey(key),
+        id,
+        playhead: Some(Playhead {
+            position: 0,
+            bitrate,
+        }),
+    };
+    [
+        player(7, b"-XX0001-calmcalmcalm", piece / 60),
+        player(8, b"-XX0001-urgenturgent", piece),
+    ]
+}
+
 #[test]
 fn blocks_go_first_to_the_playback_that_needs_them_soonest() {
     let (calm, urgent) = (PeerKey(7), PeerKey(8));
-    let served = blocks_served(false);
+    let served = blocks_served(&calm_and_urgent(), false, 1, None);
     assert_eq!(
         served,
         [urgent, urgent, urgent, urgent, calm, calm, calm, calm]
@@ -553,8 +593,48 @@ fn blocks_go_first_to_the_playback_that_needs_them_soonest() {
 
 #[test]
 fn while_an_urgent_viewers_channel_is_full_the_others_wait() {
-    let served = blocks_served(true);
+    let served = blocks_served(&calm_and_urgent(), false, 1, Some(PeerKey(8)));
     assert!(served.is_empty(), "{served:?}");
+}
+
+/// Three neighbours ask a playing seeder for piece 1, none of them within
+/// `serve_first_within` of playing it: `behind` (key 7) plays from the
+/// start, `ahead` (key 8) from 20 KiB in, and `idle` (key 9) does not play.
+fn behind_ahead_and_idle() -> [Asker; 3] {
+    let player = |key, id, position| Asker {
+        key: PeerKey(key),
+        id,
+        playhead: Some(Playhead {
+            position,
+            bitrate: 1_000,
+        }),
+    };
+    [
+        player(7, b"-XX0001-behindbehind", 0),
+        player(8, b"-XX0001-aheadaheadah", 20_000),
+        Asker {
+            key: PeerKey(9),
+            id: b"-XX0001-idleidleidle",
+            playhead: None,
+        },
+    ]
+}
+
+#[test]
+fn a_player_feeds_one_playing_neighbour_at_a_time_the_furthest_ahead_first() {
+    let (behind, ahead, idle) = (PeerKey(7), PeerKey(8), PeerKey(9));
+    let served = blocks_served(&behind_ahead_and_idle(), true, 1, None);
+    // `idle` does not play and is served beside the one stream.
+    let expected = [[ahead; 4], [idle; 4], [behind; 4]].concat();
+    assert_eq!(served, expected);
+    // With two streams both players are fed in the same pass, ahead first.
+    let served = blocks_served(&behind_ahead_and_idle(), true, 2, None);
+    let expected = [[ahead; 4], [behind; 4], [idle; 4]].concat();
+    assert_eq!(served, expected);
+    // A seeder that does not play serves everyone in turn, as before.
+    let served = blocks_served(&behind_ahead_and_idle(), false, 1, None);
+    let expected = [[behind; 4], [ahead; 4], [idle; 4]].concat();
+    assert_eq!(served, expected);
 }
 
 /// A viewer of 16 pieces of a second each, holding the first eight, paused
