@@ -166,9 +166,9 @@ impl Swarm {
     /// `serve_first_within` go first, nearest deadline first, and while any
     /// of them waits (even on a full channel) nobody else is served, so the
     /// upload is not shared out among requests that can wait. Otherwise,
-    /// round-robin over unchoked, writable peers, or, while we play, the
-    /// peers playing furthest ahead first. While we play, only the first
-    /// `upload_streams` of the peers that play are served.
+    /// round-robin over unchoked, writable peers. While we play, without an
+    /// upload rate limit, only `upload_streams` of the peers that play are
+    /// served: the first by deadline, or else those playing furthest ahead.
     pub(super) fn serve_uploads(&mut self, now: Instant) {
         self.upload.more_at = None;
         let waiting: Vec<(PeerKey, Option<Instant>)> = self
@@ -188,7 +188,9 @@ impl Swarm {
             urgent.sort_by_key(|(k, d)| (*d, *k));
             urgent.iter().map(|(k, _)| *k).collect()
         };
-        if self.playback.is_some() && self.config.streaming.upload_streams > 0 {
+        // Under a rate limit nothing waits in send buffers: our order decides.
+        let limited = self.upload.bucket.is_some();
+        if self.playback.is_some() && self.config.streaming.upload_streams > 0 && !limited {
             self.limit_streams(now, &mut keys, urgent.is_empty());
         }
         for key in keys {

@@ -495,19 +495,21 @@ struct Asker {
 }
 
 /// A seeder of two 64 KiB pieces, playing if `plays` (with `streams`
-/// upload streams), asked for all of piece 1 by `askers`; `full`'s channel
-/// is full throughout, the others' channels drain after every pass.
-/// Returns whom each block went to, in sending order.
+/// upload streams, and `limit` bytes per second of upload), asked for all
+/// of piece 1 by `askers`; `full`'s channel is full throughout, the
+/// others' channels drain after every pass. Returns whom each block went
+/// to, in sending order.
 fn blocks_served(
     askers: &[Asker],
     plays: bool,
-    streams: usize,
+    (streams, limit): (usize, Option<u64>),
     full: Option<PeerKey>,
 ) -> Vec<PeerKey> {
     let piece = 4 * 16_384;
     let (mut net, info) = Net::new(2 * piece, piece as u32);
     let mut config = SwarmConfig::default();
     config.streaming.upload_streams = streams;
+    config.upload_rate_limit = limit;
     let seeder = net.add(&info, true, false, config);
     let now = net.now;
     if plays {
@@ -584,7 +586,7 @@ fn calm_and_urgent() -> [Asker; 2] {
 #[test]
 fn blocks_go_first_to_the_playback_that_needs_them_soonest() {
     let (calm, urgent) = (PeerKey(7), PeerKey(8));
-    let served = blocks_served(&calm_and_urgent(), false, 1, None);
+    let served = blocks_served(&calm_and_urgent(), false, (1, None), None);
     assert_eq!(
         served,
         [urgent, urgent, urgent, urgent, calm, calm, calm, calm]
@@ -593,7 +595,7 @@ fn blocks_go_first_to_the_playback_that_needs_them_soonest() {
 
 #[test]
 fn while_an_urgent_viewers_channel_is_full_the_others_wait() {
-    let served = blocks_served(&calm_and_urgent(), false, 1, Some(PeerKey(8)));
+    let served = blocks_served(&calm_and_urgent(), false, (1, None), Some(PeerKey(8)));
     assert!(served.is_empty(), "{served:?}");
 }
 
@@ -623,18 +625,22 @@ fn behind_ahead_and_idle() -> [Asker; 3] {
 #[test]
 fn a_player_feeds_one_playing_neighbour_at_a_time_the_furthest_ahead_first() {
     let (behind, ahead, idle) = (PeerKey(7), PeerKey(8), PeerKey(9));
-    let served = blocks_served(&behind_ahead_and_idle(), true, 1, None);
+    let served = blocks_served(&behind_ahead_and_idle(), true, (1, None), None);
     // `idle` does not play and is served beside the one stream.
     let expected = [[ahead; 4], [idle; 4], [behind; 4]].concat();
     assert_eq!(served, expected);
     // With two streams both players are fed in the same pass, ahead first.
-    let served = blocks_served(&behind_ahead_and_idle(), true, 2, None);
+    let served = blocks_served(&behind_ahead_and_idle(), true, (2, None), None);
     let expected = [[ahead; 4], [behind; 4], [idle; 4]].concat();
     assert_eq!(served, expected);
-    // A seeder that does not play serves everyone in turn, as before.
-    let served = blocks_served(&behind_ahead_and_idle(), false, 1, None);
-    let expected = [[behind; 4], [ahead; 4], [idle; 4]].concat();
-    assert_eq!(served, expected);
+    // A seeder that does not play serves everyone in turn, as before, and
+    // so does a player whose upload is rate-limited (its own order decides).
+    let in_turn = [[behind; 4], [ahead; 4], [idle; 4]].concat();
+    let served = blocks_served(&behind_ahead_and_idle(), false, (1, None), None);
+    assert_eq!(served, in_turn);
+    let limit = Some(100 << 20);
+    let served = blocks_served(&behind_ahead_and_idle(), true, (1, limit), None);
+    assert_eq!(served, in_turn);
 }
 
 /// A viewer of 16 pieces of a second each, holding the first eight, paused
