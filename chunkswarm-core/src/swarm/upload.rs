@@ -1,5 +1,6 @@
 //! Serving peers: choking (tit-for-tat slots plus an optimistic unchoke),
-//! request queues, a piece cache, and the upload rate limit.
+//! request queues in playback order (see `serve_uploads`), a piece cache,
+//! and the upload rate limit.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
