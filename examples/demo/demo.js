@@ -77,7 +77,7 @@ function fail(message, error) {
 const STATS_KEYS = ['totalBytes', 'verifiedBytes', 'piecesVerified', 'piecesTotal', 'p2pBytes', 'httpBytes',
   'httpBytesReceived', 'wastedBytes', 'uploadedBytes', 'p2pRate', 'httpRate', 'uploadRate', 'peers', 'banned', 'hashFailures'];
 const PEER_KEYS = ['key', 'peerId', 'pieces', 'isSeed', 'amChoking', 'amInterested', 'peerChoking', 'peerInterested',
-  'requestsOut', 'downloaded', 'uploaded', 'downloadRate', 'uploadRate'];
+  'requestsOut', 'requestsIn', 'playhead', 'downloaded', 'uploaded', 'downloadRate', 'uploadRate'];
 
 /** A plain copy (wasm objects may be classes or Maps, which JSON would lose). */
 function plain(value, keys) {

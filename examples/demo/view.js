@@ -275,6 +275,8 @@ function row(key, entry, pieceCount) {
   if (info.amInterested) flow.push('we want');
   if (info.peerInterested) flow.push('it wants');
   if (info.requestsOut) flow.push(`${info.requestsOut} req`);
+  if (info.requestsIn) flow.push(`${info.requestsIn} asked of us`);
+  if (typeof info.playhead === 'number') flow.push(`plays at ${fmtBytes(info.playhead)}`);
   const reason = entry.reason ? ` (${entry.reason})` : '';
   return el('tr', { class: entry.state !== 'connected' ? 'gone' : null },
     el('td', {}, el('div', { class: 'who' },

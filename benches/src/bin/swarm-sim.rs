@@ -5,6 +5,7 @@
 //!           [--introductions tracker|random] [--swarm-facts] [--upload-cap PERCENT]
 //!           [--window-duplicates all|overdue] [--rescue-margin SECONDS] [--upload-slots N]
 //!           [--upload-streams N] [--json] [--detail] [--trace-origin] [--trace-flows]
+//!           [--inspect SECONDS[,SECONDS...]:PEER[,PEER...]]
 //! ```
 //!
 //! `--swarm-facts` has every engine steer the origin by the tracker's swarm
@@ -26,12 +27,16 @@
 //! `--trace-flows` prints, at the end, a JSON line on standard error for
 //! every sender, receiver and 10 s of virtual time: the bytes sent (a `null`
 //! end is the origin).
+//! `--inspect 35,40:0,4` prints, at 35 s and 40 s of virtual time, a JSON
+//! line on standard error for peers 0 and 4: where each plays, what it holds
+//! and fetched from the origin, and for every neighbour who chokes whom, who
+//! wants what, the requests queued each way, its rates and where it plays.
 #![allow(clippy::print_stdout)]
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chunkswarm_benches::sim::{Introductions, Params, SCENARIOS, Simulation};
+use chunkswarm_benches::sim::{Inspect, Introductions, Params, SCENARIOS, Simulation};
 use chunkswarm_core::swarm::WindowDuplicates;
 
 fn main() -> ExitCode {
@@ -44,6 +49,9 @@ fn main() -> ExitCode {
             }
             if output.trace_flows {
                 simulation = simulation.with_flow_trace();
+            }
+            if let Some(inspect) = output.inspect {
+                simulation = simulation.with_inspect(inspect);
             }
             let report = if output.detail {
                 simulation.with_detail().run()
@@ -76,6 +84,7 @@ struct Output {
     detail: bool,
     trace_origin: bool,
     trace_flows: bool,
+    inspect: Option<Inspect>,
 }
 
 fn parse(args: &[String]) -> Result<(Params, Output), String> {
@@ -83,7 +92,8 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
         "usage: swarm-sim --scenario {{{}}} [--seed N] [--peers N] [--size-mib N] \
          [--introductions tracker|random] [--swarm-facts] [--upload-cap PERCENT] \
          [--window-duplicates all|overdue] [--rescue-margin SECONDS] [--upload-slots N] \
-         [--upload-streams N] [--json] [--detail] [--trace-origin] [--trace-flows]",
+         [--upload-streams N] [--json] [--detail] [--trace-origin] [--trace-flows] \
+         [--inspect SECONDS[,SECONDS...]:PEER[,PEER...]]",
         SCENARIOS.join("|")
     );
     let mut scenario = None;
@@ -94,6 +104,7 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
     let mut detail = false;
     let mut trace_origin = false;
     let mut trace_flows = false;
+    let mut inspect = None;
     let mut introductions = None;
     let mut swarm_facts = false;
     let mut upload_cap = None;
@@ -157,6 +168,12 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
             "--json" => json = true,
             "--detail" => detail = true,
             "--trace-origin" => trace_origin = true,
+            "--inspect" => {
+                let value = it
+                    .next()
+                    .ok_or_else(|| format!("--inspect needs a value\n{usage}"))?;
+                inspect = Some(value.parse::<Inspect>()?);
+            }
             "--trace-flows" => trace_flows = true,
             "-h" | "--help" => return Err(usage),
             other => return Err(format!("unexpected argument {other:?}\n{usage}")),
@@ -194,6 +211,7 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
         json,
         detail,
         trace_origin,
+        inspect,
         trace_flows,
     };
     Ok((params, output))

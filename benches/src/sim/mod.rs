@@ -16,6 +16,7 @@
 
 mod detail;
 mod flow_trace;
+mod inspect;
 pub mod net;
 mod origin_trace;
 mod playback;
@@ -34,6 +35,7 @@ use chunkswarm_core::swarm::{
 use web_time::Instant;
 
 pub use detail::{PeerDetail, Sample};
+pub use inspect::Inspect;
 pub use report::{OriginFetchCounts, Report, Summary};
 pub use scenario::{Params, SCENARIOS};
 pub use tracker::Introductions;
@@ -105,6 +107,8 @@ pub struct Simulation {
     timeline: detail::Timeline,
     /// Set when every origin fetch is printed as it starts.
     origin_trace: Option<origin_trace::OriginTrace>,
+    /// Set when peers' views are printed at given times.
+    inspect: Option<Inspect>,
 }
 
 impl Simulation {
@@ -170,6 +174,7 @@ impl Simulation {
             detail: false,
             timeline: detail::Timeline::default(),
             origin_trace: None,
+            inspect: None,
             params,
         }
     }
@@ -195,6 +200,14 @@ impl Simulation {
     #[must_use]
     pub fn with_flow_trace(mut self) -> Self {
         self.net.flows = Some(flow_trace::FlowTrace::default());
+        self
+    }
+
+    /// Prints the named peers' views of themselves and their neighbours at
+    /// the given times (see `inspect`).
+    #[must_use]
+    pub fn with_inspect(mut self, inspect: Inspect) -> Self {
+        self.inspect = Some(inspect);
         self
     }
 
@@ -247,6 +260,7 @@ impl Simulation {
         self.run_timeouts();
         self.play(dt);
         self.backpressure();
+        self.inspect_due();
     }
 
     fn join_due(&mut self) {

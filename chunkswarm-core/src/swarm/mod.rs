@@ -268,6 +268,8 @@ impl Swarm {
                 peer_choking: p.peer_choking,
                 peer_interested: p.peer_interested,
                 requests_out: p.outstanding.len(),
+                requests_in: p.incoming.len(),
+                playhead: self.neighbour_position(now, *key),
                 downloaded: p.downloaded,
                 uploaded: p.uploaded,
                 download_rate: p.download.rate(now),

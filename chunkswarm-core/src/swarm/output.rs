@@ -198,6 +198,12 @@ pub struct PeerSnapshot {
     pub peer_interested: bool,
     /// Block requests we have outstanding to it.
     pub requests_out: usize,
+    /// Block requests it has queued with us, not yet sent.
+    pub requests_in: usize,
+    /// Where its playback is now, as a content offset: its last
+    /// `cs_playhead` report moved on at its bitrate. `None` while it does
+    /// not play or never said (WebTorrent peers).
+    pub playhead: Option<u64>,
     /// Block bytes received from it.
     pub downloaded: u64,
     /// Block bytes sent to it.

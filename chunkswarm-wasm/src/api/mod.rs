@@ -56,7 +56,10 @@ export interface Stats {
 export interface PeerInfo {
   key: number; peerId: string | null; pieces: number; isSeed: boolean;
   amChoking: boolean; amInterested: boolean; peerChoking: boolean; peerInterested: boolean;
-  requestsOut: number; downloaded: number; uploaded: number;
+  requestsOut: number; requestsIn: number;
+  /** Where the peer plays (a byte offset), or null if it does not play or never said. */
+  playhead: number | null;
+  downloaded: number; uploaded: number;
   downloadRate: number; uploadRate: number;
 }
 

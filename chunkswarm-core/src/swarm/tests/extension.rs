@@ -599,6 +599,49 @@ fn while_an_urgent_viewers_channel_is_full_the_others_wait() {
     assert!(served.is_empty(), "{served:?}");
 }
 
+#[test]
+fn the_peer_list_shows_what_each_neighbour_asked_and_where_it_plays() {
+    let piece = 4 * 16_384;
+    let (mut net, info) = Net::new(2 * piece, piece as u32);
+    let seeder = net.add(&info, true, false, SwarmConfig::default());
+    let now = net.now;
+    let [behind, ahead, idle] = behind_ahead_and_idle();
+    let swarm = &mut net.nodes[seeder].swarm;
+    for (asker, asked) in [(&behind, 4), (&ahead, 2), (&idle, 0)] {
+        let mut wire = BytesMut::from(&extended(0, b"d1:md11:cs_playheadi5eee")[..]);
+        if let Some(playhead) = asker.playhead {
+            wire.extend_from_slice(&extended(3, &playhead.encode()));
+        }
+        Message::Interested.encode(&mut wire);
+        for block in 0..asked {
+            let request = BlockRequest {
+                index: 1,
+                begin: block * 16_384,
+                length: 16_384,
+            };
+            Message::Request(request).encode(&mut wire);
+        }
+        raw_peer(swarm, now, asker.key, asker.id, &wire);
+        // Nothing drains: the requests stay queued.
+        swarm.handle_peer_writable(now, asker.key, false);
+    }
+    let later = now + Duration::from_secs(3);
+    let seen: Vec<(PeerKey, usize, Option<u64>)> = swarm
+        .peers(later)
+        .into_iter()
+        .map(|p| (p.peer, p.requests_in, p.playhead))
+        .collect();
+    // Playheads move on at the reported bitrate (1,000 bytes a second).
+    assert_eq!(
+        seen,
+        [
+            (behind.key, 4, Some(3_000)),
+            (ahead.key, 2, Some(23_000)),
+            (idle.key, 0, None),
+        ]
+    );
+}
+
 /// Three neighbours ask a playing seeder for piece 1, none of them within
 /// `serve_first_within` of playing it: `behind` (key 7) plays from the
 /// start, `ahead` (key 8) from 20 KiB in, and `idle` (key 9) does not play.
