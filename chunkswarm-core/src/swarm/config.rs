@@ -127,18 +127,18 @@ pub struct StreamingConfig {
     /// brings `streaming` from 6.89 to 6.32 copies of the file from the
     /// origin (seeds 1-12; one viewer stalled 0.37 s before, none now), and
     /// `vod` from 10.62 to 9.62 (seeds 1-5, no viewer that does not seek
-    /// stalling either way). Raise it for a
-    /// viewer whose uplink is much faster than its neighbours' downlinks,
-    /// which one stream cannot fill; 0 serves every unchoked neighbour in
-    /// turn, as a peer that does not play does.
+    /// stalling either way). Raise it for a viewer whose uplink is much
+    /// faster than its neighbours' downlinks, which one stream cannot fill;
+    /// 0 serves every unchoked neighbour in turn, as a peer that does not
+    /// play does.
     ///
     /// Not applied while an upload rate limit is set
     /// ([`SwarmConfig::upload_rate_limit`] or
-    /// [`Swarm::set_upload_rate_limit`](super::Swarm::set_upload_rate_limit)): below the link nothing
-    /// waits in send buffers, the engine's order decides already, and one
-    /// stream would only leave upload unused (`streaming` with the upload
-    /// capped at 95 % of the link: 9.38 copies with one stream against 6.72
-    /// without, seeds 1-4).
+    /// [`Swarm::set_upload_rate_limit`](super::Swarm::set_upload_rate_limit)):
+    /// below the link nothing waits in send buffers, the engine's order
+    /// decides already, and one stream would only leave upload unused
+    /// (`streaming` with the upload capped at 95 % of the link: 9.38 copies
+    /// with one stream against 6.72 without, seeds 1-4).
     pub upload_streams: usize,
 }
 

@@ -222,19 +222,20 @@ impl Swarm {
     /// putting those playing furthest ahead first unless `keys` is already
     /// in deadline order; peers that do not play stay, behind them.
     fn limit_streams(&self, now: Instant, keys: &mut Vec<PeerKey>, by_position: bool) {
-        let position = |key: &PeerKey| self.neighbour_position(now, *key);
+        let mut placed: Vec<(PeerKey, Option<u64>)> = keys
+            .iter()
+            .map(|key| (*key, self.neighbour_position(now, *key)))
+            .collect();
         if by_position {
             // Stable: peers that do not play keep their order, last.
-            keys.sort_by_key(|key| Reverse(position(key)));
+            placed.sort_by_key(|(_, position)| Reverse(*position));
         }
         let mut streams = 0;
-        keys.retain(|key| {
-            if position(key).is_none() {
-                return true;
-            }
-            streams += 1;
-            streams <= self.config.streaming.upload_streams
+        placed.retain(|(_, position)| {
+            streams += usize::from(position.is_some());
+            position.is_none() || streams <= self.config.streaming.upload_streams
         });
+        *keys = placed.into_iter().map(|(key, _)| key).collect();
     }
 
     /// The nearest playback deadline among the blocks `key` asked of us.

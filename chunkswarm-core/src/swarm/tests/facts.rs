@@ -117,12 +117,8 @@ fn a_viewer_fetches_its_named_pieces_within_its_window_only() {
     // share the viewer's link with it and hold playback back.
     assert_eq!(fetched(&net, &info, viewer), BTreeSet::from([0]));
     let held = net.held_http.replace(Vec::new()).unwrap_or_default();
-    for (_, id, range) in held {
-        let body = Bytes::copy_from_slice(&net.content[range.start as usize..range.end as usize]);
-        let now = net.now;
-        net.nodes[viewer]
-            .swarm
-            .handle_http_response(now, id, Ok(body));
+    for fetch in held {
+        net.answer_held(fetch);
     }
     net.run_until(Duration::from_secs(2), |_| false);
     // Then piece 2 follows at once, though patience has not run out and

@@ -103,8 +103,7 @@ impl Net {
         if seed {
             for piece in info.layout().pieces() {
                 let range = info.layout().piece_range(piece);
-                let data = self.content[range.start as usize..range.end as usize].to_vec();
-                store.insert(piece.get(), Bytes::from(data));
+                store.insert(piece.get(), self.content_of(&range));
             }
         }
         self.nodes.push(Node {
@@ -168,9 +167,7 @@ impl Net {
                 Output::HttpFetch { id, range } => {
                     self.http_fetches += 1;
                     let result = if self.origin_up {
-                        Ok(Bytes::copy_from_slice(
-                            &self.content[range.start as usize..range.end as usize],
-                        ))
+                        Ok(self.content_of(&range))
                     } else {
                         Err(crate::driver::HttpError::Status(self.origin_down_status))
                     };
@@ -238,6 +235,20 @@ impl Net {
             }
             self.deliver_all();
         }
+    }
+
+    /// The content's bytes in `range`.
+    fn content_of(&self, range: &Range<u64>) -> Bytes {
+        Bytes::copy_from_slice(&self.content[range.start as usize..range.end as usize])
+    }
+
+    /// Answers a fetch held in `held_http` now, with the content it asked for.
+    fn answer_held(&mut self, (node, id, range): (usize, HttpRequestId, Range<u64>)) {
+        let body = self.content_of(&range);
+        let now = self.now;
+        self.nodes[node]
+            .swarm
+            .handle_http_response(now, id, Ok(body));
     }
 
     fn assembled(&self, i: usize) -> Vec<u8> {
@@ -989,11 +1000,7 @@ fn a_playback_rescue_withdraws_peer_requests_for_later_pieces() {
     net.nodes[viewer].swarm.handle_timeout(later);
     let asked = asked_of(&net, viewer, PeerKey(seeder as u64));
     assert!(asked.iter().all(|p| *p <= first.get()), "{asked:?}");
-    let (_, id, range) = held[0].clone();
-    let body = Bytes::copy_from_slice(&net.content[range.start as usize..range.end as usize]);
-    net.nodes[viewer]
-        .swarm
-        .handle_http_response(later, id, Ok(body));
+    net.answer_held(held[0].clone());
     net.run_until(Duration::from_secs(60), |n| n.nodes[1].swarm.is_complete());
     assert_eq!(net.assembled(viewer), net.content);
 }
@@ -1192,7 +1199,7 @@ fn the_rescue_lead_is_the_origins_measured_time_plus_the_margin() {
         })
         .unwrap();
     // The whole piece took half a second: 131,072 bytes a second.
-    let body = Bytes::copy_from_slice(&net.content[range.start as usize..range.end as usize]);
+    let body = net.content_of(&range);
     viewer.handle_http_response(now + Duration::from_millis(500), id, Ok(body));
     assert!((viewer.rescue_lead(65_536) - (0.5 + margin)).abs() < 1e-9);
 }
@@ -1236,13 +1243,8 @@ fn lone_origin_fetches_slowed_below_half_the_best_mark_the_origin_overloaded() {
         net.run_until(Duration::from_secs(5), asked);
         let held = net.held_http.replace(Vec::new()).unwrap_or_default();
         assert_eq!(held.len(), 1, "{held:?}");
-        let (_, id, range) = held[0].clone();
         net.now += after;
-        let body = Bytes::copy_from_slice(&net.content[range.start as usize..range.end as usize]);
-        let now = net.now;
-        net.nodes[leecher]
-            .swarm
-            .handle_http_response(now, id, Ok(body));
+        net.answer_held(held[0].clone());
         net.nodes[leecher].swarm.origin_congested()
     };
     let fast = Duration::from_millis(10);
