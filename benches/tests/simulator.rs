@@ -115,9 +115,11 @@ fn seeking_viewers_resume_at_their_new_position() {
     params.file_bytes = 16 << 20;
     params.join_window = std::time::Duration::from_secs(10);
     params.seek_fraction = 1.0;
-    let report = Simulation::new(params).run();
+    let report = Simulation::new(params).with_detail().run();
     assert_sound(&report);
     assert_eq!(report.seekers, 8, "{report:#?}");
+    let seek = |p: &&chunkswarm_benches::sim::PeerDetail| p.seeks && !p.http_only;
+    assert_eq!(report.by_peer.iter().filter(seek).count(), 8);
     let seeks = report.seek_to_play_s.unwrap();
     assert!(seeks.max < 10.0, "{report:#?}");
     // Every viewer seeks: no one is left for the non-seekers' stall.

@@ -26,6 +26,8 @@ pub struct PeerDetail {
     pub startup_s: Option<f64>,
     /// Total playback stall, for viewers.
     pub stall_s: Option<f64>,
+    /// The viewer seeks once during the run (see `Params::seek_fraction`).
+    pub seeks: bool,
     /// Join to complete.
     pub completion_s: Option<f64>,
     /// Of its verified bytes, the share from peers.
@@ -135,6 +137,7 @@ impl Simulation {
                         .and_then(|v| v.started_at)
                         .map(since_join),
                     stall_s: peer.viewer.as_ref().map(|v| v.stalled.as_secs_f64()),
+                    seeks: peer.viewer.as_ref().is_some_and(|v| v.seek.is_some()),
                     completion_s: peer.completed_at.map(since_join),
                     p2p_share: stats.as_ref().and_then(|s| {
                         let total = s.p2p_bytes + s.http_bytes;
