@@ -79,6 +79,10 @@ struct SimPeer {
     http_bodies: BTreeMap<u64, (usize, Vec<u8>)>,
     /// When it announces to the tracker next.
     next_announce: Duration,
+    /// Its playhead jumped: the next announce carries offers even at
+    /// `connect_to`, as the driver's does after a seek.
+    reintroduce: bool,
+    reintroduced_at: Option<Duration>,
 }
 
 /// A run in progress.
@@ -599,6 +603,8 @@ impl SimPeer {
             viewer,
             http_bodies: BTreeMap::new(),
             next_announce: Duration::ZERO,
+            reintroduce: false,
+            reintroduced_at: None,
         }
     }
 }

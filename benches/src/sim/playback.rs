@@ -34,7 +34,7 @@ pub(super) struct Seek {
     /// Where to, in bytes.
     to: f64,
     /// When it seeked, while its new position does not play yet.
-    waiting_since: Option<Duration>,
+    pub(super) waiting_since: Option<Duration>,
     /// From the seek until the new position played.
     pub(super) to_play: Option<Duration>,
 }
@@ -129,7 +129,22 @@ impl Simulation {
             match viewer.started_at {
                 None if playable(0.0) => viewer.started_at = Some(now),
                 None => {}
-                Some(started) => viewer.advance(now, started, dt, total, &playable),
+                Some(started) => {
+                    viewer.advance(now, started, dt, total, &playable);
+                    let seeked = viewer
+                        .seek
+                        .as_ref()
+                        .is_some_and(|s| s.waiting_since == Some(now));
+                    if seeked {
+                        // As the driver: an announce with offers, at most
+                        // one per `REINTRODUCE_EVERY`.
+                        peer.reintroduce = true;
+                        let earliest = peer
+                            .reintroduced_at
+                            .map_or(now, |at| at + super::tracker::REINTRODUCE_EVERY);
+                        peer.next_announce = peer.next_announce.min(earliest.max(now));
+                    }
+                }
             }
             if now >= viewer.next_report {
                 viewer.next_report = now + Duration::from_secs(1);

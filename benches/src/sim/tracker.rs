@@ -83,6 +83,10 @@ impl Member for Registered<'_> {
     }
 }
 
+/// Seeks bring an announce with offers at most this often (the driver's
+/// `REINTRODUCE_EVERY`).
+pub(super) const REINTRODUCE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Simulation {
     /// Announces every peer whose re-announce is due.
     pub(super) fn announce_due(&mut self) {
@@ -100,11 +104,16 @@ impl Simulation {
     /// reach the peer's engine after a round trip.
     pub(super) fn announce(&mut self, i: usize) {
         self.peers[i].next_announce = self.now + self.params.announce_every;
-        let want = self
-            .params
-            .connect_to
-            .saturating_sub(self.connections(i))
-            .min(self.params.offers_per_announce);
+        let offers = self.params.offers_per_announce;
+        let open = self.connections(i);
+        let want = if std::mem::take(&mut self.peers[i].reintroduce) {
+            // After a seek, as the driver: a full set even at the limit, up
+            // to two sets beyond it.
+            self.peers[i].reintroduced_at = Some(self.now);
+            offers.min((self.params.connect_to + 2 * offers).saturating_sub(open))
+        } else {
+            offers.min(self.params.connect_to.saturating_sub(open))
+        };
         let facts_wanted = self.params.introductions == Introductions::Tracker;
         if want == 0 && !facts_wanted {
             return;
@@ -209,5 +218,38 @@ mod tests {
             assert_eq!(mode.to_string().parse::<Introductions>(), Ok(mode));
         }
         assert!("piece-map".parse::<Introductions>().is_err());
+    }
+
+    #[test]
+    fn a_viewer_announces_with_offers_as_it_seeks() {
+        let mut params = super::super::Params::scenario("vod", 4).unwrap();
+        params.peers = 6;
+        params.file_bytes = 16 << 20;
+        params.join_window = std::time::Duration::from_secs(3);
+        params.seek_fraction = 1.0;
+        let mut sim = super::super::Simulation::new(params);
+        let mut seeked_at = vec![None; sim.peers.len()];
+        while sim.now < std::time::Duration::from_secs(40) {
+            sim.step();
+            for (i, peer) in sim.peers.iter().enumerate() {
+                let seeking = peer
+                    .viewer
+                    .as_ref()
+                    .and_then(|v| v.seek.as_ref())
+                    .is_some_and(|s| s.waiting_since == Some(sim.now));
+                if seeking {
+                    seeked_at[i] = Some(sim.now);
+                }
+            }
+        }
+        let seekers: Vec<usize> = (0..seeked_at.len())
+            .filter(|i| seeked_at[*i].is_some())
+            .collect();
+        assert!(!seekers.is_empty());
+        for i in seekers {
+            // The announce goes out in the step after the seek.
+            let at = sim.peers[i].reintroduced_at;
+            assert_eq!(at, seeked_at[i].map(|t| t + sim.params.dt), "peer {i}");
+        }
     }
 }

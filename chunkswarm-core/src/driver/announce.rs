@@ -45,8 +45,17 @@ impl Machine {
             return;
         }
         let open = torrent.channels.len() + torrent.connecting.len() + torrent.offers.len();
-        let wanted = self.config.max_connections.saturating_sub(open);
-        let count = self.config.offers_per_announce.min(wanted);
+        let count = if torrent.reintroduce {
+            // After a seek, a full set even at the limit, up to two sets
+            // beyond it (the engine closes what exceeds its `max_peers`).
+            let cap = self.config.max_connections + 2 * self.config.offers_per_announce;
+            self.config
+                .offers_per_announce
+                .min(cap.saturating_sub(open))
+        } else {
+            let wanted = self.config.max_connections.saturating_sub(open);
+            self.config.offers_per_announce.min(wanted)
+        };
         if self.has_connector && offers.is_none() && count > 0 {
             torrent.announcing = true;
             let ids: Vec<Id20> = (0..count).map(|_| self.random_id()).collect();
@@ -56,6 +65,9 @@ impl Machine {
         }
         let offers = offers.unwrap_or_default();
         torrent.announcing = false;
+        if std::mem::take(&mut torrent.reintroduce) {
+            torrent.reintroduced_at = Some(now);
+        }
         let event = (!torrent.announced).then_some(AnnounceEvent::Started);
         torrent.announced = true;
         let lonely = torrent.channels.is_empty() && !torrent.engine.is_complete();

@@ -18,7 +18,12 @@ pub struct DriverConfig {
     pub rng_seed: u64,
     /// Offers made per announce (WebTorrent clients send up to 10).
     pub offers_per_announce: usize,
-    /// No offers are made while this many connections are open.
+    /// No offers are made while this many connections are open, except
+    /// after a seek: when the playhead jumps by more than a piece, the
+    /// torrent announces at once (at most every 5 s) with a full set of
+    /// offers, up to two sets beyond this limit, so that the tracker, which
+    /// introduces by the pieces around the playhead, finds it holders of
+    /// its new position.
     pub max_connections: usize,
     /// How long an offer waits for its answer.
     pub offer_ttl: Duration,

@@ -203,6 +203,14 @@ impl Engine {
         }
     }
 
+    /// The torrent's piece length, once its metadata is known.
+    pub(super) fn piece_length(&self) -> Option<u32> {
+        match self {
+            Self::Swarm(swarm) => Some(swarm.info().layout().piece_length()),
+            Self::Metadata(_) => None,
+        }
+    }
+
     pub(super) fn playback_piece(&self) -> Option<PieceIndex> {
         match self {
             Self::Swarm(swarm) => swarm.playback_piece(),

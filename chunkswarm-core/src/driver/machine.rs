@@ -29,7 +29,7 @@ use super::engine::Engine;
 use super::handle::{AddTorrentError, DriverEvent};
 use super::io::{ConnectError, TrackerError};
 use super::signal::Id20;
-use super::torrent::{Connecting, Torrent};
+use super::torrent::{Connecting, REINTRODUCE_EVERY, Torrent};
 use crate::metadata_fetch::MetadataFetch;
 use crate::metainfo::{Info, InfoHash};
 use crate::piece_map::Bitfield;
@@ -278,6 +278,13 @@ impl Machine {
     ) {
         if let Some(t) = self.torrents.get_mut(&info_hash) {
             t.engine.set_playback(now, playback);
+            if t.playhead_jumped(now, playback) {
+                // Announce soon with offers, even at the connection limit:
+                // the tracker introduces holders of the new position.
+                t.reintroduce = true;
+                let earliest = t.reintroduced_at.map_or(now, |at| at + REINTRODUCE_EVERY);
+                t.next_announce = t.next_announce.min(earliest.max(now));
+            }
             self.drain(now, info_hash);
         }
     }

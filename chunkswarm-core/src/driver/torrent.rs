@@ -12,10 +12,13 @@ use super::action::Attempt;
 use super::engine::Engine;
 use super::signal::Id20;
 use crate::layout::PieceIndex;
-use crate::swarm::{HttpRequestId, PeerKey};
+use crate::swarm::{HttpRequestId, PeerKey, Playback};
 
 /// The first wait before announcing again after a failed connection.
 const FIRST_RETRY: Duration = Duration::from_secs(5);
+
+/// Seeks bring an announce with offers at most this often.
+pub(super) const REINTRODUCE_EVERY: Duration = Duration::from_secs(5);
 
 /// A connection to a remote peer being made.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +71,14 @@ pub(super) struct Torrent {
     /// Connection attempts failed in a row; each moves the next announce
     /// closer ([`Torrent::retry_backoff`]).
     pub(super) failed_connections: u32,
+    /// The playhead as last set, and when.
+    pub(super) playback: Option<(Instant, Playback)>,
+    /// The playhead jumped (a seek): the next announce carries offers even
+    /// at the connection limit, so that the tracker, which introduces by
+    /// the pieces around the playhead, finds holders of the new position.
+    pub(super) reintroduce: bool,
+    /// When the last such announce went out.
+    pub(super) reintroduced_at: Option<Instant>,
 }
 
 impl Torrent {
@@ -90,7 +101,24 @@ impl Torrent {
             completed_waiting: false,
             flush_failed: false,
             failed_connections: 0,
+            playback: None,
+            reintroduce: false,
+            reintroduced_at: None,
         }
+    }
+
+    /// Records a new playhead; true if it jumped: it is more than a piece
+    /// from where the previous one, played on at its bitrate, would be.
+    pub(super) fn playhead_jumped(&mut self, now: Instant, playback: Option<Playback>) -> bool {
+        let before = std::mem::replace(&mut self.playback, playback.map(|p| (now, p)));
+        let (Some((then, old)), Some(new), Some(piece)) =
+            (before, playback, self.engine.piece_length())
+        else {
+            return false;
+        };
+        let played = now.saturating_duration_since(then).as_secs_f64() * old.bitrate as f64;
+        let expected = old.position as f64 + played;
+        (new.position as f64 - expected).abs() > f64::from(piece)
     }
 
     /// How soon to announce again after `failed_connections` failures in a

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::world::{World, torrent};
 use crate::driver::action::Action;
 use crate::driver::io::TrackerError;
-use crate::driver::signal::{AnnounceEvent, SignalIn};
+use crate::driver::signal::{AnnounceEvent, SignalIn, SignalOut};
 use crate::swarm::Event;
 
 fn lost() -> TrackerError {
@@ -126,4 +126,84 @@ fn a_refused_announce_is_reported_for_that_torrent_alone() {
             reason: "torrent not allowed".into()
         }
     );
+}
+
+/// What `machine` asks for over `secs` seconds, a step a second, with the
+/// playhead (at 4,000 bytes a second) set at each step by `position(step)`.
+fn play(
+    machine: &mut crate::driver::machine::Machine,
+    now: &mut web_time::Instant,
+    info_hash: crate::metainfo::InfoHash,
+    secs: u64,
+    position: &dyn Fn(u64) -> u64,
+) -> Vec<Action> {
+    let mut actions = Vec::new();
+    for step in 0..secs {
+        *now += Duration::from_secs(1);
+        let playback = crate::swarm::Playback {
+            position: position(step),
+            bitrate: 4_000,
+        };
+        machine.set_playback(*now, info_hash, Some(playback));
+        machine.handle_timeout(*now);
+        actions.extend(std::iter::from_fn(|| machine.poll_output()));
+    }
+    actions
+}
+
+/// The sizes of the sets of offers asked for.
+fn offers_asked(actions: &[Action]) -> Vec<usize> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::MakeOffers { ids, .. } => Some(ids.len()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_seek_announces_with_offers_even_at_the_connection_limit() {
+    // 160 KB in 16 KiB pieces; no connections wanted, so that the torrent
+    // is at its limit from the start.
+    let (info, _) = torrent(160_000);
+    let info_hash = info.info_hash();
+    let mut config = crate::driver::config::DriverConfig::seeded(7);
+    config.max_connections = 0;
+    let mut machine = crate::driver::machine::Machine::new(config, true, true);
+    let mut now = super::world::epoch();
+    let pieces = crate::piece_map::Bitfield::new(10);
+    machine
+        .add_torrent(now, info, pieces, Default::default(), false)
+        .unwrap();
+    let m = &mut machine;
+    // Steady playback, then a stall shorter than a piece of playback: only
+    // the first, plain announce.
+    let steady = play(m, &mut now, info_hash, 4, &|step| step * 4_000);
+    assert!(offers_asked(&steady).is_empty(), "{steady:?}");
+    assert!(steady.iter().any(|a| matches!(a, Action::Signal(_))));
+    let stalled = play(m, &mut now, info_hash, 3, &|_| 12_000);
+    assert!(offers_asked(&stalled).is_empty(), "{stalled:?}");
+    // A seek far ahead: an announce with a full set of offers at once.
+    let seek = play(m, &mut now, info_hash, 1, &|_| 120_000);
+    let ids = seek
+        .iter()
+        .find_map(|a| match a {
+            Action::MakeOffers { ids, .. } => Some(ids.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    assert_eq!(ids.len(), 5, "{seek:?}");
+    let made = ids.iter().map(|id| (*id, "sdp".to_owned())).collect();
+    m.handle_offers_made(now, info_hash, made);
+    let sent: Vec<Action> = std::iter::from_fn(|| m.poll_output()).collect();
+    assert!(sent.iter().any(
+        |a| matches!(a, Action::Signal(SignalOut::Announce(announce)) if announce.offers.len() == 5)
+    ));
+    // Seeking back at once waits out five seconds since the last; playing
+    // on from there brings no more.
+    let back = play(m, &mut now, info_hash, 3, &|step| 40_000 + step * 4_000);
+    assert!(offers_asked(&back).is_empty(), "{back:?}");
+    let later = play(m, &mut now, info_hash, 3, &|step| 52_000 + step * 4_000);
+    assert_eq!(offers_asked(&later), [5], "{later:?}");
 }
