@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use chunkswarm_core::driver::REINTRODUCE_EVERY;
 use chunkswarm_core::swarm::Playback;
 
 use super::{SimRng, Simulation};
@@ -34,7 +35,7 @@ pub(super) struct Seek {
     /// Where to, in bytes.
     to: f64,
     /// When it seeked, while its new position does not play yet.
-    pub(super) waiting_since: Option<Duration>,
+    waiting_since: Option<Duration>,
     /// From the seek until the new position played.
     pub(super) to_play: Option<Duration>,
 }
@@ -97,6 +98,13 @@ impl Viewer {
         }
     }
 
+    /// It seeked at `now` (this step).
+    pub(super) fn seeked_at(&self, now: Duration) -> bool {
+        self.seek
+            .as_ref()
+            .is_some_and(|s| s.waiting_since == Some(now))
+    }
+
     /// The playhead as the engine takes it.
     pub(super) fn playback(&self) -> Playback {
         Playback {
@@ -131,17 +139,13 @@ impl Simulation {
                 None => {}
                 Some(started) => {
                     viewer.advance(now, started, dt, total, &playable);
-                    let seeked = viewer
-                        .seek
-                        .as_ref()
-                        .is_some_and(|s| s.waiting_since == Some(now));
-                    if seeked {
+                    if viewer.seeked_at(now) {
                         // As the driver: an announce with offers, at most
                         // one per `REINTRODUCE_EVERY`.
                         peer.reintroduce = true;
                         let earliest = peer
                             .reintroduced_at
-                            .map_or(now, |at| at + super::tracker::REINTRODUCE_EVERY);
+                            .map_or(now, |at| at + REINTRODUCE_EVERY);
                         peer.next_announce = peer.next_announce.min(earliest.max(now));
                     }
                 }

@@ -17,6 +17,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use chunkswarm_core::driver::offers_wanted;
 use chunkswarm_core::piece_map::Bitfield;
 use chunkswarm_tracker::introductions::{self, Asker, Holdings, Member, facts};
 use serde::Serialize;
@@ -83,10 +84,6 @@ impl Member for Registered<'_> {
     }
 }
 
-/// Seeks bring an announce with offers at most this often (the driver's
-/// `REINTRODUCE_EVERY`).
-pub(super) const REINTRODUCE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-
 impl Simulation {
     /// Announces every peer whose re-announce is due.
     pub(super) fn announce_due(&mut self) {
@@ -104,16 +101,16 @@ impl Simulation {
     /// reach the peer's engine after a round trip.
     pub(super) fn announce(&mut self, i: usize) {
         self.peers[i].next_announce = self.now + self.params.announce_every;
-        let offers = self.params.offers_per_announce;
-        let open = self.connections(i);
-        let want = if std::mem::take(&mut self.peers[i].reintroduce) {
-            // After a seek, as the driver: a full set even at the limit, up
-            // to two sets beyond it.
+        let after_seek = std::mem::take(&mut self.peers[i].reintroduce);
+        if after_seek {
             self.peers[i].reintroduced_at = Some(self.now);
-            offers.min((self.params.connect_to + 2 * offers).saturating_sub(open))
-        } else {
-            offers.min(self.params.connect_to.saturating_sub(open))
-        };
+        }
+        let want = offers_wanted(
+            self.connections(i),
+            self.params.connect_to,
+            self.params.offers_per_announce,
+            after_seek,
+        );
         let facts_wanted = self.params.introductions == Introductions::Tracker;
         if want == 0 && !facts_wanted {
             return;
@@ -232,12 +229,7 @@ mod tests {
         while sim.now < std::time::Duration::from_secs(40) {
             sim.step();
             for (i, peer) in sim.peers.iter().enumerate() {
-                let seeking = peer
-                    .viewer
-                    .as_ref()
-                    .and_then(|v| v.seek.as_ref())
-                    .is_some_and(|s| s.waiting_since == Some(sim.now));
-                if seeking {
+                if peer.viewer.as_ref().is_some_and(|v| v.seeked_at(sim.now)) {
                     seeked_at[i] = Some(sim.now);
                 }
             }

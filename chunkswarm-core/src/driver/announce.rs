@@ -18,6 +18,29 @@ use crate::swarm::Event;
 /// Used when there is no tracker: nothing to announce, ever.
 const NEVER: Duration = Duration::from_secs(365 * 24 * 3600);
 
+/// Seeks bring an announce with offers at most this often.
+pub const REINTRODUCE_EVERY: Duration = Duration::from_secs(5);
+
+/// How many offers an announce makes with `open` connections (open, being
+/// made or offered): enough to reach `max_connections`; or, after a seek, a
+/// full set even at the limit, up to two sets beyond it (the engine closes
+/// what exceeds its own `max_peers`), so that the tracker can introduce
+/// holders of the new position.
+#[must_use]
+pub fn offers_wanted(
+    open: usize,
+    max_connections: usize,
+    per_announce: usize,
+    after_seek: bool,
+) -> usize {
+    let limit = if after_seek {
+        max_connections + 2 * per_announce
+    } else {
+        max_connections
+    };
+    per_announce.min(limit.saturating_sub(open))
+}
+
 impl Machine {
     /// Announces the torrent. Without `offers`, first has offers made (when
     /// connections are wanted) and comes back with them through
@@ -45,17 +68,12 @@ impl Machine {
             return;
         }
         let open = torrent.channels.len() + torrent.connecting.len() + torrent.offers.len();
-        let count = if torrent.reintroduce {
-            // After a seek, a full set even at the limit, up to two sets
-            // beyond it (the engine closes what exceeds its `max_peers`).
-            let cap = self.config.max_connections + 2 * self.config.offers_per_announce;
-            self.config
-                .offers_per_announce
-                .min(cap.saturating_sub(open))
-        } else {
-            let wanted = self.config.max_connections.saturating_sub(open);
-            self.config.offers_per_announce.min(wanted)
-        };
+        let count = offers_wanted(
+            open,
+            self.config.max_connections,
+            self.config.offers_per_announce,
+            torrent.reintroduce,
+        );
         if self.has_connector && offers.is_none() && count > 0 {
             torrent.announcing = true;
             let ids: Vec<Id20> = (0..count).map(|_| self.random_id()).collect();

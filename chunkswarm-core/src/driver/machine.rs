@@ -24,12 +24,13 @@ use std::time::Duration;
 use web_time::Instant;
 
 use super::action::{Action, Attempt};
+use super::announce::REINTRODUCE_EVERY;
 use super::config::DriverConfig;
 use super::engine::Engine;
 use super::handle::{AddTorrentError, DriverEvent};
 use super::io::{ConnectError, TrackerError};
 use super::signal::Id20;
-use super::torrent::{Connecting, REINTRODUCE_EVERY, Torrent};
+use super::torrent::{Connecting, Torrent};
 use crate::metadata_fetch::MetadataFetch;
 use crate::metainfo::{Info, InfoHash};
 use crate::piece_map::Bitfield;

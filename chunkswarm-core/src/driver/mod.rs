@@ -75,6 +75,7 @@ use std::pin::Pin;
 
 use futures::Stream;
 
+pub use announce::{REINTRODUCE_EVERY, offers_wanted};
 pub use config::DriverConfig;
 pub use handle::{
     AddTorrentError, DriverClosed, DriverEvent, FetchMetadataError, Handle, TorrentSpec,

@@ -17,9 +17,6 @@ use crate::swarm::{HttpRequestId, PeerKey, Playback};
 /// The first wait before announcing again after a failed connection.
 const FIRST_RETRY: Duration = Duration::from_secs(5);
 
-/// Seeks bring an announce with offers at most this often.
-pub(super) const REINTRODUCE_EVERY: Duration = Duration::from_secs(5);
-
 /// A connection to a remote peer being made.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Connecting {
