@@ -16,7 +16,6 @@ use bytes::Bytes;
 use web_time::Instant;
 
 use super::{PeerKey, Playback, Swarm};
-use crate::layout::PieceIndex;
 use crate::wire::Message;
 use crate::wire::extension::{ExtensionError, Playhead};
 
@@ -44,7 +43,15 @@ impl HeardPlayhead {
     pub(super) fn reaches(&self, offset: u64) -> Option<Instant> {
         let Playhead { position, bitrate } = self.playhead;
         let playback = Playback { position, bitrate };
-        (bitrate != 0 && offset >= position).then(|| playback.reaches(self.at, offset))
+        self.plays(offset)
+            .then(|| playback.reaches(self.at, offset))
+    }
+
+    /// Whether the neighbour plays and has yet to reach `offset`: whether
+    /// [`reaches`](Self::reaches) gives a time, which is later the later the
+    /// offset.
+    pub(super) fn plays(&self, offset: u64) -> bool {
+        self.playhead.bitrate != 0 && offset >= self.playhead.position
     }
 }
 
@@ -66,12 +73,6 @@ impl Swarm {
     /// Where `key`'s playback is now, if it told us and plays.
     pub(super) fn neighbour_position(&self, now: Instant, key: PeerKey) -> Option<u64> {
         self.peers.get(&key)?.playhead?.position(now)
-    }
-
-    /// When `key`'s playback needs `piece`, if it told us and plays.
-    pub(super) fn neighbour_deadline(&self, key: PeerKey, piece: PieceIndex) -> Option<Instant> {
-        let heard = self.peers.get(&key)?.playhead?;
-        heard.reaches(self.layout.piece_offset(piece))
     }
 
     /// Our playhead as we tell it.

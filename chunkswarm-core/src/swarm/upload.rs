@@ -241,9 +241,16 @@ impl Swarm {
     /// The nearest playback deadline among the blocks `key` asked of us.
     fn nearest_deadline(&self, key: PeerKey) -> Option<Instant> {
         let peer = self.peers.get(&key)?;
-        peer.playhead?;
-        let ahead = |piece| self.neighbour_deadline(key, piece);
-        peer.incoming.iter().filter_map(|b| ahead(b.piece())).min()
+        let heard = peer.playhead?;
+        // Deadlines grow with the offset: find the first offset, then its
+        // time (queues of hundreds of blocks are scanned on every pass).
+        let first = peer
+            .incoming
+            .iter()
+            .map(|b| self.layout.piece_offset(b.piece()))
+            .filter(|offset| heard.plays(*offset))
+            .min()?;
+        heard.reaches(first)
     }
 
     fn serve_one(&mut self, now: Instant, key: PeerKey) -> Served {
