@@ -4,8 +4,8 @@
 //! swarm-sim --scenario NAME [--seed N] [--peers N] [--size-mib N]
 //!           [--introductions tracker|random] [--swarm-facts] [--upload-cap PERCENT]
 //!           [--window-duplicates all|overdue] [--rescue-margin SECONDS] [--upload-slots N]
-//!           [--upload-streams N] [--json] [--detail] [--trace-origin] [--trace-flows]
-//!           [--inspect SECONDS[,SECONDS...]:PEER[,PEER...]]
+//!           [--upload-streams N] [--fetch-ahead off|HEADROOM] [--json] [--detail]
+//!           [--trace-origin] [--trace-flows] [--inspect SECONDS[,SECONDS...]:PEER[,PEER...]]
 //! ```
 //!
 //! `--swarm-facts` has every engine steer the origin by the tracker's swarm
@@ -19,7 +19,8 @@
 //! `--upload-slots` set `StreamingConfig::rescue_margin` and
 //! `SwarmConfig::upload_slots` for every peer, and `--upload-streams`
 //! `StreamingConfig::upload_streams` (0: every unchoked viewer in turn),
-//! for trying the engine's scheduling without a rebuild. `--detail` adds every peer's own figures and a
+//! and `--fetch-ahead` `StreamingConfig::fetch_ahead_headroom` (`off`: never
+//! past the window), for trying the engine's scheduling without a rebuild. `--detail` adds every peer's own figures and a
 //! timeline of the swarm (peers' upload use, peers holding no piece yet, origin rate) to the report.
 //! `--trace-origin` prints a JSON line on standard error for every origin
 //! fetch: the peer, the piece, why, how soon its playback needs it, and how
@@ -92,8 +93,8 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
         "usage: swarm-sim --scenario {{{}}} [--seed N] [--peers N] [--size-mib N] \
          [--introductions tracker|random] [--swarm-facts] [--upload-cap PERCENT] \
          [--window-duplicates all|overdue] [--rescue-margin SECONDS] [--upload-slots N] \
-         [--upload-streams N] [--json] [--detail] [--trace-origin] [--trace-flows] \
-         [--inspect SECONDS[,SECONDS...]:PEER[,PEER...]]",
+         [--upload-streams N] [--fetch-ahead off|HEADROOM] [--json] [--detail] \
+         [--trace-origin] [--trace-flows] [--inspect SECONDS[,SECONDS...]:PEER[,PEER...]]",
         SCENARIOS.join("|")
     );
     let mut scenario = None;
@@ -112,6 +113,7 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
     let mut rescue_margin = None;
     let mut upload_slots = None;
     let mut upload_streams = None;
+    let mut fetch_ahead = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut number = |name: &str| -> Result<u64, String> {
@@ -165,6 +167,23 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
             }
             "--upload-slots" => upload_slots = Some(number("--upload-slots")? as usize),
             "--upload-streams" => upload_streams = Some(number("--upload-streams")? as usize),
+            "--fetch-ahead" => {
+                let value = it
+                    .next()
+                    .ok_or_else(|| format!("--fetch-ahead needs a value\n{usage}"))?;
+                fetch_ahead = Some(match value.as_str() {
+                    "off" => None,
+                    headroom => Some(
+                        headroom
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|h| h.is_finite() && *h >= 0.0)
+                            .ok_or_else(|| {
+                                format!("--fetch-ahead: {value:?} is neither off nor a multiple of the bitrate")
+                            })?,
+                    ),
+                });
+            }
             "--json" => json = true,
             "--detail" => detail = true,
             "--trace-origin" => trace_origin = true,
@@ -203,6 +222,9 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
     }
     if let Some(streams) = upload_streams {
         params.swarm.streaming.upload_streams = streams;
+    }
+    if let Some(headroom) = fetch_ahead {
+        params.swarm.streaming.fetch_ahead_headroom = headroom;
     }
     if let Some(percent) = upload_cap {
         params.swarm.upload_rate_limit = Some((params.peer_up * percent as f64 / 100.0) as u64);

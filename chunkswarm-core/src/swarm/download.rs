@@ -166,7 +166,7 @@ impl Swarm {
         let mut chosen: Vec<Block> = Vec::new();
         self.continue_partials(now, key, focus.clone(), &mut room, &mut chosen);
         while room > 0 {
-            let Some(piece) = self.pick_new_piece(key, focus.clone()) else {
+            let Some(piece) = self.pick_new_piece(now, key, focus.clone()) else {
                 break;
             };
             self.start_piece(key, piece);
@@ -249,14 +249,19 @@ impl Swarm {
         }
     }
 
-    fn pick_new_piece(&mut self, key: PeerKey, focus: Option<Range<u32>>) -> Option<PieceIndex> {
+    fn pick_new_piece(
+        &mut self,
+        now: Instant,
+        key: PeerKey,
+        focus: Option<Range<u32>>,
+    ) -> Option<PieceIndex> {
+        let reach = self.peer_reach(now);
         let peer = self.peers.get(&key)?;
         let view = PeerView {
             has: &peer.has,
             is_seed: peer.is_seed,
         };
         let (partials, have) = (&self.partials, &self.have);
-        let reach = self.reach();
         let focused =
             |p: PieceIndex| p.get() < reach && focus.as_ref().is_none_or(|f| f.contains(&p.get()));
         self.picker.pick(view, &mut |p| {

@@ -4,7 +4,8 @@
 //!
 //! 1. the fast start (the first piece, or the playhead's);
 //! 2. a playback deadline that peers are about to miss;
-//! 3. a piece whose peer attempts ran out (the retry policy decides);
+//! 3. a piece whose peer attempts ran out (the retry policy decides),
+//!    within the playback window when streaming;
 //! 4. with `use_swarm_facts`, a piece nobody in the swarm holds that the
 //!    tracker's facts name us to fetch (see `facts`), one at a time, within the playback window when
 //!    streaming, while no neighbour holds it: even while playback is
@@ -252,10 +253,13 @@ impl Swarm {
             // Playback needs the whole link for the pieces that are due.
             return None;
         }
+        // Within the window when streaming: a piece fetched ahead of it
+        // from peers that failed there has time to come from others.
+        let reach = self.reach();
         let exhausted = self
             .attempts
             .iter()
-            .find(|(p, n)| self.retry.use_http_after(**n) && free(self, **p))
+            .find(|(p, n)| self.retry.use_http_after(**n) && free(self, **p) && p.get() < reach)
             .map(|(p, _)| *p);
         if let Some(piece) = exhausted {
             return Some((piece, Reason::RetriesExhausted));

@@ -437,9 +437,9 @@ impl Swarm {
         first.get()..last.get() + 1
     }
 
-    /// Pieces at or beyond this index are not fetched yet: while streaming,
-    /// those past the window, so that viewers with a full window leave the
-    /// swarm's upload to those with little buffered.
+    /// Pieces at or beyond this index are not fetched from the origin yet
+    /// (nor from peers, unless the viewer fetches ahead): while streaming,
+    /// those past the window, which viewers ahead of us will hold by then.
     fn reach(&self) -> u32 {
         let window = self.window();
         if window.is_empty() {
@@ -447,6 +447,28 @@ impl Swarm {
         } else {
             window.end
         }
+    }
+
+    /// Pieces at or beyond this index are not asked of peers yet: those
+    /// past the window, unless the link has room to fetch ahead (see
+    /// [`StreamingConfig::fetch_ahead_headroom`]).
+    fn peer_reach(&self, now: Instant) -> u32 {
+        if self.fetches_ahead(now) {
+            u32::MAX
+        } else {
+            self.reach()
+        }
+    }
+
+    /// A viewer whose link has shown room for pieces past its window.
+    fn fetches_ahead(&self, now: Instant) -> bool {
+        let (Some(playback), Some(headroom)) =
+            (self.playback, self.config.streaming.fetch_ahead_headroom)
+        else {
+            return false;
+        };
+        let link = self.http.best_alone_rate.max(self.p2p_capacity.rate(now));
+        link >= headroom * playback.bitrate as f64
     }
 
     /// While streaming, the pieces that requests are limited to, so that

@@ -13,6 +13,7 @@ use crate::metainfo::TorrentBuilder;
 use crate::piece_map::BitfieldError;
 use crate::wire::{DecodeError, Handshake, HandshakeError, MessageId, Reserved};
 
+mod ahead;
 mod extension;
 mod facts;
 mod metadata_budget;
