@@ -163,10 +163,11 @@ impl Swarm {
             return;
         }
         let focus = self.focus(now);
+        let reach = self.peer_reach(now);
         let mut chosen: Vec<Block> = Vec::new();
         self.continue_partials(now, key, focus.clone(), &mut room, &mut chosen);
         while room > 0 {
-            let Some(piece) = self.pick_new_piece(now, key, focus.clone()) else {
+            let Some(piece) = self.pick_new_piece(key, reach, focus.clone()) else {
                 break;
             };
             self.start_piece(key, piece);
@@ -249,13 +250,13 @@ impl Swarm {
         }
     }
 
+    /// A piece to start with this peer: before `reach`, within `focus` if given.
     fn pick_new_piece(
         &mut self,
-        now: Instant,
         key: PeerKey,
+        reach: u32,
         focus: Option<Range<u32>>,
     ) -> Option<PieceIndex> {
-        let reach = self.peer_reach(now);
         let peer = self.peers.get(&key)?;
         let view = PeerView {
             has: &peer.has,

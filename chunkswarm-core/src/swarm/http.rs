@@ -254,7 +254,9 @@ impl Swarm {
             return None;
         }
         // Within the window when streaming: a piece fetched ahead of it
-        // from peers that failed there has time to come from others.
+        // from peers that failed there has time to come from others. (A
+        // viewer fetches unheld pieces only within it too: viewers ahead of
+        // it will hold the later ones by then.)
         let reach = self.reach();
         let exhausted = self
             .attempts
@@ -299,9 +301,6 @@ impl Swarm {
                     || fallback
                     || !(facts.held_elsewhere(p) || facts.fetched_elsewhere(p)))
         };
-        // A viewer fetches unheld pieces only within its window: viewers
-        // ahead of it will hold the later ones by then.
-        let horizon = self.reach();
         if self.availability.seeds() == 0 {
             let ranks = self.neighbour_ranks();
             // The neighbour's copy must reach us before our own rescue of
@@ -312,7 +311,7 @@ impl Swarm {
             let ours = |p: PieceIndex| long_starved || (ranks.owns(p) && !first(p));
             let piece = self
                 .picker
-                .pick_unavailable(&mut |p| takeable(p) && p.get() < horizon && ours(p));
+                .pick_unavailable(&mut |p| takeable(p) && p.get() < reach && ours(p));
             if let Some(piece) = piece {
                 return Some((piece, Reason::NoPeerSource));
             }

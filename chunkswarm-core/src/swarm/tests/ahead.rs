@@ -25,22 +25,25 @@ fn viewer_beside_a_seeder(config: SwarmConfig) -> (Net, usize, usize) {
     (net, seeder, viewer)
 }
 
-fn held_after(headroom: Option<f64>, time: Duration) -> u32 {
+/// Pieces the viewer holds after 10 s.
+fn held_after(headroom: Option<f64>) -> u32 {
     let mut config = no_http();
     config.streaming.fetch_ahead_headroom = headroom;
     let (mut net, _, viewer) = viewer_beside_a_seeder(config);
-    net.run_until(time, |n| n.nodes[viewer].swarm.is_complete());
+    net.run_until(Duration::from_secs(10), |n| {
+        n.nodes[viewer].swarm.is_complete()
+    });
     net.nodes[viewer].swarm.have().count_ones()
 }
 
 #[test]
 fn a_viewer_with_room_on_its_link_fetches_past_its_window_from_peers() {
     // The test network delivers far faster than a piece per second.
-    assert_eq!(held_after(Some(3.0), Duration::from_secs(10)), 40);
+    assert_eq!(held_after(Some(3.0)), 40);
     // Without fetching ahead, or on a link not yet shown to have the room,
     // the window is all it holds.
-    assert_eq!(held_after(None, Duration::from_secs(10)), 21);
-    assert_eq!(held_after(Some(1e12), Duration::from_secs(10)), 21);
+    assert_eq!(held_after(None), 21);
+    assert_eq!(held_after(Some(1e12)), 21);
 }
 
 #[test]
