@@ -66,6 +66,7 @@ impl RateEstimator {
 #[derive(Debug, Clone)]
 pub struct BusyRate {
     inner: RateEstimator,
+    total: u64,
     idle_since: Option<Instant>,
     /// When measuring began, moved on over idle spells as the estimate's
     /// clock is: the busy time so far is the clock's distance from it.
@@ -81,6 +82,7 @@ impl BusyRate {
     pub fn new(window: Duration) -> Self {
         Self {
             inner: RateEstimator::new(window),
+            total: 0,
             idle_since: None,
             began: None,
         }
@@ -88,6 +90,7 @@ impl BusyRate {
 
     /// Records `bytes` transferred at `now`.
     pub fn record(&mut self, now: Instant, bytes: u64) {
+        self.total = self.total.saturating_add(bytes);
         let at = self.idle_since.unwrap_or(now);
         self.began.get_or_insert(at);
         self.inner.record(at, bytes);
@@ -116,6 +119,11 @@ impl BusyRate {
     /// means something.
     pub fn is_measured(&self) -> bool {
         self.began.is_some()
+    }
+
+    /// Bytes recorded so far.
+    pub fn total(&self) -> u64 {
+        self.total
     }
 
     /// Bytes per second of busy time, as of `now`.

@@ -4,8 +4,9 @@
 //! swarm-sim --scenario NAME [--seed N] [--peers N] [--size-mib N]
 //!           [--introductions tracker|random] [--swarm-facts] [--upload-cap PERCENT]
 //!           [--window-duplicates all|overdue] [--rescue-margin SECONDS] [--upload-slots N]
-//!           [--upload-streams N] [--fetch-ahead off|HEADROOM] [--json] [--detail]
-//!           [--trace-origin] [--trace-flows] [--inspect SECONDS[,SECONDS...]:PEER[,PEER...]]
+//!           [--upload-streams N] [--fetch-ahead off|HEADROOM] [--startup-trust on|off]
+//!           [--json] [--detail] [--trace-origin] [--trace-flows]
+//!           [--inspect SECONDS[,SECONDS...]:PEER[,PEER...]]
 //! ```
 //!
 //! `--swarm-facts` has every engine steer the origin by the tracker's swarm
@@ -20,7 +21,8 @@
 //! `SwarmConfig::upload_slots` for every peer, and `--upload-streams`
 //! `StreamingConfig::upload_streams` (0: every unchoked viewer in turn),
 //! and `--fetch-ahead` `StreamingConfig::fetch_ahead_headroom` (`off`: never
-//! past the window), for trying the engine's scheduling without a rebuild. `--detail` adds every peer's own figures and a
+//! past the window), and `--startup-trust off` turns
+//! `StreamingConfig::startup_trust` off, for trying the engine's scheduling without a rebuild. `--detail` adds every peer's own figures and a
 //! timeline of the swarm (peers' upload use, peers holding no piece yet, origin rate) to the report.
 //! `--trace-origin` prints a JSON line on standard error for every origin
 //! fetch: the peer, the piece, why, how soon its playback needs it, and how
@@ -38,7 +40,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use chunkswarm_benches::sim::{Inspect, Introductions, Params, SCENARIOS, Simulation};
-use chunkswarm_core::swarm::WindowDuplicates;
+use chunkswarm_core::swarm::{StartupTrust, WindowDuplicates};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -93,8 +95,9 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
         "usage: swarm-sim --scenario {{{}}} [--seed N] [--peers N] [--size-mib N] \
          [--introductions tracker|random] [--swarm-facts] [--upload-cap PERCENT] \
          [--window-duplicates all|overdue] [--rescue-margin SECONDS] [--upload-slots N] \
-         [--upload-streams N] [--fetch-ahead off|HEADROOM] [--json] [--detail] \
-         [--trace-origin] [--trace-flows] [--inspect SECONDS[,SECONDS...]:PEER[,PEER...]]",
+         [--upload-streams N] [--fetch-ahead off|HEADROOM] [--startup-trust on|off] \
+         [--json] [--detail] [--trace-origin] [--trace-flows] \
+         [--inspect SECONDS[,SECONDS...]:PEER[,PEER...]]",
         SCENARIOS.join("|")
     );
     let mut scenario = None;
@@ -114,6 +117,7 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
     let mut upload_slots = None;
     let mut upload_streams = None;
     let mut fetch_ahead = None;
+    let mut startup_trust = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut number = |name: &str| -> Result<u64, String> {
@@ -184,6 +188,16 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
                     ),
                 });
             }
+            "--startup-trust" => {
+                let value = it
+                    .next()
+                    .ok_or_else(|| format!("--startup-trust needs a value\n{usage}"))?;
+                startup_trust = Some(match value.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(format!("--startup-trust: {value:?} is neither on nor off")),
+                });
+            }
             "--json" => json = true,
             "--detail" => detail = true,
             "--trace-origin" => trace_origin = true,
@@ -225,6 +239,9 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
     }
     if let Some(headroom) = fetch_ahead {
         params.swarm.streaming.fetch_ahead_headroom = headroom;
+    }
+    if let Some(on) = startup_trust {
+        params.swarm.streaming.startup_trust = on.then(StartupTrust::default);
     }
     if let Some(percent) = upload_cap {
         params.swarm.upload_rate_limit = Some((params.peer_up * percent as f64 / 100.0) as u64);

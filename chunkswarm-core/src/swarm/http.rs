@@ -43,7 +43,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use web_time::Instant;
 
-use super::config::{OriginBudget, SwarmConfig};
+use super::config::{OriginBudget, StartupTrust, SwarmConfig};
 use super::download::{BlockSlot, PartialPiece};
 use super::peer::Peer;
 use super::playhead::HeardPlayhead;
@@ -372,15 +372,35 @@ impl Swarm {
     /// (measured over the time requests were outstanding, so that a viewer
     /// whose window is full does not take its idle peers for slow ones) the
     /// bytes still missing up to and including it arrive later than the
-    /// deadline minus the rescue margin.
+    /// deadline minus the rescue lead. At the start of playback, pieces that
+    /// neighbours hold are left to them for longer (see [`StartupTrust`]).
     pub(super) fn first_at_risk(
         &self,
         now: Instant,
         due: Range<u32>,
         free: &dyn Fn(&Self, PieceIndex) -> bool,
     ) -> Option<PieceIndex> {
-        let rate = self.p2p_capacity.rate(now).max(1.0);
+        let trust = self.startup_trust();
+        // Until a piece's worth came from peers, they are taken to fill the
+        // link as the origin's fast start did.
+        let unmeasured = self.p2p_capacity.total() < u64::from(self.layout.piece_length());
+        let rate = if trust.is_some() && unmeasured && self.config.http.first_piece_from_http {
+            self.origin_speed()
+        } else {
+            self.p2p_capacity.rate(now)
+        }
+        .max(1.0);
+        // What the origin still has to bring us before a new rescue.
+        let origin_owes: u64 = self
+            .http
+            .in_flight
+            .values()
+            .map(|f| self.missing_bytes(f.piece))
+            .sum();
+        let margin = self.config.streaming.rescue_margin.as_secs_f64();
         let mut backlog = 0u64;
+        let mut first_late = None;
+        let mut first_trusted_late = None;
         for piece in due.filter_map(|i| self.layout.piece(i)) {
             if self.have.contains(piece) {
                 continue;
@@ -393,16 +413,44 @@ impl Swarm {
             }
             let left = deadline.saturating_duration_since(now).as_secs_f64();
             let lead = self.rescue_lead(missing);
-            let peers_late = match self.claimant_delivers(now, piece) {
+            let late = match self.claimant_delivers(now, piece) {
                 // The claimant brings it; then it crosses our link.
                 Some(wait) => left < wait + lead,
                 None => left < backlog as f64 / rate + lead,
             };
-            if peers_late {
-                return Some(piece);
+            if late {
+                first_late.get_or_insert(piece);
+            }
+            let trusted = trust.filter(|t| self.unchoking_holders(piece) >= t.holders);
+            match trusted {
+                Some(t) => {
+                    let peers_late = left < backlog as f64 / rate + t.spare.as_secs_f64();
+                    let origin_last_call =
+                        left < (missing + origin_owes) as f64 / self.origin_speed() + margin;
+                    if peers_late || origin_last_call {
+                        first_trusted_late.get_or_insert(piece);
+                    }
+                }
+                None if late => return first_late,
+                None => {}
             }
         }
-        None
+        first_trusted_late
+    }
+
+    /// The startup trust, while peers have yet to bring its pieces' worth.
+    fn startup_trust(&self) -> Option<&StartupTrust> {
+        self.config.streaming.startup_trust.as_ref().filter(|t| {
+            self.p2p_capacity.total() < u64::from(t.pieces) * u64::from(self.layout.piece_length())
+        })
+    }
+
+    /// Neighbours that hold `piece` and unchoke us.
+    fn unchoking_holders(&self, piece: PieceIndex) -> usize {
+        self.peers
+            .values()
+            .filter(|p| p.is_active() && !p.peer_choking && p.has_piece(piece))
+            .count()
     }
 
     /// Seconds until a neighbour that is fetching `piece` from the origin

@@ -53,7 +53,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use web_time::Instant;
 
-pub use config::{HttpConfig, OriginBudget, StreamingConfig, SwarmConfig, WindowDuplicates};
+pub use config::{
+    HttpConfig, OriginBudget, StartupTrust, StreamingConfig, SwarmConfig, WindowDuplicates,
+};
 pub use facts::{MAX_FACT_PIECES, SwarmFacts};
 pub use handover::{FirstAvailability, HandshakenPeer, PeerAvailability, PeerHandover};
 pub use output::{

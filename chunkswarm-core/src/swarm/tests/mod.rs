@@ -18,6 +18,7 @@ mod extension;
 mod facts;
 mod metadata_budget;
 mod sources;
+mod startup;
 
 struct Node {
     swarm: Swarm,
