@@ -20,10 +20,12 @@
 //! `--upload-slots` set `StreamingConfig::rescue_margin` and
 //! `SwarmConfig::upload_slots` for every peer, and `--upload-streams`
 //! `StreamingConfig::upload_streams` (0: every unchoked viewer in turn),
-//! and `--fetch-ahead` `StreamingConfig::fetch_ahead_headroom` (`off`: never
+//! `--fetch-ahead` `StreamingConfig::fetch_ahead_headroom` (`off`: never
 //! past the window), and `--startup-trust off` turns
-//! `StreamingConfig::startup_trust` off, for trying the engine's scheduling without a rebuild. `--detail` adds every peer's own figures and a
-//! timeline of the swarm (peers' upload use, peers holding no piece yet, origin rate) to the report.
+//! `StreamingConfig::startup_trust` off, for trying the engine's scheduling
+//! without a rebuild. `--detail` adds every peer's own figures and a
+//! timeline of the swarm (peers' upload use, peers holding no piece yet,
+//! origin rate) to the report.
 //! `--trace-origin` prints a JSON line on standard error for every origin
 //! fetch: the peer, the piece, why, how soon its playback needs it, and how
 //! many neighbours hold it.

@@ -34,6 +34,8 @@ pub(super) struct Seek {
     after: Duration,
     /// Where to, in bytes.
     to: f64,
+    /// When it seeked.
+    at: Option<Duration>,
     /// When it seeked, while its new position does not play yet.
     waiting_since: Option<Duration>,
     /// From the seek until the new position played.
@@ -51,6 +53,7 @@ impl Viewer {
             Seek {
                 after: Duration::from_secs_f64(rng.unit() * half),
                 to: rng.unit() * total,
+                at: None,
                 waiting_since: None,
                 to_play: None,
             }
@@ -78,6 +81,7 @@ impl Viewer {
         if let Some(seek) = self.seek.as_mut() {
             let due = seek.to_play.is_none() && seek.waiting_since.is_none();
             if due && now >= started + seek.after + self.stalled {
+                seek.at = Some(now);
                 seek.waiting_since = Some(now);
                 self.position = seek.to;
                 self.next_report = now;
@@ -98,11 +102,10 @@ impl Viewer {
         }
     }
 
-    /// It seeked at `now` (this step).
+    /// It seeked at `now` (this step), whether or not its new position
+    /// plays at once: the driver announces after every seek.
     pub(super) fn seeked_at(&self, now: Duration) -> bool {
-        self.seek
-            .as_ref()
-            .is_some_and(|s| s.waiting_since == Some(now))
+        self.seek.as_ref().is_some_and(|s| s.at == Some(now))
     }
 
     /// The playhead as the engine takes it.
