@@ -122,10 +122,12 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
     let mut startup_trust = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
+        let mut value = |name: &str| -> Result<&String, String> {
+            it.next()
+                .ok_or_else(|| format!("{name} needs a value\n{usage}"))
+        };
         let mut number = |name: &str| -> Result<u64, String> {
-            let value = it
-                .next()
-                .ok_or_else(|| format!("{name} needs a value\n{usage}"))?;
+            let value = value(name)?;
             value
                 .parse()
                 .map_err(|_| format!("{name}: {value:?} is not a number"))
@@ -136,9 +138,7 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
             "--peers" => peers = Some(number("--peers")? as usize),
             "--size-mib" => size = Some(number("--size-mib")?),
             "--introductions" => {
-                let value = it
-                    .next()
-                    .ok_or_else(|| format!("--introductions needs a value\n{usage}"))?;
+                let value = value("--introductions")?;
                 introductions = Some(value.parse::<Introductions>()?);
             }
             "--swarm-facts" => swarm_facts = true,
@@ -147,21 +147,18 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
                 other => return Err(format!("--upload-cap: {other} is not a percentage (1-100)")),
             },
             "--window-duplicates" => {
-                window_duplicates = Some(match it.next().map(String::as_str) {
-                    Some("all") => WindowDuplicates::All,
-                    Some("overdue") => WindowDuplicates::Overdue,
-                    Some(other) => {
+                window_duplicates = Some(match value("--window-duplicates")?.as_str() {
+                    "all" => WindowDuplicates::All,
+                    "overdue" => WindowDuplicates::Overdue,
+                    other => {
                         return Err(format!(
                             "--window-duplicates: {other:?} is not all or overdue\n{usage}"
                         ));
                     }
-                    None => return Err(format!("--window-duplicates needs a value\n{usage}")),
                 });
             }
             "--rescue-margin" => {
-                let value = it
-                    .next()
-                    .ok_or_else(|| format!("--rescue-margin needs a value\n{usage}"))?;
+                let value = value("--rescue-margin")?;
                 let seconds = value
                     .parse::<f64>()
                     .ok()
@@ -174,9 +171,7 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
             "--upload-slots" => upload_slots = Some(number("--upload-slots")? as usize),
             "--upload-streams" => upload_streams = Some(number("--upload-streams")? as usize),
             "--fetch-ahead" => {
-                let value = it
-                    .next()
-                    .ok_or_else(|| format!("--fetch-ahead needs a value\n{usage}"))?;
+                let value = value("--fetch-ahead")?;
                 fetch_ahead = Some(match value.as_str() {
                     "off" => None,
                     headroom => Some(
@@ -191,9 +186,7 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
                 });
             }
             "--startup-trust" => {
-                let value = it
-                    .next()
-                    .ok_or_else(|| format!("--startup-trust needs a value\n{usage}"))?;
+                let value = value("--startup-trust")?;
                 startup_trust = Some(match value.as_str() {
                     "on" => true,
                     "off" => false,
@@ -204,9 +197,7 @@ fn parse(args: &[String]) -> Result<(Params, Output), String> {
             "--detail" => detail = true,
             "--trace-origin" => trace_origin = true,
             "--inspect" => {
-                let value = it
-                    .next()
-                    .ok_or_else(|| format!("--inspect needs a value\n{usage}"))?;
+                let value = value("--inspect")?;
                 inspect = Some(value.parse::<Inspect>()?);
             }
             "--trace-flows" => trace_flows = true,

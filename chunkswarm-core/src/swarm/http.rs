@@ -381,22 +381,22 @@ impl Swarm {
         free: &dyn Fn(&Self, PieceIndex) -> bool,
     ) -> Option<PieceIndex> {
         let trust = self.startup_trust();
+        let speed = self.origin_speed();
         // Until a piece's worth came from peers, they are taken to fill the
         // link as the origin's fast start did.
         let unmeasured = self.p2p_capacity.total() < u64::from(self.layout.piece_length());
         let rate = if trust.is_some() && unmeasured && self.config.http.first_piece_from_http {
-            self.origin_speed()
+            speed
         } else {
             self.p2p_capacity.rate(now)
         }
         .max(1.0);
-        // What the origin still has to bring us before a new rescue.
-        let origin_owes: u64 = self
-            .http
-            .in_flight
-            .values()
-            .map(|f| self.missing_bytes(f.piece))
-            .sum();
+        // What the origin still has to bring us before a new rescue (the
+        // trust's last call waits for it).
+        let origin_owes: u64 = trust.map_or(0, |_| {
+            let fetching = self.http.in_flight.values();
+            fetching.map(|f| self.missing_bytes(f.piece)).sum()
+        });
         let margin = self.config.streaming.rescue_margin.as_secs_f64();
         let mut backlog = 0u64;
         let mut first_late = None;
@@ -425,8 +425,7 @@ impl Swarm {
             match trusted {
                 Some(t) => {
                     let peers_late = left < backlog as f64 / rate + t.spare.as_secs_f64();
-                    let origin_last_call =
-                        left < (missing + origin_owes) as f64 / self.origin_speed() + margin;
+                    let origin_last_call = left < (missing + origin_owes) as f64 / speed + margin;
                     if peers_late || origin_last_call {
                         first_trusted_late.get_or_insert(piece);
                     }
